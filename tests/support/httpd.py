@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""A loopback HTTP server for kiln's tests, with failure modes chosen by path prefix.
+
+  /files/NAME            serve ROOT/NAME (Range requests honoured)
+  /drop/N/NAME           the first request for this path sends N bytes of the body, then
+                         cuts the connection; later requests are served normally
+  /status/CODE/NAME      always answer CODE
+  /slow/MS/NAME          sleep MS milliseconds between 16 KiB chunks
+  /norange/NAME          ignore Range headers (always 200 with the whole file)
+  /__log                 JSON list of the requests seen: {"path", "range"}
+
+It binds 127.0.0.1 only, on a free port, and prints "PORT <n>" on stdout when ready.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOG = []
+LOCK = threading.Lock()
+DROPPED = set()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        if self.path == "/__log":
+            with LOCK:
+                body = json.dumps(LOG).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        with LOCK:
+            LOG.append({"path": self.path, "range": self.headers.get("Range")})
+        parts = self.path.lstrip("/").split("/")
+        mode, arg = parts[0], None
+        if mode in ("drop", "status", "slow"):
+            if len(parts) < 3:
+                return self.fail(400)
+            arg, name = parts[1], "/".join(parts[2:])
+        elif mode in ("files", "norange"):
+            name = "/".join(parts[1:])
+        else:
+            return self.fail(404)
+        if mode == "status":
+            return self.fail(int(arg))
+        path = os.path.normpath(os.path.join(self.server.root, name))
+        if not path.startswith(self.server.root + os.sep) or not os.path.isfile(path):
+            return self.fail(404)
+        with open(path, "rb") as f:
+            data = f.read()
+        start = 0
+        rng = self.headers.get("Range")
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
+        if m and mode != "norange":
+            start = int(m.group(1))
+            end = int(m.group(2)) + 1 if m.group(2) else len(data)
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", "bytes */%d" % len(data))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = data[start:end]
+            self.send_response(206)
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, start + len(body) - 1, len(data)))
+        else:
+            body = data
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if mode == "drop":
+            with LOCK:
+                first = self.path not in DROPPED
+                DROPPED.add(self.path)
+            if first:
+                self.wfile.write(body[: int(arg)])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+        chunk = 16384
+        for i in range(0, len(body), chunk):
+            self.wfile.write(body[i:i + chunk])
+            if mode == "slow":
+                self.wfile.flush()
+                time.sleep(int(arg) / 1000.0)
+
+    def fail(self, code):
+        body = b"error %d\n" % code
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True)
+    args = ap.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.root = os.path.realpath(args.root)
+    print("PORT %d" % server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

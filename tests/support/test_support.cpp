@@ -1,0 +1,160 @@
+#include "test_support.hpp"
+
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+
+#include <curl/curl.h>
+
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace kiln::test {
+
+ScratchDir::ScratchDir()
+{
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "test";
+  for (auto& c : name) {
+    if (c == '/') {
+      c = '_';
+    }
+  }
+  fs::path base = fs::temp_directory_path() / "kiln-tests";
+  fs::create_directories(base);
+  std::string templ = (base / (name + ".XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
+  m_path = templ;
+}
+
+ScratchDir::~ScratchDir()
+{
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (info != nullptr && info->result()->Failed()) {
+    std::fprintf(stderr, "test data kept in %s\n", m_path.c_str());
+    return;
+  }
+  std::error_code ec;
+  fs::remove_all(m_path, ec);
+}
+
+void
+write_text(const fs::path& path, const std::string& content)
+{
+  if (path.has_parent_path()) {
+    fs::create_directories(path.parent_path());
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+  if (!out) {
+    throw std::runtime_error("cannot write " + path.string());
+  }
+}
+
+std::string
+read_text(const fs::path& path)
+{
+  return util::read_file(path);
+}
+
+util::RunResult
+run_kiln(const std::vector<std::string>& args, const std::map<std::string, std::string>& env)
+{
+  std::vector<std::string> argv{KILN_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  util::RunOptions options;
+  options.env = env;
+  return util::run(argv, options);
+}
+
+util::RunResult
+run_kiln_node(const std::vector<std::string>& args, const std::map<std::string, std::string>& env)
+{
+  std::vector<std::string> argv{KILN_NODE_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  util::RunOptions options;
+  options.env = env;
+  return util::run(argv, options);
+}
+
+std::vector<std::string>
+lines(const std::string& text)
+{
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    out.push_back(line);
+  }
+  return out;
+}
+
+fs::path
+source_dir()
+{
+  return KILN_SOURCE_DIR;
+}
+
+fs::path
+support_dir()
+{
+  return KILN_TEST_SUPPORT_DIR;
+}
+
+HttpServer::HttpServer(const fs::path& root)
+{
+  util::RunOptions options;
+  options.capture_stderr = false;
+  m_child = std::make_unique<util::Child>(
+    std::vector<std::string>{"python3", (support_dir() / "httpd.py").string(), "--root", root.string()}, options);
+  auto line = m_child->read_line();
+  if (!line || line->rfind("PORT ", 0) != 0) {
+    throw std::runtime_error("test HTTP server did not start");
+  }
+  m_port = std::stoi(line->substr(5));
+}
+
+std::string
+HttpServer::url(const std::string& path) const
+{
+  return "http://127.0.0.1:" + std::to_string(m_port) + path;
+}
+
+namespace {
+size_t
+collect(char* data, size_t size, size_t count, void* out)
+{
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+} // namespace
+
+nlohmann::json
+HttpServer::requests() const
+{
+  CURL* c = curl_easy_init();
+  std::string body;
+  std::string u = url("/__log");
+  curl_easy_setopt(c, CURLOPT_URL, u.c_str());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  CURLcode rc = curl_easy_perform(c);
+  curl_easy_cleanup(c);
+  if (rc != CURLE_OK) {
+    throw std::runtime_error("cannot read the test server's log");
+  }
+  return nlohmann::json::parse(body);
+}
+
+int
+HttpServer::count(const std::string& path) const
+{
+  int n = 0;
+  for (const auto& r : requests()) {
+    n += r["path"] == path ? 1 : 0;
+  }
+  return n;
+}
+
+} // namespace kiln::test

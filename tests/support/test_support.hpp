@@ -1,0 +1,67 @@
+// Helpers shared by kiln's tests: a scratch directory per test (kept when the test
+// fails), running the real binaries, and a loopback HTTP server with failure modes.
+#pragma once
+
+#include "core/util/process.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::test {
+
+namespace fs = std::filesystem;
+
+// A fresh directory for the current test under $TMPDIR/kiln-tests; removed on
+// success, kept (and its path printed) on failure.
+class ScratchDir {
+public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const fs::path& path() const { return m_path; }
+  fs::path operator/(const std::string& name) const { return m_path / name; }
+
+private:
+  fs::path m_path;
+};
+
+// Writes `content` to `path`, creating parent directories.
+void write_text(const fs::path& path, const std::string& content);
+std::string read_text(const fs::path& path);
+
+// Runs the kiln (or kiln-node) binary built with the tests.
+util::RunResult run_kiln(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+util::RunResult run_kiln_node(const std::vector<std::string>& args,
+                              const std::map<std::string, std::string>& env = {});
+
+// Splits text into lines (without the newlines).
+std::vector<std::string> lines(const std::string& text);
+
+// tests/support/httpd.py serving `root` on 127.0.0.1.
+class HttpServer {
+public:
+  explicit HttpServer(const fs::path& root);
+  std::string url(const std::string& path) const; // path starts with '/'
+  int port() const { return m_port; }
+  // The requests seen so far: [{"path": ..., "range": ...}].
+  nlohmann::json requests() const;
+  // How many requests named exactly `path`.
+  int count(const std::string& path) const;
+
+private:
+  std::unique_ptr<util::Child> m_child;
+  int m_port = 0;
+};
+
+// Source tree paths.
+fs::path source_dir();
+fs::path support_dir();
+
+} // namespace kiln::test

@@ -1,0 +1,101 @@
+#include "core/crypto/sha256.hpp"
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+namespace kiln {
+namespace {
+
+using test::ScratchDir;
+namespace fs = std::filesystem;
+
+TEST(AtomicFile, AppearsOnlyOnCommit)
+{
+  ScratchDir dir;
+  fs::path target = dir / "out.txt";
+  {
+    util::AtomicFile f(target, 0600);
+    f.write("hello");
+    EXPECT_FALSE(fs::exists(target));
+    EXPECT_TRUE(fs::exists(f.temp_path()));
+    f.commit();
+  }
+  EXPECT_EQ(test::read_text(target), "hello");
+  struct stat st {};
+  ASSERT_EQ(::stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(AtomicFile, AbandonedLeavesNothing)
+{
+  ScratchDir dir;
+  fs::path target = dir / "out.txt";
+  test::write_text(target, "old");
+  {
+    util::AtomicFile f(target);
+    f.write("half written");
+  }
+  EXPECT_EQ(test::read_text(target), "old");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
+}
+
+TEST(ReadFile, MissingFileNamesPath)
+{
+  try {
+    util::read_file("/nonexistent/kiln");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.subject(), "/nonexistent/kiln");
+    EXPECT_EQ(e.reason(), "No such file or directory");
+  }
+}
+
+TEST(Sha256, KnownVectors)
+{
+  EXPECT_EQ(crypto::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(crypto::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_TRUE(crypto::is_sha256_hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  EXPECT_FALSE(crypto::is_sha256_hex("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+  EXPECT_FALSE(crypto::is_sha256_hex("abc"));
+}
+
+TEST(Sha256, TreeDigestSeesContentModeAndNames)
+{
+  ScratchDir dir;
+  test::write_text(dir / "t/a/file", "x");
+  std::string d1 = crypto::sha256_tree(dir / "t");
+  EXPECT_EQ(crypto::sha256_tree(dir / "t"), d1);
+  test::write_text(dir / "t/a/file", "y");
+  std::string d2 = crypto::sha256_tree(dir / "t");
+  EXPECT_NE(d2, d1);
+  fs::permissions(dir / "t/a/file", fs::perms::owner_all);
+  std::string d3 = crypto::sha256_tree(dir / "t");
+  EXPECT_NE(d3, d2);
+  fs::rename(dir / "t/a/file", dir / "t/a/other");
+  EXPECT_NE(crypto::sha256_tree(dir / "t"), d3);
+}
+
+TEST(Process, CapturesOutputAndStatus)
+{
+  util::RunOptions options;
+  options.stdin_data = "in";
+  auto r = util::run({"sh", "-c", "cat; echo out; echo err >&2; exit 3"}, options);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, "inout\n");
+  EXPECT_EQ(r.err, "err\n");
+  EXPECT_EQ(r.tail(), "err");
+}
+
+TEST(Process, MissingProgramIsAnError)
+{
+  EXPECT_THROW(util::run({"kiln-no-such-program"}), Error);
+  EXPECT_THROW(util::run_checked({"false"}), Error);
+}
+
+} // namespace
+} // namespace kiln
