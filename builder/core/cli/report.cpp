@@ -1,0 +1,51 @@
+#include "core/cli/report.hpp"
+
+#include "core/recipe/value.hpp"
+#include "core/util/error.hpp"
+#include "core/util/term.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace kiln::cli {
+
+int
+run_guarded(const std::string& prog, const std::function<int()>& body)
+{
+  try {
+    return body();
+  } catch (const recipe::RecipeError& e) {
+    for (const auto& item : e.items()) {
+      std::cerr << prog << ": error: " << item.str() << "\n";
+    }
+    return k_exit_usage;
+  } catch (const Error& e) {
+    std::cerr << prog << ": error: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const CLI::ParseError& e) {
+    std::cerr << prog << ": error: usage: " << e.what() << " (see " << prog << " --help)\n";
+    return k_exit_usage;
+  } catch (const std::bad_alloc&) {
+    std::cerr << prog << ": error: memory: out of memory\n";
+    return k_exit_failure;
+  } catch (const std::exception& e) {
+    std::cerr << prog << ": error: internal: " << e.what() << "\n";
+    return k_exit_failure;
+  }
+}
+
+void
+warn(const std::string& prog, const std::string& message)
+{
+  std::cerr << prog << ": warning: " << message << "\n";
+}
+
+void
+note(const std::string& prog, const std::string& message)
+{
+  std::cerr << prog << ": " << message << "\n";
+}
+
+} // namespace kiln::cli

@@ -1,0 +1,226 @@
+#include "core/fetch/http.hpp"
+
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/term.hpp"
+
+#include <curl/curl.h>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <memory>
+#include <mutex>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace kiln::fetch {
+
+namespace {
+
+struct CurlFree {
+  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+};
+using CurlHandle = std::unique_ptr<CURL, CurlFree>;
+
+void
+global_init()
+{
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      throw Error("libcurl", "global initialisation failed");
+    }
+  });
+}
+
+struct Sink {
+  CURL* curl = nullptr;
+  util::Fd* fd = nullptr;
+  crypto::Sha256* hasher = nullptr;
+  std::uint64_t offset = 0;   // bytes already in the file when the request started
+  std::uint64_t written = 0;  // bytes written by this request
+  bool checked = false;       // response code looked at
+  bool restarted = false;     // server ignored the Range: file truncated
+  bool failed = false;
+  std::string error;
+  const TransferOptions* options = nullptr;
+};
+
+size_t
+on_data(char* data, size_t size, size_t count, void* opaque)
+{
+  auto* sink = static_cast<Sink*>(opaque);
+  size_t bytes = size * count;
+  if (!sink->checked) {
+    sink->checked = true;
+    long code = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &code);
+    // A resumed request answered with the whole file (200, not 206): start over.
+    if (sink->offset > 0 && code == 200) {
+      if (::ftruncate(sink->fd->get(), 0) != 0 || ::lseek(sink->fd->get(), 0, SEEK_SET) != 0) {
+        sink->failed = true;
+        sink->error = "cannot truncate partial file: " + errno_text(errno);
+        return 0;
+      }
+      *sink->hasher = crypto::Sha256();
+      sink->offset = 0;
+      sink->restarted = true;
+    }
+  }
+  try {
+    util::write_all(sink->fd->get(), std::string_view(data, bytes), "partial file");
+  } catch (const Error& e) {
+    sink->failed = true;
+    sink->error = e.reason();
+    return 0;
+  }
+  sink->hasher->update(data, bytes);
+  sink->written += bytes;
+  return bytes;
+}
+
+int
+on_progress(void* opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl_off_t)
+{
+  auto* sink = static_cast<Sink*>(opaque);
+  if (util::interrupted()) {
+    return 1;
+  }
+  if (sink->options->progress) {
+    std::uint64_t total = dltotal > 0 ? sink->offset + static_cast<std::uint64_t>(dltotal) : 0;
+    sink->options->progress(sink->offset + static_cast<std::uint64_t>(dlnow), total);
+  }
+  return 0;
+}
+
+void
+hash_existing(const std::filesystem::path& path, std::uint64_t size, crypto::Sha256& hasher)
+{
+  util::Fd fd = util::open_file(path, O_RDONLY);
+  std::vector<char> buf(1 << 20);
+  std::uint64_t left = size;
+  while (left > 0) {
+    ssize_t n = ::read(fd.get(), buf.data(), std::min<std::uint64_t>(left, buf.size()));
+    if (n <= 0) {
+      throw Error(path.string(), "cannot read partial download");
+    }
+    hasher.update(buf.data(), static_cast<size_t>(n));
+    left -= static_cast<std::uint64_t>(n);
+  }
+}
+
+bool
+transient_http(long code)
+{
+  return code == 408 || code == 429 || code >= 500;
+}
+
+} // namespace
+
+std::string
+curl_version_string()
+{
+  return curl_version_info(CURLVERSION_NOW)->version;
+}
+
+TransferResult
+transfer(const std::string& url, const std::filesystem::path& partial, crypto::Sha256& hasher,
+         const TransferOptions& options)
+{
+  global_init();
+  TransferResult result;
+  util::Fd fd = util::open_file(partial, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  struct stat st {};
+  ::fstat(fd.get(), &st);
+  auto existing = static_cast<std::uint64_t>(st.st_size);
+  hasher = crypto::Sha256();
+  hash_existing(partial, existing, hasher);
+
+  CurlHandle curl(curl_easy_init());
+  if (!curl) {
+    throw Error(url, "cannot create a libcurl handle");
+  }
+  Sink sink;
+  sink.curl = curl.get();
+  sink.fd = &fd;
+  sink.hasher = &hasher;
+  sink.offset = existing;
+  sink.options = &options;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L); // TLS verification is never turned off
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options.connect_timeout_s);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options.stall_timeout_s);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
+  if (existing > 0) {
+    curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(existing));
+  }
+
+  CURLcode rc = curl_easy_perform(c);
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  fd.close(partial.string());
+  struct stat after {};
+  ::stat(partial.c_str(), &after);
+  result.size = static_cast<std::uint64_t>(after.st_size);
+
+  if (rc == CURLE_OK) {
+    // An empty 206/200 reply to a resume of a file that was already complete.
+    return result;
+  }
+  if (sink.failed) {
+    result.outcome = TransferResult::Outcome::permanent;
+    result.error = sink.error;
+    return result;
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK && util::interrupted()) {
+    result.outcome = TransferResult::Outcome::interrupted;
+    result.error = "interrupted";
+    return result;
+  }
+  if (rc == CURLE_HTTP_RETURNED_ERROR) {
+    if (code == 416 && existing > 0) {
+      // The range starts at or past the end: the partial file is complete (or bad);
+      // the digest check decides.
+      result.outcome = TransferResult::Outcome::ok;
+      return result;
+    }
+    result.error = "HTTP " + std::to_string(code);
+    result.outcome = transient_http(code) ? TransferResult::Outcome::transient : TransferResult::Outcome::permanent;
+    return result;
+  }
+  result.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+  switch (rc) {
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT:
+  case CURLE_FILE_COULDNT_READ_FILE:
+  case CURLE_REMOTE_FILE_NOT_FOUND:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_LOGIN_DENIED:
+    result.outcome = TransferResult::Outcome::permanent;
+    break;
+  default:
+    result.outcome = TransferResult::Outcome::transient;
+    break;
+  }
+  return result;
+}
+
+} // namespace kiln::fetch

@@ -1,0 +1,36 @@
+// One HTTP(S)/file transfer into a partial file with libcurl, resuming from the
+// bytes already there. The caller decides about retries from the result.
+#pragma once
+
+#include "core/crypto/sha256.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace kiln::fetch {
+
+struct TransferResult {
+  enum class Outcome { ok, transient, permanent, interrupted };
+  Outcome outcome = Outcome::ok;
+  std::string error;   // one line: "HTTP 404", "connection reset", ...
+  std::uint64_t size = 0; // bytes in the partial file afterwards
+};
+
+struct TransferOptions {
+  long connect_timeout_s = 30;
+  long stall_timeout_s = 60;
+  std::function<void(std::uint64_t, std::uint64_t)> progress;
+};
+
+// Downloads `url` into `partial`, appending when it already holds bytes (Range
+// request) and starting over when the server ignores the range. `hasher` is fed
+// every byte of the final file content (existing bytes included).
+TransferResult transfer(const std::string& url, const std::filesystem::path& partial, crypto::Sha256& hasher,
+                        const TransferOptions& options);
+
+// "curl/7.88.1"-style version string of the linked libcurl.
+std::string curl_version_string();
+
+} // namespace kiln::fetch

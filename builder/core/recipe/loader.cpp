@@ -1,0 +1,303 @@
+#include "core/recipe/loader.hpp"
+
+#include "core/recipe/schema.hpp"
+#include "core/util/error.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <regex>
+
+namespace kiln::recipe {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::regex k_var_name(R"([A-Za-z_][A-Za-z0-9_]*)");
+
+// Expands ${name} in `text`. `lookup` returns nullptr for an undefined name.
+// Returns false (and reports) on an error.
+bool
+expand(const std::string& text, const Location& loc,
+       const std::function<const std::string*(const std::string&)>& lookup, std::string& out,
+       Diagnostics& diags)
+{
+  out.clear();
+  bool ok = true;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 3, "$${") == 0) {
+      out += "${";
+      i += 3;
+      continue;
+    }
+    if (text.compare(i, 2, "${") != 0) {
+      out += text[i++];
+      continue;
+    }
+    size_t end = text.find('}', i + 2);
+    if (end == std::string::npos) {
+      diags.error(loc, "unterminated '${' in '" + text + "' (write '$${' for a literal '${')");
+      return false;
+    }
+    std::string name = text.substr(i + 2, end - i - 2);
+    if (!std::regex_match(name, k_var_name)) {
+      diags.error(loc, "bad variable name '" + name + "' in '" + text + "'");
+      ok = false;
+    } else if (const std::string* value = lookup(name)) {
+      out += *value;
+    } else {
+      diags.error(loc, "undefined variable '" + name + "' (define it under vars: or with --set " + name + "=...)");
+      ok = false;
+    }
+    i = end + 1;
+  }
+  return ok;
+}
+
+struct ChainLoader {
+  Diagnostics& diags;
+  std::vector<fs::path> stack;
+  std::vector<std::string> chain;
+
+  Value load(const fs::path& path, const Location& from)
+  {
+    auto it = std::find(stack.begin(), stack.end(), path);
+    if (it != stack.end()) {
+      std::string names;
+      for (; it != stack.end(); ++it) {
+        names += it->string() + " -> ";
+      }
+      diags.error(from, "extends cycle: " + names + path.string());
+      return {};
+    }
+    if (!fs::is_regular_file(path)) {
+      diags.error(from, "cannot read recipe '" + path.string() + "': no such file");
+      return {};
+    }
+    Value doc = load_yaml_file(path, diags);
+    if (doc.is_null()) {
+      return Value::make_mapping({path.string(), 1, 1});
+    }
+    if (!doc.is_mapping()) {
+      diags.error(doc.location, "a recipe must be a mapping of keys, not " + describe(doc));
+      return {};
+    }
+    chain.push_back(path.string());
+    const Value* extends = doc.find("extends");
+    if (extends == nullptr) {
+      return doc;
+    }
+    if (!extends->is_scalar() || extends->scalar.empty()) {
+      diags.error(extends->location, "extends must be a file name, not " + describe(*extends));
+      return doc;
+    }
+    fs::path parent_path = fs::weakly_canonical(path.parent_path() / extends->scalar);
+    stack.push_back(path);
+    Value parent = load(parent_path, extends->location);
+    stack.pop_back();
+    if (!parent.is_mapping()) {
+      return doc;
+    }
+    return merge_recipes(parent, doc);
+  }
+};
+
+void
+merge_stages(Value& merged, const Value& child)
+{
+  if (!merged.is_sequence() || !child.is_sequence()) {
+    merged = child;
+    return;
+  }
+  for (const auto& stage : child.items) {
+    const Value* name = stage.is_mapping() ? stage.find("name") : nullptr;
+    auto same = std::find_if(merged.items.begin(), merged.items.end(), [&](const Value& existing) {
+      const Value* other = existing.is_mapping() ? existing.find("name") : nullptr;
+      return name != nullptr && other != nullptr && name->is_scalar() && other->scalar == name->scalar;
+    });
+    if (same != merged.items.end()) {
+      *same = stage;
+    } else {
+      merged.items.push_back(stage);
+    }
+  }
+  merged.location = child.location;
+}
+
+} // namespace
+
+Value
+merge_recipes(const Value& parent, const Value& child)
+{
+  Value merged = parent;
+  merged.location = child.location;
+  for (const auto& [key, value] : child.entries) {
+    if (key.scalar == "extends") {
+      continue;
+    }
+    Value* existing = merged.find(key.scalar);
+    if (existing == nullptr) {
+      merged.entries.emplace_back(key, value);
+    } else if (key.scalar == "vars" && existing->is_mapping() && value.is_mapping()) {
+      for (const auto& [vk, vv] : value.entries) {
+        existing->set(vk, vv);
+      }
+      existing->location = value.location;
+    } else if (key.scalar == "stages") {
+      merge_stages(*existing, value);
+    } else {
+      *existing = value;
+    }
+  }
+  // `extends` is resolved: keep it out of the merged document.
+  std::erase_if(merged.entries, [](const auto& entry) { return entry.first.scalar == "extends"; });
+  return merged;
+}
+
+void
+substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags)
+{
+  auto lookup = [&](const std::string& name) -> const std::string* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : &it->second;
+  };
+  switch (value.kind) {
+  case Value::Kind::null:
+    break;
+  case Value::Kind::scalar: {
+    if (value.scalar.find('$') != std::string::npos) {
+      std::string out;
+      if (expand(value.scalar, value.location, lookup, out, diags)) {
+        value.scalar = std::move(out);
+      }
+    }
+    break;
+  }
+  case Value::Kind::sequence:
+    for (auto& item : value.items) {
+      substitute(item, vars, diags);
+    }
+    break;
+  case Value::Kind::mapping:
+    for (auto& [k, v] : value.entries) {
+      substitute(v, vars, diags);
+    }
+    break;
+  }
+}
+
+std::pair<std::string, std::string>
+parse_assignment(const std::string& text)
+{
+  size_t eq = text.find('=');
+  std::string name = text.substr(0, eq);
+  if (eq == std::string::npos || !std::regex_match(name, k_var_name)) {
+    throw UsageError("--set " + text, "expected NAME=VALUE with NAME made of letters, digits and '_'");
+  }
+  return {name, text.substr(eq + 1)};
+}
+
+namespace {
+
+// Resolves the vars mapping: --set values win, and a variable may refer to others.
+std::map<std::string, std::string>
+resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnostics& diags)
+{
+  std::map<std::string, const Value*> raw;
+  Value* vars = doc.find("vars");
+  if (vars != nullptr) {
+    if (!vars->is_mapping()) {
+      diags.error(vars->location, "vars must be a mapping of names to values, not " + describe(*vars));
+    } else {
+      for (const auto& [k, v] : vars->entries) {
+        if (!std::regex_match(k.scalar, k_var_name)) {
+          diags.error(k.location, "bad variable name '" + k.scalar + "' (letters, digits and '_')");
+        } else if (!v.is_scalar() && !v.is_null()) {
+          diags.error(v.location, "variable '" + k.scalar + "' must be a scalar, not " + describe(v));
+        } else {
+          raw[k.scalar] = &v;
+        }
+      }
+    }
+  }
+  std::map<std::string, std::string> done(set.begin(), set.end());
+  std::vector<std::string> active;
+  std::function<const std::string*(const std::string&)> get = [&](const std::string& name) -> const std::string* {
+    if (auto it = done.find(name); it != done.end()) {
+      return &it->second;
+    }
+    auto it = raw.find(name);
+    if (it == raw.end()) {
+      return nullptr;
+    }
+    if (std::find(active.begin(), active.end(), name) != active.end()) {
+      std::string names;
+      for (const auto& a : active) {
+        names += a + " -> ";
+      }
+      diags.error(it->second->location, "variable cycle: " + names + name);
+      done[name] = "";
+      return &done[name];
+    }
+    active.push_back(name);
+    std::string out;
+    expand(it->second->scalar, it->second->location, get, out, diags);
+    active.pop_back();
+    done[name] = out;
+    return &done[name];
+  };
+  for (const auto& [name, value] : raw) {
+    get(name);
+  }
+  // Write the final values back, so `kiln plan` shows what was used.
+  if (vars != nullptr && vars->is_mapping()) {
+    for (auto& [k, v] : vars->entries) {
+      if (auto it = done.find(k.scalar); it != done.end()) {
+        v = Value::make_scalar(it->second, v.location);
+      }
+    }
+  }
+  for (const auto& [name, value] : set) {
+    if (raw.count(name) == 0) {
+      if (vars == nullptr || !vars->is_mapping()) {
+        doc.set(Value::make_scalar("vars"), Value::make_mapping());
+        vars = doc.find("vars");
+      }
+      vars->set(Value::make_scalar(name), Value::make_scalar(value));
+    }
+  }
+  return done;
+}
+
+} // namespace
+
+Recipe
+load_recipe(const fs::path& path, const LoadOptions& options)
+{
+  fs::path absolute = fs::weakly_canonical(fs::absolute(path));
+  if (!fs::is_regular_file(absolute)) {
+    throw UsageError(path.string(), "no such recipe file");
+  }
+  Diagnostics diags;
+  ChainLoader loader{diags, {}, {}};
+  Value doc = loader.load(absolute, {absolute.string(), 0, 0});
+  diags.checkpoint();
+
+  std::map<std::string, std::string> vars = resolve_vars(doc, options.set, diags);
+  for (auto& [key, value] : doc.entries) {
+    if (key.scalar != "vars") {
+      substitute(value, vars, diags);
+    }
+  }
+  // No checkpoint here: validation still runs so that every problem is reported at once.
+
+  Recipe recipe = build_model(doc, options, diags);
+  diags.checkpoint();
+  recipe.file = absolute.string();
+  recipe.chain = loader.chain;
+  recipe.vars = vars;
+  recipe.tree = std::move(doc);
+  return recipe;
+}
+
+} // namespace kiln::recipe

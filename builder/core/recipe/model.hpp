@@ -1,0 +1,163 @@
+// The typed recipe: what `kiln build` executes, after `extends`, variables and
+// validation. Every local path here is absolute (resolved against the file that
+// named it); every remote input carries its sha256 unless the user allowed otherwise.
+#pragma once
+
+#include "core/recipe/value.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace kiln::recipe {
+
+struct BaseImage {
+  enum class Kind { url, bootstrap, path };
+  Kind kind = Kind::url;
+  std::vector<std::string> urls;     // url first, then mirrors, tried in order
+  std::optional<std::string> sha256; // required for url unless --allow-unpinned
+  std::string format;                // qcow2 | raw | tar (path only)
+  std::string path;                  // kind == path
+  std::string suite;                 // kind == bootstrap
+  std::string mirror;
+  std::string variant;
+  std::vector<std::string> packages;
+  Location location;
+};
+
+struct FileStep {
+  std::string path;
+  std::optional<std::string> content;
+  std::optional<std::string> source; // local file to upload
+  unsigned mode = 0644;
+  std::string owner = "root";
+  std::string group = "root";
+};
+
+struct OverlayStep {
+  std::string name;
+  std::string source; // absolute directory on the build host
+  std::string dest = "/";
+  std::string owner = "root";
+  std::string group = "root";
+};
+
+struct EditStep {
+  std::string path;
+  std::map<std::string, std::string> set; // KEY=VALUE lines, replaced or appended
+  std::string separator = "=";
+  std::optional<std::string> match;       // regex of whole lines to replace
+  std::optional<std::string> line;        // replacement (and the line appended when nothing matches)
+};
+
+struct DeleteStep {
+  std::vector<std::string> paths;
+};
+
+struct UnitStep {
+  std::string name;
+  std::optional<std::string> content;
+  std::optional<std::string> source;
+};
+
+struct SystemdStep {
+  std::vector<std::string> enable;
+  std::vector<std::string> disable;
+  std::vector<std::string> mask;
+};
+
+struct GroupStep {
+  std::string name;
+  std::optional<std::uint32_t> gid;
+  bool system = false;
+};
+
+struct UserStep {
+  std::string name;
+  std::optional<std::uint32_t> uid;
+  std::optional<std::string> group;
+  std::vector<std::string> groups;
+  std::optional<std::string> home;
+  std::string shell = "/bin/bash";
+  bool system = false;
+};
+
+struct SelinuxStep {
+  std::string mode; // enforcing | permissive | disabled
+  bool relabel = true;
+};
+
+struct Repo {
+  std::string name;
+  std::string baseurl;
+  bool gpgcheck = true;
+  std::optional<std::string> gpgkey;
+};
+
+struct PackagesStep {
+  std::vector<std::string> install;
+  std::vector<std::string> remove;
+  std::vector<Repo> repos;
+  std::vector<std::string> files; // local .rpm/.deb files, installed offline
+  bool network = false;
+};
+
+struct RunStep {
+  std::string command;
+};
+
+struct FirstbootStep {
+  std::string name;
+  std::optional<std::string> script;
+  std::optional<std::string> source;
+  std::vector<std::string> after;
+};
+
+using StepSpec = std::variant<FileStep, OverlayStep, EditStep, DeleteStep, UnitStep, SystemdStep, GroupStep,
+                              UserStep, SelinuxStep, PackagesStep, RunStep, FirstbootStep>;
+
+struct Step {
+  std::string kind; // the recipe key: file, overlay, edit, ...
+  StepSpec spec;
+  Location location;
+};
+
+struct Stage {
+  std::string name;
+  std::vector<Step> steps;
+  Location location;
+};
+
+struct Outputs {
+  std::string name;                  // file name stem; defaults to the recipe name
+  std::vector<std::string> formats;  // qcow2 raw vmdk vhd pxe
+  bool compress = false;             // qcow2 compression
+};
+
+struct Recipe {
+  std::string name;
+  std::string description;
+  std::string file;                  // the recipe file given on the command line (absolute)
+  std::vector<std::string> chain;    // the extends chain, the given file first
+  BaseImage base;
+  std::uint64_t size = 0;            // disk size in bytes; 0 keeps the base's size
+  bool network = false;              // appliance network for all steps
+  std::vector<Stage> stages;
+  bool sysprep = true;
+  bool trim = true;
+  std::string layout = "plain";      // plain | ab
+  Outputs outputs;
+  std::optional<std::string> signing_key;
+  std::map<std::string, std::string> vars; // final variable values
+  Value tree;                        // the resolved document, for `kiln plan`
+};
+
+// Every recipe key that names a step, in documentation order.
+const std::vector<std::string>& step_kinds();
+// Every output format kiln knows.
+const std::vector<std::string>& output_formats();
+
+} // namespace kiln::recipe

@@ -1,0 +1,224 @@
+#include "core/recipe/plan.hpp"
+
+#include "core/crypto/sha256.hpp"
+
+#include <filesystem>
+#include <type_traits>
+
+namespace kiln::recipe {
+
+using nlohmann::json;
+
+namespace {
+
+// Host paths are not part of a stage's definition (the checkout may move between
+// runs); the inputs' digests are. Only the file name is kept, for readability.
+std::optional<std::string>
+file_name(const std::optional<std::string>& path)
+{
+  if (!path) {
+    return std::nullopt;
+  }
+  return std::filesystem::path(*path).filename().string();
+}
+
+template <class T>
+void
+put_optional(json& j, const char* key, const std::optional<T>& value)
+{
+  if (value) {
+    j[key] = *value;
+  }
+}
+
+json
+step_body(const StepSpec& spec)
+{
+  return std::visit(
+    [](const auto& s) -> json {
+      using T = std::decay_t<decltype(s)>;
+      json j = json::object();
+      if constexpr (std::is_same_v<T, FileStep>) {
+        j = {{"path", s.path}, {"mode", s.mode}, {"owner", s.owner}, {"group", s.group}};
+        put_optional(j, "content", s.content);
+        put_optional(j, "src", file_name(s.source));
+      } else if constexpr (std::is_same_v<T, OverlayStep>) {
+        j = {{"name", s.name}, {"dest", s.dest}, {"owner", s.owner}, {"group", s.group}};
+      } else if constexpr (std::is_same_v<T, EditStep>) {
+        j = {{"path", s.path}, {"set", s.set}, {"separator", s.separator}};
+        put_optional(j, "match", s.match);
+        put_optional(j, "line", s.line);
+      } else if constexpr (std::is_same_v<T, DeleteStep>) {
+        j = {{"paths", s.paths}};
+      } else if constexpr (std::is_same_v<T, UnitStep>) {
+        j = {{"name", s.name}};
+        put_optional(j, "content", s.content);
+        put_optional(j, "src", file_name(s.source));
+      } else if constexpr (std::is_same_v<T, SystemdStep>) {
+        j = {{"enable", s.enable}, {"disable", s.disable}, {"mask", s.mask}};
+      } else if constexpr (std::is_same_v<T, GroupStep>) {
+        j = {{"name", s.name}, {"system", s.system}};
+        put_optional(j, "gid", s.gid);
+      } else if constexpr (std::is_same_v<T, UserStep>) {
+        j = {{"name", s.name}, {"groups", s.groups}, {"shell", s.shell}, {"system", s.system}};
+        put_optional(j, "uid", s.uid);
+        put_optional(j, "group", s.group);
+        put_optional(j, "home", s.home);
+      } else if constexpr (std::is_same_v<T, SelinuxStep>) {
+        j = {{"mode", s.mode}, {"relabel", s.relabel}};
+      } else if constexpr (std::is_same_v<T, PackagesStep>) {
+        json files = json::array();
+        for (const auto& f : s.files) {
+          files.push_back(std::filesystem::path(f).filename().string());
+        }
+        json repos = json::array();
+        for (const auto& r : s.repos) {
+          json rj = {{"name", r.name}, {"baseurl", r.baseurl}, {"gpgcheck", r.gpgcheck}};
+          put_optional(rj, "gpgkey", r.gpgkey);
+          repos.push_back(rj);
+        }
+        j = {{"install", s.install}, {"remove", s.remove}, {"files", files}, {"repos", repos}, {"network", s.network}};
+      } else if constexpr (std::is_same_v<T, RunStep>) {
+        j = {{"command", s.command}};
+      } else if constexpr (std::is_same_v<T, FirstbootStep>) {
+        j = {{"name", s.name}, {"after", s.after}};
+        put_optional(j, "script", s.script);
+        put_optional(j, "src", file_name(s.source));
+      }
+      return j;
+    },
+    spec);
+}
+
+void
+step_inputs(const Step& step, std::vector<Input>& out)
+{
+  std::visit(
+    [&](const auto& s) {
+      using T = std::decay_t<decltype(s)>;
+      if constexpr (std::is_same_v<T, FileStep> || std::is_same_v<T, UnitStep> || std::is_same_v<T, FirstbootStep>) {
+        if (s.source) {
+          out.push_back({step.kind, *s.source, crypto::sha256_file(*s.source), {}});
+        }
+      } else if constexpr (std::is_same_v<T, OverlayStep>) {
+        out.push_back({"overlay", s.source, crypto::sha256_tree(s.source), {}});
+      } else if constexpr (std::is_same_v<T, PackagesStep>) {
+        for (const auto& f : s.files) {
+          out.push_back({"package", f, crypto::sha256_file(f), {}});
+        }
+      }
+    },
+    step.spec);
+}
+
+} // namespace
+
+json
+to_json(const Step& step)
+{
+  return {{step.kind, step_body(step.spec)}};
+}
+
+json
+to_json(const BaseImage& base)
+{
+  switch (base.kind) {
+  case BaseImage::Kind::url:
+    return {{"url", base.urls.empty() ? "" : base.urls.front()},
+            {"mirrors", std::vector<std::string>(base.urls.begin() + (base.urls.empty() ? 0 : 1), base.urls.end())},
+            {"sha256", base.sha256.value_or("")},
+            {"format", base.format}};
+  case BaseImage::Kind::bootstrap:
+    return {{"bootstrap",
+             {{"suite", base.suite}, {"mirror", base.mirror}, {"variant", base.variant}, {"packages", base.packages}}}};
+  case BaseImage::Kind::path:
+    return {{"path", base.path}, {"format", base.format}};
+  }
+  return nullptr;
+}
+
+Plan
+make_plan(const Recipe& recipe)
+{
+  Plan plan;
+  plan.recipe_digest = crypto::sha256_hex(recipe.tree.to_json().dump());
+
+  Input base{"base", "", "", {}};
+  json base_def = to_json(recipe.base);
+  switch (recipe.base.kind) {
+  case BaseImage::Kind::url:
+    base.source = recipe.base.urls.empty() ? "" : recipe.base.urls.front();
+    base.mirrors.assign(recipe.base.urls.begin() + (recipe.base.urls.empty() ? 0 : 1), recipe.base.urls.end());
+    base.sha256 = recipe.base.sha256.value_or("");
+    // Mirrors do not change what is fetched: the key depends on the digest only.
+    base_def = {{"sha256", base.sha256}, {"format", recipe.base.format}};
+    if (base.sha256.empty()) {
+      base_def["url"] = base.source;
+    }
+    break;
+  case BaseImage::Kind::bootstrap:
+    base.source = "mmdebstrap:" + recipe.base.suite;
+    break;
+  case BaseImage::Kind::path:
+    base.source = recipe.base.path;
+    base.sha256 = crypto::sha256_file(recipe.base.path);
+    base_def = {{"sha256", base.sha256}, {"format", recipe.base.format}};
+    break;
+  }
+  plan.inputs.push_back(base);
+  json base_key_src = {{"base", base_def}, {"size", recipe.size}};
+  plan.base_key = crypto::sha256_hex(base_key_src.dump());
+
+  std::string parent = plan.base_key;
+  for (const auto& stage : recipe.stages) {
+    PlannedStage planned;
+    planned.name = stage.name;
+    json steps = json::array();
+    for (const auto& step : stage.steps) {
+      steps.push_back(to_json(step));
+      step_inputs(step, planned.inputs);
+    }
+    planned.definition = {{"name", stage.name}, {"steps", steps}, {"network", recipe.network}};
+    json inputs = json::array();
+    for (const auto& in : planned.inputs) {
+      inputs.push_back(in.sha256);
+    }
+    json key_src = {{"parent", parent}, {"stage", planned.definition}, {"inputs", inputs}};
+    planned.key = crypto::sha256_hex(key_src.dump());
+    parent = planned.key;
+    plan.inputs.insert(plan.inputs.end(), planned.inputs.begin(), planned.inputs.end());
+    plan.stages.push_back(std::move(planned));
+  }
+  return plan;
+}
+
+json
+plan_json(const Recipe& recipe, const Plan& plan)
+{
+  json inputs = json::array();
+  for (const auto& in : plan.inputs) {
+    json j = {{"kind", in.kind}, {"source", in.source}, {"sha256", in.sha256}};
+    if (!in.mirrors.empty()) {
+      j["mirrors"] = in.mirrors;
+    }
+    inputs.push_back(j);
+  }
+  json stages = json::array();
+  for (const auto& s : plan.stages) {
+    stages.push_back({{"name", s.name}, {"key", s.key}, {"steps", s.definition["steps"]}});
+  }
+  return {{"name", recipe.name},
+          {"file", recipe.file},
+          {"extends", recipe.chain},
+          {"recipe_digest", plan.recipe_digest},
+          {"recipe", recipe.tree.to_json()},
+          {"base", to_json(recipe.base)},
+          {"base_key", plan.base_key},
+          {"inputs", inputs},
+          {"stages", stages},
+          {"outputs", {{"name", recipe.outputs.name}, {"formats", recipe.outputs.formats}, {"compress", recipe.outputs.compress}}},
+          {"layout", recipe.layout},
+          {"sysprep", recipe.sysprep}};
+}
+
+} // namespace kiln::recipe

@@ -1,0 +1,94 @@
+// A YAML document as a tree that remembers where every node came from, so that
+// errors found after `extends` merging and variable substitution still point at
+// FILE:LINE:COL of the text that caused them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kiln::recipe {
+
+struct Location {
+  std::string file;
+  int line = 0;   // 1-based; 0 when unknown
+  int column = 0; // 1-based
+
+  // "FILE:LINE:COL", or FILE alone when the position is unknown.
+  std::string str() const;
+};
+
+struct Diagnostic {
+  Location location;
+  std::string message;
+
+  std::string str() const { return location.str() + ": " + message; }
+};
+
+// Collects every problem found in a recipe; processing stops at checkpoints.
+class Diagnostics {
+public:
+  void error(const Location& location, std::string message);
+  bool empty() const noexcept { return m_items.empty(); }
+  const std::vector<Diagnostic>& items() const noexcept { return m_items; }
+  // Throws RecipeError with everything collected so far, if anything.
+  void checkpoint() const;
+
+private:
+  std::vector<Diagnostic> m_items;
+};
+
+// Thrown with every problem of a recipe; exit status 2.
+class RecipeError : public std::exception {
+public:
+  explicit RecipeError(std::vector<Diagnostic> items);
+  const char* what() const noexcept override { return m_what.c_str(); }
+  const std::vector<Diagnostic>& items() const noexcept { return m_items; }
+
+private:
+  std::vector<Diagnostic> m_items;
+  std::string m_what;
+};
+
+struct Value {
+  enum class Kind { null, scalar, sequence, mapping };
+
+  Kind kind = Kind::null;
+  std::string scalar;
+  bool quoted = false; // a quoted scalar is always a string, never a number or bool
+  std::vector<Value> items;
+  std::vector<std::pair<Value, Value>> entries; // mapping: key (a scalar) and value, in file order
+  Location location;
+
+  bool is_null() const noexcept { return kind == Kind::null; }
+  bool is_scalar() const noexcept { return kind == Kind::scalar; }
+  bool is_sequence() const noexcept { return kind == Kind::sequence; }
+  bool is_mapping() const noexcept { return kind == Kind::mapping; }
+
+  const Value* find(std::string_view key) const;
+  Value* find(std::string_view key);
+  // Sets or replaces `key` in a mapping.
+  void set(Value key, Value value);
+
+  static Value make_scalar(std::string text, Location location = {});
+  static Value make_mapping(Location location = {});
+
+  // Plain JSON (scalars as strings), for printing the resolved recipe.
+  nlohmann::json to_json() const;
+  // Block-style YAML text.
+  std::string to_yaml() const;
+};
+
+// Parses a YAML file into a Value. Syntax errors, duplicate keys and non-scalar keys
+// go to `diags`; the result is then null or partial.
+Value load_yaml_file(const std::filesystem::path& path, Diagnostics& diags);
+// The same for text in memory; `name` is used in locations.
+Value load_yaml_text(const std::string& text, const std::string& name, Diagnostics& diags);
+
+// Human name of a node kind for messages: "a mapping", "a list", "a scalar", "nothing".
+std::string describe(const Value& value);
+
+} // namespace kiln::recipe
