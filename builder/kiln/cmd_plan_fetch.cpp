@@ -34,6 +34,7 @@ struct FetchArgs {
   int retries = 3;
   int retry_delay_ms = 500;
   long stall_timeout = 60;
+  std::string ca_file;
   bool json = false;
 };
 
@@ -95,6 +96,7 @@ do_fetch(const FetchArgs& args)
   options.attempts = args.retries + 1;
   options.backoff = std::chrono::milliseconds(args.retry_delay_ms);
   options.stall_timeout_s = args.stall_timeout;
+  options.ca_file = args.ca_file;
   util::ProgressLine progress("fetch " + args.url, !args.json);
   options.progress = [&](std::uint64_t done, std::uint64_t total) { progress.update(done, total); };
   options.notice = [&](const std::string& line) {
@@ -142,6 +144,8 @@ add_fetch_command(CLI::App& app, int& status)
     ->check(CLI::Range(0, 600000));
   cmd->add_option("--stall-timeout", args->stall_timeout, "Abort a transfer idle this many seconds")
     ->check(CLI::Range(1, 86400));
+  cmd->add_option("--ca-file", args->ca_file, "Trust the CAs in this PEM file instead of the system's")
+    ->check(CLI::ExistingFile);
   cmd->add_flag("--json", args->json, "Machine-readable output");
   cmd->callback([args, &status] { status = do_fetch(*args); });
 }

@@ -9,7 +9,7 @@
   /norange/NAME          ignore Range headers (always 200 with the whole file)
   /__log                 JSON list of the requests seen: {"path", "range"}
 
-It binds 127.0.0.1 only, on a free port, and prints "PORT <n>" on stdout when ready.
+With --tls-cert/--tls-key it speaks HTTPS. It binds 127.0.0.1 only, on a free port, and prints "PORT <n>" on stdout when ready.
 """
 import argparse
 import json
@@ -109,9 +109,17 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if args.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
+    server.handle_error = lambda request, address: None  # clients that hang up are part of the tests
     server.root = os.path.realpath(args.root)
     print("PORT %d" % server.server_address[1], flush=True)
     server.serve_forever()

@@ -102,12 +102,16 @@ support_dir()
   return KILN_TEST_SUPPORT_DIR;
 }
 
-HttpServer::HttpServer(const fs::path& root)
+HttpServer::HttpServer(const fs::path& root, const std::vector<std::string>& extra_args)
 {
+  std::vector<std::string> argv{"python3", (support_dir() / "httpd.py").string(), "--root", root.string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  if (!extra_args.empty() && extra_args.front() == "--tls-cert") {
+    m_scheme = "https";
+  }
   util::RunOptions options;
   options.capture_stderr = false;
-  m_child = std::make_unique<util::Child>(
-    std::vector<std::string>{"python3", (support_dir() / "httpd.py").string(), "--root", root.string()}, options);
+  m_child = std::make_unique<util::Child>(argv, options);
   auto line = m_child->read_line();
   if (!line || line->rfind("PORT ", 0) != 0) {
     throw std::runtime_error("test HTTP server did not start");
@@ -118,7 +122,7 @@ HttpServer::HttpServer(const fs::path& root)
 std::string
 HttpServer::url(const std::string& path) const
 {
-  return "http://127.0.0.1:" + std::to_string(m_port) + path;
+  return m_scheme + "://127.0.0.1:" + std::to_string(m_port) + path;
 }
 
 namespace {
@@ -139,6 +143,7 @@ HttpServer::requests() const
   curl_easy_setopt(c, CURLOPT_URL, u.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L); // the test server's own self-signed certificate
   CURLcode rc = curl_easy_perform(c);
   curl_easy_cleanup(c);
   if (rc != CURLE_OK) {

@@ -47,7 +47,7 @@ std::vector<std::string> lines(const std::string& text);
 // tests/support/httpd.py serving `root` on 127.0.0.1.
 class HttpServer {
 public:
-  explicit HttpServer(const fs::path& root);
+  explicit HttpServer(const fs::path& root, const std::vector<std::string>& extra_args = {});
   std::string url(const std::string& path) const; // path starts with '/'
   int port() const { return m_port; }
   // The requests seen so far: [{"path": ..., "range": ...}].
@@ -57,6 +57,7 @@ public:
 
 private:
   std::unique_ptr<util::Child> m_child;
+  std::string m_scheme = "http";
   int m_port = 0;
 };
 

@@ -157,6 +157,7 @@ Cache::fetch(const FetchOptions& options)
   transfer_options.connect_timeout_s = options.connect_timeout_s;
   transfer_options.stall_timeout_s = options.stall_timeout_s;
   transfer_options.progress = options.progress;
+  transfer_options.ca_file = options.ca_file;
 
   std::vector<std::string> failures;
   for (const auto& url : options.urls) {

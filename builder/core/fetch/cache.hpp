@@ -26,6 +26,7 @@ struct FetchOptions {
   std::chrono::milliseconds backoff{500}; // doubled after each failed attempt
   long connect_timeout_s = 30;
   long stall_timeout_s = 60;       // abort a transfer that moves no byte for this long
+  std::string ca_file;             // CA bundle (PEM) to trust instead of the system's
   // Called with (bytes so far, total or 0) while downloading.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
   // Called with one line per retry or mirror switch ("retrying ... in 1s").

@@ -172,7 +172,17 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
     curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(existing));
   }
 
+  if (!options.ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
+  }
+
   CURLcode rc = curl_easy_perform(c);
+  if (rc == CURLE_RANGE_ERROR && existing > 0) {
+    // The server cannot resume: drop the partial bytes and ask for the whole file.
+    fd.close(partial.string());
+    std::filesystem::remove(partial);
+    return transfer(url, partial, hasher, options);
+  }
   long code = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   fd.close(partial.string());

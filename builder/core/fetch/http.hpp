@@ -21,6 +21,7 @@ struct TransferResult {
 struct TransferOptions {
   long connect_timeout_s = 30;
   long stall_timeout_s = 60;
+  std::string ca_file; // extra CA bundle (PEM) instead of the system's; empty: system trust
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };
 

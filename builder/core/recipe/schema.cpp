@@ -640,11 +640,11 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
     recipe.outputs.name = o.string("name").value_or("");
     recipe.outputs.formats = o.list("formats");
     if (const Value* f = o.get("formats")) {
-      for (const auto& format : recipe.outputs.formats) {
-        const auto& known = output_formats();
-        if (std::find(known.begin(), known.end(), format) == known.end()) {
-          diags.error(f->location, "formats: unknown format '" + format + "' (known: " + join(known) + ")" +
-                                       suggestion(format, known));
+      const auto& known = output_formats();
+      for (const Value& item : f->is_sequence() ? f->items : std::vector<Value>{*f}) {
+        if (item.is_scalar() && std::find(known.begin(), known.end(), item.scalar) == known.end()) {
+          diags.error(item.location, "formats: unknown format '" + item.scalar + "' (known: " + join(known) + ")" +
+                                         suggestion(item.scalar, known));
         }
       }
     }

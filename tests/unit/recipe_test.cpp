@@ -1,0 +1,382 @@
+#include "core/recipe/loader.hpp"
+#include "core/recipe/plan.hpp"
+#include "core/recipe/schema.hpp"
+#include "core/util/error.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+namespace kiln::recipe {
+namespace {
+
+namespace fs = std::filesystem;
+using test::ScratchDir;
+using test::write_text;
+
+const std::string k_digest = std::string(64, 'a');
+
+std::string
+minimal(const std::string& extra = "")
+{
+  return "name: demo\nbase:\n  url: https://example.invalid/base.qcow2\n  sha256: " + k_digest + "\n" + extra;
+}
+
+// Loads and expects failure; returns the diagnostics as "LINE:COL: message" (file name stripped).
+std::vector<std::string>
+errors_of(const fs::path& path, const LoadOptions& options = {})
+{
+  try {
+    load_recipe(path, options);
+  } catch (const RecipeError& e) {
+    std::vector<std::string> out;
+    for (const auto& d : e.items()) {
+      EXPECT_EQ(d.location.file.empty(), false);
+      out.push_back(std::to_string(d.location.line) + ":" + std::to_string(d.location.column) + ": " + d.message);
+    }
+    return out;
+  }
+  ADD_FAILURE() << "recipe loaded without errors";
+  return {};
+}
+
+TEST(Recipe, MinimalLoadsWithDefaults)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal());
+  Recipe r = load_recipe(dir / "r.yaml");
+  EXPECT_EQ(r.name, "demo");
+  EXPECT_EQ(r.base.kind, BaseImage::Kind::url);
+  EXPECT_EQ(r.base.urls, std::vector<std::string>{"https://example.invalid/base.qcow2"});
+  EXPECT_EQ(r.base.format, "qcow2");
+  EXPECT_TRUE(r.sysprep);
+  EXPECT_EQ(r.outputs.formats, std::vector<std::string>{"qcow2"});
+  EXPECT_EQ(r.outputs.name, "demo");
+  EXPECT_EQ(r.layout, "plain");
+}
+
+TEST(Recipe, UnknownKeyWithSuggestionAndPosition)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("sysprepp: true\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0], "5:1: unknown key 'sysprepp' in recipe (did you mean 'sysprep'?)");
+}
+
+TEST(Recipe, EveryErrorIsReportedNotOnlyTheFirst)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", "name: demo\n"
+                             "base:\n"
+                             "  url: https://example.invalid/x\n"
+                             "  sha256: abc\n"
+                             "size: lots\n"
+                             "network: maybe\n"
+                             "outputs: {formats: [qcow2, iso]}\n"
+                             "stages:\n"
+                             "  - name: s\n"
+                             "    steps:\n"
+                             "      - selinux: {mode: permisive}\n"
+                             "      - file: {path: etc/x, content: a, mode: 999}\n"
+                             "      - group: {name: g, gid: -1}\n"
+                             "      - nope: {}\n");
+  auto errs = errors_of(dir / "r.yaml");
+  std::vector<std::string> expected = {
+    "4:11: sha256 must be 64 lower-case hex digits, not 'abc' (3 characters)",
+    "5:7: size must be a size such as 4G, 512M or 1048576, not 'lots'",
+    "6:10: network must be true or false, not 'maybe'",
+    "7:28: formats: unknown format 'iso' (known: qcow2, raw, vmdk, vhd, pxe)",
+    "11:25: mode must be one of enforcing, permissive, disabled, not 'permisive' (did you mean 'permissive'?)",
+    "12:22: path must be an absolute path in the image, not 'etc/x'",
+    "12:47: mode must be an octal mode such as 0644, not '999'",
+    "13:31: gid must be a whole number from 0 to 4294967294, not '-1'",
+    "14:9: unknown step 'nope' (known: file, overlay, edit, delete, unit, systemd, group, user, selinux, packages, "
+    "run, firstboot)",
+  };
+  EXPECT_EQ(errs, expected);
+}
+
+TEST(Recipe, MissingRequiredFields)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", "description: no name, no base\nstages:\n  - steps: []\n");
+  auto errs = errors_of(dir / "r.yaml");
+  std::vector<std::string> expected = {
+    "1:1: recipe: missing required field 'name'",
+    "1:1: recipe: missing required field 'base'",
+    "3:5: stage: missing required field 'name'",
+  };
+  EXPECT_EQ(errs, expected);
+}
+
+TEST(Recipe, UnpinnedRemoteBaseNeedsPermission)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", "name: demo\nbase: {url: https://example.invalid/x.qcow2}\n");
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_NE(errs[0].find("missing required field 'sha256'"), std::string::npos);
+  LoadOptions allow;
+  allow.allow_unpinned = true;
+  EXPECT_FALSE(load_recipe(dir / "r.yaml", allow).base.sha256.has_value());
+}
+
+TEST(Recipe, WrongTypes)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("stages: {name: x}\nvars: [a]\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  std::vector<std::string> expected = {
+    "5:9: stages must be a list, not a mapping",
+    "6:7: vars must be a mapping of names to values, not a list",
+  };
+  EXPECT_EQ(errs, expected);
+}
+
+TEST(Recipe, YamlSyntaxErrorHasPosition)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", "name: demo\nbase: [unclosed\n");
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].substr(0, 2), "3:");
+}
+
+TEST(Recipe, DuplicateKeyIsAnError)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("name: again\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0], "5:1: duplicate key 'name'");
+}
+
+TEST(Recipe, ExtendsMergesVarsAndStagesByName)
+{
+  ScratchDir dir;
+  write_text(dir / "common/base.yaml", minimal("vars:\n  ntp: a.example\n  zone: UTC\n"
+                                               "sysprep: false\n"
+                                               "stages:\n"
+                                               "  - name: os\n    steps: [{run: base-os}]\n"
+                                               "  - name: time\n    steps: [{run: 'ntp ${ntp} ${zone}'}]\n"));
+  write_text(dir / "role.yaml", "extends: common/base.yaml\n"
+                                "name: role\n"
+                                "vars: {ntp: b.example}\n"
+                                "stages:\n"
+                                "  - name: os\n    steps: [{run: role-os}]\n"
+                                "  - name: dcos\n    steps: [{run: install}]\n");
+  Recipe r = load_recipe(dir / "role.yaml");
+  EXPECT_EQ(r.name, "role");
+  EXPECT_FALSE(r.sysprep); // inherited
+  ASSERT_EQ(r.stages.size(), 3u);
+  EXPECT_EQ(r.stages[0].name, "os");
+  EXPECT_EQ(std::get<RunStep>(r.stages[0].steps[0].spec).command, "role-os"); // replaced in place
+  EXPECT_EQ(r.stages[1].name, "time");
+  EXPECT_EQ(std::get<RunStep>(r.stages[1].steps[0].spec).command, "ntp b.example UTC");
+  EXPECT_EQ(r.stages[2].name, "dcos");
+  ASSERT_EQ(r.chain.size(), 2u);
+  EXPECT_EQ(fs::path(r.chain[1]).filename(), "base.yaml");
+  EXPECT_EQ(r.tree.find("extends"), nullptr);
+}
+
+TEST(Recipe, ExtendsCycleNamesTheChain)
+{
+  ScratchDir dir;
+  write_text(dir / "a.yaml", "extends: b.yaml\nname: a\n");
+  write_text(dir / "b.yaml", "extends: a.yaml\nname: b\n");
+  auto errs = errors_of(dir / "a.yaml");
+  ASSERT_EQ(errs.size(), 1u);
+  fs::path a = fs::canonical(dir / "a.yaml"), b = fs::canonical(dir / "b.yaml");
+  EXPECT_EQ(errs[0], "1:10: extends cycle: " + a.string() + " -> " + b.string() + " -> " + a.string());
+}
+
+TEST(Recipe, ExtendsMissingParent)
+{
+  ScratchDir dir;
+  write_text(dir / "a.yaml", "extends: gone.yaml\nname: a\n");
+  auto errs = errors_of(dir / "a.yaml");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_NE(errs[0].find("1:10: cannot read recipe '"), std::string::npos);
+  EXPECT_NE(errs[0].find("gone.yaml': no such file"), std::string::npos);
+}
+
+TEST(Recipe, ErrorsInAParentPointIntoTheParent)
+{
+  ScratchDir dir;
+  write_text(dir / "base.yaml", minimal("colour: blue\n"));
+  write_text(dir / "child.yaml", "extends: base.yaml\nname: child\n");
+  try {
+    load_recipe(dir / "child.yaml");
+    FAIL();
+  } catch (const RecipeError& e) {
+    ASSERT_EQ(e.items().size(), 1u);
+    EXPECT_EQ(fs::path(e.items()[0].location.file).filename(), "base.yaml");
+    EXPECT_EQ(e.items()[0].location.line, 5);
+  }
+}
+
+TEST(Recipe, VariablesSetOverridesAndEscapes)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("vars:\n  host: a\n  url: 'http://${host}:8080'\n"
+                                     "stages:\n  - name: s\n    steps:\n"
+                                     "      - run: 'curl ${url} $${HOME}'\n"));
+  Recipe r = load_recipe(dir / "r.yaml");
+  EXPECT_EQ(std::get<RunStep>(r.stages[0].steps[0].spec).command, "curl http://a:8080 ${HOME}");
+  LoadOptions options;
+  options.set["host"] = "b";
+  options.set["extra"] = "1";
+  r = load_recipe(dir / "r.yaml", options);
+  EXPECT_EQ(std::get<RunStep>(r.stages[0].steps[0].spec).command, "curl http://b:8080 ${HOME}");
+  EXPECT_EQ(r.vars.at("url"), "http://b:8080");
+  EXPECT_EQ(r.tree.find("vars")->find("extra")->scalar, "1");
+}
+
+TEST(Recipe, UndefinedVariableIsAnErrorAtItsUse)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("stages:\n  - name: s\n    steps:\n      - run: 'echo ${missing}'\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0], "8:14: undefined variable 'missing' (define it under vars: or with --set missing=...)");
+}
+
+TEST(Recipe, VariableCycle)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("vars:\n  a: '${b}'\n  b: '${a}'\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_FALSE(errs.empty());
+  EXPECT_NE(errs[0].find("variable cycle: a -> b -> a"), std::string::npos);
+}
+
+TEST(Recipe, AssignmentParsing)
+{
+  EXPECT_EQ(parse_assignment("a=b=c"), std::make_pair(std::string("a"), std::string("b=c")));
+  EXPECT_EQ(parse_assignment("x="), std::make_pair(std::string("x"), std::string()));
+  EXPECT_THROW(parse_assignment("novalue"), kiln::UsageError);
+  EXPECT_THROW(parse_assignment("1a=b"), kiln::UsageError);
+}
+
+TEST(Recipe, Sizes)
+{
+  EXPECT_EQ(parse_size("4G"), 4ull << 30);
+  EXPECT_EQ(parse_size("512MiB"), 512ull << 20);
+  EXPECT_EQ(parse_size("10 k"), 10ull << 10);
+  EXPECT_EQ(parse_size("1048576"), 1048576ull);
+  EXPECT_EQ(parse_size("4X"), std::nullopt);
+  EXPECT_EQ(parse_size("-1G"), std::nullopt);
+  EXPECT_EQ(parse_size("99999999999999999999T"), std::nullopt);
+}
+
+TEST(Recipe, StepsAndLocalInputs)
+{
+  ScratchDir dir;
+  write_text(dir / "files/motd", "hello\n");
+  write_text(dir / "overlays/node/etc/x.conf", "x\n");
+  write_text(dir / "recipes/r.yaml", minimal("stages:\n  - name: s\n    steps:\n"
+                                             "      - file: {path: /etc/motd, src: ../files/motd, mode: '0600'}\n"
+                                             "      - overlay: node\n"
+                                             "      - unit: {name: kiln-x.service, content: '[Unit]'}\n"
+                                             "      - systemd: {enable: docker.service, mask: [firewalld.service]}\n"
+                                             "      - user: {name: core, uid: 1000, groups: [wheel]}\n"
+                                             "      - firstboot: {name: dcos, script: 'echo hi', after: [docker.service]}\n"
+                                             "      - delete: [/etc/ssh/ssh_host_rsa_key]\n"
+                                             "      - edit: {path: /etc/selinux/config, set: {SELINUX: permissive}}\n"));
+  Recipe r = load_recipe(dir / "recipes/r.yaml");
+  const auto& steps = r.stages.at(0).steps;
+  ASSERT_EQ(steps.size(), 8u);
+  EXPECT_EQ(std::get<FileStep>(steps[0].spec).source, (dir / "files/motd").string());
+  EXPECT_EQ(std::get<FileStep>(steps[0].spec).mode, 0600u);
+  EXPECT_EQ(std::get<OverlayStep>(steps[1].spec).source, (dir / "overlays/node").string());
+  EXPECT_EQ(std::get<SystemdStep>(steps[3].spec).enable, std::vector<std::string>{"docker.service"});
+  EXPECT_EQ(std::get<UserStep>(steps[4].spec).uid, 1000u);
+  EXPECT_EQ(std::get<FirstbootStep>(steps[5].spec).after, std::vector<std::string>{"docker.service"});
+  EXPECT_EQ(std::get<EditStep>(steps[7].spec).set.at("SELINUX"), "permissive");
+}
+
+TEST(Recipe, MissingLocalInputsAreErrors)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("stages:\n  - name: s\n    steps:\n"
+                                     "      - file: {path: /etc/motd, src: nowhere}\n"
+                                     "      - overlay: absent\n"
+                                     "      - systemd: {enable: [docker]}\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 3u);
+  EXPECT_NE(errs[0].find("8:38: src: no such file"), std::string::npos) << errs[0];
+  EXPECT_NE(errs[1].find("9:18: overlay 'absent' not found"), std::string::npos) << errs[1];
+  EXPECT_NE(errs[2].find("'docker' is not a systemd unit name"), std::string::npos) << errs[2];
+}
+
+class PlanKeys : public ::testing::Test {
+protected:
+  ScratchDir dir;
+  void write(const std::string& first_run, const std::string& last_file)
+  {
+    write_text(dir / "in.txt", last_file);
+    write_text(dir / "r.yaml", minimal("stages:\n"
+                                       "  - name: one\n    steps: [{run: '" + first_run + "'}]\n"
+                                       "  - name: two\n    steps: [{file: {path: /x, src: in.txt}}]\n"));
+  }
+  std::vector<std::string> keys()
+  {
+    Plan p = make_plan(load_recipe(dir / "r.yaml"));
+    std::vector<std::string> out{p.base_key};
+    for (const auto& s : p.stages) {
+      out.push_back(s.key);
+    }
+    return out;
+  }
+};
+
+TEST_F(PlanKeys, StableAndChainedThroughParents)
+{
+  write("a", "x");
+  auto k1 = keys();
+  ASSERT_EQ(k1.size(), 3u);
+  EXPECT_EQ(keys(), k1);
+  write("a", "y"); // an input file of the last stage changed
+  auto k2 = keys();
+  EXPECT_EQ(k2[0], k1[0]);
+  EXPECT_EQ(k2[1], k1[1]);
+  EXPECT_NE(k2[2], k1[2]);
+  write("b", "x"); // the first stage changed: every later key changes too
+  auto k3 = keys();
+  EXPECT_EQ(k3[0], k1[0]);
+  EXPECT_NE(k3[1], k1[1]);
+  EXPECT_NE(k3[2], k1[2]);
+}
+
+TEST_F(PlanKeys, FormattingAndLocationDoNotMatter)
+{
+  write("a", "x");
+  auto k1 = keys();
+  write_text(dir / "r.yaml", minimal("# a comment\nstages:\n"
+                                     "  - {name: one, steps: [{run: a}]}\n"
+                                     "  - name: two\n    steps:\n      - file:\n          src: in.txt\n          path: /x\n"));
+  EXPECT_EQ(keys(), k1);
+  fs::rename(dir.path() / "r.yaml", dir.path() / "moved.yaml");
+  fs::create_directories(dir / "elsewhere");
+  fs::rename(dir / "moved.yaml", dir / "elsewhere/r.yaml");
+  fs::rename(dir / "in.txt", dir / "elsewhere/in.txt");
+  Plan p = make_plan(load_recipe(dir / "elsewhere/r.yaml"));
+  EXPECT_EQ(p.stages.back().key, k1.back());
+}
+
+TEST(Plan, JsonHasInputsAndStages)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("stages:\n  - name: s\n    steps: [{run: x}]\n"));
+  Recipe r = load_recipe(dir / "r.yaml");
+  auto j = plan_json(r, make_plan(r));
+  EXPECT_EQ(j["name"], "demo");
+  EXPECT_EQ(j["inputs"][0]["kind"], "base");
+  EXPECT_EQ(j["inputs"][0]["sha256"], k_digest);
+  EXPECT_EQ(j["stages"][0]["name"], "s");
+  EXPECT_EQ(j["stages"][0]["key"].get<std::string>().size(), 64u);
+  EXPECT_EQ(j["recipe"]["stages"][0]["steps"][0]["run"], "x");
+}
+
+} // namespace
+} // namespace kiln::recipe
