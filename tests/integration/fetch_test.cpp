@@ -286,6 +286,23 @@ TEST_F(Fetch, TlsCertificatesAreVerified)
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+TEST_F(Fetch, ProgressOnlyOnATerminal)
+{
+  HttpServer server(dir / "www");
+  std::string url = server.url("/slow/20/base.img");
+  // script(1) gives kiln a pseudo-terminal; everything it prints comes back on stdout.
+  std::string command = std::string(KILN_BIN) + " fetch " + url + " --sha256 " + digest + " --cache " +
+                        (dir / "tty-cache").string();
+  auto r = util::run({"script", "-qec", command, "/dev/null"}, {.env = {{"TERM", "xterm"}}});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\r\033[Kfetch " + url + ": "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(100%)"), std::string::npos) << r.out;
+  // Not a terminal: the same download prints the path and nothing else.
+  auto plain = test::run_kiln({"fetch", url, "--sha256", digest, "--cache", (dir / "plain-cache").string()});
+  ASSERT_EQ(plain.exit_code, 0);
+  EXPECT_EQ(plain.err, "");
+}
+
 TEST_F(Fetch, FileUrls)
 {
   Cache cache(cache_dir);

@@ -93,7 +93,7 @@ ProgressLine::update(std::uint64_t done, std::uint64_t total)
     return;
   }
   auto now = std::chrono::steady_clock::now();
-  if (m_drawn && now - m_last < std::chrono::milliseconds(100) && done != total) {
+  if (m_drawn && now - m_last < std::chrono::milliseconds(100) && (total == 0 || done != total)) {
     return;
   }
   m_last = now;
