@@ -19,7 +19,9 @@ kiln_main(int argc, char** argv)
     app.require_subcommand(1);
     int status = 0;
     add_plan_command(app, status);
+    add_build_command(app, status);
     add_fetch_command(app, status);
+    add_trust_commands(app, status);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {

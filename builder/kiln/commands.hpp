@@ -14,5 +14,7 @@ int kiln_main(int argc, char** argv);
 
 void add_plan_command(CLI::App& app, int& status);
 void add_fetch_command(CLI::App& app, int& status);
+void add_trust_commands(CLI::App& app, int& status);
+void add_build_command(CLI::App& app, int& status);
 
 } // namespace kiln::cmd

@@ -293,7 +293,9 @@ TEST_F(Fetch, ProgressOnlyOnATerminal)
   // script(1) gives kiln a pseudo-terminal; everything it prints comes back on stdout.
   std::string command = std::string(KILN_BIN) + " fetch " + url + " --sha256 " + digest + " --cache " +
                         (dir / "tty-cache").string();
-  auto r = util::run({"script", "-qec", command, "/dev/null"}, {.env = {{"TERM", "xterm"}}});
+  util::RunOptions tty;
+  tty.env["TERM"] = "xterm";
+  auto r = util::run({"script", "-qec", command, "/dev/null"}, tty);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("\r\033[Kfetch " + url + ": "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(100%)"), std::string::npos) << r.out;

@@ -1,0 +1,132 @@
+#include "core/cli/report.hpp"
+#include "core/fetch/cache.hpp"
+#include "core/recipe/loader.hpp"
+#include "core/recipe/plan.hpp"
+#include "core/util/error.hpp"
+#include "core/util/term.hpp"
+#include "image/build/builder.hpp"
+#include "kiln/commands.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <iostream>
+#include <memory>
+
+namespace kiln::cmd {
+
+namespace {
+
+struct BuildArgs {
+  std::string recipe;
+  std::string output = "out";
+  std::vector<std::string> formats;
+  std::vector<std::string> set;
+  std::string cache;
+  std::string sign;
+  bool no_cache = false;
+  bool network = false;
+  bool allow_unpinned = false;
+  bool json = false;
+  bool verbose = false;
+};
+
+int
+do_build(const BuildArgs& args)
+{
+  recipe::LoadOptions load;
+  for (const auto& s : args.set) {
+    auto [name, value] = recipe::parse_assignment(s);
+    load.set.insert_or_assign(name, value);
+  }
+  load.allow_unpinned = args.allow_unpinned;
+  recipe::Recipe r = recipe::load_recipe(args.recipe, load);
+  for (const auto& f : args.formats) {
+    const auto& known = recipe::output_formats();
+    if (std::find(known.begin(), known.end(), f) == known.end()) {
+      throw UsageError("--format " + f, "unknown format (known: qcow2, raw, vmdk, vhd, pxe)");
+    }
+  }
+  recipe::Plan plan = recipe::make_plan(r);
+  fetch::Cache cache(fetch::Cache::default_root(args.cache.empty() ? std::nullopt : std::optional(args.cache)));
+
+  build::BuildOptions options;
+  options.output_dir = args.output;
+  options.formats = args.formats;
+  options.no_cache = args.no_cache;
+  options.network = args.network;
+  if (!args.sign.empty()) {
+    options.sign_key = args.sign;
+  }
+  util::ProgressLine progress("transfer", true);
+  options.status = [&](const std::string& line) {
+    progress.finish();
+    cli::note(k_prog, line);
+  };
+  if (args.verbose) {
+    options.log = [&](const std::string& line) {
+      progress.finish();
+      std::cerr << "  | " << line << "\n";
+    };
+  } else {
+    // Only what matters to a user: the acceleration decision and warnings.
+    options.log = [&](const std::string& line) {
+      if (line.find("kvm") != std::string::npos || line.find("warning") != std::string::npos) {
+        progress.finish();
+        cli::note(k_prog, line);
+      }
+    };
+  }
+  options.progress = [&](std::uint64_t done, std::uint64_t total) { progress.update(done, total); };
+
+  build::BuildResult result = build::build(r, plan, cache, options);
+  progress.finish();
+  if (args.json) {
+    nlohmann::json outputs = nlohmann::json::array();
+    for (const auto& o : result.outputs) {
+      outputs.push_back({{"name", o.name}, {"role", o.role}, {"format", o.format}, {"sha256", o.sha256},
+                         {"size", o.size}});
+    }
+    std::cout << nlohmann::json{{"recipe", r.name},
+                                {"launches", result.launches},
+                                {"reused", result.reused},
+                                {"built", result.built},
+                                {"outputs", outputs},
+                                {"manifest", result.manifest.string()}}
+                   .dump(2)
+              << "\n";
+  } else {
+    for (const auto& o : result.outputs) {
+      std::cout << (std::filesystem::path(args.output) / o.name).string() << "\n";
+    }
+    std::cout << result.manifest.string() << "\n";
+  }
+  cli::note(k_prog, "built " + r.name + ": " + std::to_string(result.built.size()) + " stages run, " +
+                      std::to_string(result.reused.size()) + " reused, " + std::to_string(result.launches) +
+                      " appliance launches");
+  return 0;
+}
+
+} // namespace
+
+void
+add_build_command(CLI::App& app, int& status)
+{
+  auto args = std::make_shared<BuildArgs>();
+  auto* cmd = app.add_subcommand("build", "Bake the image a recipe describes, offline, into every requested format");
+  cmd->add_option("recipe", args->recipe, "Recipe file (YAML)")->required();
+  cmd->add_option("-o,--output", args->output, "Output directory (default: out)");
+  cmd->add_option("--format", args->formats, "Output format (qcow2, raw, vmdk, vhd, pxe), repeatable; default: the recipe's");
+  cmd->add_option("--set", args->set, "Set a recipe variable (NAME=VALUE), repeatable");
+  cmd->add_option("--cache", args->cache, "Cache directory (default: $KILN_CACHE or ~/.cache/kiln)");
+  cmd->add_option("--sign", args->sign, "Sign the manifest with this Ed25519 private key");
+  cmd->add_flag("--no-cache", args->no_cache, "Run every stage, ignoring cached layers");
+  cmd->add_flag("--network", args->network, "Give the appliance a network for every step");
+  cmd->add_flag("--allow-unpinned", args->allow_unpinned, "Accept remote inputs without sha256");
+  cmd->add_flag("--json", args->json, "Print the result as JSON");
+  cmd->add_flag("-v,--verbose", args->verbose, "Show appliance and tool messages");
+  cmd->callback([args, &status] { status = do_build(*args); });
+}
+
+} // namespace kiln::cmd
