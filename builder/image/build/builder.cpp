@@ -1,0 +1,496 @@
+#include "image/build/builder.hpp"
+
+#include "core/crypto/sha256.hpp"
+#include "core/crypto/signing.hpp"
+#include "core/manifest/manifest.hpp"
+#include "core/manifest/sbom.hpp"
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+#include "core/util/term.hpp"
+#include "image/build/steps.hpp"
+#include "image/formats/outputs.hpp"
+#include "image/guestfs/guestfs.hpp"
+
+#include <algorithm>
+#include <sstream>
+#include <cerrno>
+#include <cstdio>
+#include <unistd.h>
+
+namespace kiln::build {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// ext4 features CentOS 7's kernel, e2fsck and GRUB understand (mkfs.ext4 on Debian 12
+// turns on newer ones by default).
+const char* const k_compatible_ext4 = "^metadata_csum,^metadata_csum_seed,^orphan_file,^64bit";
+
+void
+say(const BuildOptions& options, const std::string& line)
+{
+  if (options.status) {
+    options.status(line);
+  }
+}
+
+struct Layer {
+  fs::path image;
+  std::string format = "qcow2";
+};
+
+fs::path
+layer_path(fetch::Cache& cache, const std::string& key)
+{
+  return cache.area("layers") / (key + ".qcow2");
+}
+
+fs::path
+meta_path(fetch::Cache& cache, const std::string& key)
+{
+  return cache.area("layers") / (key + ".json");
+}
+
+// A cached layer counts only with its metadata, which is written after the image.
+bool
+layer_cached(fetch::Cache& cache, const std::string& key)
+{
+  return fs::is_regular_file(layer_path(cache, key)) && fs::is_regular_file(meta_path(cache, key));
+}
+
+void
+qemu_img(const std::vector<std::string>& args)
+{
+  std::vector<std::string> argv{"qemu-img"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  util::RunResult r = util::run(argv);
+  if (!r.ok()) {
+    throw Error("qemu-img " + args.front(), r.tail(3));
+  }
+}
+
+gfs::HandleOptions
+handle_options(const BuildOptions& options, bool network)
+{
+  gfs::HandleOptions h;
+  h.network = network;
+  h.log = options.log;
+  h.progress = options.progress;
+  return h;
+}
+
+// Makes the base disk from a root filesystem tar: one partition, ext4 with features
+// an EL7 kernel mounts, labelled "root", and an fstab that mounts it by label.
+void
+disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, const BuildOptions& options,
+              BuildResult& result)
+{
+  util::AtomicFile file(out);
+  qemu_img({"create", "-q", "-f", "qcow2", file.temp_path().string(), std::to_string(size)});
+  gfs::Handle g(handle_options(options, false));
+  g.add_drive(file.temp_path().string(), "qcow2");
+  say(options, "base: making a " + util::human_bytes(size) + " disk from " + tar.filename().string());
+  g.launch();
+  ++result.launches;
+  std::string device = g.list_devices().at(0);
+  g.part_disk(device, "mbr");
+  std::string part = g.list_partitions().at(0);
+  gfs::MkfsOptions mkfs;
+  mkfs.label = "root";
+  mkfs.features = k_compatible_ext4;
+  g.mkfs("ext4", part, mkfs);
+  g.mount(part, "/");
+  g.tar_in(tar.string(), "/");
+  g.write("/etc/fstab", "LABEL=root / ext4 defaults 0 1\n");
+  g.umount_all();
+  g.shutdown();
+  file.commit();
+}
+
+fs::path
+bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cache& cache, const BuildOptions& options)
+{
+  fs::path tar = cache.area("bootstrap") / (key + ".tar");
+  if (fs::is_regular_file(tar)) {
+    return tar;
+  }
+  util::FileLock lock(cache.area("locks") / (key + ".bootstrap.lock"));
+  if (fs::is_regular_file(tar)) {
+    return tar;
+  }
+  util::AtomicFile out(tar);
+  std::vector<std::string> argv{"mmdebstrap", "--quiet", "--variant=" + base.variant, "--format=tar"};
+  if (!base.packages.empty()) {
+    std::string include;
+    for (const auto& p : base.packages) {
+      include += (include.empty() ? "" : ",") + p;
+    }
+    argv.push_back("--include=" + include);
+  }
+  argv.push_back(base.suite);
+  argv.push_back(out.temp_path().string());
+  if (!base.mirror.empty()) {
+    argv.push_back(base.mirror);
+  }
+  say(options, "base: mmdebstrap " + base.suite + " (" + base.variant + ", " + std::to_string(base.packages.size()) +
+                 " extra packages)");
+  util::RunResult r = util::run(argv);
+  if (!r.ok()) {
+    throw Error("mmdebstrap " + base.suite, "exit status " + std::to_string(r.exit_code) + ": " + r.tail(5));
+  }
+  out.commit();
+  return tar;
+}
+
+Layer
+resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
+             BuildResult& result)
+{
+  const recipe::BaseImage& base = recipe.base;
+  if (base.kind == recipe::BaseImage::Kind::url) {
+    fetch::FetchOptions fetch_options;
+    fetch_options.urls = base.urls;
+    fetch_options.sha256 = base.sha256;
+    fetch_options.allow_unpinned = !base.sha256.has_value();
+    fetch_options.progress = options.progress;
+    say(options, "base: " + base.urls.front());
+    fetch::FetchResult fetched = cache.fetch(fetch_options);
+    return {fetched.path, base.format};
+  }
+  if (base.kind == recipe::BaseImage::Kind::path && base.format != "tar") {
+    // A copy in the cache: layers must never be backed by a file someone may change.
+    return {cache.insert_file(base.path, plan.inputs.front().sha256), base.format};
+  }
+  fs::path disk = layer_path(cache, plan.base_key);
+  if (fs::is_regular_file(disk) && !options.no_cache) {
+    say(options, "base: cached");
+    return {disk, "qcow2"};
+  }
+  fs::path tar = base.kind == recipe::BaseImage::Kind::path ? fs::path(base.path)
+                                                            : bootstrap_tar(base, plan.base_key, cache, options);
+  std::uint64_t size = recipe.size != 0 ? recipe.size : (4ull << 30);
+  disk_from_tar(tar, disk, size, options, result);
+  return {disk, "qcow2"};
+}
+
+GuestInfo
+inspect(gfs::Handle& g)
+{
+  std::vector<std::string> roots = g.inspect_os();
+  if (roots.size() != 1) {
+    throw Error("image", roots.empty() ? "no operating system found in the base image"
+                                       : "more than one operating system in the base image");
+  }
+  GuestInfo info;
+  info.root = roots.front();
+  info.distro = g.inspect_get_distro(info.root);
+  info.package_format = g.inspect_get_package_format(info.root);
+  info.package_manager = g.inspect_get_package_management(info.root);
+  info.major_version = g.inspect_get_major_version(info.root);
+  return info;
+}
+
+json
+package_inventory(gfs::Handle& g, const GuestInfo& guest)
+{
+  std::string script = guest.package_format == "rpm"
+                         ? "rpm -qa --qf '%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'"
+                         : "dpkg-query -W -f='${Package}\\t${Version}\\t${Architecture}\\n'";
+  gfs::CommandResult r = g.sh(script);
+  if (r.exit_code != 0) {
+    throw Error("package inventory", "cannot read the " + guest.package_format + " database: " + r.err);
+  }
+  std::vector<json> packages;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    auto t1 = line.find('\t');
+    auto t2 = line.find('\t', t1 + 1);
+    if (t1 == std::string::npos || t2 == std::string::npos) {
+      continue;
+    }
+    packages.push_back({{"name", line.substr(0, t1)}, {"version", line.substr(t1 + 1, t2 - t1 - 1)},
+                        {"arch", line.substr(t2 + 1)}});
+  }
+  std::sort(packages.begin(), packages.end(),
+            [](const json& a, const json& b) { return a["name"].get<std::string>() < b["name"].get<std::string>(); });
+  return packages;
+}
+
+// Newest kernel and its initramfs under /boot, copied into the cache beside the layer.
+json
+extract_kernel(gfs::Handle& g, fetch::Cache& cache, const std::string& key)
+{
+  std::vector<std::string> kernels = g.glob("/boot/vmlinuz-*");
+  std::erase_if(kernels, [](const std::string& k) { return k.find("rescue") != std::string::npos; });
+  if (kernels.empty()) {
+    return nullptr;
+  }
+  std::sort(kernels.begin(), kernels.end());
+  std::string kernel = kernels.back();
+  std::string version = kernel.substr(std::string("/boot/vmlinuz-").size());
+  std::string initrd;
+  for (const auto& candidate : {"/boot/initramfs-" + version + ".img", "/boot/initrd.img-" + version}) {
+    if (g.is_file(candidate)) {
+      initrd = candidate;
+    }
+  }
+  if (initrd.empty()) {
+    return nullptr;
+  }
+  fs::path dir = cache.area("layers");
+  json out = {{"version", version}};
+  for (auto [name, remote] : {std::pair{"kernel", kernel}, std::pair{"initramfs", initrd}}) {
+    fs::path local = dir / (key + "." + name);
+    util::AtomicFile file(local);
+    g.download(remote, file.temp_path().string());
+    file.commit();
+    out[name] = local.string();
+  }
+  return out;
+}
+
+// Copies the working overlay into the cache as the layer for `key` (the guest's
+// filesystems are unmounted, so everything it wrote has been flushed to the file).
+void
+snapshot(const fs::path& working, const fs::path& target)
+{
+  util::AtomicFile out(target);
+  util::RunResult r = util::run({"cp", "--sparse=always", working.string(), out.temp_path().string()});
+  if (!r.ok()) {
+    throw Error(target.string(), "cannot copy the stage layer: " + r.tail(2));
+  }
+  out.commit();
+}
+
+std::string
+short_key(const std::string& key)
+{
+  return key.substr(0, 12);
+}
+
+} // namespace
+
+std::string
+finalize_key(const recipe::Recipe& recipe, const recipe::Plan& plan)
+{
+  std::string parent = plan.stages.empty() ? plan.base_key : plan.stages.back().key;
+  json src = {{"parent", parent}, {"finalize", {{"sysprep", recipe.sysprep}, {"trim", recipe.trim}, {"version", 1}}}};
+  return crypto::sha256_hex(src.dump());
+}
+
+BuildResult
+build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
+             fs::path& final_layer, json& final_meta);
+
+namespace {
+
+// Writes every output format into a staging directory inside the output directory,
+// then the manifest (and its signature), then moves them into place. A failure before
+// the moves leaves the output directory as it was.
+void
+write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::path& final_layer,
+              const json& meta, const BuildOptions& options, BuildResult& result)
+{
+  std::error_code ec;
+  fs::create_directories(options.output_dir, ec);
+  if (ec) {
+    throw Error(options.output_dir.string(), "cannot create the output directory: " + ec.message());
+  }
+  const std::vector<std::string>& formats = options.formats.empty() ? recipe.outputs.formats : options.formats;
+  const std::string stem = recipe.outputs.name;
+  util::TempDir staging(options.output_dir, "." + stem + ".kiln-staging");
+
+  formats::Source source;
+  source.image = final_layer;
+  if (meta.contains("kernel") && meta["kernel"].is_object()) {
+    source.kernel = meta["kernel"]["kernel"].get<std::string>();
+    source.initramfs = meta["kernel"]["initramfs"].get<std::string>();
+  }
+  source.kernel_cmdline = "console=tty0 console=ttyS0,115200";
+
+  manifest::Manifest m;
+  m.name = stem;
+  m.kiln_version = KILN_VERSION;
+  m.libguestfs_version = gfs::library_version();
+  m.recipe_name = recipe.name;
+  m.recipe_digest = plan.recipe_digest;
+  for (const auto& in : plan.inputs) {
+    m.inputs.push_back({in.kind, in.source, in.sha256});
+  }
+  for (const auto& s : plan.stages) {
+    m.stages.push_back({s.name, s.key});
+  }
+  m.stages.push_back({"finalize", finalize_key(recipe, plan)});
+  for (const auto& p : meta.value("packages", json::array())) {
+    m.packages.push_back({p["name"], p["version"], p["arch"]});
+  }
+  for (const auto& format : formats) {
+    say(options, "output " + format);
+    for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
+      m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
+    }
+  }
+  manifest::SbomOptions sbom;
+  sbom.name = stem;
+  sbom.digest = plan.recipe_digest;
+  sbom.created = manifest::spdx_time(0); // reproducible: the SBOM describes content, not a moment
+  sbom.kiln_version = KILN_VERSION;
+  sbom.distro = meta.contains("guest") ? meta["guest"].value("package_format", "rpm") : "rpm";
+  m.sbom = manifest::make_sbom(m.packages, sbom);
+
+  fs::path staged_manifest = manifest::manifest_path(staging.path(), stem);
+  manifest::write_manifest(staged_manifest, m);
+  std::vector<std::string> names;
+  for (const auto& f : m.files) {
+    names.push_back(f.name);
+  }
+  std::optional<std::string> key = options.sign_key ? options.sign_key : recipe.signing_key;
+  if (key) {
+    std::string id = manifest::sign_manifest(staged_manifest, crypto::load_private_key(*key));
+    say(options, "signed " + staged_manifest.filename().string() + " with key " + id.substr(0, 16));
+    names.push_back(manifest::signature_path(staged_manifest).filename().string());
+    names.push_back(manifest::raw_signature_path(staged_manifest).filename().string());
+  }
+  // The manifest goes last: a reader that sees it sees every file it names.
+  names.push_back(staged_manifest.filename().string());
+  for (const auto& name : names) {
+    if (::rename((staging.path() / name).c_str(), (options.output_dir / name).c_str()) != 0) {
+      throw Error((options.output_dir / name).string(), "cannot move output into place: " + errno_text(errno));
+    }
+  }
+  util::fsync_dir(options.output_dir);
+  result.manifest = options.output_dir / staged_manifest.filename();
+  for (const auto& f : m.files) {
+    result.outputs.push_back({f.name, f.role, f.format, f.sha256, f.size});
+  }
+}
+
+} // namespace
+
+BuildResult
+build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options)
+{
+  fs::path final_layer;
+  json meta;
+  BuildResult result = build_layers(recipe, plan, cache, options, final_layer, meta);
+  result.packages = meta.value("packages", json::array());
+  write_outputs(recipe, plan, final_layer, meta, options, result);
+  return result;
+}
+
+BuildResult
+build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
+             fs::path& final_layer, json& final_meta)
+{
+  BuildResult result;
+  // One build at a time per cache: two builds of the same recipe would otherwise both
+  // run the stages; the second now finds them cached.
+  util::FileLock lock(cache.area("locks") / "build.lock");
+
+  struct Pending {
+    std::string name;
+    std::string key;
+    const recipe::Stage* stage; // nullptr for finalize
+  };
+  std::vector<Pending> stages;
+  for (size_t i = 0; i < recipe.stages.size(); ++i) {
+    stages.push_back({recipe.stages[i].name, plan.stages[i].key, &recipe.stages[i]});
+  }
+  stages.push_back({"finalize", finalize_key(recipe, plan), nullptr});
+
+  // The deepest stage already cached; everything after it runs.
+  size_t first = 0;
+  if (!options.no_cache) {
+    for (size_t i = stages.size(); i > 0; --i) {
+      if (layer_cached(cache, stages[i - 1].key)) {
+        first = i;
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < first; ++i) {
+    result.reused.push_back(stages[i].name);
+    say(options, "stage " + stages[i].name + ": cached (" + short_key(stages[i].key) + ")");
+  }
+  final_layer = layer_path(cache, stages.back().key);
+  if (first == stages.size()) {
+    final_meta = json::parse(util::read_file(meta_path(cache, stages.back().key)));
+    return result;
+  }
+
+  Layer parent = first == 0 ? resolve_base(recipe, plan, cache, options, result)
+                            : Layer{layer_path(cache, stages[first - 1].key), "qcow2"};
+  util::TempDir work(cache.area("tmp"), "build");
+  fs::path working = work.path() / "working.qcow2";
+  qemu_img({"create", "-q", "-f", "qcow2", "-b", fs::absolute(parent.image).string(), "-F", parent.format,
+            working.string()});
+
+  bool network = options.network || recipe.network;
+  for (size_t i = first; i < stages.size(); ++i) {
+    if (stages[i].stage != nullptr) {
+      for (const auto& step : stages[i].stage->steps) {
+        if (const auto* p = std::get_if<recipe::PackagesStep>(&step.spec); p != nullptr && p->network) {
+          network = true;
+        }
+      }
+    }
+  }
+  gfs::Handle g(handle_options(options, network));
+  g.add_drive(working.string(), "qcow2");
+  say(options, "appliance: launching (" + std::string(gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "software emulation") + ")");
+  g.launch();
+  ++result.launches;
+  GuestInfo guest = inspect(g);
+  g.mount_os(guest.root);
+  StepContext ctx{g, guest, network, options.log};
+
+  for (size_t i = first; i < stages.size(); ++i) {
+    const Pending& p = stages[i];
+    json meta = {{"key", p.key}, {"name", p.name}, {"recipe", recipe.name},
+                 {"guest", {{"distro", guest.distro}, {"package_format", guest.package_format},
+                            {"package_manager", guest.package_manager}, {"major_version", guest.major_version}}}};
+    if (p.stage != nullptr) {
+      say(options, "stage " + p.name + ": running " + std::to_string(p.stage->steps.size()) + " steps (" +
+                     short_key(p.key) + ")");
+      for (size_t s = 0; s < p.stage->steps.size(); ++s) {
+        util::check_interrupted();
+        const auto& step = p.stage->steps[s];
+        say(options, "  [" + std::to_string(s + 1) + "/" + std::to_string(p.stage->steps.size()) + "] " + step.kind +
+                       " (" + step.location.str() + ")");
+        run_step(ctx, step);
+      }
+    } else {
+      say(options, "stage finalize: " + std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" +
+                     (recipe.trim ? ", trim" : ""));
+      if (recipe.sysprep) {
+        sysprep(ctx);
+      }
+      meta["packages"] = package_inventory(g, guest);
+      meta["kernel"] = extract_kernel(g, cache, p.key);
+      if (recipe.trim) {
+        for (const auto& [mountpoint, device] : g.inspect_mountpoints(guest.root)) {
+          g.trim(mountpoint);
+        }
+      }
+    }
+    util::check_interrupted();
+    g.umount_all();
+    if (i + 1 == stages.size()) {
+      g.shutdown();
+    }
+    snapshot(working, layer_path(cache, p.key));
+    util::write_file_atomic(meta_path(cache, p.key), meta.dump(2) + "\n");
+    result.built.push_back(p.name);
+    if (i + 1 < stages.size()) {
+      g.mount_os(guest.root);
+    } else {
+      final_meta = meta;
+    }
+  }
+  return result;
+}
+
+} // namespace kiln::build

@@ -1,0 +1,113 @@
+#include "image/formats/outputs.hpp"
+
+#include "core/bmap/bmap.hpp"
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <unistd.h>
+
+namespace kiln::formats {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::uint64_t k_mib = 1 << 20;
+
+void
+qemu_img(const std::string& what, const std::vector<std::string>& args)
+{
+  std::vector<std::string> argv{"qemu-img"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  util::RunResult r = util::run(argv);
+  if (!r.ok()) {
+    throw Error("output " + what, "qemu-img failed: " + r.tail(3));
+  }
+}
+
+void
+copy_out(const fs::path& from, const fs::path& to)
+{
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) {
+    throw Error(to.string(), "cannot copy " + from.string() + ": " + ec.message());
+  }
+}
+
+} // namespace
+
+std::uint64_t
+virtual_size(const fs::path& image)
+{
+  util::RunResult r = util::run({"qemu-img", "info", "--output=json", image.string()});
+  if (!r.ok()) {
+    throw Error(image.string(), "qemu-img info failed: " + r.tail(3));
+  }
+  return nlohmann::json::parse(r.out)["virtual-size"].get<std::uint64_t>();
+}
+
+std::vector<Written>
+write_format(const std::string& format, const Source& source, const std::string& stem, const fs::path& dir,
+             bool compress)
+{
+  const std::string image = source.image.string();
+  if (format == "qcow2") {
+    std::vector<std::string> args{"convert", "-q", "-O", "qcow2"};
+    if (compress) {
+      args.push_back("-c");
+    }
+    args.insert(args.end(), {image, (dir / (stem + ".qcow2")).string()});
+    qemu_img(format, args);
+    return {{stem + ".qcow2", "image", "qcow2"}};
+  }
+  if (format == "raw") {
+    fs::path raw = dir / (stem + ".raw");
+    qemu_img(format, {"convert", "-q", "-O", "raw", image, raw.string()});
+    bmap::write_bmap_file(raw, dir / (stem + ".raw.bmap"));
+    return {{stem + ".raw", "image", "raw"}, {stem + ".raw.bmap", "bmap", "bmap"}};
+  }
+  if (format == "vmdk") {
+    qemu_img(format, {"convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", image,
+                      (dir / (stem + ".vmdk")).string()});
+    return {{stem + ".vmdk", "image", "vmdk"}};
+  }
+  if (format == "vhd") {
+    // Azure wants a fixed VHD whose virtual size is a whole number of MiB; force_size
+    // keeps qemu from rounding it to a CHS geometry.
+    std::uint64_t size = virtual_size(source.image);
+    std::string input = image;
+    fs::path aligned = dir / ("." + stem + ".vhd-aligned.qcow2");
+    if (size % k_mib != 0) {
+      qemu_img(format, {"create", "-q", "-f", "qcow2", "-b", fs::absolute(source.image).string(), "-F", "qcow2",
+                        aligned.string(), std::to_string((size / k_mib + 1) * k_mib)});
+      input = aligned.string();
+    }
+    qemu_img(format, {"convert", "-q", "-O", "vpc", "-o", "subformat=fixed,force_size=on", input,
+                      (dir / (stem + ".vhd")).string()});
+    fs::remove(aligned);
+    return {{stem + ".vhd", "image", "vhd"}};
+  }
+  if (format == "pxe") {
+    if (source.kernel.empty() || source.initramfs.empty()) {
+      throw Error("output pxe", "the image has no kernel and initramfs under /boot");
+    }
+    copy_out(source.kernel, dir / (stem + ".vmlinuz"));
+    copy_out(source.initramfs, dir / (stem + ".initrd"));
+    std::string script = "#!ipxe\n"
+                         "# Boots " + stem + " over the network: kernel and initramfs from beside this script.\n"
+                         "kernel " + stem + ".vmlinuz initrd=" + stem + ".initrd" +
+                         (source.kernel_cmdline.empty() ? "" : " " + source.kernel_cmdline) + "\n"
+                         "initrd " + stem + ".initrd\n"
+                         "boot\n";
+    util::write_file_atomic(dir / (stem + ".ipxe"), script);
+    return {{stem + ".vmlinuz", "kernel", "pxe"}, {stem + ".initrd", "initramfs", "pxe"}, {stem + ".ipxe", "ipxe", "pxe"}};
+  }
+  throw UsageError("output " + format, "unknown format (known: qcow2, raw, vmdk, vhd, pxe)");
+}
+
+} // namespace kiln::formats

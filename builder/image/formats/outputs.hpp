@@ -1,0 +1,36 @@
+// Output formats, written from the final qcow2 layer with qemu-img and kiln's own
+// bmap writer: qcow2 (optionally compressed), raw + bmap 2.0, vmdk (streamOptimized),
+// vhd (fixed, virtual size aligned to 1 MiB as Azure requires), and pxe (the image's
+// kernel and initramfs plus an iPXE script). Files are written under a staging
+// directory; the caller publishes them by rename.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kiln::formats {
+
+struct Written {
+  std::string name;   // file name
+  std::string role;   // image, bmap, kernel, initramfs, ipxe
+  std::string format; // qcow2, raw, bmap, vmdk, vhd, pxe
+};
+
+struct Source {
+  std::filesystem::path image;      // final layer (qcow2, may have a backing chain)
+  std::filesystem::path kernel;     // empty when the image has none
+  std::filesystem::path initramfs;
+  std::string kernel_cmdline;       // extra arguments for the PXE boot
+};
+
+// Writes `format` for `stem` into `dir`; returns the files written (relative names).
+// Throws Error naming the format on failure.
+std::vector<Written> write_format(const std::string& format, const Source& source, const std::string& stem,
+                                  const std::filesystem::path& dir, bool compress);
+
+// Virtual size of an image (qemu-img info).
+std::uint64_t virtual_size(const std::filesystem::path& image);
+
+} // namespace kiln::formats

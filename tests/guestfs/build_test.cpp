@@ -1,0 +1,246 @@
+// kiln build end to end: a Debian base made with mmdebstrap, every step kind, every
+// output format, then the produced image opened with libguestfs and checked; cache
+// hits and misses counted in appliance launches; failures leave nothing behind.
+#include "core/crypto/sha256.hpp"
+#include "core/manifest/manifest.hpp"
+#include "image/guestfs/guestfs.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const fs::path k_cache = KILN_TEST_CACHE;
+
+std::string
+base_yaml()
+{
+  return "base:\n"
+         "  bootstrap:\n"
+         "    suite: bookworm\n"
+         "    variant: minbase\n"
+         "    packages: [systemd, systemd-sysv, passwd]\n"
+         "size: 1G\n";
+}
+
+// The recipe exercises every offline step kind. `last` is the content of a file read by
+// the last stage, so a test can change exactly that stage.
+void
+write_recipe(const fs::path& dir, const std::string& last = "v1\n")
+{
+  test::write_text(dir / "overlays/node/etc/kiln/overlay.conf", "from=overlay\n");
+  test::write_text(dir / "overlays/node/usr/local/bin/hello", "#!/bin/sh\necho hello\n");
+  fs::permissions(dir / "overlays/node/usr/local/bin/hello", fs::perms::owner_all | fs::perms::group_read |
+                                                               fs::perms::group_exec | fs::perms::others_read |
+                                                               fs::perms::others_exec);
+  test::write_text(dir / "files/last.txt", last);
+  test::write_text(dir / "recipe.yaml",
+                   "name: fixture\n" + base_yaml() +
+                   "outputs: {formats: [qcow2, raw, vmdk, vhd, pxe]}\n"
+                   "stages:\n"
+                   "  - name: prep\n"
+                   "    steps:\n"
+                   "      - group: {name: dcos, gid: 4242}\n"
+                   "      - user: {name: core, uid: 1500, groups: [dcos]}\n"
+                   "      - file: {path: /etc/kiln/owned, content: \"x\\n\", mode: '0640', owner: core, group: dcos}\n"
+                   "      - overlay: node\n"
+                   "      - edit: {path: /etc/kiln/overlay.conf, set: {added: yes}}\n"
+                   "      - edit: {path: /etc/kiln/overlay.conf, match: '^from=', line: 'from=edit'}\n"
+                   "      - file: {path: /etc/kiln/doomed, content: gone}\n"
+                   "      - delete: [/etc/kiln/doomed]\n"
+                   "      - unit: {name: kiln-demo.service, content: \"[Unit]\\nDescription=demo\\n[Service]\\n"
+                   "ExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n\"}\n"
+                   "      - systemd: {enable: [kiln-demo.service], mask: [firewalld.service]}\n"
+                   "      - selinux: {mode: permissive}\n"
+                   "      - run: 'echo ran > /etc/kiln/ran; mkdir -p /etc/ssh; echo key > /etc/ssh/ssh_host_rsa_key'\n"
+                   "      - firstboot: {name: dcos-install, script: 'echo installing', after: [docker.service]}\n"
+                   "      - file: {path: /boot/vmlinuz-6.1.0-kiln, content: kernel}\n"
+                   "      - file: {path: /boot/initrd.img-6.1.0-kiln, content: initrd}\n"
+                   "  - name: last\n"
+                   "    steps:\n"
+                   "      - file: {path: /etc/kiln/last, src: files/last.txt}\n");
+}
+
+util::RunResult
+kiln_build(const fs::path& dir, const std::vector<std::string>& extra = {})
+{
+  std::vector<std::string> args{"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache",
+                                k_cache.string(), "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return test::run_kiln(args);
+}
+
+class Build : public ::testing::Test {
+protected:
+  test::ScratchDir dir;
+};
+
+TEST_F(Build, EveryStepEveryFormatAndTheCache)
+{
+  write_recipe(dir.path());
+  // A cold build of the stages (the bootstrap base may already be cached by another test).
+  auto r = kiln_build(dir.path(), {"--no-cache"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json first = json::parse(r.out);
+  EXPECT_EQ(first["built"], json({"prep", "last", "finalize"}));
+  EXPECT_GE(first["launches"].get<int>(), 1);
+  EXPECT_LE(first["launches"].get<int>(), 2); // base (when not cached) + one for every stage
+
+  const fs::path out = dir / "out";
+  // Manifest: every file with its digest, the packages from the guest's dpkg database.
+  manifest::Manifest m = manifest::read_manifest(out / "fixture.manifest.json");
+  std::map<std::string, std::string> files;
+  for (const auto& f : m.files) {
+    files[f.name] = f.format;
+    EXPECT_EQ(crypto::sha256_file(out / f.name), f.sha256) << f.name;
+  }
+  EXPECT_EQ(files.size(), 8u);
+  for (const char* name : {"fixture.qcow2", "fixture.raw", "fixture.raw.bmap", "fixture.vmdk", "fixture.vhd",
+                           "fixture.vmlinuz", "fixture.initrd", "fixture.ipxe"}) {
+    EXPECT_TRUE(files.count(name)) << name;
+  }
+  EXPECT_EQ(m.libguestfs_version, gfs::library_version());
+  bool has_systemd = false;
+  for (const auto& p : m.packages) {
+    has_systemd |= p.name == "systemd";
+  }
+  EXPECT_TRUE(has_systemd);
+  EXPECT_EQ(m.sbom["spdxVersion"], "SPDX-2.3");
+  EXPECT_EQ(m.stages.size(), 3u);
+
+  // Formats, as the real tools see them.
+  auto info = [&](const std::string& name) {
+    auto q = util::run({"qemu-img", "info", "--output=json", (out / name).string()});
+    EXPECT_EQ(q.exit_code, 0) << q.err;
+    return json::parse(q.out);
+  };
+  EXPECT_EQ(info("fixture.qcow2")["format"], "qcow2");
+  EXPECT_FALSE(info("fixture.qcow2").contains("backing-filename"));
+  EXPECT_EQ(info("fixture.vmdk")["format-specific"]["data"]["create-type"], "streamOptimized");
+  auto vhd = util::run({"qemu-img", "info", "-f", "vpc", "--output=json", (out / "fixture.vhd").string()});
+  ASSERT_EQ(vhd.exit_code, 0) << vhd.err;
+  EXPECT_EQ(json::parse(vhd.out)["virtual-size"].get<std::uint64_t>() % (1 << 20), 0u);
+  EXPECT_EQ(fs::file_size(out / "fixture.vhd") % 512, 0u);
+  auto copy = util::run({"bmaptool", "copy", "--bmap", (out / "fixture.raw.bmap").string(),
+                         (out / "fixture.raw").string(), (dir / "copied.raw").string()});
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  EXPECT_EQ(crypto::sha256_file(dir / "copied.raw"), crypto::sha256_file(out / "fixture.raw"));
+  EXPECT_EQ(test::read_text(out / "fixture.vmlinuz"), "kernel");
+  EXPECT_NE(test::read_text(out / "fixture.ipxe").find("kernel fixture.vmlinuz initrd=fixture.initrd"),
+            std::string::npos);
+  // Trimmed and sparse: the raw image allocates far less than its size.
+  EXPECT_LT(fs::file_size(out / "fixture.qcow2"), (1ull << 30) / 2);
+
+  // The image itself, opened with libguestfs.
+  {
+    gfs::Handle g;
+    g.add_drive((out / "fixture.qcow2").string(), "qcow2", true);
+    g.launch();
+    auto roots = g.inspect_os();
+    ASSERT_EQ(roots.size(), 1u);
+    g.mount_os(roots[0], true);
+    EXPECT_EQ(g.read_file("/etc/kiln/overlay.conf"), "from=edit\nadded=yes\n");
+    EXPECT_EQ(g.read_file("/usr/local/bin/hello"), "#!/bin/sh\necho hello\n");
+    EXPECT_EQ(g.lstat("/usr/local/bin/hello").mode & 0777, 0755u);
+    EXPECT_EQ(g.lstat("/etc/kiln/overlay.conf").uid, 0u);
+    gfs::Stat owned = g.lstat("/etc/kiln/owned");
+    EXPECT_EQ(owned.mode & 0777, 0640u);
+    EXPECT_EQ(owned.uid, 1500u);
+    EXPECT_EQ(owned.gid, 4242u);
+    EXPECT_FALSE(g.exists("/etc/kiln/doomed"));
+    EXPECT_NE(g.read_file("/etc/group").find("dcos:x:4242:core"), std::string::npos);
+    EXPECT_NE(g.read_file("/etc/passwd").find("core:x:1500:"), std::string::npos);
+    EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-demo.service"),
+              "/etc/systemd/system/kiln-demo.service");
+    EXPECT_EQ(g.readlink("/etc/systemd/system/firewalld.service"), "/dev/null");
+    EXPECT_NE(g.read_file("/etc/selinux/config").find("SELINUX=permissive\n"), std::string::npos);
+    EXPECT_EQ(g.read_file("/etc/kiln/ran"), "ran\n");
+    EXPECT_EQ(g.read_file("/etc/kiln/last"), "v1\n");
+    // First boot: a oneshot unit after network-online and time-sync, enabled, with a stamp.
+    std::string unit = g.read_file("/etc/systemd/system/kiln-firstboot-dcos-install.service");
+    EXPECT_NE(unit.find("After=network-online.target time-sync.target docker.service"), std::string::npos);
+    EXPECT_NE(unit.find("Type=oneshot"), std::string::npos);
+    EXPECT_NE(unit.find("ConditionPathExists=!/var/lib/kiln/firstboot/dcos-install.done"), std::string::npos);
+    EXPECT_NE(unit.find("/var/log/kiln/dcos-install.log"), std::string::npos);
+    EXPECT_TRUE(g.is_symlink("/etc/systemd/system/multi-user.target.wants/kiln-firstboot-dcos-install.service"));
+    EXPECT_EQ(g.read_file("/usr/libexec/kiln/firstboot/dcos-install"), "#!/bin/sh\necho installing\n");
+    // Sysprep.
+    EXPECT_EQ(g.lstat("/etc/machine-id").size, 0u);
+    EXPECT_TRUE(g.glob("/etc/ssh/ssh_host_*").empty());
+    EXPECT_EQ(g.read_file("/etc/hostname"), "localhost\n");
+    EXPECT_FALSE(g.exists("/var/lib/systemd/random-seed"));
+    EXPECT_TRUE(g.glob("/var/cache/apt/archives/*.deb").empty());
+    g.shutdown();
+  }
+
+  // Nothing changed: no appliance at all, same outputs.
+  r = kiln_build(dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json again = json::parse(r.out);
+  EXPECT_EQ(again["launches"], 0);
+  EXPECT_EQ(again["built"], json::array());
+  EXPECT_EQ(again["reused"], json({"prep", "last", "finalize"}));
+  EXPECT_EQ(crypto::sha256_file(out / "fixture.raw"), m.files[0].name == "fixture.raw" ? m.files[0].sha256
+                                                                                       : crypto::sha256_file(out / "fixture.raw"));
+
+  // One file of the last stage changed: one launch, the first stage reused.
+  write_recipe(dir.path(), "v2\n");
+  r = kiln_build(dir.path(), {"--format", "qcow2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json changed = json::parse(r.out);
+  EXPECT_EQ(changed["launches"], 1);
+  EXPECT_EQ(changed["reused"], json({"prep"}));
+  EXPECT_EQ(changed["built"], json({"last", "finalize"}));
+  // Cached layers are sound qcow2 files.
+  for (const auto& e : fs::directory_iterator(k_cache / "layers")) {
+    if (e.path().extension() == ".qcow2") {
+      auto check = util::run({"qemu-img", "check", "-q", e.path().string()});
+      EXPECT_EQ(check.exit_code, 0) << e.path() << check.out << check.err;
+    }
+  }
+}
+
+TEST_F(Build, FailingCommandNamesItAndLeavesNothing)
+{
+  test::write_text(dir / "recipe.yaml", "name: failing\n" + base_yaml() +
+                                          "stages:\n"
+                                          "  - name: ok\n    steps: [{run: 'true'}]\n"
+                                          "  - name: bad\n    steps:\n"
+                                          "      - run: 'echo doing; echo something broke >&2; exit 3'\n");
+  auto r = kiln_build(dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  auto lines = test::lines(r.err);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back(), "kiln: error: run step at " + (dir / "recipe.yaml").string() +
+                            ":13:9: command 'echo doing; echo something broke >&2; exit 3': exit status 3: "
+                            "something broke");
+  // No outputs, no staging leftovers.
+  EXPECT_TRUE(!fs::exists(dir / "out") || fs::is_empty(dir / "out"));
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(Build, EnablingAMissingUnitFails)
+{
+  test::write_text(dir / "recipe.yaml", "name: nounit\n" + base_yaml() +
+                                          "stages:\n  - name: s\n    steps: [{systemd: {enable: [nosuch.service]}}]\n");
+  auto r = kiln_build(dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("enable nosuch.service: no such unit in the image"), std::string::npos) << r.err;
+}
+
+TEST_F(Build, BadRecipeTouchesNothing)
+{
+  test::write_text(dir / "recipe.yaml", "name: bad\n" + base_yaml() + "stages: [{name: s, steps: [{nope: 1}]}]\n");
+  auto r = test::run_kiln({"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache",
+                           (dir / "cache").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  EXPECT_FALSE(fs::exists(dir / "cache"));
+}
+
+} // namespace
+} // namespace kiln
