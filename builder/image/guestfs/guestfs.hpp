@@ -1,0 +1,157 @@
+// A thin, move-only C++ wrapper over the libguestfs C API: one RAII handle, every
+// failing call turned into kiln::Error("guestfs OP SUBJECT", last_error) at once,
+// appliance messages forwarded to a log callback, and a decision about KVM that
+// kiln makes itself (a probe, then a fallback to TCG on a failed launch).
+// libguestfs headers stay inside guestfs.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::gfs {
+
+enum class Accel { kvm, tcg };
+
+struct AccelDecision {
+  Accel accel = Accel::tcg;
+  std::string reason; // one line, e.g. "/dev/kvm: No such file or directory"
+};
+
+// Decides whether qemu can use KVM on this machine, by running a tiny guest under
+// qemu with accel=kvm (a fraction of a second). The answer is computed once per process.
+// KILN_ACCEL=kvm|tcg overrides it (for users who know better), never required.
+AccelDecision probe_acceleration();
+
+// The same decision computed afresh, without the per-process cache (KILN_ACCEL still
+// applies). For tests and for callers that want to re-check after a host change.
+AccelDecision probe_acceleration_uncached();
+
+// Runs the probe guest once under libguestfs's qemu with `-machine accel=ACCEL` ("kvm" or
+// "tcg"), killing it after `timeout_seconds`. True when the guest reached its exit port
+// (qemu exit status 3); otherwise false, and `reason` (when not null) gets one line saying
+// why. Exposed so tests can prove the probe guest itself works (with "tcg").
+bool probe_guest_runs(const std::string& accel, std::string* reason = nullptr, int timeout_seconds = 10);
+
+struct HandleOptions {
+  bool network = false;      // appliance networking (off unless a recipe asks)
+  int memsize_mb = 0;        // 0: libguestfs default
+  int smp = 0;               // 0: libguestfs default
+  std::function<void(const std::string&)> log;      // appliance/library messages, one line each
+  std::function<void(std::uint64_t, std::uint64_t)> progress; // long transfers (upload, tar_in, ...)
+};
+
+struct Stat {
+  std::uint32_t mode = 0; // including the file type bits
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint64_t size = 0;
+};
+
+struct CommandResult {
+  int exit_code = 0;
+  std::string out;
+  std::string err;
+};
+
+struct MkfsOptions {
+  std::string label;
+  std::string features;   // ext2/3/4 only: mke2fs -O list, e.g. "^metadata_csum,^64bit"
+  int blocksize = 0;
+};
+
+class Handle {
+public:
+  // Creates a handle (environment variables ignored, errors not printed by libguestfs).
+  explicit Handle(HandleOptions options = {});
+  Handle(Handle&&) noexcept;
+  Handle& operator=(Handle&&) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle(); // closes; never throws; call shutdown() on success paths to see write-back errors
+
+  void add_drive(const std::string& path, const std::string& format, bool readonly = false);
+  // Launches the appliance with the accelerator probe_acceleration() chose. If a KVM launch
+  // fails, relaunches once with TCG and reports that once through the log callback.
+  void launch();
+  // Flushes and stops the appliance; throws if write-back failed.
+  void shutdown();
+  // The accelerator the last launch used.
+  Accel accel() const;
+
+  // Inspection.
+  std::vector<std::string> inspect_os();
+  std::map<std::string, std::string> inspect_mountpoints(const std::string& root); // mountpoint -> device
+  std::string inspect_get_type(const std::string& root);
+  std::string inspect_get_distro(const std::string& root);
+  std::string inspect_get_package_format(const std::string& root); // rpm, deb, ...
+  std::string inspect_get_package_management(const std::string& root); // yum, dnf, apt, ...
+  int inspect_get_major_version(const std::string& root);
+  // Mounts every filesystem of `root` at its mountpoint under / (shortest first).
+  void mount_os(const std::string& root, bool readonly = false);
+
+  // Devices and filesystems.
+  std::vector<std::string> list_devices();
+  std::vector<std::string> list_partitions();
+  std::map<std::string, std::string> list_filesystems(); // device -> type
+  void part_disk(const std::string& device, const std::string& parttype); // mbr | gpt
+  void mkfs(const std::string& fstype, const std::string& device, const MkfsOptions& options = {});
+  void mount(const std::string& device, const std::string& mountpoint);
+  void mount_ro(const std::string& device, const std::string& mountpoint);
+  void umount_all();
+  std::string vfs_type(const std::string& device);
+  std::string vfs_uuid(const std::string& device);
+  std::map<std::string, std::string> tune2fs_l(const std::string& device);
+
+  // Files (paths inside the mounted guest).
+  bool exists(const std::string& path);
+  bool is_file(const std::string& path);
+  bool is_dir(const std::string& path);
+  bool is_symlink(const std::string& path);
+  Stat lstat(const std::string& path);
+  std::string readlink(const std::string& path);
+  std::string read_file(const std::string& path);
+  void write(const std::string& path, const std::string& content);
+  void upload(const std::string& local, const std::string& remote);
+  void download(const std::string& remote, const std::string& local);
+  // Unpacks an uncompressed tar file into `dir`, keeping xattrs, SELinux labels and ACLs.
+  void tar_in(const std::string& local_tar, const std::string& dir);
+  void tar_out(const std::string& dir, const std::string& local_tar);
+  void mkdir_p(const std::string& path);
+  void chmod(unsigned mode, const std::string& path);
+  void chown(std::uint32_t uid, std::uint32_t gid, const std::string& path);
+  void rm_rf(const std::string& path);
+  void rm_f(const std::string& path);
+  void ln_sf(const std::string& target, const std::string& link);
+  void truncate(const std::string& path);
+  std::vector<std::string> ls(const std::string& dir);
+  std::vector<std::string> glob(const std::string& pattern); // glob_expand
+  std::string getxattr(const std::string& path, const std::string& name); // "" when absent
+
+  // Runs `script` with /bin/sh in the guest (chroot /sysroot). Never throws for a non-zero
+  // exit: the status, stdout and stderr are returned.
+  CommandResult sh(const std::string& script);
+
+  // Free space: fstrim where supported, else zero_free_space.
+  void trim(const std::string& mountpoint);
+  // setfiles with the guest's own file_contexts; false (without throwing) when the appliance
+  // cannot relabel (no setfiles), so the caller can fall back to /.autorelabel.
+  bool selinux_relabel(const std::string& specfile, const std::string& path);
+
+  std::string version(); // "1.48.6"
+
+private:
+  struct Impl;
+  // The live state; throws Error for a moved-from handle.
+  Impl& impl() const;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// libguestfs version string without launching an appliance.
+std::string library_version();
+
+} // namespace kiln::gfs
