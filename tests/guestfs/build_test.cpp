@@ -8,6 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
+#include <thread>
+
 namespace kiln {
 namespace {
 
@@ -44,6 +48,8 @@ write_recipe(const fs::path& dir, const std::string& last = "v1\n")
                    "stages:\n"
                    "  - name: prep\n"
                    "    steps:\n"
+                   // Unique to this run, so the stages are cold even in a reused build tree.
+                   "      - file: {path: /etc/kiln/nonce, content: '" + dir.filename().string() + "'}\n"
                    "      - group: {name: dcos, gid: 4242}\n"
                    "      - user: {name: core, uid: 1500, groups: [dcos]}\n"
                    "      - file: {path: /etc/kiln/owned, content: \"x\\n\", mode: '0640', owner: core, group: dcos}\n"
@@ -83,7 +89,7 @@ TEST_F(Build, EveryStepEveryFormatAndTheCache)
 {
   write_recipe(dir.path());
   // A cold build of the stages (the bootstrap base may already be cached by another test).
-  auto r = kiln_build(dir.path(), {"--no-cache"});
+  auto r = kiln_build(dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json first = json::parse(r.out);
   EXPECT_EQ(first["built"], json({"prep", "last", "finalize"}));
@@ -195,6 +201,21 @@ TEST_F(Build, EveryStepEveryFormatAndTheCache)
   EXPECT_EQ(changed["launches"], 1);
   EXPECT_EQ(changed["reused"], json({"prep"}));
   EXPECT_EQ(changed["built"], json({"last", "finalize"}));
+  // --no-cache builds everything again (the base disk too) and leaves the layer cache alone.
+  std::map<fs::path, fs::file_time_type> before;
+  for (const auto& e : fs::directory_iterator(k_cache / "layers")) {
+    before[e.path()] = e.last_write_time();
+  }
+  r = kiln_build(dir.path(), {"--format", "qcow2", "--no-cache"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json fresh = json::parse(r.out);
+  EXPECT_EQ(fresh["built"], json({"prep", "last", "finalize"}));
+  EXPECT_EQ(fresh["launches"], 2);
+  std::map<fs::path, fs::file_time_type> after;
+  for (const auto& e : fs::directory_iterator(k_cache / "layers")) {
+    after[e.path()] = e.last_write_time();
+  }
+  EXPECT_EQ(after, before);
   // Cached layers are sound qcow2 files.
   for (const auto& e : fs::directory_iterator(k_cache / "layers")) {
     if (e.path().extension() == ".qcow2") {
@@ -202,6 +223,94 @@ TEST_F(Build, EveryStepEveryFormatAndTheCache)
       EXPECT_EQ(check.exit_code, 0) << e.path() << check.out << check.err;
     }
   }
+}
+
+// A tiny .deb made here with dpkg-deb, for the offline package path.
+fs::path
+make_deb(const fs::path& dir, const std::string& name, const std::string& depends = "")
+{
+  fs::path root = dir / ("deb-" + name);
+  test::write_text(root / "DEBIAN/control", "Package: " + name + "\nVersion: 1.0-1\nArchitecture: all\n"
+                                            "Maintainer: kiln tests <kiln@example.invalid>\n" +
+                                            (depends.empty() ? "" : "Depends: " + depends + "\n") +
+                                            "Description: kiln test package\n");
+  test::write_text(root / ("usr/share/" + name + "/installed"), "yes\n");
+  fs::path deb = dir / (name + "_1.0-1_all.deb");
+  auto r = util::run({"dpkg-deb", "--build", "--root-owner-group", root.string(), deb.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return deb;
+}
+
+TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
+{
+  // A base image served over HTTP on loopback, pinned by its digest, as a cloud image would be.
+  test::write_text(dir / "base/recipe.yaml", "name: served\n" + base_yaml() + "outputs: {formats: [qcow2]}\n");
+  auto r = kiln_build(dir / "base");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  fs::create_directories(dir / "www");
+  fs::rename(dir / "base/out/served.qcow2", dir / "www/served.qcow2");
+  std::string digest = crypto::sha256_file(dir / "www/served.qcow2");
+  test::HttpServer server(dir / "www");
+
+  make_deb(dir.path(), "kiln-hello");
+  make_deb(dir.path(), "kiln-broken", "kiln-no-such-dependency");
+  test::write_text(dir / "recipe.yaml",
+                   "name: fromurl\n"
+                   "base: {url: '" + server.url("/files/served.qcow2") + "', sha256: " + digest + ", format: qcow2}\n"
+                   "outputs: {formats: [qcow2]}\n"
+                   "stages:\n"
+                   "  - name: s\n"
+                   "    steps:\n"
+                   "      - packages: {files: [kiln-hello_1.0-1_all.deb]}\n"
+                   "      - unit: {name: kiln-a.service, content: \"[Service]\\nExecStart=/bin/true\\n"
+                   "[Install]\\nWantedBy=multi-user.target\\nAlias=kiln-alias.service\\n\"}\n"
+                   "      - systemd: {enable: [kiln-a.service]}\n"
+                   "      - systemd: {disable: [kiln-a.service]}\n"
+                   "      - file: {path: /usr/sbin/load_policy, content: '', mode: '0755'}\n"
+                   "      - selinux: {mode: enforcing}\n");
+  r = kiln_build(dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server.count("/files/served.qcow2"), 1);
+  {
+    gfs::Handle g;
+    g.add_drive((dir / "out/fromurl.qcow2").string(), "qcow2", true);
+    g.launch();
+    auto roots = g.inspect_os();
+    ASSERT_EQ(roots.size(), 1u);
+    g.mount_os(roots[0], true);
+    EXPECT_EQ(g.read_file("/usr/share/kiln-hello/installed"), "yes\n");
+    EXPECT_NE(g.read_file("/var/lib/dpkg/status").find("Package: kiln-hello"), std::string::npos);
+    EXPECT_FALSE(g.exists("/var/tmp/kiln-packages"));
+    EXPECT_FALSE(g.is_symlink("/etc/systemd/system/multi-user.target.wants/kiln-a.service"));
+    EXPECT_FALSE(g.is_symlink("/etc/systemd/system/kiln-alias.service"));
+    EXPECT_TRUE(g.is_file("/etc/systemd/system/kiln-a.service"));
+    // An SELinux guest whose policy cannot be applied offline relabels at first boot.
+    EXPECT_NE(g.read_file("/etc/selinux/config").find("SELINUX=enforcing\n"), std::string::npos);
+    EXPECT_TRUE(g.exists("/.autorelabel"));
+    g.shutdown();
+  }
+  auto packages = manifest::read_manifest(dir / "out/fromurl.manifest.json").packages;
+  EXPECT_TRUE(std::any_of(packages.begin(), packages.end(), [](const auto& p) {
+    return p.name == "kiln-hello" && p.version == "1.0-1" && p.arch == "all";
+  }));
+  EXPECT_EQ(manifest::read_manifest(dir / "out/fromurl.manifest.json").inputs.at(0).sha256, digest);
+
+  // A package whose dependency cannot be met: the error names the step and shows dpkg's words.
+  test::write_text(dir / "broken.yaml",
+                   "name: broken\n"
+                   "base: {url: '" + server.url("/files/served.qcow2") + "', sha256: " + digest + "}\n"
+                   "stages: [{name: s, steps: [{packages: {files: [kiln-broken_1.0-1_all.deb]}}]}]\n");
+  r = test::run_kiln({"build", (dir / "broken.yaml").string(), "-o", (dir / "out2").string(), "--cache",
+                      k_cache.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  auto lines = test::lines(r.err);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back().rfind("kiln: error: packages step at " + (dir / "broken.yaml").string() + ":3:", 0), 0u)
+    << lines.back();
+  EXPECT_NE(lines.back().find("apt failed (the appliance has no network): exit status 1"), std::string::npos)
+    << lines.back();
+  EXPECT_NE(lines.back().find("kiln-no-such-dependency"), std::string::npos) << lines.back();
+  EXPECT_FALSE(fs::exists(dir / "out2/broken.qcow2"));
 }
 
 TEST_F(Build, FailingCommandNamesItAndLeavesNothing)
@@ -221,6 +330,39 @@ TEST_F(Build, FailingCommandNamesItAndLeavesNothing)
   // No outputs, no staging leftovers.
   EXPECT_TRUE(!fs::exists(dir / "out") || fs::is_empty(dir / "out"));
   EXPECT_EQ(r.out, "");
+}
+
+TEST_F(Build, InterruptedBuildLeavesNothingHalfWritten)
+{
+  test::write_text(dir / "recipe.yaml", "name: interrupted\n" + base_yaml() +
+                                          "stages:\n"
+                                          "  - name: one\n    steps: [{run: 'echo " + dir.path().filename().string() +
+                                          "; sleep 3'}]\n"
+                                          "  - name: two\n    steps: [{run: 'sleep 3'}]\n");
+  util::RunOptions o;
+  util::Child child({KILN_BIN, "build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache",
+                     k_cache.string(), "--json"},
+                    o);
+  // Stop it once its working overlay exists, wherever the build is then.
+  bool started = false;
+  for (int i = 0; i < 1200 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (const auto& e : fs::directory_iterator(k_cache / "tmp")) {
+      started |= fs::exists(e.path() / "working.qcow2");
+    }
+  }
+  ASSERT_TRUE(started);
+  child.kill(SIGTERM);
+  EXPECT_EQ(child.wait(), 130);
+  EXPECT_TRUE(!fs::exists(dir / "out") || fs::is_empty(dir / "out"));
+  EXPECT_TRUE(fs::is_empty(k_cache / "tmp"));
+  // Every layer in the cache is complete: an image never appears without its metadata.
+  for (const auto& e : fs::directory_iterator(k_cache / "layers")) {
+    if (e.path().extension() == ".qcow2" && e.path().filename().string()[0] != '.') {
+      EXPECT_TRUE(fs::exists(fs::path(e.path()).replace_extension(".json"))) << e.path();
+    }
+    EXPECT_NE(e.path().filename().string()[0], '.') << "temporary file left: " << e.path();
+  }
 }
 
 TEST_F(Build, EnablingAMissingUnitFails)

@@ -77,7 +77,15 @@ TEST(Sha256, TreeDigestSeesContentModeAndNames)
   std::string d3 = crypto::sha256_tree(dir / "t");
   EXPECT_NE(d3, d2);
   fs::rename(dir / "t/a/file", dir / "t/a/other");
-  EXPECT_NE(crypto::sha256_tree(dir / "t"), d3);
+  std::string d4 = crypto::sha256_tree(dir / "t");
+  EXPECT_NE(d4, d3);
+  // A symlink is recorded under its own name, with its target.
+  fs::create_symlink("other", dir / "t/a/link");
+  std::string d5 = crypto::sha256_tree(dir / "t");
+  EXPECT_NE(d5, d4);
+  fs::remove(dir / "t/a/link");
+  fs::create_symlink("elsewhere", dir / "t/a/link");
+  EXPECT_NE(crypto::sha256_tree(dir / "t"), d5);
 }
 
 TEST(Process, CapturesOutputAndStatus)

@@ -63,7 +63,7 @@ tar_directory(const fs::path& dir, const fs::path& out, const TarOptions& option
     if (::lstat(path.c_str(), &st) != 0) {
       throw Error(path.string(), errno_text(errno));
     }
-    std::string name = fs::relative(path, dir).generic_string();
+    std::string name = path.lexically_relative(dir).generic_string();
     if (!options.prefix.empty()) {
       name = options.prefix + "/" + name;
     }

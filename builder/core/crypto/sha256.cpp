@@ -116,7 +116,7 @@ sha256_tree(const std::filesystem::path& dir)
     if (::lstat(path.c_str(), &st) != 0) {
       throw Error(path.string(), errno_text(errno));
     }
-    std::string rel = fs::relative(path, dir).generic_string();
+    std::string rel = path.lexically_relative(dir).generic_string();
     char mode[16];
     std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 07777);
     std::string record = rel + '\0' + mode + '\0';

@@ -43,22 +43,22 @@ struct Layer {
 };
 
 fs::path
-layer_path(fetch::Cache& cache, const std::string& key)
+layer_path(const fs::path& layers, const std::string& key)
 {
-  return cache.area("layers") / (key + ".qcow2");
+  return layers / (key + ".qcow2");
 }
 
 fs::path
-meta_path(fetch::Cache& cache, const std::string& key)
+meta_path(const fs::path& layers, const std::string& key)
 {
-  return cache.area("layers") / (key + ".json");
+  return layers / (key + ".json");
 }
 
 // A cached layer counts only with its metadata, which is written after the image.
 bool
-layer_cached(fetch::Cache& cache, const std::string& key)
+layer_cached(const fs::path& layers, const std::string& key)
 {
-  return fs::is_regular_file(layer_path(cache, key)) && fs::is_regular_file(meta_path(cache, key));
+  return fs::is_regular_file(layer_path(layers, key)) && fs::is_regular_file(meta_path(layers, key));
 }
 
 void
@@ -146,8 +146,8 @@ bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cach
 }
 
 Layer
-resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
-             BuildResult& result)
+resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const fs::path& layers,
+             const BuildOptions& options, BuildResult& result)
 {
   const recipe::BaseImage& base = recipe.base;
   if (base.kind == recipe::BaseImage::Kind::url) {
@@ -164,8 +164,8 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     // A copy in the cache: layers must never be backed by a file someone may change.
     return {cache.insert_file(base.path, plan.inputs.front().sha256), base.format};
   }
-  fs::path disk = layer_path(cache, plan.base_key);
-  if (fs::is_regular_file(disk) && !options.no_cache) {
+  fs::path disk = layer_path(layers, plan.base_key);
+  if (layer_cached(layers, plan.base_key)) {
     say(options, "base: cached");
     return {disk, "qcow2"};
   }
@@ -173,6 +173,9 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
                                                             : bootstrap_tar(base, plan.base_key, cache, options);
   std::uint64_t size = recipe.size != 0 ? recipe.size : (4ull << 30);
   disk_from_tar(tar, disk, size, options, result);
+  util::write_file_atomic(meta_path(layers, plan.base_key),
+                          json{{"key", plan.base_key}, {"name", "base"}, {"source", tar.filename().string()}}.dump(2) +
+                            "\n");
   return {disk, "qcow2"};
 }
 
@@ -221,7 +224,7 @@ package_inventory(gfs::Handle& g, const GuestInfo& guest)
 
 // Newest kernel and its initramfs under /boot, copied into the cache beside the layer.
 json
-extract_kernel(gfs::Handle& g, fetch::Cache& cache, const std::string& key)
+extract_kernel(gfs::Handle& g, const fs::path& dir, const std::string& key)
 {
   std::vector<std::string> kernels = g.glob("/boot/vmlinuz-*");
   std::erase_if(kernels, [](const std::string& k) { return k.find("rescue") != std::string::npos; });
@@ -240,7 +243,6 @@ extract_kernel(gfs::Handle& g, fetch::Cache& cache, const std::string& key)
   if (initrd.empty()) {
     return nullptr;
   }
-  fs::path dir = cache.area("layers");
   json out = {{"version", version}};
   for (auto [name, remote] : {std::pair{"kernel", kernel}, std::pair{"initramfs", initrd}}) {
     fs::path local = dir / (key + "." + name);
@@ -283,7 +285,7 @@ finalize_key(const recipe::Recipe& recipe, const recipe::Plan& plan)
 
 BuildResult
 build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
-             fs::path& final_layer, json& final_meta);
+             const fs::path& scratch, fs::path& final_layer, json& final_meta);
 
 namespace {
 
@@ -375,7 +377,8 @@ build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cach
 {
   fs::path final_layer;
   json meta;
-  BuildResult result = build_layers(recipe, plan, cache, options, final_layer, meta);
+  util::TempDir scratch(cache.area("tmp"), "build");
+  BuildResult result = build_layers(recipe, plan, cache, options, scratch.path(), final_layer, meta);
   result.packages = meta.value("packages", json::array());
   write_outputs(recipe, plan, final_layer, meta, options, result);
   return result;
@@ -383,9 +386,12 @@ build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cach
 
 BuildResult
 build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
-             fs::path& final_layer, json& final_meta)
+             const fs::path& scratch, fs::path& final_layer, json& final_meta)
 {
   BuildResult result;
+  // --no-cache builds every layer in the scratch directory and publishes none: the
+  // cache's layers stay as they are (other layers are backed by them).
+  const fs::path layers = options.no_cache ? scratch : cache.area("layers");
   // One build at a time per cache: two builds of the same recipe would otherwise both
   // run the stages; the second now finds them cached.
   util::FileLock lock(cache.area("locks") / "build.lock");
@@ -405,7 +411,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   size_t first = 0;
   if (!options.no_cache) {
     for (size_t i = stages.size(); i > 0; --i) {
-      if (layer_cached(cache, stages[i - 1].key)) {
+      if (layer_cached(layers, stages[i - 1].key)) {
         first = i;
         break;
       }
@@ -415,16 +421,15 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     result.reused.push_back(stages[i].name);
     say(options, "stage " + stages[i].name + ": cached (" + short_key(stages[i].key) + ")");
   }
-  final_layer = layer_path(cache, stages.back().key);
+  final_layer = layer_path(layers, stages.back().key);
   if (first == stages.size()) {
-    final_meta = json::parse(util::read_file(meta_path(cache, stages.back().key)));
+    final_meta = json::parse(util::read_file(meta_path(layers, stages.back().key)));
     return result;
   }
 
-  Layer parent = first == 0 ? resolve_base(recipe, plan, cache, options, result)
-                            : Layer{layer_path(cache, stages[first - 1].key), "qcow2"};
-  util::TempDir work(cache.area("tmp"), "build");
-  fs::path working = work.path() / "working.qcow2";
+  Layer parent = first == 0 ? resolve_base(recipe, plan, cache, layers, options, result)
+                            : Layer{layer_path(layers, stages[first - 1].key), "qcow2"};
+  fs::path working = scratch / "working.qcow2";
   qemu_img({"create", "-q", "-f", "qcow2", "-b", fs::absolute(parent.image).string(), "-F", parent.format,
             working.string()});
 
@@ -469,7 +474,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
         sysprep(ctx);
       }
       meta["packages"] = package_inventory(g, guest);
-      meta["kernel"] = extract_kernel(g, cache, p.key);
+      meta["kernel"] = extract_kernel(g, layers, p.key);
       if (recipe.trim) {
         for (const auto& [mountpoint, device] : g.inspect_mountpoints(guest.root)) {
           g.trim(mountpoint);
@@ -481,8 +486,8 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     if (i + 1 == stages.size()) {
       g.shutdown();
     }
-    snapshot(working, layer_path(cache, p.key));
-    util::write_file_atomic(meta_path(cache, p.key), meta.dump(2) + "\n");
+    snapshot(working, layer_path(layers, p.key));
+    util::write_file_atomic(meta_path(layers, p.key), meta.dump(2) + "\n");
     result.built.push_back(p.name);
     if (i + 1 < stages.size()) {
       g.mount_os(guest.root);

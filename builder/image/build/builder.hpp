@@ -29,7 +29,7 @@ namespace kiln::build {
 struct BuildOptions {
   std::filesystem::path output_dir;
   std::vector<std::string> formats;     // empty: the recipe's
-  bool no_cache = false;                // rebuild every stage (layers are still refreshed)
+  bool no_cache = false;                // build every layer afresh; the layer cache is neither read nor written
   bool network = false;                 // appliance network for every step (--network)
   std::optional<std::string> sign_key;  // sign the manifest with this Ed25519 key
   std::function<void(const std::string&)> status;  // progress lines: stages, steps, outputs

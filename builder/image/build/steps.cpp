@@ -335,7 +335,8 @@ disable_unit(gfs::Handle& g, const std::string& unit)
   }
   std::string path = find_unit(g, unit);
   if (!path.empty() && !g.is_symlink(path)) {
-    for (const auto& alias : unit_install_section(g.read_file(path))["Alias"]) {
+    auto install = unit_install_section(g.read_file(path)); // keep the map alive for the loop
+    for (const auto& alias : install["Alias"]) {
       std::string link = "/etc/systemd/system/" + alias;
       if (g.is_symlink(link)) {
         g.rm_f(link);
