@@ -27,7 +27,7 @@ base_yaml()
          "  bootstrap:\n"
          "    suite: bookworm\n"
          "    variant: minbase\n"
-         "    packages: [systemd, systemd-sysv, passwd]\n"
+         "    packages: [systemd, systemd-sysv, passwd, policycoreutils, selinux-policy-default]\n"
          "size: 1G\n";
 }
 
@@ -164,6 +164,10 @@ TEST_F(Build, EveryStepEveryFormatAndTheCache)
               "/etc/systemd/system/kiln-demo.service");
     EXPECT_EQ(g.readlink("/etc/systemd/system/firewalld.service"), "/dev/null");
     EXPECT_NE(g.read_file("/etc/selinux/config").find("SELINUX=permissive\n"), std::string::npos);
+    // Relabelled offline with the image's own policy: files kiln wrote carry labels.
+    EXPECT_NE(g.getxattr("/etc/kiln/owned", "security.selinux").find(":object_r:etc_t:"), std::string::npos);
+    EXPECT_NE(g.getxattr("/usr/local/bin/hello", "security.selinux").find(":object_r:bin_t:"), std::string::npos);
+    EXPECT_FALSE(g.exists("/.autorelabel"));
     EXPECT_EQ(g.read_file("/etc/kiln/ran"), "ran\n");
     EXPECT_EQ(g.read_file("/etc/kiln/last"), "v1\n");
     // First boot: a oneshot unit after network-online and time-sync, enabled, with a stamp.
@@ -266,7 +270,8 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
                    "[Install]\\nWantedBy=multi-user.target\\nAlias=kiln-alias.service\\n\"}\n"
                    "      - systemd: {enable: [kiln-a.service]}\n"
                    "      - systemd: {disable: [kiln-a.service]}\n"
-                   "      - file: {path: /usr/sbin/load_policy, content: '', mode: '0755'}\n"
+                   // Without its file_contexts the policy cannot be applied offline.
+                   "      - delete: [/etc/selinux/default/contexts/files/file_contexts]\n"
                    "      - selinux: {mode: enforcing}\n");
   r = kiln_build(dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -296,9 +301,10 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
   EXPECT_EQ(manifest::read_manifest(dir / "out/fromurl.manifest.json").inputs.at(0).sha256, digest);
 
   // A package whose dependency cannot be met: the error names the step and shows dpkg's words.
+  // (This time the base is a local file.)
   test::write_text(dir / "broken.yaml",
                    "name: broken\n"
-                   "base: {url: '" + server.url("/files/served.qcow2") + "', sha256: " + digest + "}\n"
+                   "base: {path: www/served.qcow2}\n"
                    "stages: [{name: s, steps: [{packages: {files: [kiln-broken_1.0-1_all.deb]}}]}]\n");
   r = test::run_kiln({"build", (dir / "broken.yaml").string(), "-o", (dir / "out2").string(), "--cache",
                       k_cache.string()});

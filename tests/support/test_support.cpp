@@ -90,6 +90,16 @@ lines(const std::string& text)
   return out;
 }
 
+std::string
+require_program(const std::string& program, const std::string& package)
+{
+  std::string path = util::find_program(program);
+  if (path.empty()) {
+    ADD_FAILURE() << program << " not found: install " << package << " (ci/packages.txt)";
+  }
+  return path;
+}
+
 fs::path
 source_dir()
 {

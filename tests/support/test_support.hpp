@@ -61,6 +61,10 @@ private:
   int m_port = 0;
 };
 
+// The full path of a tool the tests run for real; records a failure naming the Debian
+// package when it is missing (a missing tool must fail a test, never skip it).
+std::string require_program(const std::string& program, const std::string& package);
+
 // Source tree paths.
 fs::path source_dir();
 fs::path support_dir();

@@ -65,11 +65,7 @@ region_sha(const fs::path& file, std::uint64_t first, std::uint64_t last)
 std::string
 bmaptool()
 {
-  std::string program = util::find_program("bmaptool");
-  if (program.empty()) {
-    ADD_FAILURE() << "bmaptool not found: install bmap-tools (ci/packages.txt)";
-  }
-  return program;
+  return test::require_program("bmaptool", "bmap-tools");
 }
 
 util::RunResult

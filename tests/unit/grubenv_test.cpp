@@ -23,11 +23,7 @@ namespace fs = std::filesystem;
 std::string
 editenv()
 {
-  std::string program = util::find_program("grub-editenv");
-  if (program.empty()) {
-    ADD_FAILURE() << "grub-editenv not found: install grub-common (ci/packages.txt)";
-  }
-  return program;
+  return test::require_program("grub-editenv", "grub-common");
 }
 
 std::string

@@ -267,6 +267,20 @@ snapshot(const fs::path& working, const fs::path& target)
   out.commit();
 }
 
+// A selinux step with relabel on (the default) asks finalize to relabel the whole image.
+bool
+wants_relabel(const recipe::Recipe& recipe)
+{
+  for (const auto& stage : recipe.stages) {
+    for (const auto& step : stage.steps) {
+      if (const auto* s = std::get_if<recipe::SelinuxStep>(&step.spec); s != nullptr && s->relabel) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 std::string
 short_key(const std::string& key)
 {
@@ -470,6 +484,9 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     } else {
       say(options, "stage finalize: " + std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" +
                      (recipe.trim ? ", trim" : ""));
+      if (wants_relabel(recipe)) {
+        selinux_relabel(ctx);
+      }
       if (recipe.sysprep) {
         sysprep(ctx);
       }

@@ -205,6 +205,24 @@ run_packages(StepContext& ctx, const recipe::PackagesStep& step, const std::stri
   checked_sh(ctx, script, what + ": " + pm + " failed" + (ctx.network ? "" : " (the appliance has no network)"));
 }
 
+// Labels every file with the guest's own policy: the guest's setfiles first (run in the
+// appliance's chroot; the appliance kernel has SELinux off, so labels are plain xattrs),
+// then the appliance's. False when neither can, so the caller leaves /.autorelabel.
+bool
+relabel_in_guest(StepContext& ctx, const std::string& spec)
+{
+  if (ctx.g.is_file("/usr/sbin/setfiles") || ctx.g.is_file("/sbin/setfiles")) {
+    gfs::CommandResult r = ctx.g.sh("setfiles -F -m -e /proc -e /sys -e /dev -e /run " + shell_quote(spec) + " /");
+    if (r.exit_code == 0) {
+      return true;
+    }
+    if (ctx.log) {
+      ctx.log("selinux: the image's setfiles failed (exit " + std::to_string(r.exit_code) + "): " + r.err);
+    }
+  }
+  return ctx.g.selinux_relabel(spec, "/");
+}
+
 const std::string k_firstboot_dir = "/usr/libexec/kiln/firstboot";
 
 void
@@ -244,6 +262,37 @@ run_firstboot(StepContext& ctx, const recipe::FirstbootStep& step)
 }
 
 } // namespace
+
+void
+selinux_relabel(StepContext& ctx)
+{
+  gfs::Handle& g = ctx.g;
+  if (!g.exists("/etc/selinux/config") || !g.exists("/usr/sbin/load_policy")) {
+    return; // not an SELinux guest
+  }
+  std::string mode = "enforcing", type = "targeted";
+  std::istringstream in(g.read_file("/etc/selinux/config"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("SELINUX=", 0) == 0) {
+      mode = line.substr(8);
+    } else if (line.rfind("SELINUXTYPE=", 0) == 0) {
+      type = line.substr(12);
+    }
+  }
+  if (mode == "disabled") {
+    return;
+  }
+  std::string spec = "/etc/selinux/" + type + "/contexts/files/file_contexts";
+  if (g.exists(spec) && relabel_in_guest(ctx, spec)) {
+    g.rm_f("/.autorelabel");
+    return;
+  }
+  // The guest relabels itself at first boot instead.
+  g.write("/.autorelabel", "");
+  if (ctx.log) {
+    ctx.log("selinux: cannot relabel offline; the image will relabel at first boot (/.autorelabel)");
+  }
+}
 
 std::uint32_t
 guest_uid(gfs::Handle& g, const std::string& user)
@@ -488,29 +537,12 @@ run_step(StepContext& ctx, const recipe::Step& step)
           }
           checked_sh(ctx, cmd + " " + shell_quote(s.name), "useradd " + s.name);
         } else if constexpr (std::is_same_v<T, recipe::SelinuxStep>) {
+          // The mode now; the relabel at the end of the build (finalize), so that files
+          // written by later steps are labelled too.
           std::string config = ctx.g.exists("/etc/selinux/config") ? ctx.g.read_file("/etc/selinux/config")
                                                                    : "SELINUXTYPE=targeted\n";
           ctx.g.mkdir_p("/etc/selinux");
           ctx.g.write("/etc/selinux/config", set_key_value(config, "SELINUX", s.mode, "="));
-          if (s.relabel && s.mode != "disabled" && ctx.g.exists("/usr/sbin/load_policy")) {
-            std::string type = "targeted";
-            std::istringstream in(config);
-            for (std::string line; std::getline(in, line);) {
-              if (line.rfind("SELINUXTYPE=", 0) == 0) {
-                type = line.substr(12);
-              }
-            }
-            std::string spec = "/etc/selinux/" + type + "/contexts/files/file_contexts";
-            if (!ctx.g.exists(spec) || !ctx.g.selinux_relabel(spec, "/")) {
-              // The guest relabels itself at first boot instead.
-              ctx.g.write("/.autorelabel", "");
-              if (ctx.log) {
-                ctx.log("selinux: cannot relabel offline; the image will relabel at first boot (/.autorelabel)");
-              }
-            } else {
-              ctx.g.rm_f("/.autorelabel");
-            }
-          }
         } else if constexpr (std::is_same_v<T, recipe::PackagesStep>) {
           run_packages(ctx, s, what);
         } else if constexpr (std::is_same_v<T, recipe::RunStep>) {

@@ -36,6 +36,11 @@ void run_step(StepContext& ctx, const recipe::Step& step);
 // random seeds, temporary files, shell history, hostname).
 void sysprep(StepContext& ctx);
 
+// Labels every file with the guest's own SELinux policy (the guest's setfiles, else the
+// appliance's); when neither can, leaves /.autorelabel so the first boot relabels. Does
+// nothing for a guest without SELinux or with SELINUX=disabled.
+void selinux_relabel(StepContext& ctx);
+
 // uid/gid of a user or group name in the guest's /etc/passwd or /etc/group (numbers pass through).
 std::uint32_t guest_uid(gfs::Handle& g, const std::string& user);
 std::uint32_t guest_gid(gfs::Handle& g, const std::string& group);
