@@ -345,6 +345,9 @@ TEST_F(Build, InterruptedBuildLeavesNothingHalfWritten)
                                           "  - name: one\n    steps: [{run: 'echo " + dir.path().filename().string() +
                                           "; sleep 3'}]\n"
                                           "  - name: two\n    steps: [{run: 'sleep 3'}]\n");
+  // A scratch directory of a build that died by SIGKILL: the next build clears it.
+  fs::create_directories(k_cache / "tmp/build.stale");
+  test::write_text(k_cache / "tmp/build.stale/working.qcow2", "half");
   util::RunOptions o;
   util::Child child({KILN_BIN, "build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache",
                      k_cache.string(), "--json"},
@@ -354,7 +357,7 @@ TEST_F(Build, InterruptedBuildLeavesNothingHalfWritten)
   for (int i = 0; i < 1200 && !started; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     for (const auto& e : fs::directory_iterator(k_cache / "tmp")) {
-      started |= fs::exists(e.path() / "working.qcow2");
+      started |= e.path().filename() != "build.stale" && fs::exists(e.path() / "working.qcow2");
     }
   }
   ASSERT_TRUE(started);

@@ -39,6 +39,10 @@ install_interrupt_handlers()
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+  // A closed pipe on stdout or stderr is an error to report, not a reason to die
+  // without cleaning up.
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 bool

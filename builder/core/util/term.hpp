@@ -12,7 +12,8 @@ namespace kiln::util {
 // True when `fd` is a terminal that can redraw a line (isatty and TERM is not "dumb").
 bool is_smart_terminal(int fd);
 
-// Installs SIGINT/SIGTERM handlers that only set a flag; see interrupted().
+// Installs SIGINT/SIGTERM/SIGHUP handlers that only set a flag (see interrupted()) and
+// ignores SIGPIPE.
 void install_interrupt_handlers();
 // True once SIGINT or SIGTERM arrived. Long operations poll it and abort with an Error.
 bool interrupted();

@@ -391,6 +391,17 @@ build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cach
 {
   fs::path final_layer;
   json meta;
+  // One build at a time per cache: two builds of the same recipe would otherwise both
+  // run the stages; the second now finds them cached.
+  util::FileLock lock(cache.area("locks") / "build.lock");
+  // Holding the lock, every scratch directory left in tmp/ belongs to a build that died
+  // (SIGKILL, power cut): nothing in them was ever trusted, so they go.
+  for (const auto& entry : fs::directory_iterator(cache.area("tmp"))) {
+    if (entry.path().filename().string().rfind("build.", 0) == 0) {
+      std::error_code ec;
+      fs::remove_all(entry.path(), ec);
+    }
+  }
   util::TempDir scratch(cache.area("tmp"), "build");
   BuildResult result = build_layers(recipe, plan, cache, options, scratch.path(), final_layer, meta);
   result.packages = meta.value("packages", json::array());
@@ -406,10 +417,6 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   // --no-cache builds every layer in the scratch directory and publishes none: the
   // cache's layers stay as they are (other layers are backed by them).
   const fs::path layers = options.no_cache ? scratch : cache.area("layers");
-  // One build at a time per cache: two builds of the same recipe would otherwise both
-  // run the stages; the second now finds them cached.
-  util::FileLock lock(cache.area("locks") / "build.lock");
-
   struct Pending {
     std::string name;
     std::string key;
