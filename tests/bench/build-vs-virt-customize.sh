@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): kiln build against the equivalent virt-customize command line,
+# on the same Debian base image, in one run. Prints a table and the ratios the build
+# issue asks for. Usage: tests/bench/build-vs-virt-customize.sh [BUILD_DIR]
+# Needs: a built kiln, libguestfs-tools (virt-customize), mmdebstrap (for the base).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+kiln=${1:-$root/build}/builder/kiln
+work=$(mktemp -d /var/tmp/kiln-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+command -v virt-customize >/dev/null || { echo "bench: virt-customize missing (apt-get install libguestfs-tools)" >&2; exit 2; }
+
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $1" | bc; }
+
+# The base: a Debian bookworm image made by kiln itself, outside the timed runs.
+cat >"$work/base.yaml" <<'YAML'
+name: benchbase
+base: {bootstrap: {suite: bookworm, variant: minbase, packages: [systemd, systemd-sysv, passwd]}}
+size: 1G
+sysprep: false
+trim: false
+outputs: {formats: [qcow2]}
+YAML
+"$kiln" build "$work/base.yaml" -o "$work/base" --cache "$work/cache" >/dev/null 2>&1
+base=$work/base/benchbase.qcow2
+
+# The typical DC/OS preparation: a file, an overlay, SELinux mode, a mask, a group, a first-boot unit.
+mkdir -p "$work/overlays/node/etc/docker"
+echo '{"storage-driver": "overlay2"}' >"$work/overlays/node/etc/docker/daemon.json"
+echo v1 >"$work/last.txt"
+cat >"$work/prep.yaml" <<YAML
+name: bench
+base: {path: $base, format: qcow2}
+sysprep: false
+trim: false
+outputs: {formats: [qcow2]}
+stages:
+  - name: prep
+    steps:
+      - file: {path: /etc/motd, content: "dc/os node\n"}
+      - overlay: node
+      - selinux: {mode: permissive}
+      - systemd: {mask: [firewalld.service]}
+      - group: {name: nogroup2, gid: 65533}
+      - firstboot: {name: hello, script: 'echo hello'}
+  - name: last
+    steps:
+      - file: {path: /etc/kiln-last, src: last.txt}
+YAML
+
+t=$(now)
+"$kiln" build "$work/prep.yaml" -o "$work/out" --cache "$work/kcache" >/dev/null 2>&1
+kiln_cold=$(elapsed "$t")
+t=$(now)
+"$kiln" build "$work/prep.yaml" -o "$work/out" --cache "$work/kcache" >/dev/null 2>&1
+kiln_noop=$(elapsed "$t")
+echo v2 >"$work/last.txt"
+t=$(now)
+"$kiln" build "$work/prep.yaml" -o "$work/out" --cache "$work/kcache" >/dev/null 2>&1
+kiln_last=$(elapsed "$t")
+
+cp --sparse=always "$base" "$work/vc.qcow2"
+cat >"$work/firstboot.sh" <<'SH'
+echo hello
+SH
+t=$(now)
+virt-customize -q -a "$work/vc.qcow2" --no-network \
+  --write /etc/motd:"dc/os node" \
+  --copy-in "$work/overlays/node/etc:/" \
+  --run-command 'mkdir -p /etc/selinux; echo SELINUX=permissive > /etc/selinux/config' \
+  --link /dev/null:/etc/systemd/system/firewalld.service \
+  --run-command 'groupadd -g 65533 nogroup2' \
+  --firstboot "$work/firstboot.sh" \
+  --upload "$work/last.txt":/etc/kiln-last >/dev/null
+vc=$(elapsed "$t")
+
+printf '%-44s %8s\n' "run" "seconds"
+printf '%-44s %8.1f\n' "kiln build, cold (2 stages, 1 launch)" "$kiln_cold" \
+  "kiln build, nothing changed" "$kiln_noop" \
+  "kiln build, one file of the last stage changed" "$kiln_last" \
+  "virt-customize, the same steps" "$vc"
+printf 'ratio kiln cold / virt-customize: %.2f\n' "$(echo "$kiln_cold / $vc" | bc -l)"
+printf 'ratio kiln last-stage rebuild / virt-customize: %.2f\n' "$(echo "$kiln_last / $vc" | bc -l)"
