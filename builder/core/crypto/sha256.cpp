@@ -78,22 +78,8 @@ sha256_hex(std::string_view data)
 std::string
 sha256_file(const std::filesystem::path& path)
 {
-  util::Fd fd = util::open_file(path, O_RDONLY);
   Sha256 h;
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw Error(path.string(), "read failed: " + errno_text(errno));
-    }
-    if (n == 0) {
-      break;
-    }
-    h.update(buf.data(), static_cast<size_t>(n));
-  }
+  util::read_chunks(path, [&](const char* chunk, size_t size) { h.update(chunk, size); });
   return h.hex_digest();
 }
 

@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace kiln::util {
 
@@ -60,14 +61,13 @@ open_file(const fs::path& path, int flags, unsigned mode)
   return Fd(fd);
 }
 
-std::string
-read_file(const fs::path& path)
+void
+read_chunks(const fs::path& path, const std::function<void(const char*, size_t)>& sink, size_t chunk_size)
 {
   Fd fd = open_file(path, O_RDONLY);
-  std::string data;
-  char buf[65536];
+  std::vector<char> buf(chunk_size);
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -75,10 +75,17 @@ read_file(const fs::path& path)
       throw Error(path.string(), "read failed: " + errno_text(errno));
     }
     if (n == 0) {
-      break;
+      return;
     }
-    data.append(buf, static_cast<size_t>(n));
+    sink(buf.data(), static_cast<size_t>(n));
   }
+}
+
+std::string
+read_file(const fs::path& path)
+{
+  std::string data;
+  read_chunks(path, [&](const char* chunk, size_t size) { data.append(chunk, size); }, 65536);
   return data;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,11 @@ Fd open_file(const fs::path& path, int flags, unsigned mode = 0644);
 
 // Whole-file read; throws Error(path, reason).
 std::string read_file(const fs::path& path);
+
+// Reads `path` in chunks of up to `chunk_size` bytes, handing each to `sink`; throws
+// Error(path, reason).
+void read_chunks(const fs::path& path, const std::function<void(const char*, size_t)>& sink,
+                 size_t chunk_size = 1 << 20);
 
 // Writes all of `data` to `fd`, retrying short writes; throws Error(subject, reason).
 void write_all(int fd, std::string_view data, const std::string& subject);
