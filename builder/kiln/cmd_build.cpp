@@ -72,7 +72,8 @@ do_build(const BuildArgs& args)
   } else {
     // Only what matters to a user: the acceleration decision and warnings.
     options.log = [&](const std::string& line) {
-      if (line.find("kvm") != std::string::npos || line.find("warning") != std::string::npos) {
+      if (line.rfind("kvm unusable", 0) == 0 || line.rfind("selinux:", 0) == 0 ||
+          line.find("warning:") != std::string::npos) {
         progress.finish();
         cli::note(k_prog, line);
       }

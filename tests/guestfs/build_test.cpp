@@ -251,13 +251,29 @@ make_deb(const fs::path& dir, const std::string& name, const std::string& depend
 TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
 {
   // A base image served over HTTP on loopback, pinned by its digest, as a cloud image would be.
-  test::write_text(dir / "base/recipe.yaml", "name: served\n" + base_yaml() + "outputs: {formats: [qcow2]}\n");
+  test::write_text(dir / "base/recipe.yaml",
+                   "name: served\n" + base_yaml() + "outputs: {formats: [qcow2], compress: true}\n");
   auto r = kiln_build(dir / "base");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   fs::create_directories(dir / "www");
   fs::rename(dir / "base/out/served.qcow2", dir / "www/served.qcow2");
   std::string digest = crypto::sha256_file(dir / "www/served.qcow2");
   test::HttpServer server(dir / "www");
+  // compress: true gives a compressed qcow2, clearly smaller than a plain conversion.
+  auto plain = util::run({"qemu-img", "convert", "-O", "qcow2", (dir / "www/served.qcow2").string(),
+                          (dir / "plain.qcow2").string()});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_LT(fs::file_size(dir / "www/served.qcow2") * 10, fs::file_size(dir / "plain.qcow2") * 8);
+
+  // A flat apt repository, laid into the image by an overlay and declared in the recipe.
+  fs::path repo = dir / "repo-overlay/var/tmp/kiln-repo";
+  fs::create_directories(repo);
+  fs::rename(make_deb(dir.path(), "kiln-from-repo"), repo / "kiln-from-repo_1.0-1_all.deb");
+  util::RunOptions in_repo;
+  in_repo.cwd = repo.string();
+  auto scan = util::run({test::require_program("dpkg-scanpackages", "dpkg-dev"), ".", "/dev/null"}, in_repo);
+  ASSERT_EQ(scan.exit_code, 0) << scan.err;
+  test::write_text(repo / "Packages", scan.out);
 
   make_deb(dir.path(), "kiln-hello");
   make_deb(dir.path(), "kiln-broken", "kiln-no-such-dependency");
@@ -269,6 +285,9 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
                    "  - name: s\n"
                    "    steps:\n"
                    "      - packages: {files: [kiln-hello_1.0-1_all.deb]}\n"
+                   "      - overlay: ./repo-overlay\n"
+                   "      - packages: {install: [kiln-from-repo], repos: [{name: local, gpgcheck: false,"
+                   " baseurl: 'file:/var/tmp/kiln-repo ./'}]}\n"
                    // 64 MiB that sysprep deletes again: trim must keep them out of the output.
                    "      - run: 'head -c 67108864 /dev/urandom > /var/tmp/big'\n"
                    "      - unit: {name: kiln-a.service, content: \"[Service]\\nExecStart=/bin/true\\n"
@@ -283,7 +302,7 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
   // At most one download: the served image is reproducible, so a reused build tree may
   // already hold it in the download cache.
   EXPECT_LE(server.count("/files/served.qcow2"), 1);
-  EXPECT_LT(fs::file_size(dir / "out/fromurl.qcow2"), fs::file_size(dir / "www/served.qcow2") + (32u << 20));
+  EXPECT_LT(fs::file_size(dir / "out/fromurl.qcow2"), fs::file_size(dir / "plain.qcow2") + (32u << 20));
   {
     gfs::Handle g;
     g.add_drive((dir / "out/fromurl.qcow2").string(), "qcow2", true);
@@ -292,6 +311,8 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
     ASSERT_EQ(roots.size(), 1u);
     g.mount_os(roots[0], true);
     EXPECT_EQ(g.read_file("/usr/share/kiln-hello/installed"), "yes\n");
+    EXPECT_EQ(g.read_file("/usr/share/kiln-from-repo/installed"), "yes\n");
+    EXPECT_EQ(g.read_file("/etc/apt/sources.list.d/local.list"), "deb [trusted=yes] file:/var/tmp/kiln-repo ./\n");
     EXPECT_NE(g.read_file("/var/lib/dpkg/status").find("Package: kiln-hello"), std::string::npos);
     EXPECT_FALSE(g.exists("/var/tmp/kiln-packages"));
     EXPECT_FALSE(g.is_symlink("/etc/systemd/system/multi-user.target.wants/kiln-a.service"));

@@ -184,8 +184,15 @@ run_packages(StepContext& ctx, const recipe::PackagesStep& step, const std::stri
   } else if (pm == "apt") {
     script += "export DEBIAN_FRONTEND=noninteractive\n";
     std::string apt = "apt-get -y -o Dpkg::Options::=--force-confnew";
-    if (!step.repos.empty() || (ctx.network && !install.empty())) {
+    if (ctx.network && (!step.repos.empty() || !install.empty())) {
       script += apt + " update\n";
+    } else {
+      // Offline, the image's own sources cannot be reached (apt-get update would fail on
+      // them): read only the repositories this step declares.
+      for (const auto& repo : step.repos) {
+        script += apt + " -o Dir::Etc::sourcelist=sources.list.d/" + repo.name +
+                  ".list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 update\n";
+      }
     }
     if (!staged.empty() && install.empty()) {
       script += "dpkg -i" + staged + "\n";
