@@ -35,13 +35,7 @@ struct BuildArgs {
 int
 do_build(const BuildArgs& args)
 {
-  recipe::LoadOptions load;
-  for (const auto& s : args.set) {
-    auto [name, value] = recipe::parse_assignment(s);
-    load.set.insert_or_assign(name, value);
-  }
-  load.allow_unpinned = args.allow_unpinned;
-  recipe::Recipe r = recipe::load_recipe(args.recipe, load);
+  recipe::Recipe r = recipe::load_recipe(args.recipe, recipe_load_options(args.set, args.allow_unpinned));
   for (const auto& f : args.formats) {
     const auto& known = recipe::output_formats();
     if (std::find(known.begin(), known.end(), f) == known.end()) {

@@ -38,21 +38,10 @@ struct FetchArgs {
   bool json = false;
 };
 
-recipe::LoadOptions
-load_options(const std::vector<std::string>& set, bool allow_unpinned)
-{
-  recipe::LoadOptions options;
-  for (const auto& s : set) {
-    options.set.insert_or_assign(recipe::parse_assignment(s).first, recipe::parse_assignment(s).second);
-  }
-  options.allow_unpinned = allow_unpinned;
-  return options;
-}
-
 int
 do_plan(const PlanArgs& args)
 {
-  recipe::Recipe r = recipe::load_recipe(args.recipe, load_options(args.set, args.allow_unpinned));
+  recipe::Recipe r = recipe::load_recipe(args.recipe, recipe_load_options(args.set, args.allow_unpinned));
   recipe::Plan plan = recipe::make_plan(r);
   if (args.json) {
     std::cout << recipe::plan_json(r, plan).dump(2) << "\n";
@@ -116,6 +105,18 @@ do_fetch(const FetchArgs& args)
 }
 
 } // namespace
+
+recipe::LoadOptions
+recipe_load_options(const std::vector<std::string>& set, bool allow_unpinned)
+{
+  recipe::LoadOptions options;
+  for (const auto& assignment : set) {
+    auto [name, value] = recipe::parse_assignment(assignment);
+    options.set.insert_or_assign(name, value);
+  }
+  options.allow_unpinned = allow_unpinned;
+  return options;
+}
 
 void
 add_plan_command(CLI::App& app, int& status)

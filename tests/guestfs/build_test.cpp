@@ -276,6 +276,7 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
   test::write_text(repo / "Packages", scan.out);
 
   make_deb(dir.path(), "kiln-hello");
+  make_deb(dir.path(), "kiln-bye");
   make_deb(dir.path(), "kiln-broken", "kiln-no-such-dependency");
   test::write_text(dir / "recipe.yaml",
                    "name: fromurl\n"
@@ -288,6 +289,8 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
                    "      - overlay: ./repo-overlay\n"
                    "      - packages: {install: [kiln-from-repo], repos: [{name: local, gpgcheck: false,"
                    " baseurl: 'file:/var/tmp/kiln-repo ./'}]}\n"
+                   "      - packages: {files: [kiln-bye_1.0-1_all.deb]}\n"
+                   "      - packages: {remove: [kiln-bye]}\n"
                    // 64 MiB that sysprep deletes again: trim must keep them out of the output.
                    "      - run: 'head -c 67108864 /dev/urandom > /var/tmp/big'\n"
                    "      - unit: {name: kiln-a.service, content: \"[Service]\\nExecStart=/bin/true\\n"
@@ -312,6 +315,7 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
     g.mount_os(roots[0], true);
     EXPECT_EQ(g.read_file("/usr/share/kiln-hello/installed"), "yes\n");
     EXPECT_EQ(g.read_file("/usr/share/kiln-from-repo/installed"), "yes\n");
+    EXPECT_FALSE(g.exists("/usr/share/kiln-bye/installed")); // installed, then removed
     EXPECT_EQ(g.read_file("/etc/apt/sources.list.d/local.list"), "deb [trusted=yes] file:/var/tmp/kiln-repo ./\n");
     EXPECT_NE(g.read_file("/var/lib/dpkg/status").find("Package: kiln-hello"), std::string::npos);
     EXPECT_FALSE(g.exists("/var/tmp/kiln-packages"));
