@@ -300,8 +300,17 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
                    // Without its file_contexts the policy cannot be applied offline.
                    "      - delete: [/etc/selinux/default/contexts/files/file_contexts]\n"
                    "      - selinux: {mode: enforcing}\n");
-  r = kiln_build(dir.path());
+  // Signed at build time; the manifest and every file it lists verify against a trust dir.
+  auto keygen = test::run_kiln({"keygen", "--out", (dir / "keys").string(), "--name", "release"});
+  ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
+  fs::create_directories(dir / "trust.d");
+  fs::copy_file(dir / "keys/release.pub", dir / "trust.d/release.pem");
+  r = kiln_build(dir.path(), {"--sign", (dir / "keys/release.key").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto verified = test::run_kiln({"verify-signature", (dir / "out/fromurl.manifest.json").string(), "--trust",
+                                  (dir / "trust.d").string()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.err;
+  EXPECT_NE(verified.out.find("good signature"), std::string::npos) << verified.out;
   // At most one download: the served image is reproducible, so a reused build tree may
   // already hold it in the download cache.
   EXPECT_LE(server.count("/files/served.qcow2"), 1);
