@@ -2,6 +2,8 @@
 // fails), running the real binaries, and a loopback HTTP server with failure modes.
 #pragma once
 
+#include "core/crypto/signing.hpp"
+#include "core/util/error.hpp"
 #include "core/util/process.hpp"
 
 #include <gtest/gtest.h>
@@ -64,6 +66,39 @@ private:
 // The full path of a tool the tests run for real; records a failure naming the Debian
 // package when it is missing (a missing tool must fail a test, never skip it).
 std::string require_program(const std::string& program, const std::string& package);
+
+// Runs `fn` and returns the exception of type E it throws; records a test failure and
+// returns `fallback` when it throws none.
+template <typename E, typename Fn>
+E
+thrown_by(Fn&& fn, E fallback)
+{
+  try {
+    fn();
+  } catch (const E& e) {
+    return e;
+  }
+  ADD_FAILURE() << "the expected exception was not thrown";
+  return fallback;
+}
+
+// The kiln::Error `fn` throws.
+template <typename Fn>
+Error
+error_of(Fn&& fn)
+{
+  return thrown_by<Error>(std::forward<Fn>(fn), Error("", ""));
+}
+
+// The refusal of the crypto::VerificationError `fn` throws.
+template <typename Fn>
+crypto::Refusal
+refusal_of(Fn&& fn)
+{
+  return thrown_by<crypto::VerificationError>(std::forward<Fn>(fn),
+                                              crypto::VerificationError(crypto::Refusal::not_signed, "", ""))
+    .refusal();
+}
 
 // Source tree paths.
 fs::path source_dir();

@@ -18,6 +18,7 @@ namespace kiln {
 namespace {
 
 using test::ScratchDir;
+using test::error_of;
 namespace fs = std::filesystem;
 
 constexpr std::uint64_t k_bs = 4096;
@@ -72,19 +73,6 @@ util::RunResult
 bmaptool_copy(const fs::path& bmap, const fs::path& image, const fs::path& dest)
 {
   return util::run({bmaptool(), "copy", "--bmap", bmap.string(), image.string(), dest.string()});
-}
-
-template <typename Fn>
-Error
-error_of(Fn&& fn)
-{
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no kiln::Error thrown";
-  return Error("", "");
 }
 
 std::string

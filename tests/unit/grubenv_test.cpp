@@ -18,6 +18,7 @@ namespace kiln {
 namespace {
 
 using test::ScratchDir;
+using test::error_of;
 namespace fs = std::filesystem;
 
 std::string
@@ -31,20 +32,6 @@ editenv_run(std::vector<std::string> args)
 {
   args.insert(args.begin(), editenv());
   return util::run_checked(args).out;
-}
-
-// Runs `fn` and returns the Error it throws; fails the test when it throws nothing.
-template <typename Fn>
-Error
-error_of(Fn&& fn)
-{
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no kiln::Error thrown";
-  return Error("", "");
 }
 
 size_t

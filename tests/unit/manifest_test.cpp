@@ -19,6 +19,7 @@ namespace {
 using crypto::Refusal;
 using nlohmann::json;
 using test::ScratchDir;
+using test::refusal_of;
 namespace fs = std::filesystem;
 
 const std::string k_digest_a(64, 'a');
@@ -64,18 +65,6 @@ error_reason(const std::function<void()>& body)
     return e.reason();
   }
   return "";
-}
-
-Refusal
-refusal_of(const std::function<void()>& body)
-{
-  try {
-    body();
-  } catch (const crypto::VerificationError& e) {
-    return e.refusal();
-  }
-  ADD_FAILURE() << "no VerificationError";
-  return Refusal::not_signed;
 }
 
 TEST(manifest, DescribeFile)

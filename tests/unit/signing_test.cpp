@@ -13,6 +13,7 @@ namespace {
 
 using crypto::Refusal;
 using test::ScratchDir;
+using test::refusal_of;
 namespace fs = std::filesystem;
 
 unsigned
@@ -47,19 +48,6 @@ error_reason(F&& body)
     return e.reason();
   }
   return "";
-}
-
-template <typename F>
-Refusal
-refusal_of(F&& body)
-{
-  try {
-    body();
-  } catch (const crypto::VerificationError& e) {
-    return e.refusal();
-  }
-  ADD_FAILURE() << "no VerificationError";
-  return Refusal::not_signed;
 }
 
 TEST(signing, KeygenWritesPemFilesWithModes)
