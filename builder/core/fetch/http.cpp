@@ -94,20 +94,12 @@ on_progress(void* opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl
   return 0;
 }
 
+// Feeds the bytes already in a partial download to the hasher, so the digest covers
+// the whole file once the rest arrives.
 void
-hash_existing(const std::filesystem::path& path, std::uint64_t size, crypto::Sha256& hasher)
+hash_existing(const std::filesystem::path& path, crypto::Sha256& hasher)
 {
-  util::Fd fd = util::open_file(path, O_RDONLY);
-  std::vector<char> buf(1 << 20);
-  std::uint64_t left = size;
-  while (left > 0) {
-    ssize_t n = ::read(fd.get(), buf.data(), std::min<std::uint64_t>(left, buf.size()));
-    if (n <= 0) {
-      throw Error(path.string(), "cannot read partial download");
-    }
-    hasher.update(buf.data(), static_cast<size_t>(n));
-    left -= static_cast<std::uint64_t>(n);
-  }
+  util::read_chunks(path, [&](const char* chunk, size_t size) { hasher.update(chunk, size); });
 }
 
 bool
@@ -135,7 +127,7 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
   ::fstat(fd.get(), &st);
   auto existing = static_cast<std::uint64_t>(st.st_size);
   hasher = crypto::Sha256();
-  hash_existing(partial, existing, hasher);
+  hash_existing(partial, hasher);
 
   CurlHandle curl(curl_easy_init());
   if (!curl) {
