@@ -137,6 +137,36 @@ struct Outputs {
   bool compress = false;             // qcow2 compression
 };
 
+// `ab:` -- the A/B whole-disk layout (with `layout: ab`). Sizes in bytes.
+struct AbLayout {
+  std::uint64_t esp_size = 128ull << 20;
+  std::uint64_t boot_size = 256ull << 20;
+  std::uint64_t slot_size = 0;       // each root slot; 0: derived from the root file system
+  std::uint64_t data_size = 0;       // 0: a default (see the builder)
+  std::string root_fs = "xfs";       // xfs | ext4, for the slots
+  std::string data_fs = "xfs";       // xfs | ext4, for kiln-data
+  unsigned tries = 3;                // boot tries of a newly written slot (1..9)
+  unsigned panic = 10;               // panic=N on the kernel command line
+  std::vector<std::string> kernel_args;
+  Location location;
+};
+
+// `dcos:` -- a DC/OS node: the cluster's genconf/serve tree pre-staged for an offline
+// first-boot install, and the checks of `kiln verify`.
+struct DcosSpec {
+  std::string bundle;                // genconf/serve: absolute local directory or http(s) URL
+  std::string role;                  // default role: master | slave | slave_public
+  std::optional<std::string> version; // DC/OS version, for verify's version-dependent checks
+  Location location;
+};
+
+// `trust:` -- the keys an image trusts for its next reimage (/etc/kiln/trust.d).
+struct TrustSpec {
+  std::vector<std::string> keys;     // absolute paths of Ed25519 public keys (PEM)
+  std::optional<std::string> revoked; // absolute path of a revocation list
+  Location location;
+};
+
 struct Recipe {
   std::string name;
   std::string description;
@@ -149,6 +179,9 @@ struct Recipe {
   bool sysprep = true;
   bool trim = true;
   std::string layout = "plain";      // plain | ab
+  AbLayout ab;                       // used when layout == "ab"
+  std::optional<DcosSpec> dcos;
+  std::optional<TrustSpec> trust;
   Outputs outputs;
   std::optional<std::string> signing_key;
   std::map<std::string, std::string> vars; // final variable values
