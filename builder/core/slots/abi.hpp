@@ -90,4 +90,15 @@ inline constexpr std::string_view k_dcos_role_file = "/etc/kiln/dcos-role";
 inline constexpr std::string_view k_boot_mount = "/boot/kiln";           // kiln-boot mounted here
 inline constexpr std::string_view k_data_mount = "/var/lib/kiln-data";   // kiln-data mounted here
 
+// DC/OS first boot (kiln-dcos-install.service). Success leaves the stamp; failure the
+// marker (with the exit status and the log's tail); the log is kept in both cases.
+inline constexpr std::string_view k_dcos_unit = "kiln-dcos-install.service";
+inline constexpr std::string_view k_dcos_stamp = "/var/lib/kiln/dcos-installed";
+inline constexpr std::string_view k_dcos_failed = "/var/lib/kiln/dcos-install-failed";
+inline constexpr std::string_view k_dcos_log = "/var/log/kiln/dcos-install.log";
+inline constexpr std::string_view k_dcos_install_dir = "/opt/dcos_install_tmp";
+// Confirms the booted slot once health holds (kiln-node mark-good --when-healthy).
+inline constexpr std::string_view k_mark_good_unit = "kiln-mark-good.service";
+inline constexpr std::string_view k_node_binary = "/usr/bin/kiln-node";
+
 } // namespace kiln::slots
