@@ -1,12 +1,68 @@
 // kiln-node: the reimaging tool that runs on a node or in an installer ramdisk.
-// It links kiln_core only (never libguestfs), so it stays small.
+// It links kiln_core only (never libguestfs), so it stays small. The commands'
+// logic lives in core/node; this file parses arguments and prints.
 #include "core/cli/report.hpp"
+#include "core/node/disk.hpp"
+#include "core/node/node.hpp"
+#include "core/slots/abi.hpp"
+#include "core/slots/state.hpp"
 #include "core/util/error.hpp"
 #include "core/util/term.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <unistd.h>
+
+namespace {
+
+using nlohmann::json;
+namespace node = kiln::node;
+
+std::string
+describe_slot(const json& s)
+{
+  std::string text = s["state"].get<std::string>();
+  if (text == "trial") {
+    text += " (tries " + s["tries"].get<std::string>() + ")";
+  }
+  if (!s["name"].get<std::string>().empty()) {
+    text += "  " + s["name"].get<std::string>();
+  }
+  if (!s["digest"].get<std::string>().empty()) {
+    text += "  manifest " + s["digest"].get<std::string>().substr(0, 16);
+  }
+  return text;
+}
+
+std::string
+describe_next(const json& n)
+{
+  std::string reason = n["reason"].get<std::string>();
+  std::string text = n["slot"].get<std::string>() + " (";
+  if (reason == "trial") {
+    text += "trial, tries left after this boot: " + n["tries_after"].get<std::string>();
+  } else if (reason == "last-resort") {
+    text += "last resort: no slot is good or has tries left";
+  } else if (reason == "empty") {
+    text += "every slot is empty";
+  } else {
+    text += reason;
+  }
+  return text + ")";
+}
+
+void
+print(const json& j, bool as_json, const std::function<void()>& text)
+{
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    text();
+  }
+}
+
+} // namespace
 
 int
 main(int argc, char** argv)
@@ -16,11 +72,64 @@ main(int argc, char** argv)
     CLI::App app{"kiln-node: reimage this node from A/B slots, roll back, wipe DC/OS state", "kiln-node"};
     app.set_version_flag("--version", std::string("kiln-node ") + KILN_VERSION);
     app.require_subcommand(1);
+    app.fallthrough(true); // global options may also follow the command
     std::string disk;
-    app.add_option("--disk", disk, "Disk holding the A/B layout (block device, image file or loop device)");
-    auto* status = app.add_subcommand("status", "Show both slots and which one boots next");
-    bool json = false;
-    status->add_flag("--json", json, "Machine-readable output");
+    std::string booted_text;
+    bool json_out = false;
+    app.add_option("--disk", disk,
+                   "Disk holding the A/B layout (block device, loop device or image file); "
+                   "default: the disk the running system booted from");
+    app.add_option("--booted", booted_text, "Treat slot A or B as booted (tests, rescue); default: /proc/cmdline")
+      ->check(CLI::IsMember({"A", "B"}));
+    app.add_flag("--json", json_out, "Machine-readable output");
+
+    auto* status = app.add_subcommand("status", "Show both slots, the booted one and the next boot");
+    std::string root = "/";
+    status->add_option("--root", root, "Root of the system whose DC/OS first-boot state is read (default /)");
+
+    auto* reimage = app.add_subcommand("reimage", "Write a slot bundle into the slot that is not booted");
+    std::string source;
+    std::string trust = std::string(kiln::slots::k_trust_dir);
+    bool no_verify = false;
+    unsigned tries = kiln::slots::k_default_tries;
+    kiln::bundle::SourceOptions source_options;
+    reimage->add_option("SOURCE", source, "NAME.kbundle: a path or an http(s) URL")->required();
+    reimage->add_option("--trust", trust, "Trust directory (*.pem, revoked.list)");
+    reimage->add_flag("--no-verify-signature", no_verify, "Accept an unsigned or untrusted bundle");
+    auto* tries_option = reimage->add_option("--tries", tries,
+                                             "Boots the new slot gets to confirm itself (1-9); default: tries= in "
+                                             "kiln-boot's /grub/kiln-ab.conf, else 3")
+      ->check(CLI::Range(1u, kiln::slots::k_max_tries));
+    for (auto* cmd : {reimage}) {
+      cmd->add_option("--ca-file", source_options.ca_file, "CA bundle (PEM) for https sources");
+      cmd->add_option("--retries", source_options.retries, "Reconnects after a dropped connection");
+    }
+
+    app.add_subcommand("rollback", "Boot the other slot next (it must be good)");
+
+    auto* mark_good = app.add_subcommand("mark-good", "Confirm the booted slot");
+    bool when_healthy = false;
+    mark_good->add_flag("--when-healthy", when_healthy, "Only when DC/OS (or systemd) reports the node healthy");
+    mark_good->add_option("--root", root, "Root of the running system (default /)");
+
+    auto* wipe = app.add_subcommand("wipe", "Remove DC/OS state so the node reinstalls DC/OS at the next boot");
+    bool dcos = false;
+    bool keep_data = false;
+    wipe->add_flag("--dcos", dcos, "Wipe DC/OS (required)")->required();
+    wipe->add_flag("--keep-data", keep_data, "Keep /var/lib/docker and /var/log");
+    wipe->add_option("--root", root, "Root of the system to wipe (default /)");
+
+    auto* install = app.add_subcommand("install", "Write a whole-disk image (NAME.raw + bmap + manifest) to a disk");
+    std::string bmap_source;
+    std::string manifest_source;
+    install->add_option("SOURCE", source, "NAME.raw: a path or an http(s) URL")->required();
+    install->add_option("--bmap", bmap_source, "The image's bmap (default SOURCE.bmap)");
+    install->add_option("--manifest", manifest_source, "The manifest (default NAME.manifest.json beside SOURCE)");
+    install->add_option("--trust", trust, "Trust directory (*.pem, revoked.list)");
+    install->add_flag("--no-verify-signature", no_verify, "Accept an unsigned or untrusted image");
+    install->add_option("--ca-file", source_options.ca_file, "CA bundle (PEM) for https sources");
+    install->add_option("--retries", source_options.retries, "Reconnects after a dropped connection");
+
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -29,7 +138,112 @@ main(int argc, char** argv)
     } catch (const CLI::CallForVersion&) {
       std::cout << "kiln-node " << KILN_VERSION << "\n";
       return 0;
+    } catch (const CLI::ParseError& e) {
+      throw kiln::UsageError("arguments", e.what());
     }
-    throw kiln::Error("status", "the A/B slot layout is not implemented yet");
+
+    auto disk_options = [&]() {
+      node::DiskOptions d;
+      d.disk = disk.empty() ? node::running_disk() : std::filesystem::path(disk);
+      if (!booted_text.empty()) {
+        d.booted = kiln::slots::parse_slot(booted_text);
+      }
+      return d;
+    };
+    kiln::util::ProgressLine progress_line("writing", kiln::util::is_smart_terminal(STDERR_FILENO));
+    auto progress = [&](std::uint64_t done, std::uint64_t total) { progress_line.update(done, total); };
+
+    if (status->parsed()) {
+      json j = node::status(disk_options(), root);
+      print(j, json_out, [&] {
+        std::cout << "disk:      " << j["disk"].get<std::string>() << "\n"
+                  << "slot A:    " << describe_slot(j["slots"]["A"]) << "\n"
+                  << "slot B:    " << describe_slot(j["slots"]["B"]) << "\n"
+                  << "booted:    " << (j["booted"].is_null() ? "none (not the running system's disk)"
+                                                             : j["booted"].get<std::string>())
+                  << "\n"
+                  << "next boot: " << describe_next(j["next_boot"]) << "\n"
+                  << "dcos:      "
+                  << (j["dcos"]["failed"].get<bool>()      ? "first-boot install FAILED"
+                      : j["dcos"]["installed"].get<bool>() ? "installed"
+                                                           : "not installed")
+                  << "\n";
+      });
+      return 0;
+    }
+    if (reimage->parsed()) {
+      node::ReimageOptions o;
+      o.disk = disk_options();
+      o.source = source;
+      o.trust_dir = trust;
+      o.verify_signature = !no_verify;
+      if (tries_option->count() > 0) {
+        o.tries = tries;
+      }
+      o.source_options = source_options;
+      o.progress = progress;
+      json j = node::reimage(o);
+      progress_line.finish();
+      print(j, json_out, [&] {
+        std::cout << "slot " << j["slot"].get<std::string>() << ": wrote " << j["name"].get<std::string>() << " ("
+                  << kiln::util::human_bytes(j["written_bytes"].get<std::uint64_t>()) << " written, "
+                  << kiln::util::human_bytes(j["skipped_bytes"].get<std::uint64_t>()) << " already there), verified; "
+                  << "next boot: " << describe_next(j["next_boot"]) << "\n";
+      });
+      return 0;
+    }
+    if (app.got_subcommand("rollback")) {
+      json j = node::rollback(disk_options());
+      print(j, json_out, [&] {
+        std::cout << "next boot: " << describe_next(j["next_boot"]) << "\n";
+      });
+      return 0;
+    }
+    if (mark_good->parsed()) {
+      node::MarkGoodOptions o;
+      o.disk = disk_options();
+      o.when_healthy = when_healthy;
+      o.root = root;
+      json j = node::mark_good(o);
+      print(j, json_out, [&] { std::cout << "slot " << j["slot"].get<std::string>() << " is good\n"; });
+      return 0;
+    }
+    if (wipe->parsed()) {
+      node::WipeOptions o;
+      o.root = root;
+      o.keep_data = keep_data;
+      json j = node::wipe_dcos(o);
+      print(j, json_out, [&] {
+        for (const auto& p : j["removed"]) {
+          std::cout << "removed " << p.get<std::string>() << "\n";
+        }
+        for (const auto& p : j["mount_points_skipped"]) {
+          std::cout << "left alone (mount point) " << p.get<std::string>() << "\n";
+        }
+      });
+      return 0;
+    }
+    if (install->parsed()) {
+      if (disk.empty()) {
+        throw kiln::UsageError("install", "--disk is required");
+      }
+      node::InstallOptions o;
+      o.disk = disk;
+      o.source = source;
+      o.bmap = bmap_source;
+      o.manifest = manifest_source;
+      o.trust_dir = trust;
+      o.verify_signature = !no_verify;
+      o.source_options = source_options;
+      o.progress = progress;
+      json j = node::install(o);
+      progress_line.finish();
+      print(j, json_out, [&] {
+        std::cout << "installed " << j["name"].get<std::string>() << " on " << j["disk"].get<std::string>() << " ("
+                  << kiln::util::human_bytes(j["written_bytes"].get<std::uint64_t>()) << " written), verified\n";
+      });
+      return 0;
+    }
+    return 0;
   });
 }

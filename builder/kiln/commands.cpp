@@ -20,6 +20,7 @@ kiln_main(int argc, char** argv)
     int status = 0;
     add_plan_command(app, status);
     add_build_command(app, status);
+    add_verify_command(app, status);
     add_fetch_command(app, status);
     add_trust_commands(app, status);
     try {

@@ -24,5 +24,6 @@ void add_plan_command(CLI::App& app, int& status);
 void add_fetch_command(CLI::App& app, int& status);
 void add_trust_commands(CLI::App& app, int& status);
 void add_build_command(CLI::App& app, int& status);
+void add_verify_command(CLI::App& app, int& status);
 
 } // namespace kiln::cmd

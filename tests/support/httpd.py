@@ -58,25 +58,30 @@ class Handler(BaseHTTPRequestHandler):
         path = os.path.normpath(os.path.join(self.server.root, name))
         if not path.startswith(self.server.root + os.sep) or not os.path.isfile(path):
             return self.fail(404)
-        with open(path, "rb") as f:
-            data = f.read()
+        size = os.path.getsize(path)
+
+        def read(lo, hi):  # only the bytes asked for: boot tests serve whole-disk images
+            with open(path, "rb") as f:
+                f.seek(lo)
+                return f.read(max(0, min(hi, size) - lo))
+
         start = 0
         rng = self.headers.get("Range")
         m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
         if m and mode != "norange":
             start = int(m.group(1))
-            end = int(m.group(2)) + 1 if m.group(2) else len(data)
-            if start >= len(data):
+            end = int(m.group(2)) + 1 if m.group(2) else size
+            if start >= size:
                 self.send_response(416)
-                self.send_header("Content-Range", "bytes */%d" % len(data))
+                self.send_header("Content-Range", "bytes */%d" % size)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            body = data[start:end]
+            body = read(start, end)
             self.send_response(206)
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, start + len(body) - 1, len(data)))
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, start + len(body) - 1, size))
         else:
-            body = data
+            body = read(0, size)
             self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")

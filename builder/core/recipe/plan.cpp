@@ -1,6 +1,8 @@
 #include "core/recipe/plan.hpp"
 
 #include "core/crypto/sha256.hpp"
+#include "core/dcos/bundle.hpp"
+#include "core/dcos/firstboot.hpp"
 
 #include <filesystem>
 #include <type_traits>
@@ -137,6 +139,42 @@ to_json(const BaseImage& base)
   return nullptr;
 }
 
+std::string
+stage_key(const std::string& parent, const PlannedStage& stage)
+{
+  json inputs = json::array();
+  for (const auto& in : stage.inputs) {
+    inputs.push_back(in.sha256);
+  }
+  json key_src = {{"parent", parent}, {"stage", stage.definition}, {"inputs", inputs}};
+  return crypto::sha256_hex(key_src.dump());
+}
+
+namespace {
+
+// The implicit "dcos" stage: the bundle (by its digest: ids and file digests), the
+// default role and the first-boot script and unit kiln writes.
+PlannedStage
+dcos_stage(const DcosSpec& spec, const std::string& parent)
+{
+  PlannedStage planned;
+  planned.name = "dcos";
+  json body = {{"role", spec.role},
+               {"firstboot", crypto::sha256_hex(dcos::firstboot_script(spec.role) + dcos::firstboot_unit())}};
+  put_optional(body, "version", spec.version);
+  planned.definition = {{"name", "dcos"}, {"steps", json::array({json{{"dcos", body}}})}};
+  if (dcos::is_url(spec.bundle)) {
+    planned.inputs.push_back({"dcos-bundle", spec.bundle, "", {}});
+    return planned; // key resolved at build, once the bundle was fetched
+  }
+  dcos::Bundle b = dcos::describe_bundle(spec.bundle, spec.bundle);
+  planned.inputs.push_back({"dcos-bundle", spec.bundle, b.digest, {}});
+  planned.key = stage_key(parent, planned);
+  return planned;
+}
+
+} // namespace
+
 Plan
 make_plan(const Recipe& recipe)
 {
@@ -179,17 +217,24 @@ make_plan(const Recipe& recipe)
       step_inputs(step, planned.inputs);
     }
     planned.definition = {{"name", stage.name}, {"steps", steps}, {"network", recipe.network}};
-    json inputs = json::array();
-    for (const auto& in : planned.inputs) {
-      inputs.push_back(in.sha256);
-    }
-    json key_src = {{"parent", parent}, {"stage", planned.definition}, {"inputs", inputs}};
-    planned.key = crypto::sha256_hex(key_src.dump());
+    planned.key = stage_key(parent, planned);
     parent = planned.key;
     plan.inputs.insert(plan.inputs.end(), planned.inputs.begin(), planned.inputs.end());
     plan.stages.push_back(std::move(planned));
   }
+  if (recipe.dcos) {
+    plan.stages.push_back(dcos_stage(*recipe.dcos, parent));
+    plan.inputs.insert(plan.inputs.end(), plan.stages.back().inputs.begin(), plan.stages.back().inputs.end());
+  }
   return plan;
+}
+
+json
+to_json(const AbLayout& ab)
+{
+  return {{"esp_size", ab.esp_size},   {"boot_size", ab.boot_size}, {"slot_size", ab.slot_size},
+          {"data_size", ab.data_size}, {"root_fs", ab.root_fs},     {"data_fs", ab.data_fs},
+          {"tries", ab.tries},         {"panic", ab.panic},         {"kernel_args", ab.kernel_args}};
 }
 
 json
@@ -198,6 +243,9 @@ plan_json(const Recipe& recipe, const Plan& plan)
   json inputs = json::array();
   for (const auto& in : plan.inputs) {
     json j = {{"kind", in.kind}, {"source", in.source}, {"sha256", in.sha256}};
+    if (in.kind == "dcos-bundle" && in.sha256.empty()) {
+      j["resolved"] = "at build";
+    }
     if (!in.mirrors.empty()) {
       j["mirrors"] = in.mirrors;
     }
@@ -205,7 +253,11 @@ plan_json(const Recipe& recipe, const Plan& plan)
   }
   json stages = json::array();
   for (const auto& s : plan.stages) {
-    stages.push_back({{"name", s.name}, {"key", s.key}, {"steps", s.definition["steps"]}});
+    json st = {{"name", s.name}, {"key", s.key}, {"steps", s.definition["steps"]}};
+    if (s.key.empty()) {
+      st["resolved"] = "at build";
+    }
+    stages.push_back(st);
   }
   return {{"name", recipe.name},
           {"file", recipe.file},
@@ -218,6 +270,7 @@ plan_json(const Recipe& recipe, const Plan& plan)
           {"stages", stages},
           {"outputs", {{"name", recipe.outputs.name}, {"formats", recipe.outputs.formats}, {"compress", recipe.outputs.compress}}},
           {"layout", recipe.layout},
+          {"ab", recipe.layout == "ab" ? to_json(recipe.ab) : json(nullptr)},
           {"sysprep", recipe.sysprep}};
 }
 

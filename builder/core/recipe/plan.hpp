@@ -35,12 +35,19 @@ struct Plan {
   std::vector<PlannedStage> stages;
 };
 
-// Computes the plan; hashes local input files (throws Error if one vanished).
+// The key of a planned stage: sha256 of the parent key, its definition and its inputs' digests.
+std::string stage_key(const std::string& parent, const PlannedStage& stage);
+
+// Computes the plan; hashes local input files (throws Error if one vanished). A recipe
+// with dcos: gets an implicit last stage "dcos"; for a bundle given by URL its input
+// digest and key stay empty ("resolved at build": plan never goes to the network).
 Plan make_plan(const Recipe& recipe);
 
 // Canonical JSON of one step / the base.
 nlohmann::json to_json(const Step& step);
 nlohmann::json to_json(const BaseImage& base);
+// Canonical JSON of the A/B layout settings (part of the A/B stage's key).
+nlohmann::json to_json(const AbLayout& ab);
 
 // {"recipe": ..., "inputs": [...], "stages": [...]} as printed by `kiln plan --json`.
 nlohmann::json plan_json(const Recipe& recipe, const Plan& plan);

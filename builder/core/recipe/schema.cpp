@@ -1,6 +1,8 @@
 #include "core/recipe/schema.hpp"
 
 #include "core/crypto/sha256.hpp"
+#include "core/crypto/signing.hpp"
+#include "core/slots/abi.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -611,6 +613,180 @@ read_base(const Value& v, const LoadOptions& options, Diagnostics& diags)
   return base;
 }
 
+// A whole number from `low` to `high`, written as a plain scalar.
+std::optional<unsigned>
+read_number(MapReader& r, const std::string& key, unsigned low, unsigned high)
+{
+  const Value* v = r.get(key);
+  if (v == nullptr) {
+    return std::nullopt;
+  }
+  static const std::regex digits("[0-9]{1,6}");
+  if (v->is_scalar() && std::regex_match(v->scalar, digits)) {
+    unsigned n = static_cast<unsigned>(std::stoul(v->scalar));
+    if (n >= low && n <= high) {
+      return n;
+    }
+  }
+  r.diags().error(v->location, key + " must be a whole number from " + std::to_string(low) + " to " +
+                                   std::to_string(high) + ", not " + (v->is_scalar() ? "'" + v->scalar + "'" : describe(*v)));
+  return std::nullopt;
+}
+
+// `ab:` -- sizes, file systems, boot tries and kernel arguments of the A/B layout.
+void
+read_ab(const Value& v, Recipe& recipe, Diagnostics& diags)
+{
+  AbLayout& ab = recipe.ab;
+  ab.location = v.location;
+  MapReader r(v, "ab", diags);
+  if (!r.ok()) {
+    return;
+  }
+  // Lower bounds: FAT needs room for its clusters, XFS (xfsprogs >= 5.19) refuses < 300 MiB.
+  auto sized = [&](const std::string& key, std::uint64_t& field, std::uint64_t min, const char* why) {
+    if (auto bytes = r.size(key)) {
+      if (*bytes < min) {
+        diags.error(r.get(key)->location, key + " must be at least " + std::to_string(min >> 20) + "M (" + why + ")");
+      } else if (*bytes % (1 << 20) != 0) {
+        diags.error(r.get(key)->location, key + " must be a whole number of MiB (partitions are MiB-aligned)");
+      } else {
+        field = *bytes;
+      }
+    }
+  };
+  sized("esp_size", ab.esp_size, 32ull << 20, "a FAT file system for the EFI loader");
+  sized("boot_size", ab.boot_size, 32ull << 20, "GRUB's modules for BIOS and UEFI");
+  sized("slot_size", ab.slot_size, 512ull << 20, "a root file system");
+  sized("data_size", ab.data_size, 512ull << 20, "docker, mesos and logs");
+  ab.root_fs = r.one_of("root_fs", {"xfs", "ext4"}).value_or("xfs");
+  ab.data_fs = r.one_of("data_fs", {"xfs", "ext4"}).value_or("xfs");
+  ab.tries = read_number(r, "tries", 1, 9).value_or(3);
+  ab.panic = read_number(r, "panic", 1, 3600).value_or(10);
+  ab.kernel_args = r.list("kernel_args");
+  static const std::regex word(R"([^\s\x00-\x1f\x7f]+)");
+  for (const auto& arg : ab.kernel_args) {
+    if (!std::regex_match(arg, word)) {
+      diags.error(r.get("kernel_args")->location, "kernel_args: '" + arg + "' must be one word (no whitespace)");
+    } else if (arg.rfind("root=", 0) == 0 || arg.rfind("kiln.slot=", 0) == 0) {
+      diags.error(r.get("kernel_args")->location,
+                  "kernel_args: '" + arg + "' is set by kiln for each slot (root=PARTUUID=..., kiln.slot=A|B)");
+    }
+  }
+  r.finish();
+  if (recipe.layout != "ab") {
+    diags.error(v.location, "ab: applies only with layout: ab");
+  }
+}
+
+// `trust:` -- public keys (and a revocation list) for /etc/kiln/trust.d.
+std::optional<TrustSpec>
+read_trust(const Value& v, Diagnostics& diags)
+{
+  TrustSpec trust;
+  trust.location = v.location;
+  MapReader r(v, "trust", diags);
+  if (!r.ok()) {
+    return std::nullopt;
+  }
+  const Value* keys = r.require("keys");
+  if (keys != nullptr) {
+    std::vector<Value> items = keys->is_sequence() ? keys->items : std::vector<Value>{*keys};
+    if (items.empty()) {
+      diags.error(keys->location, "trust: keys must name at least one public key file");
+    }
+    std::set<std::string> names;
+    for (const auto& item : items) {
+      if (auto f = r.as_local_file(item, "keys")) {
+        std::string name = fs::path(*f).stem().string() + ".pem";
+        if (!names.insert(name).second) {
+          diags.error(item.location, "keys: two keys would both be installed as " + name);
+          continue;
+        }
+        try {
+          crypto::load_public_key(*f);
+        } catch (const Error& e) {
+          diags.error(item.location, "keys: " + std::string(e.what()));
+          continue;
+        }
+        trust.keys.push_back(*f);
+      }
+    }
+  }
+  trust.revoked = r.local_file("revoked");
+  r.finish();
+  return trust;
+}
+
+// The trust keys become an implicit last stage of file steps, so they are cached and
+// keyed like any stage (their digests are its inputs) and `kiln plan` shows them.
+void
+add_trust_stage(Recipe& recipe, Diagnostics& diags)
+{
+  const std::string dir = std::string(slots::k_trust_dir);
+  Stage stage;
+  stage.name = "trust";
+  stage.location = recipe.trust->location;
+  for (const auto& s : recipe.stages) {
+    if (s.name == stage.name) {
+      diags.error(s.location, "stage name 'trust' is reserved for the trust: keys");
+      return;
+    }
+  }
+  auto file = [&](const std::string& src, const std::string& name) {
+    FileStep f;
+    f.path = dir + "/" + name;
+    f.source = src;
+    f.mode = 0644;
+    stage.steps.push_back({"file", f, recipe.trust->location});
+  };
+  for (const auto& key : recipe.trust->keys) {
+    file(key, fs::path(key).stem().string() + ".pem");
+  }
+  if (recipe.trust->revoked) {
+    file(*recipe.trust->revoked, crypto::k_revocation_list_name);
+  }
+  recipe.stages.push_back(std::move(stage));
+}
+
+// `dcos:` -- the cluster's genconf/serve tree (a local directory, relative to the recipe
+// file, or the bootstrap node's http(s) URL), the default role and the DC/OS version.
+// The tree itself is validated at build time, before any image is touched.
+DcosSpec
+read_dcos(const Value& v, Diagnostics& diags)
+{
+  DcosSpec dcos;
+  dcos.location = v.location;
+  MapReader r(v, "dcos", diags);
+  if (const Value* b = r.require("bundle")) {
+    if (auto s = r.as_string(*b, "bundle")) {
+      if (s->rfind("http://", 0) == 0 || s->rfind("https://", 0) == 0) {
+        dcos.bundle = *s;
+      } else if (s->find("://") != std::string::npos) {
+        diags.error(b->location, "bundle must be a local directory or an http(s) URL, not '" + *s + "'");
+      } else {
+        fs::path p = fs::path(*s).is_absolute() ? fs::path(*s) : fs::path(b->location.file).parent_path() / *s;
+        p = p.lexically_normal();
+        if (!fs::is_directory(p)) {
+          diags.error(b->location, "bundle: no such directory '" + p.string() + "' (the cluster's genconf/serve)");
+        }
+        dcos.bundle = p.string();
+      }
+    }
+  }
+  dcos.role = r.one_of("role", {"master", "slave", "slave_public"}, true).value_or("");
+  if (auto ver = r.string("version")) {
+    static const std::regex version_re(R"([0-9]+\.[0-9]+(\.([0-9]+|x))?)");
+    if (!std::regex_match(*ver, version_re)) {
+      diags.error(r.get("version")->location, "version must look like 2.2.1, 2.2.x or 1.13, not '" + *ver + "'");
+    } else {
+      dcos.version = *ver;
+    }
+  }
+  r.finish();
+  return dcos;
+}
+
 } // namespace
 
 Recipe
@@ -633,6 +809,15 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
   recipe.sysprep = r.boolean("sysprep").value_or(true);
   recipe.trim = r.boolean("trim").value_or(true);
   recipe.layout = r.one_of("layout", {"plain", "ab"}).value_or("plain");
+  if (const Value* ab = r.get("ab")) {
+    read_ab(*ab, recipe, diags);
+  }
+  if (const Value* trust = r.get("trust")) {
+    recipe.trust = read_trust(*trust, diags);
+  }
+  if (const Value* dcos = r.get("dcos")) {
+    recipe.dcos = read_dcos(*dcos, diags);
+  }
   recipe.signing_key = r.local_file("signing_key");
 
   if (const Value* outputs = r.get("outputs")) {
@@ -696,6 +881,16 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
         }
         s.finish();
         recipe.stages.push_back(std::move(stage));
+      }
+    }
+  }
+  if (recipe.trust) {
+    add_trust_stage(recipe, diags);
+  }
+  if (recipe.dcos) {
+    for (const auto& stage : recipe.stages) {
+      if (stage.name == "dcos") {
+        diags.error(stage.location, "stage name 'dcos' is reserved for the dcos: bundle");
       }
     }
   }

@@ -8,6 +8,8 @@
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
 #include "core/util/term.hpp"
+#include "image/build/ab_layout.hpp"
+#include "image/build/dcos_stage.hpp"
 #include "image/build/steps.hpp"
 #include "image/formats/outputs.hpp"
 #include "image/guestfs/guestfs.hpp"
@@ -326,6 +328,11 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
     source.initramfs = meta["kernel"]["initramfs"].get<std::string>();
   }
   source.kernel_cmdline = "console=tty0 console=ttyS0,115200";
+  source.layout = recipe.layout; // pxe of an A/B image is its installer
+  if (recipe.trust) {
+    source.trust_keys.assign(recipe.trust->keys.begin(), recipe.trust->keys.end());
+    source.revoked = recipe.trust->revoked;
+  }
 
   manifest::Manifest m;
   m.name = stem;
@@ -346,6 +353,13 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
   for (const auto& format : formats) {
     say(options, "output " + format);
     for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
+      m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
+    }
+  }
+  if (recipe.layout == "ab") {
+    m.stages.push_back({"ab", ab_key(recipe, plan)});
+    for (const auto& w : write_ab_bundle(meta, final_layer, stem, staging.path(),
+                                         options.sign_key ? options.sign_key : recipe.signing_key)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
   }
@@ -387,8 +401,9 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
 } // namespace
 
 BuildResult
-build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options)
+build(const recipe::Recipe& recipe, const recipe::Plan& given_plan, fetch::Cache& cache, const BuildOptions& options)
 {
+  recipe::Plan plan = given_plan; // the dcos stage's key may be resolved below
   fs::path final_layer;
   json meta;
   // One build at a time per cache: two builds of the same recipe would otherwise both
@@ -403,7 +418,14 @@ build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cach
     }
   }
   util::TempDir scratch(cache.area("tmp"), "build");
+  if (recipe.dcos) {
+    // Fetch and validate the bundle before any image is touched; it fixes the stage key.
+    dcos_stage::prepare(recipe, plan, cache, scratch.path(), options);
+  }
   BuildResult result = build_layers(recipe, plan, cache, options, scratch.path(), final_layer, meta);
+  if (recipe.layout == "ab") {
+    make_ab_layer(recipe, plan, cache, options, scratch.path(), final_layer, meta, result);
+  }
   result.packages = meta.value("packages", json::array());
   write_outputs(recipe, plan, final_layer, meta, options, result);
   return result;
@@ -421,10 +443,14 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     std::string name;
     std::string key;
     const recipe::Stage* stage; // nullptr for finalize
+    bool dcos = false;          // the implicit dcos stage (dcos_stage.cpp)
   };
   std::vector<Pending> stages;
   for (size_t i = 0; i < recipe.stages.size(); ++i) {
     stages.push_back({recipe.stages[i].name, plan.stages[i].key, &recipe.stages[i]});
+  }
+  if (recipe.dcos) {
+    stages.push_back({"dcos", plan.stages.back().key, nullptr, true});
   }
   stages.push_back({"finalize", finalize_key(recipe, plan), nullptr});
 
@@ -488,11 +514,18 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
                        " (" + step.location.str() + ")");
         run_step(ctx, step);
       }
+    } else if (p.dcos) {
+      say(options, "stage dcos: staging the bundle in /opt/dcos_install_tmp (" + short_key(p.key) + ")");
+      dcos_stage::run(ctx, recipe, scratch);
     } else {
       say(options, "stage finalize: " + std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" +
                      (recipe.trim ? ", trim" : ""));
       if (wants_relabel(recipe)) {
         selinux_relabel(ctx);
+      }
+      if (recipe.dcos) {
+        say(options, "verify: role " + recipe.dcos->role);
+        meta["dcos_verify"] = dcos_stage::verify(ctx, recipe, options);
       }
       if (recipe.sysprep) {
         sysprep(ctx);

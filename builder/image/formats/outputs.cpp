@@ -4,6 +4,7 @@
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
+#include "image/formats/pxe_installer.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -97,6 +98,23 @@ write_format(const std::string& format, const Source& source, const std::string&
       throw Error("output pxe", "the image has no kernel and initramfs under /boot");
     }
     copy_out(source.kernel, dir / (stem + ".vmlinuz"));
+    if (source.layout == "ab") {
+      // An A/B image is not booted over the network but installed: the installer
+      // ramdisk writes it to the machine's disk (pxe_installer.hpp).
+      InstallerInputs in;
+      in.image_initramfs = source.initramfs;
+      in.node_binary = find_node_binary();
+      in.busybox = find_static_busybox();
+      in.trust_keys = source.trust_keys;
+      in.revoked = source.revoked;
+      if (fs::is_regular_file("/etc/ssl/certs/ca-certificates.crt")) {
+        in.ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
+      }
+      write_installer_initramfs(in, dir / (stem + ".initrd"));
+      util::write_file_atomic(dir / (stem + ".ipxe"), installer_ipxe_script(stem, source.kernel_cmdline));
+      return {{stem + ".vmlinuz", "kernel", "pxe"}, {stem + ".initrd", "initramfs", "pxe"},
+              {stem + ".ipxe", "ipxe", "pxe"}};
+    }
     copy_out(source.initramfs, dir / (stem + ".initrd"));
     std::string script = "#!ipxe\n"
                          "# Boots " + stem + " over the network: kernel and initramfs from beside this script.\n"

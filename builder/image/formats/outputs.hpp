@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,11 @@ struct Source {
   std::filesystem::path kernel;     // empty when the image has none
   std::filesystem::path initramfs;
   std::string kernel_cmdline;       // extra arguments for the PXE boot
+  // pxe of an A/B image (layout "ab") is the installer (pxe_installer.hpp), which trusts
+  // the recipe's trust: keys when it verifies the image.
+  std::string layout = "plain";
+  std::vector<std::filesystem::path> trust_keys;
+  std::optional<std::filesystem::path> revoked;
 };
 
 // Writes `format` for `stem` into `dir`; returns the files written (relative names).

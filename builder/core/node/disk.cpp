@@ -1,0 +1,350 @@
+#include "core/node/disk.hpp"
+
+#include "core/slots/abi.hpp"
+#include "core/slots/state.hpp"
+#include "core/util/error.hpp"
+#include "core/util/process.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sstream>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <vector>
+
+namespace kiln::node {
+
+namespace {
+
+std::string
+lower(std::string s)
+{
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+bool
+all_zero(const char* data, std::size_t size)
+{
+  for (std::size_t i = 0; i < size; ++i) {
+    if (data[i] != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+std::string
+read_cmdline()
+{
+  const char* test = std::getenv("KILN_NODE_CMDLINE");
+  fs::path path = test != nullptr && *test != '\0' ? fs::path(test) : fs::path("/proc/cmdline");
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    return {};
+  }
+  return util::read_file(path);
+}
+
+std::optional<std::string>
+cmdline_value(const std::string& cmdline, std::string_view key)
+{
+  std::istringstream words(cmdline);
+  std::optional<std::string> value;
+  for (std::string w; words >> w;) {
+    if (w.size() > key.size() && w.compare(0, key.size(), key) == 0 && w[key.size()] == '=') {
+      value = w.substr(key.size() + 1); // the last one wins, as for the kernel's own parameters
+    }
+  }
+  return value;
+}
+
+std::optional<char>
+booted_slot(const slots::Gpt& gpt, std::optional<char> override_slot)
+{
+  if (override_slot) {
+    return override_slot;
+  }
+  std::string cmdline = read_cmdline();
+  auto slot_text = cmdline_value(cmdline, slots::k_cmdline_slot);
+  auto root = cmdline_value(cmdline, "root");
+  if (!slot_text || !root) {
+    return std::nullopt;
+  }
+  auto slot = slots::parse_slot(*slot_text);
+  if (!slot || root->rfind("PARTUUID=", 0) != 0) {
+    return std::nullopt;
+  }
+  const slots::Partition* part = gpt.find_label(*slot == 'A' ? slots::k_part_a : slots::k_part_b);
+  if (part == nullptr || lower(root->substr(9)) != part->partuuid) {
+    return std::nullopt; // another disk booted this system
+  }
+  return slot;
+}
+
+fs::path
+running_disk()
+{
+  auto root = cmdline_value(read_cmdline(), "root");
+  if (!root || root->rfind("PARTUUID=", 0) != 0) {
+    throw UsageError("--disk", "not given, and the kernel command line names no root=PARTUUID= to find it by");
+  }
+  std::error_code ec;
+  fs::path part = fs::canonical(fs::path("/dev/disk/by-partuuid") / lower(root->substr(9)), ec);
+  if (ec) {
+    throw UsageError("--disk", "not given, and no device has PARTUUID " + root->substr(9));
+  }
+  // /sys/class/block/sda4 links into .../block/sda/sda4: the parent is the disk.
+  fs::path sys = fs::canonical(fs::path("/sys/class/block") / part.filename(), ec);
+  if (ec || !fs::exists(sys / "partition", ec)) {
+    throw UsageError("--disk", "not given, and " + part.string() + " is not a partition");
+  }
+  return fs::path("/dev") / sys.parent_path().filename();
+}
+
+fs::path
+partition_node(const fs::path& disk, unsigned number)
+{
+  std::error_code ec;
+  struct stat st {};
+  if (::stat(disk.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
+    return {};
+  }
+  fs::path sys = fs::path("/sys/dev/block") / (std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev)));
+  for (fs::directory_iterator it(sys, ec), end; !ec && it != end; it.increment(ec)) {
+    fs::path partition_file = it->path() / "partition";
+    if (!fs::exists(partition_file, ec)) {
+      continue;
+    }
+    std::string text;
+    try {
+      text = util::read_file(partition_file);
+    } catch (const Error&) {
+      continue;
+    }
+    if (std::strtoul(text.c_str(), nullptr, 10) == number) {
+      fs::path node = fs::path("/dev") / it->path().filename();
+      if (fs::exists(node, ec)) {
+        return node;
+      }
+    }
+  }
+  return {};
+}
+
+BootFs::BootFs(const slots::Gpt& gpt, bool running_system, bool writable)
+{
+  std::error_code ec;
+  fs::path live = slots::k_boot_mount;
+  if (running_system && fs::exists(live / std::string(slots::k_grubenv_path).substr(1), ec)) {
+    m_root = live;
+    return;
+  }
+  const slots::Partition& boot = gpt.by_label(slots::k_part_boot);
+  m_mountpoint.emplace(fs::temp_directory_path(), "kiln-node-boot");
+  std::string options = writable ? "rw" : "ro";
+  fs::path source = partition_node(gpt.disk, boot.number);
+  if (source.empty()) {
+    source = gpt.disk;
+    options += ",loop,offset=" + std::to_string(boot.offset) + ",sizelimit=" + std::to_string(boot.size);
+  }
+  util::RunResult r = util::run({"mount", "-o", options, source.string(), m_mountpoint->path().string()});
+  if (!r.ok()) {
+    throw Error(gpt.disk.string(), "cannot mount the " + std::string(slots::k_part_boot) + " partition: " + r.tail(2));
+  }
+  m_mounted = true;
+  m_root = m_mountpoint->path();
+}
+
+BootFs::~BootFs()
+{
+  if (m_mounted) {
+    try {
+      util::run({"umount", m_root.string()});
+    } catch (...) {
+      // Nothing may escape a destructor; a failed unmount leaves a mount under /tmp.
+    }
+  }
+}
+
+fs::path
+BootFs::grubenv() const
+{
+  return m_root / std::string(slots::k_grubenv_path).substr(1);
+}
+
+PartitionIo::PartitionIo(const slots::Gpt& gpt, const slots::Partition& part, bool writable)
+{
+  int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+  fs::path node = partition_node(gpt.disk, part.number);
+  if (!node.empty()) {
+    m_name = node.string();
+    // O_EXCL on a block device: the kernel refuses it while the partition is mounted.
+    int fd = ::open(node.c_str(), flags | (writable ? O_EXCL : 0));
+    if (fd < 0) {
+      int err = errno;
+      throw Error(m_name, (err == EBUSY ? std::string("in use (mounted?); kiln-node never writes a partition in use")
+                                        : errno_text(err)));
+    }
+    m_fd = util::Fd(fd);
+    m_base = 0;
+    m_block = true;
+  } else {
+    m_name = gpt.disk.string() + " (" + part.label + ")";
+    m_fd = util::open_file(gpt.disk, flags);
+    m_base = part.offset;
+    struct stat st {};
+    ::fstat(m_fd.get(), &st);
+    m_regular = S_ISREG(st.st_mode);
+    m_block = S_ISBLK(st.st_mode);
+  }
+  m_size = part.size;
+}
+
+void
+PartitionIo::check(std::uint64_t offset, std::uint64_t size) const
+{
+  if (offset > m_size || size > m_size - offset) {
+    throw Error(m_name, "access at byte " + std::to_string(offset) + " (+" + std::to_string(size) +
+                          ") is outside the partition (" + std::to_string(m_size) + " bytes)");
+  }
+}
+
+void
+PartitionIo::pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const
+{
+  check(offset, size);
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(m_fd.get(), buffer + done, size - done, static_cast<off_t>(m_base + offset + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      throw Error(m_name, "read failed at byte " + std::to_string(offset + done) + ": " + errno_text(errno));
+    }
+    if (n == 0) {
+      // A disk image file may be shorter than its partition table says (sparse tail).
+      std::fill(buffer + done, buffer + size, '\0');
+      return;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void
+PartitionIo::pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset)
+{
+  check(offset, size);
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pwrite(m_fd.get(), buffer + done, size - done, static_cast<off_t>(m_base + offset + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      throw Error(m_name, "write failed at byte " + std::to_string(offset + done) + ": " + errno_text(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+std::uint64_t
+PartitionIo::ensure_zero(std::uint64_t offset, std::uint64_t size)
+{
+  check(offset, size);
+  if (size == 0) {
+    return 0;
+  }
+  if (m_regular) {
+    // Holes read as zeros: punch only the data segments inside the range.
+    std::uint64_t zeroed = 0;
+    std::uint64_t pos = offset;
+    const std::uint64_t end = offset + size;
+    while (pos < end) {
+      off_t data = ::lseek(m_fd.get(), static_cast<off_t>(m_base + pos), SEEK_DATA);
+      if (data < 0 || static_cast<std::uint64_t>(data) - m_base >= end) {
+        break; // the rest is a hole (or past the file's end)
+      }
+      std::uint64_t from = static_cast<std::uint64_t>(data) - m_base;
+      off_t hole = ::lseek(m_fd.get(), data, SEEK_HOLE);
+      std::uint64_t to = hole < 0 ? end : std::min<std::uint64_t>(end, static_cast<std::uint64_t>(hole) - m_base);
+      if (::fallocate(m_fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(m_base + from),
+                      static_cast<off_t>(to - from)) != 0) {
+        zeroed += write_zeros_where_needed(from, to - from);
+      } else {
+        zeroed += to - from;
+      }
+      pos = to;
+    }
+    return zeroed;
+  }
+  if (m_block && (m_base + offset) % 512 == 0 && size % 512 == 0) {
+    // On a block device PUNCH_HOLE means "zero without falling back to writing": it
+    // succeeds only where the device zeroes cheaply (loop, NVMe/SCSI write-zeroes).
+    if (::fallocate(m_fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(m_base + offset),
+                    static_cast<off_t>(size)) == 0) {
+      return size;
+    }
+  }
+  return write_zeros_where_needed(offset, size);
+}
+
+std::uint64_t
+PartitionIo::write_zeros_where_needed(std::uint64_t offset, std::uint64_t size)
+{
+  constexpr std::size_t chunk = 1 << 20;
+  std::vector<char> buffer(chunk);
+  std::uint64_t zeroed = 0;
+  for (std::uint64_t pos = offset; pos < offset + size;) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, offset + size - pos));
+    pread_exact(buffer.data(), n, pos);
+    if (!all_zero(buffer.data(), n)) {
+      std::fill(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n), '\0');
+      pwrite_all(buffer.data(), n, pos);
+      zeroed += n;
+    }
+    pos += n;
+  }
+  return zeroed;
+}
+
+void
+PartitionIo::sync()
+{
+  if (::fsync(m_fd.get()) != 0) {
+    throw Error(m_name, "fsync failed: " + errno_text(errno));
+  }
+}
+
+void
+PartitionIo::prefetch(std::uint64_t offset, std::uint64_t size)
+{
+  ::posix_fadvise(m_fd.get(), static_cast<off_t>(m_base + offset), static_cast<off_t>(size), POSIX_FADV_WILLNEED);
+}
+
+void
+PartitionIo::drop_cache()
+{
+  ::posix_fadvise(m_fd.get(), static_cast<off_t>(m_base), static_cast<off_t>(m_size), POSIX_FADV_DONTNEED);
+}
+
+void
+fault_point(std::string_view phase)
+{
+  const char* want = std::getenv("KILN_NODE_FAULT");
+  if (want != nullptr && phase == want) {
+    ::_exit(99);
+  }
+}
+
+} // namespace kiln::node

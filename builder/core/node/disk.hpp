@@ -1,0 +1,100 @@
+// kiln-node's access to an A/B disk (a block device, a loop device or a disk image
+// file): the booted slot, the kiln-boot partition's grubenv (mounted by kiln-node
+// when it is not the running system's /boot/kiln), and raw slot I/O.
+#pragma once
+
+#include "core/slots/gpt.hpp"
+#include "core/util/fs.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace kiln::node {
+
+namespace fs = std::filesystem;
+
+// The kernel command line kiln-node reads: /proc/cmdline, or (test-only)
+// $KILN_NODE_CMDLINE, a file holding a command line.
+std::string read_cmdline();
+// The value of `key=` on a command line; nullopt when absent.
+std::optional<std::string> cmdline_value(const std::string& cmdline, std::string_view key);
+
+// The slot this disk booted: kiln.slot=X from the command line when root=PARTUUID=
+// names that slot's partition on `gpt`'s disk; nullopt when the disk is not the running
+// system's. `override_slot` (--booted) wins.
+std::optional<char> booted_slot(const slots::Gpt& gpt, std::optional<char> override_slot);
+
+// The disk the running system booted from: the parent device of the partition that
+// root=PARTUUID= names on the command line. Throws Error when there is none.
+fs::path running_disk();
+
+// The device node of partition `number` of block device `disk` (via sysfs), or empty
+// when there is none (an image file, a loop device without partition scanning).
+fs::path partition_node(const fs::path& disk, unsigned number);
+
+// The kiln-boot file system, for reading and updating grub/grubenv. On the running
+// system it is /boot/kiln (when that holds grub/grubenv); otherwise the partition is
+// mounted on a private directory (a block device's partition node, else a loop device
+// with offset/sizelimit over the disk) and unmounted when the object dies.
+class BootFs {
+public:
+  BootFs(const slots::Gpt& gpt, bool running_system, bool writable);
+  ~BootFs();
+  BootFs(const BootFs&) = delete;
+  BootFs& operator=(const BootFs&) = delete;
+
+  fs::path grubenv() const;
+  const fs::path& root() const noexcept { return m_root; }
+
+private:
+  fs::path m_root;
+  std::optional<util::TempDir> m_mountpoint;
+  bool m_mounted = false;
+};
+
+// Raw access to one partition of the disk: through its own device node when there is
+// one (opened O_EXCL, so a mounted partition, e.g. the running root, is refused by the
+// kernel), else through the disk at the partition's offset. Every access is checked
+// against the partition's bounds.
+class PartitionIo {
+public:
+  PartitionIo(const slots::Gpt& gpt, const slots::Partition& part, bool writable);
+
+  std::uint64_t size() const noexcept { return m_size; }
+  const std::string& name() const noexcept { return m_name; }
+  bool regular_file() const noexcept { return m_regular; }
+  int fd() const noexcept { return m_fd.get(); }
+  std::uint64_t base() const noexcept { return m_base; }
+
+  void pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const;
+  void pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset);
+  // Makes [offset, offset+size) read as zeros: holes punched in an image file (only
+  // where it holds data), a cheap device zeroing (fallocate PUNCH_HOLE, which never
+  // falls back to writing) on a block device, else zeros written where the bytes read
+  // are not zero. Returns the bytes zeroed (for a device zeroed cheaply: all of them).
+  std::uint64_t ensure_zero(std::uint64_t offset, std::uint64_t size);
+  void sync();
+  // Asks the kernel to start reading [offset, offset+size) now (read-ahead).
+  void prefetch(std::uint64_t offset, std::uint64_t size);
+  // Drops cached pages so a read-back comes from the device, not the page cache.
+  void drop_cache();
+
+private:
+  void check(std::uint64_t offset, std::uint64_t size) const;
+  std::uint64_t write_zeros_where_needed(std::uint64_t offset, std::uint64_t size);
+
+  util::Fd m_fd;
+  std::string m_name;
+  std::uint64_t m_base = 0;
+  std::uint64_t m_size = 0;
+  bool m_regular = false;
+  bool m_block = false;
+};
+
+// Test-only fault injection: when $KILN_NODE_FAULT equals `phase`, the process ends
+// right here with _exit(99), as a power cut would (no destructors, no cleanup).
+void fault_point(std::string_view phase);
+
+} // namespace kiln::node

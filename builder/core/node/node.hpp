@@ -1,0 +1,83 @@
+// kiln-node's commands, as library calls (the executable only parses arguments and
+// prints): status, reimage, rollback, mark-good, wipe --dcos and install. Each takes
+// the disk holding the A/B layout (abi.hpp) and returns a JSON document that the CLI
+// prints (--json) or renders as text. Refusals are kiln::Error (one line); signature
+// problems are crypto::VerificationError and happen before a byte is written.
+#pragma once
+
+#include "core/bundle/bundle.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace kiln::node {
+
+namespace fs = std::filesystem;
+
+using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+struct DiskOptions {
+  fs::path disk;
+  std::optional<char> booted; // --booted: overrides /proc/cmdline
+};
+
+// Both slots (state, tries, digest, name), the booted slot, the next boot as GRUB will
+// compute it, and the DC/OS first-boot state read under `root`.
+nlohmann::json status(const DiskOptions& disk, const fs::path& root);
+
+struct ReimageOptions {
+  DiskOptions disk;
+  std::string source;                // bundle path or URL
+  fs::path trust_dir = "/etc/kiln/trust.d";
+  bool verify_signature = true;
+  std::optional<unsigned> tries;     // default slots::k_default_tries
+  bundle::SourceOptions source_options;
+  Progress progress;
+};
+
+// Writes the bundle into the slot that is not booted (see README "kiln-node").
+nlohmann::json reimage(const ReimageOptions& options);
+
+// Next boot the other slot (it must be good).
+nlohmann::json rollback(const DiskOptions& disk);
+
+struct MarkGoodOptions {
+  DiskOptions disk;
+  bool when_healthy = false;
+  fs::path root = "/";
+};
+
+// Confirms the booted slot (optionally only when the node is healthy).
+nlohmann::json mark_good(const MarkGoodOptions& options);
+
+// Health as mark-good --when-healthy judges it: empty when healthy, else why not.
+std::string health_problem(const fs::path& root);
+
+struct WipeOptions {
+  fs::path root = "/";
+  bool keep_data = false;
+};
+
+// Removes DC/OS state so the pre-staged installer runs at the next boot; returns the
+// paths removed and the mount points left alone.
+nlohmann::json wipe_dcos(const WipeOptions& options);
+
+struct InstallOptions {
+  fs::path disk;
+  std::string source;               // NAME.raw path or URL (a raw whole-disk image)
+  std::string bmap;                 // default SOURCE.bmap
+  std::string manifest;             // default NAME.manifest.json beside SOURCE
+  fs::path trust_dir = "/etc/kiln/trust.d";
+  bool verify_signature = true;
+  bundle::SourceOptions source_options;
+  Progress progress;
+};
+
+// Writes a whole-disk image to a disk (installer ramdisk).
+nlohmann::json install(const InstallOptions& options);
+
+} // namespace kiln::node

@@ -1,0 +1,772 @@
+#include "image/build/ab_layout.hpp"
+
+#include "core/bundle/bundle.hpp"
+#include "core/crypto/sha256.hpp"
+#include "core/crypto/signing.hpp"
+#include "core/grubenv/grubenv.hpp"
+#include "core/manifest/manifest.hpp"
+#include "core/slots/abi.hpp"
+#include "core/slots/grubcfg.hpp"
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+#include "core/util/term.hpp"
+#include "image/build/steps.hpp"
+#include "image/guestfs/guestfs.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
+#include <sstream>
+#include <unistd.h>
+
+namespace kiln::build {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::uint64_t k_mib = 1ull << 20;
+constexpr std::uint64_t k_default_data_size = 4ull << 30;
+// Bumped when the stage's result changes for the same settings.
+constexpr int k_ab_version = 1;
+
+// GPT partition types.
+constexpr const char* k_type_bios = "21686148-6449-6E6F-744E-656564454649";
+constexpr const char* k_type_esp = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+// Plain "Linux filesystem data" for the rest: the discoverable root/var types would let
+// systemd-gpt-auto-generator mount partitions kiln mounts itself.
+constexpr const char* k_type_linux = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+
+// Features CentOS 7 (kernel 3.10, xfsprogs 4.5, e2fsprogs 1.42.9, GRUB 2.02) handles.
+constexpr const char* k_xfs_meta = "crc=1,finobt=0,reflink=0,rmapbt=0,bigtime=0,inobtcount=0";
+constexpr const char* k_xfs_inode = "sparse=0,nrext64=0";
+constexpr const char* k_ext4_features = "^metadata_csum,^metadata_csum_seed,^orphan_file,^64bit";
+
+const char* const k_mark_good_unit_text =
+  "[Unit]\n"
+  "Description=kiln: confirm the booted A/B slot once the node is healthy\n"
+  "After=multi-user.target\n"
+  "ConditionKernelCommandLine=kiln.slot\n"
+  "\n"
+  "[Service]\n"
+  "# Not oneshot: systemd 219 (CentOS 7) refuses Restart= for oneshot services. It retries\n"
+  "# until health holds; the slot stays in trial (and GRUB counts its tries) until then.\n"
+  "Type=simple\n"
+  "RemainAfterExit=yes\n"
+  "ExecStart=/usr/bin/kiln-node mark-good --when-healthy\n"
+  "Restart=on-failure\n"
+  "RestartSec=30\n"
+  "StartLimitInterval=0\n"
+  "\n"
+  "[Install]\n"
+  "WantedBy=multi-user.target\n";
+
+void
+say(const BuildOptions& options, const std::string& line)
+{
+  if (options.status) {
+    options.status(line);
+  }
+}
+
+void
+log(const BuildOptions& options, const std::string& line)
+{
+  if (options.log) {
+    options.log(line);
+  }
+}
+
+struct Part {
+  std::string name;   // PARTLABEL
+  std::string type;
+  std::uint64_t start = 0; // bytes
+  std::uint64_t size = 0;
+  std::string guid;
+};
+
+struct Layout {
+  std::string disk_guid;
+  std::uint64_t disk_size = 0;
+  std::vector<Part> parts; // abi.hpp order: bios, esp, boot, a, b, data
+  const Part& at(std::string_view name) const
+  {
+    for (const auto& p : parts) {
+      if (p.name == name) {
+        return p;
+      }
+    }
+    throw Error("layout ab", "no partition " + std::string(name));
+  }
+};
+
+std::uint64_t
+round_mib(std::uint64_t bytes)
+{
+  return (bytes + k_mib - 1) / k_mib * k_mib;
+}
+
+Layout
+plan_layout(const recipe::AbLayout& ab, const std::string& key, std::uint64_t slot_size)
+{
+  Layout l;
+  l.disk_guid = derived_guid(key, "disk");
+  std::uint64_t at = k_mib; // first-lba 2048: the GPT and alignment
+  auto add = [&](std::string_view name, const char* type, std::uint64_t size) {
+    l.parts.push_back({std::string(name), type, at, size, derived_guid(key, std::string(name))});
+    at += size;
+  };
+  add(slots::k_part_bios, k_type_bios, k_mib);
+  add(slots::k_part_esp, k_type_esp, round_mib(ab.esp_size));
+  add(slots::k_part_boot, k_type_linux, round_mib(ab.boot_size));
+  add(slots::k_part_a, k_type_linux, slot_size);
+  add(slots::k_part_b, k_type_linux, slot_size);
+  add(slots::k_part_data, k_type_linux, round_mib(ab.data_size != 0 ? ab.data_size : k_default_data_size));
+  l.disk_size = at + k_mib; // the backup GPT
+  return l;
+}
+
+void
+run_tool(const std::string& what, const std::vector<std::string>& argv, const util::RunOptions& options = {})
+{
+  util::RunResult r = util::run(argv, options);
+  if (!r.ok()) {
+    throw Error("layout ab: " + what, argv.front() + " exit status " + std::to_string(r.exit_code) + ": " + r.tail(3));
+  }
+}
+
+void
+make_sparse_file(const fs::path& path, std::uint64_t size)
+{
+  util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) {
+    throw Error(path.string(), "cannot create: " + errno_text(errno));
+  }
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    throw Error(path.string(), "cannot size: " + errno_text(errno));
+  }
+  fd.close(path.string());
+}
+
+// Copies the allocated ranges of `from` into `to` at `offset` (holes stay holes).
+void
+copy_sparse(const fs::path& from, const fs::path& to, std::uint64_t offset)
+{
+  util::Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  util::Fd out(::open(to.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!in || !out) {
+    throw Error((in ? to : from).string(), "cannot open: " + errno_text(errno));
+  }
+  off_t end = ::lseek(in.get(), 0, SEEK_END);
+  std::vector<char> buffer(4 * k_mib);
+  off_t pos = 0;
+  while (pos < end) {
+    off_t data = ::lseek(in.get(), pos, SEEK_DATA);
+    if (data < 0 || data >= end) {
+      break; // only a hole remains
+    }
+    off_t hole = ::lseek(in.get(), data, SEEK_HOLE);
+    if (hole < 0 || hole > end) {
+      hole = end;
+    }
+    for (off_t p = data; p < hole;) {
+      size_t want = static_cast<size_t>(std::min<off_t>(hole - p, static_cast<off_t>(buffer.size())));
+      ssize_t n = ::pread(in.get(), buffer.data(), want, p);
+      if (n <= 0) {
+        throw Error(from.string(), "read failed: " + (n < 0 ? errno_text(errno) : std::string("unexpected end")));
+      }
+      for (ssize_t done = 0; done < n;) {
+        ssize_t w = ::pwrite(out.get(), buffer.data() + done, static_cast<size_t>(n - done),
+                             static_cast<off_t>(offset) + p + done);
+        if (w < 0) {
+          throw Error(to.string(), "write failed: " + errno_text(errno));
+        }
+        done += w;
+      }
+      p += n;
+    }
+    pos = hole;
+  }
+  out.close(to.string());
+}
+
+// Makes one file system into a fresh sparse file of `size` bytes.
+void
+make_fs(const std::string& type, const fs::path& file, std::uint64_t size, const std::string& label,
+        const std::string& uuid)
+{
+  make_sparse_file(file, size);
+  if (type == "xfs") {
+    run_tool("mkfs.xfs " + label, {"mkfs.xfs", "-q", "-f", "-L", label, "-m", std::string("uuid=") + uuid + "," + k_xfs_meta,
+                                   "-i", k_xfs_inode, "-n", "ftype=1", file.string()});
+  } else if (type == "ext4") {
+    run_tool("mkfs.ext4 " + label, {"mkfs.ext4", "-q", "-F", "-T", "default", "-L", label, "-U", uuid, "-E",
+                                    "hash_seed=" + uuid, "-O", k_ext4_features, file.string()});
+  } else if (type == "vfat") {
+    // The volume id: 8 hex digits taken from the derived GUID.
+    std::string volid = uuid.substr(0, 8);
+    std::vector<std::string> argv{"mkfs.vfat", "-n", label, "-i", volid};
+    if (size >= 64 * k_mib) {
+      argv.insert(argv.begin() + 1, {"-F", "32"});
+    }
+    argv.push_back(file.string());
+    run_tool("mkfs.vfat " + label, argv);
+  } else {
+    throw Error("layout ab", "unknown file system " + type);
+  }
+}
+
+void
+partition(const fs::path& disk, const Layout& l)
+{
+  std::string script = "label: gpt\nlabel-id: " + l.disk_guid + "\nfirst-lba: 2048\nunit: sectors\n\n";
+  for (const auto& p : l.parts) {
+    script += "start=" + std::to_string(p.start / 512) + ", size=" + std::to_string(p.size / 512) +
+              ", type=" + p.type + ", uuid=" + p.guid + ", name=\"" + p.name + "\"\n";
+  }
+  util::RunOptions o;
+  o.stdin_data = script;
+  run_tool("partition table", {"sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk.string()}, o);
+}
+
+gfs::HandleOptions
+handle_options(const BuildOptions& options)
+{
+  gfs::HandleOptions h;
+  h.log = options.log;
+  h.progress = options.progress;
+  return h;
+}
+
+bool
+wants_relabel(const recipe::Recipe& recipe)
+{
+  for (const auto& stage : recipe.stages) {
+    for (const auto& step : stage.steps) {
+      if (const auto* s = std::get_if<recipe::SelinuxStep>(&step.spec); s != nullptr && s->relabel) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string
+quote(const std::string& s)
+{
+  std::string out = "'";
+  for (char c : s) {
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return out + "'";
+}
+
+void
+checked_sh(gfs::Handle& g, const std::string& what, const std::string& script)
+{
+  gfs::CommandResult r = g.sh(script);
+  if (r.exit_code != 0) {
+    std::string text = r.err.empty() ? r.out : r.err;
+    // The last lines say why.
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) {
+        lines.push_back(line);
+      }
+    }
+    std::string tail;
+    for (size_t i = lines.size() > 3 ? lines.size() - 3 : 0; i < lines.size(); ++i) {
+      tail += (tail.empty() ? "" : " | ") + lines[i];
+    }
+    throw Error("layout ab: " + what, "exit status " + std::to_string(r.exit_code) + ": " + tail);
+  }
+}
+
+// Labels the paths kiln added with the image's own policy, when the recipe asks for
+// labels (a selinux step) and the image has SELinux; otherwise the image relabels at
+// first boot like any unlabelled image.
+void
+relabel_paths(gfs::Handle& g, const recipe::Recipe& recipe, const std::vector<std::string>& paths,
+              const BuildOptions& options)
+{
+  if (!wants_relabel(recipe) || !g.exists("/etc/selinux/config")) {
+    return;
+  }
+  std::string mode = "enforcing", type = "targeted";
+  std::istringstream in(g.read_file("/etc/selinux/config"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("SELINUX=", 0) == 0) {
+      mode = line.substr(8);
+    } else if (line.rfind("SELINUXTYPE=", 0) == 0) {
+      type = line.substr(12);
+    }
+  }
+  std::string spec = "/etc/selinux/" + type + "/contexts/files/file_contexts";
+  if (mode == "disabled" || !g.exists(spec)) {
+    return;
+  }
+  std::string script = "setfiles -F -m " + quote(spec);
+  for (const auto& p : paths) {
+    script += " " + quote(p);
+  }
+  if (g.is_file("/usr/sbin/setfiles") || g.is_file("/sbin/setfiles")) {
+    gfs::CommandResult r = g.sh(script);
+    if (r.exit_code == 0) {
+      return;
+    }
+    log(options, "layout ab: the image's setfiles failed (exit " + std::to_string(r.exit_code) + "): " + r.err);
+  }
+  for (const auto& p : paths) {
+    if (!g.selinux_relabel(spec, p)) {
+      g.write("/.autorelabel", "");
+      log(options, "layout ab: cannot label offline; the image will relabel at first boot (/.autorelabel)");
+      return;
+    }
+  }
+}
+
+struct Kernel {
+  std::string kernel; // file name in /boot
+  std::string initrd;
+};
+
+Kernel
+find_kernel(gfs::Handle& g)
+{
+  std::vector<std::string> kernels = g.glob("/boot/vmlinuz-*");
+  std::erase_if(kernels, [](const std::string& k) { return k.find("rescue") != std::string::npos; });
+  std::sort(kernels.begin(), kernels.end());
+  for (auto it = kernels.rbegin(); it != kernels.rend(); ++it) {
+    std::string version = it->substr(std::string("/boot/vmlinuz-").size());
+    for (const auto& initrd : {"initramfs-" + version + ".img", "initrd.img-" + version}) {
+      if (g.is_file("/boot/" + initrd)) {
+        return {it->substr(6), initrd};
+      }
+    }
+  }
+  throw Error("layout ab", "the image has no kernel with an initramfs under /boot (add the kernel package: "
+                           "kernel on EL7, linux-image-amd64 on Debian)");
+}
+
+struct GrubTools {
+  std::string install;  // grub2-install | grub-install
+  bool bios = false;    // i386-pc modules
+  bool efi = false;     // x86_64-efi modules
+  std::string signed_efi; // EFI/<vendor> directory under /boot/efi holding a prebuilt grubx64.efi
+};
+
+GrubTools
+find_grub(gfs::Handle& g)
+{
+  GrubTools t;
+  for (const char* p : {"/usr/sbin/grub2-install", "/sbin/grub2-install", "/usr/sbin/grub-install", "/sbin/grub-install"}) {
+    if (t.install.empty() && g.is_file(p)) {
+      t.install = fs::path(p).filename().string();
+    }
+  }
+  // Both Debian (grub-pc-bin, grub-efi-amd64-bin) and EL7 (grub2-pc-modules,
+  // grub2-efi-x64-modules) keep the platform modules here.
+  const std::string libdir = "/usr/lib/grub";
+  t.bios = g.is_file(libdir + "/i386-pc/modinfo.sh") || g.is_file(libdir + "/i386-pc/boot.img");
+  t.efi = g.is_file(libdir + "/x86_64-efi/modinfo.sh") || g.is_file(libdir + "/x86_64-efi/kernel.img");
+  if (!t.efi) {
+    for (const auto& f : g.glob("/boot/efi/EFI/*/grubx64.efi")) {
+      t.signed_efi = fs::path(f).parent_path().string();
+      break;
+    }
+  }
+  if (t.install.empty() || !t.bios || (!t.efi && t.signed_efi.empty())) {
+    std::string missing = t.install.empty() ? "grub-install/grub2-install" : "";
+    if (!t.bios) {
+      missing += std::string(missing.empty() ? "" : ", ") + "i386-pc modules";
+    }
+    if (!t.efi && t.signed_efi.empty()) {
+      missing += std::string(missing.empty() ? "" : ", ") + "x86_64-efi modules or a signed grubx64.efi";
+    }
+    throw Error("layout ab", "the image lacks GRUB (" + missing + "); add the packages grub2-pc grub2-pc-modules "
+                             "grub2-efi-x64-modules (EL7) or grub-pc-bin grub-efi-amd64-bin grub2-common (Debian)");
+  }
+  return t;
+}
+
+// A tree moved from `from` (in slot A) to `to` on another mounted file system, through
+// tar so ownership, xattrs and labels stay; `from` is emptied but kept (a mountpoint).
+void
+move_tree(gfs::Handle& g, const std::string& from, const std::string& to, const fs::path& scratch)
+{
+  fs::path tar = scratch / "move.tar";
+  g.tar_out(from, tar.string());
+  g.mkdir_p(to);
+  g.tar_in(tar.string(), to);
+  fs::remove(tar);
+  for (const auto& pattern : {from + "/*", from + "/.[!.]*", from + "/..?*"}) {
+    for (const auto& entry : g.glob(pattern)) {
+      g.rm_rf(entry);
+    }
+  }
+}
+
+// Extracts the byte range of a partition from a disk image into a sparse raw file.
+void
+extract_partition(const fs::path& disk, const std::string& format, std::uint64_t offset, std::uint64_t size,
+                  const fs::path& out)
+{
+  std::string file = format == "raw" ? ",file.driver=file,file.filename=" + fs::absolute(disk).string()
+                                     : ",file.driver=" + format + ",file.file.filename=" + fs::absolute(disk).string();
+  std::string spec = "driver=raw,offset=" + std::to_string(offset) + ",size=" + std::to_string(size) + file;
+  // -U: the appliance still has the raw disk open (slot A is unmounted and flushed).
+  run_tool("extract slot", {"qemu-img", "convert", "-q", "-U", "-O", "raw", "--image-opts", spec, out.string()});
+}
+
+manifest::Manifest
+bundle_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json& meta, const std::string& key)
+{
+  manifest::Manifest m;
+  m.name = recipe.outputs.name;
+  m.kiln_version = KILN_VERSION;
+  m.libguestfs_version = gfs::library_version();
+  m.recipe_name = recipe.name;
+  m.recipe_digest = plan.recipe_digest;
+  for (const auto& in : plan.inputs) {
+    m.inputs.push_back({in.kind, in.source, in.sha256});
+  }
+  for (const auto& s : plan.stages) {
+    m.stages.push_back({s.name, s.key});
+  }
+  m.stages.push_back({"finalize", finalize_key(recipe, plan)});
+  m.stages.push_back({"ab", key});
+  for (const auto& p : meta.value("packages", json::array())) {
+    m.packages.push_back({p["name"], p["version"], p["arch"]});
+  }
+  m.sbom = nullptr;
+  return m;
+}
+
+} // namespace
+
+std::string
+derived_guid(const std::string& key, const std::string& what)
+{
+  std::string h = crypto::sha256_hex("kiln-guid:" + key + ":" + what).substr(0, 32);
+  h[12] = '4';
+  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
+const std::vector<std::string>&
+ab_data_dirs()
+{
+  static const std::vector<std::string> dirs = {"/var/lib/docker", "/var/lib/mesos", "/var/log"};
+  return dirs;
+}
+
+std::string
+ab_fstab(const std::string& root_fs, const std::string& data_fs, const std::string& old_fstab)
+{
+  std::string out =
+    "# kiln A/B layout (kiln's builder/core/slots/abi.hpp). The root file system is the\n"
+    "# booted slot's, named on the kernel command line (root=PARTUUID=... kiln.slot=A|B):\n"
+    "# nothing here names a slot, so this file system works in slot A and in slot B.\n"
+    "/dev/root / " + root_fs + " defaults 0 0\n"
+    "LABEL=" + std::string(slots::k_label_boot) + " " + std::string(slots::k_boot_mount) + " ext4 defaults 0 2\n"
+    "LABEL=" + std::string(slots::k_label_esp) + " /boot/efi vfat umask=0077,shortname=winnt 0 2\n"
+    "LABEL=" + std::string(slots::k_label_data) + " " + std::string(slots::k_data_mount) + " " + data_fs +
+    " defaults 0 2\n"
+    "# Node state lives on kiln-data and survives a reimage of either slot.\n";
+  for (const auto& dir : ab_data_dirs()) {
+    out += std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string() + " " + dir +
+           " none bind 0 0\n";
+  }
+  // Virtual and network file systems of the image's own fstab stay.
+  std::istringstream in(old_fstab);
+  bool header = false;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string spec, mountpoint, type;
+    words >> spec >> mountpoint >> type;
+    if (spec.empty() || spec[0] == '#') {
+      continue;
+    }
+    static const std::vector<std::string> keep = {"tmpfs", "proc", "sysfs", "devpts", "nfs", "nfs4", "cifs", "hugetlbfs"};
+    if (std::find(keep.begin(), keep.end(), type) != keep.end()) {
+      if (!header) {
+        out += "# Kept from the image's fstab.\n";
+        header = true;
+      }
+      out += line + "\n";
+    }
+  }
+  return out;
+}
+
+std::string
+ab_key(const recipe::Recipe& recipe, const recipe::Plan& plan)
+{
+  json src = {{"parent", finalize_key(recipe, plan)},
+              {"ab", recipe::to_json(recipe.ab)},
+              {"name", recipe.outputs.name},
+              {"relabel", wants_relabel(recipe)},
+              {"version", k_ab_version}};
+  return crypto::sha256_hex(src.dump());
+}
+
+void
+make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
+              const fs::path& scratch, fs::path& final_layer, json& meta, BuildResult& result)
+{
+  const fs::path layers = options.no_cache ? scratch : cache.area("layers");
+  const std::string key = ab_key(recipe, plan);
+  const fs::path layer = layers / (key + ".qcow2");
+  const fs::path meta_file = layers / (key + ".json");
+  const fs::path bundle_file = layers / (key + ".kbundle");
+  if (!options.no_cache && fs::is_regular_file(layer) && fs::is_regular_file(meta_file) &&
+      fs::is_regular_file(bundle_file)) {
+    say(options, "stage ab: cached (" + key.substr(0, 12) + ")");
+    result.reused.push_back("ab");
+    final_layer = layer;
+    meta = json::parse(util::read_file(meta_file));
+    return;
+  }
+  const recipe::AbLayout& ab = recipe.ab;
+  std::uint64_t slot_size = ab.slot_size != 0 ? ab.slot_size : formats::virtual_size(final_layer);
+  slot_size = round_mib(slot_size);
+  Layout l = plan_layout(ab, key, slot_size);
+  say(options, "stage ab: " + util::human_bytes(l.disk_size) + " GPT disk, slots of " + util::human_bytes(slot_size) +
+                 " (" + key.substr(0, 12) + ")");
+
+  // Host: partition table and file systems.
+  fs::path disk = scratch / "ab-disk.raw";
+  make_sparse_file(disk, l.disk_size);
+  partition(disk, l);
+  struct Fs {
+    std::string_view part;
+    std::string type;
+    std::string label;
+  };
+  const std::vector<Fs> filesystems = {{slots::k_part_esp, "vfat", std::string(slots::k_label_esp)},
+                                       {slots::k_part_boot, "ext4", std::string(slots::k_label_boot)},
+                                       {slots::k_part_a, ab.root_fs, "kiln-root"},
+                                       {slots::k_part_data, ab.data_fs, std::string(slots::k_label_data)}};
+  json fs_uuids = json::object();
+  for (const auto& f : filesystems) {
+    const Part& p = l.at(f.part);
+    std::string uuid = derived_guid(key, "fs:" + std::string(f.part));
+    fs::path file = scratch / ("ab-" + std::string(f.part) + ".img");
+    make_fs(f.type, file, p.size, f.label, uuid);
+    copy_sparse(file, disk, p.start);
+    fs::remove(file);
+    fs_uuids[std::string(f.part)] = uuid;
+  }
+
+  // Appliance: the source read-only as sda, the new disk as sdb.
+  gfs::Handle g(handle_options(options));
+  g.add_drive(final_layer.string(), "qcow2", true);
+  g.add_drive(disk.string(), "raw");
+  say(options, "appliance: launching for the A/B disk");
+  g.launch();
+  ++result.launches;
+  const std::string target = g.list_devices().at(1);
+  auto dev = [&](std::string_view name) {
+    for (size_t i = 0; i < l.parts.size(); ++i) {
+      if (l.parts[i].name == name) {
+        return target + std::to_string(i + 1);
+      }
+    }
+    throw Error("layout ab", "no partition " + std::string(name));
+  };
+
+  std::vector<std::string> roots = g.inspect_os();
+  if (roots.size() != 1) {
+    throw Error("layout ab", roots.empty() ? "no operating system in the finalized image"
+                                           : "more than one operating system in the finalized image");
+  }
+  g.mount_os(roots.front(), true);
+  GrubTools grub = find_grub(g);
+  Kernel kernel = find_kernel(g);
+  std::string old_fstab = g.exists("/etc/fstab") ? g.read_file("/etc/fstab") : "";
+  bool rpm = meta.contains("guest") && meta["guest"].value("package_format", "") == "rpm";
+  say(options, "  slot A: copying the root tree (ownership, xattrs, SELinux labels)");
+  fs::path tree = scratch / "ab-root.tar";
+  g.tar_out("/", tree.string());
+  g.umount_all();
+  g.mount(dev(slots::k_part_a), "/");
+  g.tar_in(tree.string(), "/");
+  fs::remove(tree);
+
+  // Slot A: fstab, stable kernel names, mountpoints, kiln-mark-good.service.
+  g.write("/etc/fstab", ab_fstab(ab.root_fs, ab.data_fs, old_fstab));
+  g.ln_sf(kernel.kernel, "/boot/vmlinuz");
+  g.ln_sf(kernel.initrd, "/boot/initrd.img");
+  for (const auto& dir : {std::string(slots::k_boot_mount), std::string("/boot/efi"), std::string(slots::k_data_mount)}) {
+    g.mkdir_p(dir);
+  }
+  for (const auto& dir : ab_data_dirs()) {
+    g.mkdir_p(dir);
+  }
+  const std::string unit_path = "/usr/lib/systemd/system/" + std::string(slots::k_mark_good_unit);
+  g.mkdir_p("/usr/lib/systemd/system");
+  g.write(unit_path, k_mark_good_unit_text);
+  g.chmod(0644, unit_path);
+  enable_unit(g, std::string(slots::k_mark_good_unit));
+  std::vector<std::string> labelled = {"/etc/fstab", "/boot", unit_path,
+                                       "/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_mark_good_unit),
+                                       std::string(slots::k_data_mount)};
+  labelled.insert(labelled.end(), ab_data_dirs().begin(), ab_data_dirs().end());
+  relabel_paths(g, recipe, labelled, options);
+
+  // kiln-data: the state directories move there, their mountpoints stay (empty) in the slot.
+  g.mount(dev(slots::k_part_data), std::string(slots::k_data_mount));
+  for (const auto& dir : ab_data_dirs()) {
+    move_tree(g, dir, std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string(), scratch);
+  }
+
+  // GRUB, with the image's own tools and modules, for BIOS and UEFI.
+  std::string efi_stash;
+  if (!grub.efi) {
+    // The prebuilt (signed) loader lives in the slot's /boot/efi, which the ESP covers.
+    efi_stash = "/var/tmp/kiln-efi";
+    checked_sh(g, "stash the EFI loader", "rm -rf " + efi_stash + " && cp -r /boot/efi/EFI " + efi_stash);
+  }
+  g.mount(dev(slots::k_part_boot), std::string(slots::k_boot_mount));
+  g.mount(dev(slots::k_part_esp), "/boot/efi");
+  say(options, "  GRUB: " + grub.install + " for i386-pc and " + (grub.efi ? "x86_64-efi" : "a prebuilt EFI loader"));
+  const std::string boot_dir = std::string(slots::k_boot_mount);
+  // The appliance kernel's name for the new disk may differ from the API's (libguestfs
+  // translates names in its calls, not in scripts): take it from the kiln-boot mount.
+  checked_sh(g, grub.install + " --target=i386-pc",
+             "dev=$(awk '$2 == \"" + boot_dir + "\" { print $1 }' /proc/mounts)\n"
+             "disk=${dev%" + std::to_string(slots::k_partnum_boot) + "}\n"
+             "if [ ! -b \"$disk\" ]; then echo \"no disk for " + boot_dir + " ($dev)\" >&2; exit 1; fi\n" +
+               grub.install + " --target=i386-pc --boot-directory=" + boot_dir + " --modules='part_gpt ext2' \"$disk\"");
+  if (grub.efi) {
+    checked_sh(g, grub.install + " --target=x86_64-efi",
+               grub.install + " --target=x86_64-efi --boot-directory=" + boot_dir +
+                 " --efi-directory=/boot/efi --removable --no-nvram --modules='part_gpt ext2'");
+  } else {
+    std::string vendor = fs::path(grub.signed_efi).filename().string();
+    std::string script = "set -e\nmkdir -p /boot/efi/EFI/BOOT /boot/efi/EFI/" + vendor + "\n"
+                         "cp -r " + efi_stash + "/" + vendor + "/. /boot/efi/EFI/" + vendor + "/\n"
+                         "if [ -f " + efi_stash + "/" + vendor + "/shimx64.efi ]; then\n"
+                         "  cp " + efi_stash + "/" + vendor + "/shimx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI\n"
+                         "  cp " + efi_stash + "/" + vendor + "/grubx64.efi /boot/efi/EFI/BOOT/grubx64.efi\n"
+                         "else\n"
+                         "  cp " + efi_stash + "/" + vendor + "/grubx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI\n"
+                         "fi\n"
+                         "rm -rf " + efi_stash + "\n";
+    checked_sh(g, "install the prebuilt EFI loader", script);
+    g.write("/boot/efi/EFI/" + vendor + "/grub.cfg", slots::make_esp_stub_cfg());
+    g.write("/boot/efi/EFI/BOOT/grub.cfg", slots::make_esp_stub_cfg());
+  }
+
+  slots::GrubConfig cfg;
+  cfg.partuuid_a = l.at(slots::k_part_a).guid;
+  cfg.partuuid_b = l.at(slots::k_part_b).guid;
+  cfg.panic = ab.panic;
+  cfg.kernel_args = ab.kernel_args;
+  cfg.root_fs = ab.root_fs;
+  cfg.efi_linux_commands = rpm;
+  g.mkdir_p(boot_dir + "/grub");
+  g.write(boot_dir + std::string(slots::k_grubcfg_path), slots::make_grub_cfg(cfg));
+  // For kiln-node: the boot tries of a newly written slot (GRUB only counts down).
+  g.write(boot_dir + "/grub/kiln-ab.conf", "tries=" + std::to_string(ab.tries) + "\npanic=" +
+                                             std::to_string(ab.panic) + "\n");
+
+  // Free space trimmed so the bundle and the disk stay sparse.
+  g.trim("/");
+  g.trim(std::string(slots::k_data_mount));
+  g.umount_all();
+
+  // Host: slot A is complete (unmounted, flushed): its bundle, cached beside the layer.
+  say(options, "  bundle: slot A root file system");
+  fs::path rootfs = scratch / "ab-rootfs.raw";
+  const Part& a = l.at(slots::k_part_a);
+  extract_partition(disk, "raw", a.start, a.size, rootfs);
+  manifest::Manifest base = bundle_base(recipe, plan, meta, key);
+  bundle::BundleInfo info = bundle::write_bundle(rootfs, bundle_file, base, nullptr);
+  fs::remove(rootfs);
+
+  // The initial state: A holds this build (verified by it: good), B is empty.
+  grubenv::Env env;
+  env.add_comment(std::string(grubenv::k_editenv_warning));
+  env.set(slots::k_env_order, "A B");
+  env.set("kiln_A" + std::string(slots::k_env_state_suffix), "good");
+  env.set("kiln_A" + std::string(slots::k_env_tries_suffix), "0");
+  env.set("kiln_A" + std::string(slots::k_env_digest_suffix), info.manifest_sha256);
+  env.set("kiln_A" + std::string(slots::k_env_name_suffix), info.manifest.name);
+  env.set("kiln_B" + std::string(slots::k_env_state_suffix), "empty");
+  env.set("kiln_B" + std::string(slots::k_env_tries_suffix), "0");
+  g.mount(dev(slots::k_part_boot), "/");
+  g.write(std::string(slots::k_grubenv_path), grubenv::serialize(env));
+  g.umount_all();
+  g.shutdown();
+
+  // The disk becomes the stage's layer (qcow2, standalone).
+  {
+    util::AtomicFile out(layer);
+    run_tool("layer", {"qemu-img", "convert", "-q", "-O", "qcow2", disk.string(), out.temp_path().string()});
+    out.commit();
+  }
+  fs::remove(disk);
+  json parts = json::array();
+  for (const auto& p : l.parts) {
+    parts.push_back({{"name", p.name}, {"type", p.type}, {"start", p.start}, {"size", p.size}, {"guid", p.guid}});
+  }
+  json out = meta;
+  out["key"] = key;
+  out["name"] = "ab";
+  out["ab"] = {{"disk_guid", l.disk_guid},
+               {"disk_size", l.disk_size},
+               {"partitions", parts},
+               {"filesystems", fs_uuids},
+               {"kernel", kernel.kernel},
+               {"initrd", kernel.initrd},
+               {"grub", grub.efi ? "modules" : "prebuilt-efi"},
+               {"bundle", bundle_file.filename().string()},
+               {"bundle_manifest", info.manifest_text},
+               {"bundle_digest", info.manifest_sha256}};
+  util::write_file_atomic(meta_file, out.dump(2) + "\n");
+  result.built.push_back("ab");
+  final_layer = layer;
+  meta = out;
+}
+
+std::vector<formats::Written>
+write_ab_bundle(const json& meta, const fs::path& final_layer, const std::string& stem, const fs::path& dir,
+                const std::optional<std::string>& key_path)
+{
+  const json& ab = meta.at("ab");
+  const fs::path cached = final_layer.parent_path() / ab.at("bundle").get<std::string>();
+  const fs::path out = dir / (stem + std::string(slots::k_bundle_extension));
+  if (!key_path) {
+    std::error_code ec;
+    fs::copy_file(cached, out, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      throw Error(out.string(), "cannot copy the slot bundle: " + ec.message());
+    }
+  } else {
+    // Signed: the same manifest bytes (so kiln_A_digest still names it) plus a signature.
+    std::uint64_t start = 0, size = 0;
+    for (const auto& p : ab.at("partitions")) {
+      if (p.at("name") == slots::k_part_a) {
+        start = p.at("start").get<std::uint64_t>();
+        size = p.at("size").get<std::uint64_t>();
+      }
+    }
+    fs::path rootfs = dir / ("." + stem + ".rootfs.raw");
+    extract_partition(final_layer, "qcow2", start, size, rootfs);
+    manifest::Manifest base =
+      manifest::parse_manifest(ab.at("bundle_manifest").get<std::string>(), "cached bundle manifest");
+    crypto::PrivateKey key = crypto::load_private_key(*key_path);
+    bundle::BundleInfo info = bundle::write_bundle(rootfs, out, base, &key);
+    fs::remove(rootfs);
+    if (info.manifest_sha256 != ab.at("bundle_digest").get<std::string>()) {
+      throw Error(out.string(), "the signed bundle's manifest differs from the one recorded in the grubenv");
+    }
+  }
+  return {{out.filename().string(), "bundle", "kbundle"}};
+}
+
+} // namespace kiln::build

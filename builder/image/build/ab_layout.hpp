@@ -1,0 +1,66 @@
+// `layout: ab`: turns the finalized image into a whole-disk GPT A/B image (abi.hpp)
+// and a slot bundle.
+//
+// An implicit stage after finalize, "ab", cached like the others (layers/KEY.qcow2 +
+// KEY.json, plus KEY.kbundle): key = sha256(finalize key, the ab: settings, image name).
+//   host:      partition table (sfdisk, GUIDs derived from the key) and every file system
+//              made with the host's mkfs and features CentOS 7's kernel 3.10 and GRUB
+//              2.02 read (XFS v5 without finobt/sparse/reflink/rmapbt/bigtime/inobtcount,
+//              ext4 without metadata_csum/metadata_csum_seed/orphan_file/64bit), copied
+//              into a sparse raw disk at their offsets;
+//   appliance: ONE launch with the finalize layer (read-only) and the new disk: the root
+//              tree goes into slot A through tar (ownership, xattrs, SELinux labels,
+//              ACLs kept); fstab, stable kernel names, kiln-mark-good.service; the
+//              paths kiln added are labelled with the image's policy; /var/lib/docker,
+//              /var/lib/mesos and /var/log move to kiln-data (bind mounts); the image's
+//              own grub-install runs for i386-pc and x86_64-efi; kiln's grub.cfg and
+//              the initial grubenv go on kiln-boot;
+//   host:      slot A's bytes become the bundle (unsigned, cached); its manifest digest
+//              is written into the grubenv (kiln_A_digest) before the appliance stops.
+// At output time the disk goes through the ordinary format writers and the bundle is
+// published as OUTDIR/NAME.kbundle (role "bundle"), re-made with a signature when the
+// build signs (same manifest bytes, so kiln_A_digest still matches).
+#pragma once
+
+#include "core/fetch/cache.hpp"
+#include "core/recipe/model.hpp"
+#include "core/recipe/plan.hpp"
+#include "image/build/builder.hpp"
+#include "image/formats/outputs.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kiln::build {
+
+// Key of the "ab" stage.
+std::string ab_key(const recipe::Recipe& recipe, const recipe::Plan& plan);
+
+// Runs (or reuses from the cache) the "ab" stage on top of `final_layer`; on return
+// `final_layer` is the whole-disk layer and `meta` its metadata (with the finalize
+// layer's packages, kernel and guest). Counts launches and stage names in `result`.
+void make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
+                   const BuildOptions& options, const std::filesystem::path& scratch,
+                   std::filesystem::path& final_layer, nlohmann::json& meta, BuildResult& result);
+
+// Writes NAME.kbundle into `dir` (signed with `key_path` when given); returns it for
+// the manifest (role "bundle", format "kbundle").
+std::vector<formats::Written> write_ab_bundle(const nlohmann::json& meta, const std::filesystem::path& final_layer,
+                                              const std::string& stem, const std::filesystem::path& dir,
+                                              const std::optional<std::string>& key_path);
+
+// Derived, stable GUID (lower case, RFC 4122 version 4 layout) for `what` under `key`.
+std::string derived_guid(const std::string& key, const std::string& what);
+
+// The /etc/fstab of an A/B slot: root from the kernel command line, kiln-boot, ESP and
+// kiln-data by file system label, bind mounts for the state directories; `keep` lines
+// of the old fstab (tmpfs, proc, nfs...) are carried over.
+std::string ab_fstab(const std::string& root_fs, const std::string& data_fs, const std::string& old_fstab);
+
+// The state directories that live on kiln-data, bind-mounted back into place.
+const std::vector<std::string>& ab_data_dirs();
+
+} // namespace kiln::build

@@ -1,0 +1,432 @@
+// `layout: ab` end to end: one signed build of a small Debian image (mmdebstrap base with
+// a kernel and GRUB), then the disk checked from outside with real tools (sfdisk, sgdisk,
+// debugfs, grub-editenv, grub-script-check, mtools) and slot A and kiln-data through one
+// read-only libguestfs handle. One build is shared by every test of the suite.
+#include "core/bundle/bundle.hpp"
+#include "core/crypto/sha256.hpp"
+#include "core/crypto/signing.hpp"
+#include "core/grubenv/grubenv.hpp"
+#include "core/manifest/manifest.hpp"
+#include "core/slots/abi.hpp"
+#include "core/util/fs.hpp"
+#include "image/guestfs/guestfs.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const fs::path k_cache = KILN_TEST_CACHE;
+
+// The base shared with mkfs_features_test (so it is bootstrapped once per build tree).
+std::string
+ab_base_yaml()
+{
+  return "base:\n"
+         "  bootstrap:\n"
+         "    suite: bookworm\n"
+         "    variant: minbase\n"
+         "    packages: [systemd, systemd-sysv, passwd, policycoreutils, selinux-policy-default, linux-image-amd64,\n"
+         "               grub-pc-bin, grub-efi-amd64-bin, grub2-common]\n"
+         "size: 2G\n";
+}
+
+// Changes whenever kiln is rebuilt: the A/B stage is built afresh by every new kiln, and
+// shared by the test processes of one run (ctest runs each test in its own process).
+std::string
+kiln_tag()
+{
+  return crypto::sha256_file(KILN_BIN).substr(0, 16);
+}
+
+fs::path
+fixture_keys()
+{
+  return test::source_dir() / "tests/fixtures/ab-keys";
+}
+
+// The A/B recipe shared with mkfs_features_test. Its stages are fixed (a constant tag,
+// the fixture key), so they are built once per build tree; a kernel argument unique to
+// this kiln build makes the A/B stage itself, the subject of these tests, built afresh.
+fs::path
+write_ab_recipe(const fs::path& dir, const std::string& name, const std::string& ab_extra)
+{
+  test::write_text(dir / "revoked.list", "# none\n");
+  test::write_text(dir / (name + ".yaml"),
+                   "name: " + name + "\n" + ab_base_yaml() +
+                   "layout: ab\n"
+                   "ab: {slot_size: 1536M, data_size: 512M, esp_size: 64M, boot_size: 64M, tries: 4,\n"
+                   "     kernel_args: [net.ifnames=0, kiln.test=" + kiln_tag() + "]" + ab_extra + "}\n"
+                   "outputs: {formats: [raw, qcow2]}\n"
+                   "trust: {keys: [" + (fixture_keys() / "release.pub").string() + "], revoked: revoked.list}\n"
+                   "stages:\n"
+                   "  - name: prep\n"
+                   "    steps:\n"
+                   "      - file: {path: /etc/kiln/nonce, content: 'manual1'}\n"
+                   "      - user: {name: core, uid: 1500}\n"
+                   "      - file: {path: /etc/kiln/owned, content: \"x\\n\", mode: '0640', owner: core}\n"
+                   "      - run: 'mkdir -p /var/lib/docker/volumes /var/log/kiln-dir && echo d > "
+                   "/var/lib/docker/volumes/marker'\n"
+                   "      - selinux: {mode: permissive}\n");
+  return dir / (name + ".yaml");
+}
+
+struct Part {
+  std::string name;
+  std::string type;
+  std::string uuid;
+  std::uint64_t start = 0; // bytes
+  std::uint64_t size = 0;
+};
+
+std::vector<Part>
+partitions(const fs::path& raw)
+{
+  auto r = util::run({test::require_program("sfdisk", "fdisk"), "--json", raw.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<Part> out;
+  json t = json::parse(r.out)["partitiontable"];
+  std::uint64_t sector = t.value("sectorsize", 512);
+  for (const auto& p : t["partitions"]) {
+    out.push_back({p.value("name", ""), p["type"], p["uuid"], p["start"].get<std::uint64_t>() * sector,
+                   p["size"].get<std::uint64_t>() * sector});
+  }
+  return out;
+}
+
+// Copies [offset, offset+size) of `raw` into a sparse file.
+fs::path
+extract(const fs::path& raw, std::uint64_t offset, std::uint64_t size, const fs::path& out)
+{
+  auto r = util::run({"qemu-img", "convert", "-q", "-O", "raw", "--image-opts",
+                      "driver=raw,offset=" + std::to_string(offset) + ",size=" + std::to_string(size) +
+                        ",file.driver=file,file.filename=" + raw.string(),
+                      out.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return out;
+}
+
+std::string
+debugfs(const fs::path& image, const std::string& request)
+{
+  auto r = util::run({test::require_program("debugfs", "e2fsprogs"), "-R", request, image.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+// True when the file holds a non-zero byte in [offset, offset+size).
+bool
+any_nonzero(const fs::path& file, std::uint64_t offset, std::uint64_t size)
+{
+  std::ifstream in(file, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::string buf(size, '\0');
+  in.read(buf.data(), static_cast<std::streamsize>(size));
+  return buf.find_first_not_of('\0') != std::string::npos;
+}
+
+util::RunOptions
+mtools()
+{
+  util::RunOptions o;
+  o.env["MTOOLS_SKIP_CHECK"] = "1";
+  return o;
+}
+
+class AbLayout : public ::testing::Test {
+protected:
+  static void SetUpTestSuite()
+  {
+    s_dir = std::make_unique<test::ScratchDir>();
+    const fs::path dir = s_dir->path();
+    s_build = test::run_kiln({"build", write_ab_recipe(dir, "abfix", "").string(), "-o", (dir / "out").string(),
+                              "--cache", k_cache.string(), "--json", "--sign", (fixture_keys() / "release.key").string()});
+  }
+  static void TearDownTestSuite() { s_dir.reset(); }
+
+  void SetUp() override { ASSERT_EQ(s_build.exit_code, 0) << s_build.err; }
+
+  static fs::path out() { return s_dir->path() / "out"; }
+  static fs::path raw() { return out() / "abfix.raw"; }
+  const Part& part(const std::string& name)
+  {
+    static std::vector<Part> parts = partitions(raw());
+    for (const auto& p : parts) {
+      if (p.name == name) {
+        return p;
+      }
+    }
+    throw Error(name, "no such partition");
+  }
+  fs::path extracted(const std::string& name)
+  {
+    fs::path file = s_dir->path() / (name + ".img");
+    if (!fs::exists(file)) {
+      extract(raw(), part(name).start, part(name).size, file);
+    }
+    return file;
+  }
+
+  static std::unique_ptr<test::ScratchDir> s_dir;
+  static util::RunResult s_build;
+};
+
+std::unique_ptr<test::ScratchDir> AbLayout::s_dir;
+util::RunResult AbLayout::s_build;
+
+TEST_F(AbLayout, BuildReportsTheAbStageAndTheBundle)
+{
+  json r = json::parse(s_build.out);
+  // The first test process of a run builds the A/B stage; the others reuse it.
+  json stages = r["built"];
+  stages.insert(stages.end(), r["reused"].begin(), r["reused"].end());
+  EXPECT_NE(std::find(stages.begin(), stages.end(), "ab"), stages.end()) << r;
+  EXPECT_NE(std::find(stages.begin(), stages.end(), "finalize"), stages.end()) << r;
+  if (!r["built"].empty()) {
+    EXPECT_EQ(r["built"].back(), "ab");
+  }
+  EXPECT_LE(r["launches"].get<int>(), 3); // base, stages + finalize, A/B stage at most
+  manifest::Manifest m = manifest::read_manifest(out() / "abfix.manifest.json");
+  std::map<std::string, std::string> roles;
+  for (const auto& f : m.files) {
+    roles[f.name] = f.role;
+    EXPECT_EQ(crypto::sha256_file(out() / f.name), f.sha256) << f.name;
+  }
+  EXPECT_EQ(roles["abfix.kbundle"], "bundle");
+  EXPECT_EQ(roles["abfix.raw"], "image");
+  EXPECT_EQ(roles["abfix.raw.bmap"], "bmap");
+  EXPECT_EQ(roles["abfix.qcow2"], "image");
+  EXPECT_EQ(m.stages.back().name, "ab");
+}
+
+TEST_F(AbLayout, GptPartitionsByNameAndType)
+{
+  auto parts = partitions(raw());
+  ASSERT_EQ(parts.size(), 6u);
+  const std::vector<std::pair<std::string, std::string>> want = {
+    {"kiln-bios", "21686148-6449-6E6F-744E-656564454649"}, {"kiln-esp", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"},
+    {"kiln-boot", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"}, {"kiln-a", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"},
+    {"kiln-b", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"},    {"kiln-data", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(parts[i].name, want[i].first);
+    EXPECT_EQ(parts[i].type, want[i].second) << parts[i].name;
+    EXPECT_EQ(parts[i].start % (1 << 20), 0u) << parts[i].name;
+  }
+  EXPECT_EQ(parts[0].size, 1u << 20);
+  EXPECT_EQ(parts[1].size, 64u << 20);
+  EXPECT_EQ(parts[3].size, 1536ull << 20);
+  EXPECT_EQ(parts[4].size, parts[3].size);
+  EXPECT_EQ(parts[5].size, 512ull << 20);
+  // sgdisk agrees and finds the table sound.
+  auto v = util::run({test::require_program("sgdisk", "gdisk"), "-v", raw().string()});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("No problems found"), std::string::npos) << v.out;
+  auto p = util::run({"sgdisk", "-p", raw().string()});
+  EXPECT_NE(p.out.find("kiln-data"), std::string::npos) << p.out;
+}
+
+TEST_F(AbLayout, BiosBootCodeAndEfiLoader)
+{
+  // GRUB's boot.img in the MBR's code area, core.img in the BIOS boot partition.
+  EXPECT_TRUE(any_nonzero(raw(), 0, 440));
+  EXPECT_TRUE(any_nonzero(raw(), part("kiln-bios").start, 512));
+  // The removable-media path on the ESP, a PE image.
+  fs::path esp = extracted("kiln-esp");
+  auto dir = util::run({test::require_program("mdir", "mtools"), "-b", "-i", esp.string(), "::/EFI/BOOT"}, mtools());
+  EXPECT_EQ(dir.exit_code, 0) << dir.err;
+  EXPECT_NE(dir.out.find("BOOTX64.EFI"), std::string::npos) << dir.out;
+  fs::path efi = s_dir->path() / "BOOTX64.EFI";
+  auto copy = util::run({"mcopy", "-n", "-i", esp.string(), "::/EFI/BOOT/BOOTX64.EFI", efi.string()}, mtools());
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  EXPECT_EQ(test::read_text(efi).substr(0, 2), "MZ");
+  auto label = util::run({test::require_program("fatlabel", "dosfstools"), esp.string()});
+  EXPECT_EQ(label.out, "KILN-ESP\n");
+}
+
+TEST_F(AbLayout, KilnBootHoldsGrubCfgAndTheInitialGrubenv)
+{
+  fs::path boot = extracted("kiln-boot");
+  std::string listing = debugfs(boot, "ls -p /grub");
+  for (const char* name : {"/grub.cfg/", "/grubenv/", "/i386-pc/", "/x86_64-efi/", "/kiln-ab.conf/"}) {
+    EXPECT_NE(listing.find(name), std::string::npos) << name << listing;
+  }
+  // grub.cfg: kiln's, GRUB's parser accepts it, the slots' PARTUUIDs are on the command lines.
+  test::write_text(s_dir->path() / "grub.cfg", debugfs(boot, "cat /grub/grub.cfg"));
+  auto check = util::run({test::require_program("grub-script-check", "grub-common"),
+                          (s_dir->path() / "grub.cfg").string()});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  std::string cfg = test::read_text(s_dir->path() / "grub.cfg");
+  std::string uuid_a = part("kiln-a").uuid, uuid_b = part("kiln-b").uuid;
+  std::transform(uuid_a.begin(), uuid_a.end(), uuid_a.begin(), ::tolower);
+  std::transform(uuid_b.begin(), uuid_b.end(), uuid_b.begin(), ::tolower);
+  EXPECT_NE(cfg.find("linux (${kiln_disk},gpt4)/boot/vmlinuz root=PARTUUID=" + uuid_a +
+                     " ro kiln.slot=A panic=10 console=tty0 console=ttyS0,115200 net.ifnames=0 kiln.test=" + kiln_tag() +
+                     "\n"),
+            std::string::npos)
+    << cfg;
+  EXPECT_NE(cfg.find("root=PARTUUID=" + uuid_b + " ro kiln.slot=B"), std::string::npos);
+  EXPECT_EQ(debugfs(boot, "cat /grub/kiln-ab.conf"), "tries=4\npanic=10\n");
+
+  // grubenv: 1024 bytes, every block allocated (GRUB's save_env refuses sparse files).
+  fs::path env = s_dir->path() / "grubenv";
+  test::write_text(env, debugfs(boot, "cat /grub/grubenv"));
+  EXPECT_EQ(fs::file_size(env), 1024u);
+  std::string stat = debugfs(boot, "stat /grub/grubenv");
+  EXPECT_NE(stat.find("Size: 1024"), std::string::npos) << stat;
+  EXPECT_EQ(stat.find("Blockcount: 0\n"), std::string::npos) << stat;
+  auto list = util::run({test::require_program("grub-editenv", "grub-common"), env.string(), "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  bundle::Reader reader((out() / "abfix.kbundle").string());
+  EXPECT_EQ(list.out, "kiln_order=A B\nkiln_A_state=good\nkiln_A_tries=0\nkiln_A_digest=" +
+                        crypto::sha256_hex(reader.manifest_text()) +
+                        "\nkiln_A_name=abfix\nkiln_B_state=empty\nkiln_B_tries=0\n");
+  // ext4 without the features GRUB 2.02 and CentOS 7 cannot handle.
+  std::string features = debugfs(boot, "features");
+  for (const char* f : {"metadata_csum", "orphan_file", "64bit"}) {
+    EXPECT_EQ(features.find(std::string(" ") + f), std::string::npos) << features;
+  }
+}
+
+TEST_F(AbLayout, XfsSlotSuitsCentOS7)
+{
+  auto sb = util::run({test::require_program("xfs_db", "xfsprogs"), "-r", "-c", "sb 0", "-c",
+                       "print features_ro_compat features_incompat", extracted("kiln-a").string()});
+  ASSERT_EQ(sb.exit_code, 0) << sb.err;
+  EXPECT_EQ(sb.out, "features_ro_compat = 0\nfeatures_incompat = 0x1\n");
+}
+
+TEST_F(AbLayout, SlotBIsEmptyAndTheBundleVerifies)
+{
+  fs::path b = extracted("kiln-b");
+  // Never written: every byte is zero.
+  std::ifstream in(b, std::ios::binary);
+  std::vector<char> chunk(4 << 20);
+  std::uint64_t total = 0;
+  bool zero = true;
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+    auto n = static_cast<size_t>(in.gcount());
+    zero = zero && std::all_of(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n), [](char c) { return c == 0; });
+    total += n;
+  }
+  EXPECT_TRUE(zero);
+  EXPECT_EQ(total, part("kiln-b").size);
+  auto blkid = util::run({"blkid", "-p", b.string()});
+  EXPECT_NE(blkid.exit_code, 0) << blkid.out;
+  auto data_label = util::run({"blkid", "-o", "value", "-s", "LABEL", extracted("kiln-data").string()});
+  EXPECT_EQ(data_label.out, "kiln-data\n");
+
+  fs::create_directories(s_dir->path() / "trust.d");
+  fs::copy_file(fixture_keys() / "release.pub", s_dir->path() / "trust.d/release.pem",
+                fs::copy_options::overwrite_existing);
+  crypto::TrustStore trust = crypto::TrustStore::load(s_dir->path() / "trust.d");
+  bundle::Reader reader((out() / "abfix.kbundle").string());
+  bundle::Verified v = reader.verify(&trust);
+  EXPECT_EQ(v.manifest.name, "abfix");
+  EXPECT_FALSE(v.key_id.empty());
+  EXPECT_EQ(v.bmap.image_size, part("kiln-a").size);
+  // rootfs.data is exactly slot A's mapped bytes: compare them with the disk.
+  fs::path a = extracted("kiln-a");
+  std::ifstream disk(a, std::ios::binary);
+  std::vector<char> buf(1 << 20), want(1 << 20);
+  std::uint64_t checked = 0;
+  for (const auto& range : v.bmap.ranges) {
+    std::uint64_t from = range.first * v.bmap.block_size;
+    std::uint64_t to = std::min<std::uint64_t>((range.last + 1) * v.bmap.block_size, v.bmap.image_size);
+    for (std::uint64_t at = from; at < to;) {
+      size_t n = static_cast<size_t>(std::min<std::uint64_t>(to - at, buf.size()));
+      size_t got = 0;
+      while (got < n) {
+        size_t r = reader.read_data(buf.data() + got, n - got);
+        ASSERT_GT(r, 0u);
+        got += r;
+      }
+      disk.seekg(static_cast<std::streamoff>(at));
+      disk.read(want.data(), static_cast<std::streamsize>(n));
+      ASSERT_EQ(std::memcmp(buf.data(), want.data(), n), 0) << "at " << at;
+      at += n;
+      checked += n;
+    }
+  }
+  char extra = 0;
+  EXPECT_EQ(reader.read_data(&extra, 1), 0u);
+  EXPECT_GT(checked, 100u << 20);
+}
+
+TEST_F(AbLayout, SlotAAndKilnDataFromInside)
+{
+  gfs::Handle g;
+  g.add_drive(raw().string(), "raw", true);
+  g.launch();
+  // Slot A: its own root, labels and ownership kept through the copy.
+  g.mount_ro("/dev/sda4", "/");
+  EXPECT_EQ(g.vfs_type("/dev/sda4"), "xfs");
+  std::string fstab = g.read_file("/etc/fstab");
+  EXPECT_NE(fstab.find("\n/dev/root / xfs defaults 0 0\n"), std::string::npos) << fstab;
+  EXPECT_NE(fstab.find("\nLABEL=kiln-boot /boot/kiln ext4 defaults 0 2\n"), std::string::npos) << fstab;
+  EXPECT_NE(fstab.find("\nLABEL=KILN-ESP /boot/efi vfat "), std::string::npos) << fstab;
+  EXPECT_NE(fstab.find("\nLABEL=kiln-data /var/lib/kiln-data xfs defaults 0 2\n"), std::string::npos) << fstab;
+  for (const char* dir : {"/var/lib/docker", "/var/lib/mesos", "/var/log"}) {
+    std::string line = std::string("/var/lib/kiln-data/") + fs::path(dir).filename().string() + " " + dir +
+                       " none bind 0 0\n";
+    EXPECT_NE(fstab.find(line), std::string::npos) << line << fstab;
+    EXPECT_TRUE(g.is_dir(dir)) << dir;
+    EXPECT_TRUE(g.ls(dir).empty()) << dir; // the content moved to kiln-data
+  }
+  EXPECT_EQ(fstab.find("LABEL=root"), std::string::npos) << fstab;
+  std::string entries; // fstab without its comments: nothing there names a slot
+  std::istringstream lines(fstab);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line[0] != '#') {
+      entries += line + "\n";
+    }
+  }
+  EXPECT_EQ(entries.find("PARTUUID"), std::string::npos) << fstab;
+  EXPECT_EQ(entries.find("kiln-a"), std::string::npos) << fstab;
+  EXPECT_TRUE(g.is_symlink("/boot/vmlinuz"));
+  EXPECT_EQ(g.readlink("/boot/vmlinuz").rfind("vmlinuz-", 0), 0u);
+  EXPECT_TRUE(g.is_file("/boot/" + g.readlink("/boot/vmlinuz")));
+  EXPECT_TRUE(g.is_file("/boot/" + g.readlink("/boot/initrd.img")));
+  gfs::Stat owned = g.lstat("/etc/kiln/owned");
+  EXPECT_EQ(owned.uid, 1500u);
+  EXPECT_EQ(owned.mode & 0777, 0640u);
+  EXPECT_NE(g.getxattr("/etc/kiln/owned", "security.selinux").find(":object_r:etc_t:"), std::string::npos);
+  // Files the A/B stage wrote are labelled too.
+  EXPECT_NE(g.getxattr("/etc/fstab", "security.selinux").find(":object_r:etc_t:"), std::string::npos);
+  std::string unit = g.read_file("/usr/lib/systemd/system/kiln-mark-good.service");
+  EXPECT_NE(unit.find("ExecStart=/usr/bin/kiln-node mark-good --when-healthy\n"), std::string::npos);
+  EXPECT_NE(unit.find("ConditionKernelCommandLine=kiln.slot\n"), std::string::npos);
+  EXPECT_NE(unit.find("Restart=on-failure\nRestartSec="), std::string::npos);
+  EXPECT_NE(unit.find("After=multi-user.target\n"), std::string::npos);
+  EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-mark-good.service"),
+            "/usr/lib/systemd/system/kiln-mark-good.service");
+  // trust: the key and the revocation list.
+  EXPECT_EQ(g.read_file("/etc/kiln/trust.d/release.pem"), test::read_text(fixture_keys() / "release.pub"));
+  EXPECT_EQ(g.read_file("/etc/kiln/trust.d/revoked.list"), "# none\n");
+  EXPECT_NE(g.getxattr("/etc/kiln/trust.d/release.pem", "security.selinux").find(":object_r:"), std::string::npos);
+  g.umount_all();
+
+  // kiln-data: the state directories with what the image had in them, labels kept.
+  g.mount_ro("/dev/sda6", "/");
+  EXPECT_EQ(g.vfs_type("/dev/sda6"), "xfs");
+  EXPECT_EQ(g.read_file("/docker/volumes/marker"), "d\n");
+  EXPECT_TRUE(g.is_dir("/log/kiln-dir"));
+  EXPECT_TRUE(g.is_dir("/mesos"));
+  EXPECT_NE(g.getxattr("/log", "security.selinux").find("var_log_t"), std::string::npos)
+    << g.getxattr("/log", "security.selinux");
+  g.umount_all();
+  g.shutdown();
+}
+
+} // namespace
+} // namespace kiln

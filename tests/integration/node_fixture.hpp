@@ -1,0 +1,224 @@
+// Fixtures for kiln-node's tests, made without libguestfs: an A/B disk image file laid
+// out as abi.hpp says (sfdisk), a kiln-boot ext4 with a real grubenv (mkfs.ext4 -d,
+// grub-editenv), root file system images (mkfs.ext4 -d), signed bundles and trust
+// directories.
+#pragma once
+
+#include "core/bundle/bundle.hpp"
+#include "core/crypto/sha256.hpp"
+#include "core/slots/abi.hpp"
+#include "core/slots/gpt.hpp"
+#include "core/util/fs.hpp"
+#include "support/test_support.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+
+namespace kiln::test::node {
+
+namespace fs = std::filesystem;
+
+inline util::RunResult
+must(const std::vector<std::string>& argv)
+{
+  util::RunResult r = util::run(argv);
+  EXPECT_TRUE(r.ok()) << argv[0] << ": " << r.err << r.out;
+  return r;
+}
+
+// A root file system image of `mib` MiB holding `files` (path -> content).
+inline fs::path
+make_rootfs(const fs::path& dir, const std::string& name, unsigned mib, const std::map<std::string, std::string>& files)
+{
+  require_program("mkfs.ext4", "e2fsprogs");
+  fs::path tree = dir / (name + ".tree");
+  fs::create_directories(tree);
+  for (const auto& [path, content] : files) {
+    write_text(tree / path, content);
+  }
+  fs::path image = dir / (name + ".img");
+  must({"mkfs.ext4", "-q", "-F", "-O", "^metadata_csum", "-E", "root_owner=0:0", "-L", "root", "-d", tree.string(),
+        image.string(), std::to_string(mib) + "M"});
+  return image;
+}
+
+// Some files with enough content to make several mapped ranges.
+inline std::map<std::string, std::string>
+sample_files(const std::string& version)
+{
+  std::map<std::string, std::string> files;
+  std::mt19937 rng(static_cast<unsigned>(std::hash<std::string>{}(version)));
+  for (int i = 0; i < 6; ++i) {
+    std::string data(200000 + i * 50000, '\0');
+    for (auto& c : data) {
+      c = static_cast<char>(rng());
+    }
+    files["usr/lib/data" + std::to_string(i) + ".bin"] = data;
+  }
+  files["etc/kiln-release"] = "version " + version + "\n";
+  return files;
+}
+
+inline void
+write_random(int fd, std::uint64_t offset, std::uint64_t size, unsigned seed)
+{
+  std::mt19937 rng(seed);
+  std::string data(static_cast<std::size_t>(size), '\0');
+  for (auto& c : data) {
+    c = static_cast<char>(rng());
+  }
+  ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(size));
+}
+
+inline void
+copy_into(const fs::path& from, const fs::path& disk, std::uint64_t offset)
+{
+  std::string data = util::read_file(from);
+  util::Fd fd = util::open_file(disk, O_WRONLY);
+  ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(data.size()));
+}
+
+struct AbDisk {
+  fs::path path;
+  slots::Gpt gpt;
+  std::uint64_t slot_size = 0;
+};
+
+// A 96 MiB A/B disk image file: kiln-boot holds a grubenv with `vars` (grub-editenv
+// set), slot A the image `slot_a` (when given), slot B random bytes.
+inline AbDisk
+make_ab_disk(const fs::path& dir, const std::vector<std::string>& vars, const fs::path& slot_a = {},
+             const std::map<std::string, std::string>& boot_files = {})
+{
+  require_program("sfdisk", "fdisk");
+  require_program("grub-editenv", "grub-common");
+  AbDisk disk;
+  disk.path = dir / "disk.img";
+  must({"truncate", "-s", "96M", disk.path.string()});
+  must({"sh", "-c",
+        "printf 'label: gpt\\n"
+        "size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=kiln-bios\\n"
+        "size=2MiB, type=U, name=kiln-esp\\n"
+        "size=8MiB, name=kiln-boot\\n"
+        "size=24MiB, name=kiln-a\\n"
+        "size=24MiB, name=kiln-b\\n"
+        "name=kiln-data\\n' | sfdisk -q '" + disk.path.string() + "'"});
+  disk.gpt = slots::read_gpt(disk.path);
+  fs::path boot_tree = dir / "boot.tree";
+  fs::create_directories(boot_tree / "grub");
+  fs::path env = boot_tree / "grub" / "grubenv";
+  must({"grub-editenv", env.string(), "create"});
+  if (!vars.empty()) {
+    std::vector<std::string> argv = {"grub-editenv", env.string(), "set"};
+    argv.insert(argv.end(), vars.begin(), vars.end());
+    must(argv);
+  }
+  for (const auto& [path, content] : boot_files) {
+    write_text(boot_tree / path, content);
+  }
+  fs::path boot_img = dir / "boot.fs";
+  must({"mkfs.ext4", "-q", "-F", "-O", "^metadata_csum", "-L", "kiln-boot", "-d", boot_tree.string(),
+        boot_img.string(), "8M"});
+  const auto& boot = disk.gpt.by_label(slots::k_part_boot);
+  copy_into(boot_img, disk.path, boot.offset);
+  const auto& b = disk.gpt.by_label(slots::k_part_b);
+  util::Fd fd = util::open_file(disk.path, O_WRONLY);
+  write_random(fd.get(), b.offset, b.size, 7);
+  if (!slot_a.empty()) {
+    copy_into(slot_a, disk.path, disk.gpt.by_label(slots::k_part_a).offset);
+  }
+  disk.slot_size = b.size;
+  return disk;
+}
+
+// sha256 of `size` bytes of `file` at `offset`.
+inline std::string
+hash_range(const fs::path& file, std::uint64_t offset, std::uint64_t size)
+{
+  util::Fd fd = util::open_file(file, O_RDONLY);
+  crypto::Sha256 h;
+  std::vector<char> buffer(1 << 20);
+  while (size > 0) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, buffer.size()));
+    ssize_t got = ::pread(fd.get(), buffer.data(), n, static_cast<off_t>(offset));
+    if (got <= 0) {
+      ADD_FAILURE() << "short read of " << file;
+      break;
+    }
+    h.update(buffer.data(), static_cast<std::size_t>(got));
+    offset += static_cast<std::uint64_t>(got);
+    size -= static_cast<std::uint64_t>(got);
+  }
+  return h.hex_digest();
+}
+
+inline std::string
+slot_hash(const AbDisk& disk, std::string_view label, std::uint64_t size = 0)
+{
+  const auto& p = disk.gpt.by_label(label);
+  return hash_range(disk.path, p.offset, size == 0 ? p.size : size);
+}
+
+// The grubenv of the disk's kiln-boot (copied out with debugfs, read by grub-editenv).
+inline std::string
+grubenv_list(const AbDisk& disk, const fs::path& scratch)
+{
+  const auto& boot = disk.gpt.by_label(slots::k_part_boot);
+  fs::path boot_img = scratch / "boot-out.fs";
+  {
+    std::string all = util::read_file(disk.path);
+    write_text(boot_img, all.substr(static_cast<std::size_t>(boot.offset), static_cast<std::size_t>(boot.size)));
+  }
+  fs::path env = scratch / "grubenv-out";
+  fs::remove(env);
+  must({"debugfs", "-R", "dump /grub/grubenv " + env.string(), boot_img.string()});
+  util::RunResult r = must({"grub-editenv", env.string(), "list"});
+  return r.out;
+}
+
+inline manifest::Manifest
+base_manifest(const std::string& name)
+{
+  manifest::Manifest m;
+  m.name = name;
+  m.recipe_name = "node";
+  m.recipe_digest = std::string(64, 'a');
+  m.inputs.push_back({"base", "https://example.org/base.qcow2", std::string(64, 'b')});
+  return m;
+}
+
+struct Keys {
+  fs::path key;
+  fs::path pub;
+  std::string id;
+};
+
+inline Keys
+make_key(const fs::path& dir, const std::string& name)
+{
+  fs::create_directories(dir);
+  auto files = crypto::generate_keypair(dir, name);
+  return {files.private_key, files.public_key, files.key_id};
+}
+
+inline fs::path
+trust_dir(const fs::path& dir, const std::vector<Keys>& keys, const std::vector<std::string>& revoked = {})
+{
+  fs::create_directories(dir);
+  for (const auto& k : keys) {
+    fs::copy_file(k.pub, dir / (k.pub.stem().string() + ".pem"), fs::copy_options::overwrite_existing);
+  }
+  std::string list;
+  for (const auto& id : revoked) {
+    list += id + "\n";
+  }
+  if (!revoked.empty()) {
+    write_text(dir / crypto::k_revocation_list_name, list);
+  }
+  return dir;
+}
+
+} // namespace kiln::test::node

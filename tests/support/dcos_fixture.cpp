@@ -1,0 +1,86 @@
+#include "support/dcos_fixture.hpp"
+
+#include "core/crypto/sha256.hpp"
+#include "core/util/error.hpp"
+#include "core/util/process.hpp"
+#include "support/test_support.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace kiln::test {
+
+namespace {
+
+void
+make_tar_xz(const fs::path& out, const std::string& member, const std::string& content)
+{
+  fs::path src = out.parent_path() / (".src-" + out.filename().string());
+  write_text(src / member, content);
+  fs::create_directories(out.parent_path());
+  util::run_checked({"tar", "-C", src.string(), "-cJf", out.string(), "."});
+  fs::remove_all(src);
+}
+
+std::string
+stand_in_script(const ServeTree& t, const ServeTreeOptions& o)
+{
+  return "#!/bin/bash\n"
+         "# kiln test stand-in for a generated dcos_install.sh: records, does not install.\n"
+         "# What a generated script says about itself (never run here):\n"
+         "configure_dcos() {\n"
+         "mkdir -p /etc/mesosphere/setup-flags\n"
+         "cat <<'EOF' > \"/etc/mesosphere/setup-flags/repository-url\"\n" +
+         o.bootstrap_url + "\nEOF\n"
+         "cat <<'EOF' > \"/etc/mesosphere/setup-flags/cluster-package-list\"\n" +
+         t.package_list_id + "\nEOF\n"
+         "}\n"
+         "# dcos-download.service: ExecStartPre=/usr/bin/curl -fLsSv --retry 20 " +
+         o.bootstrap_url + "/bootstrap/" + t.bootstrap_id +
+         ".bootstrap.tar.xz -o /tmp/bootstrap.tar.xz\n"
+         "record=\"${KILN_ROOT:-}" + std::string(k_install_record) + "\"\n"
+         "mkdir -p \"$(dirname \"$record\")\"\n"
+         "{\n"
+         "  echo \"args: $*\"\n"
+         "  echo \"pwd: $PWD\"\n"
+         "  echo \"uid: $(id -u)\"\n"
+         "  env | sort | sed 's/^/env: /'\n"
+         "} > \"$record\"\n"
+         "echo \"stand-in dcos_install.sh: $*\"\n"
+         "exit " + std::to_string(o.exit_status) + "\n";
+}
+
+} // namespace
+
+ServeTree
+make_serve_tree(const fs::path& dir, const ServeTreeOptions& o)
+{
+  ServeTree t;
+  t.dir = dir;
+  fs::create_directories(dir);
+  t.bootstrap_id = crypto::sha256_hex("bootstrap" + o.salt).substr(0, 40);
+  for (const auto& p : o.packages) {
+    t.packages.push_back(o.salt.empty() ? p : p + o.salt);
+  }
+  nlohmann::json list = t.packages;
+  t.package_list_id = crypto::sha256_hex(list.dump()).substr(0, 40);
+
+  write_text(dir / "bootstrap.latest", t.bootstrap_id + "\n");
+  write_text(dir / "cluster-package-list.latest", t.package_list_id + "\n");
+  make_tar_xz(dir / ("bootstrap/" + t.bootstrap_id + ".bootstrap.tar.xz"), "bootstrap",
+              "bootstrap " + t.bootstrap_id + "\n");
+  write_text(dir / ("bootstrap/" + t.bootstrap_id + ".active.json"), "[]\n");
+  write_text(dir / ("package_lists/" + t.package_list_id + ".package_list.json"), list.dump() + "\n");
+  nlohmann::json info = nlohmann::json::object();
+  for (const auto& id : t.packages) {
+    std::string name = id.substr(0, id.find("--"));
+    make_tar_xz(dir / ("packages/" + name + "/" + id + ".tar.xz"), "pkginfo.json", "{\"id\": \"" + id + "\"}\n");
+    info[name] = {{"id", id}, {"filename", "packages/" + name + "/" + id + ".tar.xz"}};
+  }
+  write_text(dir / "cluster-package-info.json", info.dump(2) + "\n");
+  write_text(dir / "dcos_install.sh", stand_in_script(t, o));
+  fs::permissions(dir / "dcos_install.sh", fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                  fs::perm_options::add);
+  return t;
+}
+
+} // namespace kiln::test

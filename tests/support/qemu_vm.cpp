@@ -1,0 +1,289 @@
+#include "support/qemu_vm.hpp"
+
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+#include "image/guestfs/guestfs.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace kiln::test {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::string
+read_all(const fs::path& path)
+{
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  std::string text = s.str();
+  std::erase(text, '\r');
+  return text;
+}
+
+std::string
+last_lines(const std::string& text, size_t lines)
+{
+  size_t pos = text.size();
+  if (pos > 0 && text[pos - 1] == '\n') {
+    --pos;
+  }
+  for (size_t n = 0; n < lines; ++n) {
+    size_t nl = pos == 0 ? std::string::npos : text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) {
+      return text;
+    }
+    pos = nl;
+  }
+  return text.substr(pos + 1);
+}
+
+// qemu's option parser takes ",," for a literal comma.
+std::string
+qemu_escape(const std::string& s)
+{
+  std::string out;
+  for (char c : s) {
+    out += c;
+    if (c == ',') {
+      out += ',';
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+void
+make_overlay(const fs::path& base, const fs::path& overlay)
+{
+  util::run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", fs::absolute(base).string(), "-F",
+                     base.extension() == ".raw" ? "raw" : "qcow2", overlay.string()});
+}
+
+void
+make_blank_disk(const fs::path& path, std::uint64_t bytes)
+{
+  util::run_checked({"qemu-img", "create", "-q", "-f", "qcow2", path.string(), std::to_string(bytes)});
+}
+
+std::string
+vm_accelerator()
+{
+  return gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "tcg";
+}
+
+QemuVm::QemuVm(VmOptions options) : m_options(std::move(options))
+{
+  fs::create_directories(m_options.dir);
+  m_serial = m_options.dir / (m_options.name + ".serial.log");
+  m_qemu_log = m_options.dir / (m_options.name + ".qemu.log");
+  util::write_file_atomic(m_serial, "");
+
+  std::vector<std::string> argv{"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none",
+                                "-accel", vm_accelerator(), "-m", std::to_string(m_options.memory_mb), "-smp",
+                                std::to_string(m_options.cpus), "-serial", "file:" + m_serial.string(),
+                                "-monitor", "none"};
+  if (m_options.no_reboot) {
+    argv.push_back("-no-reboot");
+  }
+  for (const auto& disk : m_options.disks) {
+    // cache=unsafe: the guest's flushes cost nothing; the data still reaches the file
+    // before qemu exits, which is all a test reads afterwards.
+    argv.insert(argv.end(), {"-drive", "file=" + qemu_escape(disk.string()) +
+                                         ",format=qcow2,if=virtio,cache=unsafe,discard=unmap"});
+  }
+  if (m_options.network) {
+    std::string netdev = "user,id=n0,restrict=on";
+    for (const auto& f : m_options.forwards) {
+      netdev += ",guestfwd=tcp:" + f.guest_ip + ":" + std::to_string(f.guest_port) + "-cmd:python3 " +
+                qemu_escape((fs::path(KILN_TEST_SUPPORT_DIR) / "guestfwd_relay.py").string()) + " " +
+                std::to_string(f.host_port);
+    }
+    if (m_options.tftp_root) {
+      netdev += ",tftp=" + qemu_escape(m_options.tftp_root->string()) + ",bootfile=" + qemu_escape(m_options.bootfile);
+    }
+    argv.insert(argv.end(), {"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"});
+  }
+  if (m_options.boot_network_once) {
+    argv.insert(argv.end(), {"-boot", "once=n"});
+  }
+
+  std::string program = util::find_program(argv[0]);
+  if (program.empty()) {
+    throw BootFailure("qemu-system-x86_64 not found: install qemu-system-x86 (ci/packages.txt)");
+  }
+  std::vector<char*> args;
+  for (auto& a : argv) {
+    args.push_back(a.data());
+  }
+  args.push_back(nullptr);
+  {
+    std::ofstream log(m_qemu_log);
+    for (const auto& a : argv) {
+      log << a << ' ';
+    }
+    log << '\n';
+  }
+  int log_fd = ::open(m_qemu_log.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  m_start = clock::now();
+  m_pid = ::fork();
+  if (m_pid == 0) {
+    ::dup2(null_fd, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execv(program.c_str(), args.data());
+    ::_exit(127);
+  }
+  int fork_errno = errno;
+  ::close(log_fd);
+  ::close(null_fd);
+  if (m_pid < 0) {
+    throw BootFailure("cannot start qemu: " + errno_text(fork_errno));
+  }
+}
+
+QemuVm::~QemuVm()
+{
+  if (m_pid <= 0 || reap()) {
+    return;
+  }
+  ::kill(m_pid, SIGTERM);
+  for (int i = 0; i < 100 && !reap(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!reap()) {
+    ::kill(m_pid, SIGKILL);
+    int status;
+    ::waitpid(m_pid, &status, 0);
+  }
+}
+
+bool
+QemuVm::reap()
+{
+  if (m_status >= 0) {
+    return true;
+  }
+  int status = 0;
+  pid_t r = ::waitpid(m_pid, &status, WNOHANG);
+  if (r == m_pid) {
+    m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return true;
+  }
+  return false;
+}
+
+bool
+QemuVm::running()
+{
+  return !reap();
+}
+
+double
+QemuVm::elapsed() const
+{
+  return std::chrono::duration<double>(clock::now() - m_start).count();
+}
+
+std::string
+QemuVm::console() const
+{
+  return read_all(m_serial);
+}
+
+std::string
+QemuVm::console_since_cursor() const
+{
+  std::string text = console();
+  return m_cursor < text.size() ? text.substr(m_cursor) : std::string();
+}
+
+std::string
+QemuVm::tail(size_t lines) const
+{
+  std::string out = "---- serial console " + m_serial.string() + " (last " + std::to_string(lines) + " lines) ----\n" +
+                    last_lines(console(), lines) + "\n---- qemu output " + m_qemu_log.string() + " ----\n" +
+                    last_lines(read_all(m_qemu_log), 10) + "\n----";
+  return out;
+}
+
+void
+QemuVm::fail(const std::string& why) const
+{
+  throw BootFailure(m_options.name + ": " + why + " (after " + std::to_string(static_cast<int>(elapsed())) +
+                    " s)\n" + tail());
+}
+
+std::optional<std::vector<std::string>>
+QemuVm::expect_or_exit(const std::string& regex, std::chrono::seconds timeout)
+{
+  const std::regex re(regex, std::regex::ECMAScript);
+  const auto until = clock::now() + timeout;
+  const auto limit = m_start + m_options.limit;
+  for (;;) {
+    // Exited first? Read the console once more after reaping: qemu may have written the
+    // last lines just before it went.
+    bool exited = reap();
+    std::string text = console();
+    if (m_cursor < text.size()) {
+      std::smatch m;
+      std::string rest = text.substr(m_cursor);
+      if (std::regex_search(rest, m, re)) {
+        std::vector<std::string> groups(m.begin(), m.end());
+        m_cursor += static_cast<size_t>(m.position(0) + m.length(0));
+        return groups;
+      }
+    }
+    if (exited) {
+      return std::nullopt;
+    }
+    auto now = clock::now();
+    if (now > limit) {
+      fail("the run's time limit (" + std::to_string(m_options.limit.count()) + " s) passed while waiting for /" +
+           regex + "/");
+    }
+    if (now > until) {
+      fail("no /" + regex + "/ on the console within " + std::to_string(timeout.count()) + " s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+std::vector<std::string>
+QemuVm::expect(const std::string& regex, std::chrono::seconds timeout)
+{
+  auto m = expect_or_exit(regex, timeout);
+  if (!m) {
+    fail("qemu exited (status " + std::to_string(m_status) + ") before /" + regex + "/ appeared on the console");
+  }
+  return *m;
+}
+
+int
+QemuVm::wait_for_exit(std::chrono::seconds timeout)
+{
+  const auto until = std::min(clock::now() + timeout, m_start + m_options.limit);
+  while (!reap()) {
+    if (clock::now() > until) {
+      fail("qemu still running after " + std::to_string(timeout.count()) + " s (waiting for the guest to stop)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return m_status;
+}
+
+} // namespace kiln::test

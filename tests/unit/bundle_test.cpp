@@ -1,0 +1,197 @@
+// core/bundle: the .kbundle writer and the streaming reader (local files and a
+// loopback HTTP server with a dropped connection).
+#include "core/archive/archive.hpp"
+#include "core/bundle/bundle.hpp"
+#include "core/crypto/sha256.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <random>
+#include <unistd.h>
+
+namespace kiln {
+namespace {
+
+using test::ScratchDir;
+namespace fs = std::filesystem;
+
+// A sparse 8 MiB image with data in three places (one not block-aligned at the end).
+fs::path
+sparse_image(const fs::path& dir)
+{
+  fs::path image = dir / "rootfs.img";
+  util::Fd fd = util::open_file(image, O_WRONLY | O_CREAT | O_TRUNC);
+  std::mt19937 rng(1);
+  auto put = [&](off_t at, std::size_t size) {
+    std::string data(size, '\0');
+    for (auto& c : data) {
+      c = static_cast<char>(rng() | 1);
+    }
+    ASSERT_EQ(::pwrite(fd.get(), data.data(), size, at), static_cast<ssize_t>(size));
+  };
+  put(0, 10000);
+  put(1 << 20, 300000);
+  put((8 << 20) - 1000, 1000 - 1); // ends 1 byte short of 8 MiB
+  return image;
+}
+
+manifest::Manifest
+base()
+{
+  manifest::Manifest m;
+  m.name = "slot-image";
+  m.recipe_name = "node";
+  m.recipe_digest = std::string(64, 'c');
+  m.packages = {{"bash", "4.2.46-34.el7", "x86_64"}};
+  return m;
+}
+
+std::string
+read_all_data(bundle::Reader& reader)
+{
+  std::string data;
+  std::vector<char> buffer(70000);
+  while (std::size_t n = reader.read_data(buffer.data(), buffer.size())) {
+    data.append(buffer.data(), n);
+  }
+  return data;
+}
+
+// The mapped bytes of `image` in bmap order.
+std::string
+packed(const fs::path& image, const bmap::Bmap& map)
+{
+  std::string all = util::read_file(image);
+  std::string out;
+  for (const auto& r : map.ranges) {
+    out += all.substr(static_cast<std::size_t>(map.offset_of(r)), static_cast<std::size_t>(map.length_of(r)));
+  }
+  return out;
+}
+
+TEST(bundle, writes_members_in_order_and_reads_them_back_verified)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto key = crypto::generate_key();
+  bundle::BundleInfo info = bundle::write_bundle(image, dir.path(), base(), &key);
+  EXPECT_EQ(info.path, dir / "slot-image.kbundle");
+  EXPECT_EQ(info.size, fs::file_size(info.path));
+  auto entries = archive::list(info.path);
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].name, "manifest.json");
+  EXPECT_EQ(entries[1].name, "manifest.json.sig");
+  EXPECT_EQ(entries[2].name, "rootfs.bmap");
+  EXPECT_EQ(entries[3].name, "rootfs.data");
+  EXPECT_EQ(entries[3].size, info.bmap.mapped_bytes());
+  EXPECT_EQ(info.bmap.image_size, (8u << 20) - 1); // the last block is short
+  EXPECT_EQ(info.manifest_sha256, crypto::sha256_hex(info.manifest_text));
+  EXPECT_EQ(info.manifest.files.size(), 2u);
+
+  crypto::TrustStore trust;
+  trust.add_key(key.public_key(), "test");
+  bundle::Reader reader(info.path.string());
+  EXPECT_EQ(reader.manifest_text(), info.manifest_text);
+  ASSERT_TRUE(reader.signature_text().has_value());
+  bundle::Verified v = reader.verify(&trust);
+  EXPECT_EQ(v.key_id, info.key_id);
+  EXPECT_EQ(v.manifest_sha256, info.manifest_sha256);
+  EXPECT_EQ(v.bmap.ranges, info.bmap.ranges);
+  EXPECT_EQ(read_all_data(reader), packed(image, info.bmap));
+
+  // The same inputs give the same bytes.
+  fs::path again = dir / "again.kbundle";
+  bundle::write_bundle(image, again, base(), &key);
+  EXPECT_EQ(crypto::sha256_file(again), crypto::sha256_file(info.path));
+}
+
+TEST(bundle, unsigned_bundle_reads_without_trust_and_is_refused_with_it)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto info = bundle::write_bundle(image, dir / "u.kbundle", base(), nullptr);
+  EXPECT_EQ(archive::list(info.path).size(), 3u);
+  bundle::Reader reader(info.path.string());
+  EXPECT_FALSE(reader.signature_text().has_value());
+  crypto::TrustStore trust;
+  trust.add_key(crypto::generate_key().public_key(), "other");
+  EXPECT_EQ(test::refusal_of([&] { reader.verify(&trust); }), crypto::Refusal::not_signed);
+  bundle::Reader plain(info.path.string());
+  plain.verify(nullptr);
+  EXPECT_EQ(read_all_data(plain).size(), info.bmap.mapped_bytes());
+}
+
+TEST(bundle, nothing_appears_when_writing_fails)
+{
+  ScratchDir dir;
+  manifest::Manifest m = base();
+  m.recipe_digest = "not-a-digest";
+  fs::path image = sparse_image(dir.path());
+  EXPECT_NE(test::error_of([&] { bundle::write_bundle(image, dir / "bad.kbundle", m, nullptr); }).reason().find("recipe"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(dir / "bad.kbundle"));
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().extension(), ".img") << e.path(); // no temporary left behind
+  }
+}
+
+TEST(bundle, streams_over_http_and_resumes_after_a_drop)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto key = crypto::generate_key();
+  auto info = bundle::write_bundle(image, dir.path(), base(), &key);
+  test::HttpServer server(dir.path());
+  bundle::SourceOptions options;
+  options.retry_delay_ms = 10;
+  bundle::Reader reader(server.url("/drop/150000/slot-image.kbundle"), options);
+  crypto::TrustStore trust;
+  trust.add_key(key.public_key(), "test");
+  reader.verify(&trust);
+  EXPECT_EQ(read_all_data(reader), packed(image, info.bmap));
+  EXPECT_EQ(reader.resumes(), 1);
+
+  // A server that ignores Range: the reader skips what it already delivered.
+  auto stream = bundle::open_stream(server.url("/norange/slot-image.kbundle"), 5000, 1000, options);
+  std::string got(1000, '\0');
+  std::size_t done = 0;
+  while (done < got.size()) {
+    std::size_t n = stream->read(got.data() + done, got.size() - done);
+    ASSERT_GT(n, 0u);
+    done += n;
+  }
+  EXPECT_EQ(got, test::read_text(info.path).substr(5000, 1000));
+
+  // Missing sources: read_small may accept them; a 5xx after its retries is an error.
+  EXPECT_FALSE(bundle::read_small(server.url("/files/nothing"), 100, true, options).has_value());
+  options.retries = 1;
+  EXPECT_NE(test::error_of([&] { bundle::read_small(server.url("/status/503/x"), 100, true, options); })
+              .reason()
+              .find("HTTP 503"),
+            std::string::npos);
+}
+
+TEST(bundle, a_byte_flipped_in_the_data_fails_the_whole_data_digest)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto info = bundle::write_bundle(image, dir.path(), base(), nullptr);
+  std::string bytes = test::read_text(info.path);
+  auto data_at = bytes.size() - 10240; // somewhere before the tar's end blocks
+  auto pos = bytes.rfind(std::string(512, '\0'), data_at);
+  ASSERT_NE(pos, std::string::npos);
+  // Flip the first non-zero data byte from the end of the data member.
+  std::size_t flip = bytes.find_last_not_of('\0', pos);
+  bytes[flip] = static_cast<char>(bytes[flip] ^ 1);
+  test::write_text(dir / "flipped.kbundle", bytes);
+  bundle::Reader reader((dir / "flipped.kbundle").string());
+  reader.verify(nullptr);
+  EXPECT_EQ(test::refusal_of([&] { read_all_data(reader); }), crypto::Refusal::file_digest);
+}
+
+} // namespace
+} // namespace kiln
