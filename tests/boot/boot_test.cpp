@@ -395,8 +395,9 @@ TEST_F(Boot, WipeDcosRunsTheFirstBootInstallAgain)
             "status; restart");
   script(2, k_last_boot);
   test::QemuVm vm(vm_options("wipe", {disk()}));
-  EXPECT_EQ(booted(vm, 1), "A");
+  // The installer's line comes before the agent's boot line on the console.
   vm.expect("KILN-TEST dcos_install.sh role=slave_public run=1", k_boot);
+  EXPECT_EQ(booted(vm, 1), "A");
   confirmed(vm, "A");
   vm.expect("KILN-AGENT run kiln-node wipe --dcos --json rc=0 ", k_boot);
   json s = status(vm);
