@@ -5,6 +5,7 @@
 #include "core/util/error.hpp"
 #include "core/util/term.hpp"
 #include "image/build/builder.hpp"
+#include "image/guestfs/accel_probe.hpp"
 #include "kiln/commands.hpp"
 
 #include <CLI/CLI.hpp>
@@ -44,6 +45,8 @@ do_build(const BuildArgs& args)
   }
   recipe::Plan plan = recipe::make_plan(r);
   fetch::Cache cache(fetch::Cache::default_root(args.cache.empty() ? std::nullopt : std::optional(args.cache)));
+  // The KVM decision is remembered per machine beside the layers.
+  gfs::set_accel_state_dir(cache.area("accel"));
 
   build::BuildOptions options;
   options.output_dir = args.output;

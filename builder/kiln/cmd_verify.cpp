@@ -1,5 +1,7 @@
 // kiln verify IMAGE --role ROLE [--dcos-version V] [--json]: DC/OS's installer preflight
 // and what it misses, run offline against an image file with one appliance launch.
+#include "core/fetch/cache.hpp"
+#include "image/guestfs/accel_probe.hpp"
 #include "core/cli/report.hpp"
 #include "core/dcos/checks.hpp"
 #include "core/util/error.hpp"
@@ -34,6 +36,11 @@ do_verify(const VerifyArgs& args)
   }
   if (args.verbose) {
     options.log = [](const std::string& line) { std::cerr << "  | " << line << "\n"; };
+  }
+  try {
+    gfs::set_accel_state_dir(fetch::Cache::default_root(std::nullopt) / "accel");
+  } catch (const UsageError&) {
+    // No cache directory at all: the decision is simply not remembered.
   }
   std::vector<dcos::CheckResult> results = verify::verify_image(args.image, options);
   size_t failed = 0;

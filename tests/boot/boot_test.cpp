@@ -1,7 +1,9 @@
-// Boot tests (issue 7): real A/B images built by kiln, booted in qemu-system-x86_64
-// (TCG here, KVM where kiln's probe finds it), asserting on what the serial console
-// printed. The fixture (tests/boot/fixture/ab-fixture.yaml) is built once per build
-// tree and shared: every scenario boots a qcow2 overlay on it. Inside the guest,
+// Boot tests: real A/B images built by kiln, booted in qemu-system-x86_64 (KVM only where
+// kiln's probe proved it boots a real kernel, else TCG), asserting on what the serial
+// console printed. The fixture (tests/boot/fixture/ab-fixture.yaml) is built once per
+// build tree by the ctest fixture fixture.ab_image and shared: every scenario boots a
+// qcow2 overlay on it. One boot proves several things where it can: the life of a node
+// (first boot, reimage into B, rollback, wipe) is one guest's four boots. Inside the guest,
 // kiln-test-agent runs the script the test serves for that boot (boot-N.sh, through
 // qemu's guestfwd to a server on 127.0.0.1) and prints KILN-AGENT lines; the stand-in
 // DC/OS installer prints "KILN-TEST dcos_install.sh role=R run=N".
@@ -14,6 +16,7 @@
 #include "core/slots/gpt.hpp"
 #include "core/util/fs.hpp"
 #include "image/guestfs/guestfs.hpp"
+#include "support/ab_fixture.hpp"
 #include "support/qemu_vm.hpp"
 #include "support/test_support.hpp"
 
@@ -29,137 +32,17 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const fs::path k_cache = KILN_TEST_CACHE;
-const fs::path k_fixture_dir = fs::path(KILN_SOURCE_DIR) / "tests/boot/fixture";
-
 // A whole boot of the fixture (GRUB, kernel, systemd, the agent) takes 30-60 s under
 // TCG on a busy 2-core machine; these limits only stop a hung guest.
 constexpr auto k_boot = 300s;
 constexpr auto k_reimage = 600s;
 
-// The outputs of one fixture build, shared by every scenario of this build tree.
-struct Fixture {
-  fs::path out;     // ab-fixture.{raw,raw.bmap,qcow2,kbundle,vmlinuz,initrd,ipxe,manifest.json}
-  fs::path bad;     // ab-fixture-bad.kbundle (see make_bad_bundle)
-  fs::path trust;   // the public key the images trust
-  std::string error; // why the fixture could not be built (every test then fails with it)
-};
-
-std::string
-digest_of_files(const std::vector<fs::path>& files)
-{
-  std::string all;
-  for (const auto& f : files) {
-    all += f.string() + "=" + crypto::sha256_file(f) + "\n";
-  }
-  return crypto::sha256_hex(all);
-}
-
-// Builds RECIPE into a directory keyed by what determines its outputs (the plan's stage
-// keys, kiln and kiln-node themselves), unless that directory is complete already.
-util::RunResult
-build_once(const fs::path& recipe, const std::vector<std::string>& sets, const fs::path& keys, fs::path& out)
-{
-  std::vector<std::string> plan_args{"plan", recipe.string(), "--json"};
-  // A cache of its own: kiln holds one build lock per cache, and ctest runs the boot and
-  // guestfs labels side by side; sharing the cache would make either wait out the other's
-  // whole build inside its own time limit.
-  std::vector<std::string> build_args{"build", recipe.string(), "--cache", (k_cache / "boot").string(), "--sign",
-                                      (keys / "boot-test.key").string()};
-  for (const auto& s : sets) {
-    plan_args.insert(plan_args.end(), {"--set", s});
-    build_args.insert(build_args.end(), {"--set", s});
-  }
-  util::RunResult plan = test::run_kiln(plan_args);
-  if (!plan.ok()) {
-    return plan;
-  }
-  std::string key = crypto::sha256_hex(plan.out + digest_of_files({KILN_BIN, KILN_NODE_BIN}));
-  out = k_cache / "boot-fixture" / key.substr(0, 16);
-  fs::path done = out / ".complete";
-  if (fs::exists(done)) {
-    return {0, "", ""};
-  }
-  fs::remove_all(out);
-  build_args.insert(build_args.end(), {"-o", out.string()});
-  util::RunResult r = test::run_kiln(build_args);
-  if (r.ok()) {
-    util::write_file_atomic(done, "");
-  }
-  return r;
-}
-
-// A slot bundle that never comes up: slot A of the fixture with /sbin/init pointing at
-// /usr/bin/false, so its kernel panics at every boot (and panic=N reboots it). Made from the
-// fixture's own disk in one appliance launch rather than a second kiln build: the A/B
-// stage's root copy is the slowest part of a build under TCG.
-void
-make_bad_bundle(const fs::path& out, const fs::path& key, const fs::path& bundle_file)
-{
-  const fs::path raw = out / "ab-fixture.raw";
-  slots::Gpt gpt = slots::read_gpt(raw);
-  const slots::Partition& a = gpt.by_label(slots::k_part_a);
-  fs::path rootfs = out / ".bad-rootfs.raw";
-  util::run_checked({"dd", "if=" + raw.string(), "of=" + rootfs.string(), "bs=1M", "iflag=skip_bytes,count_bytes",
-                     "skip=" + std::to_string(a.offset), "count=" + std::to_string(a.size), "conv=sparse",
-                     "status=none"});
-  {
-    gfs::Handle g;
-    g.add_drive(rootfs.string(), "raw");
-    g.launch();
-    g.mount("/dev/sda", "/");
-    // Relative, so initramfs-tools' check of the new root's init (made before it
-    // switches root) finds it; an absolute link would send it to its /bin/sh fallback.
-    g.ln_sf("../bin/false", "/usr/sbin/init");
-    g.umount_all();
-    g.shutdown();
-  }
-  manifest::Manifest base = manifest::read_manifest(out / "ab-fixture.manifest.json");
-  base.name = "ab-fixture-bad";
-  crypto::PrivateKey signer = crypto::load_private_key(key);
-  bundle::write_bundle(rootfs, bundle_file, base, &signer);
-  fs::remove(rootfs);
-}
-
-const Fixture&
+// The shared A/B fixture (tests/support/ab_fixture), built by the ctest fixture
+// fixture.ab_image before any boot test starts.
+const test::AbFixture&
 fixture()
 {
-  static const Fixture f = [] {
-    Fixture fx;
-    fs::create_directories(k_cache);
-    util::FileLock lock(k_cache / "boot-fixture.lock");
-    fs::path keys = k_cache / "boot-keys";
-    if (!fs::exists(keys / "boot-test.pub")) {
-      fs::remove_all(keys);
-      auto r = test::run_kiln({"keygen", "--out", keys.string(), "--name", "boot-test"});
-      if (!r.ok()) {
-        fx.error = "kiln keygen: " + r.err;
-        return fx;
-      }
-    }
-    fx.trust = keys / "boot-test.pub";
-    const std::vector<std::string> sets{"kiln_node=" + std::string(KILN_NODE_BIN), "trust_key=" + fx.trust.string()};
-    auto started = std::chrono::steady_clock::now();
-    auto r = build_once(k_fixture_dir / "ab-fixture.yaml", sets, keys, fx.out);
-    if (!r.ok()) {
-      fx.error = "building the fixture (ab-fixture.yaml) failed:\n" + r.err + r.out;
-      return fx;
-    }
-    fx.bad = fx.out / "ab-fixture-bad.kbundle";
-    if (!fs::exists(fx.bad)) {
-      try {
-        make_bad_bundle(fx.out, keys / "boot-test.key", fx.bad);
-      } catch (const std::exception& e) {
-        fx.error = std::string("making the bad bundle failed: ") + e.what();
-        return fx;
-      }
-    }
-    std::fprintf(stderr, "boot fixture ready in %.0f s: %s\n",
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-                 fx.out.c_str());
-    return fx;
-  }();
-  return f;
+  return test::ab_fixture();
 }
 
 // The agent's "status {...}" line as JSON; a line that is not JSON (kiln-node failed)
@@ -180,7 +63,7 @@ protected:
   void SetUp() override
   {
     test::require_program("qemu-system-x86_64", "qemu-system-x86");
-    const Fixture& fx = fixture();
+    const test::AbFixture& fx = fixture();
     ASSERT_TRUE(fx.error.empty()) << fx.error;
     www = dir / "www";
     fs::create_directories(www);
@@ -294,40 +177,89 @@ expect_first_boots(test::QemuVm& vm)
 const char* const k_two_boots = "wait_good; status; restart";
 const char* const k_last_boot = "wait_good; status; finish";
 
-TEST_F(Boot, FreshImageBootsSlotAAndInstallsDcosOnce)
-{
-  script(1, k_two_boots);
-  script(2, k_last_boot);
-  test::QemuVm vm(vm_options("fresh", {disk()}));
-  expect_first_boots(vm);
-}
-
-TEST_F(Boot, ReimageFromTheGuestBootsAndConfirmsSlotB)
+// A node's life in one guest, four boots: the fresh image boots A and installs DC/OS
+// once; a reimage from inside writes B, which boots and is confirmed; a rollback returns
+// to A, which does not install again; a wipe makes the next boot install again.
+TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
 {
   serve(fixture().out / "ab-fixture.kbundle");
-  script(1, "wait_good\n"
+  script(1, "wait_good; status\n"
             "run kiln-node reimage --json http://10.0.2.100/files/ab-fixture.kbundle\n"
             "status; restart");
-  script(2, k_last_boot);
-  test::QemuVm vm(vm_options("reimage", {disk()}));
-  EXPECT_EQ(booted(vm, 1), "A");
+  script(2, "wait_good; status\n"
+            "run kiln-node rollback --json\n"
+            "status; restart");
+  script(3, "wait_good; status\n"
+            "run kiln-node wipe --dcos --json\n"
+            "status; restart");
+  script(4, k_last_boot);
+  test::QemuVm vm(vm_options("life", {disk()}));
+
+  // Boot 1: slot A, the first-boot install once, with the role from the kernel command
+  // line (the recipe's default is master; kiln.dcos_role=slave_public wins).
+  EXPECT_EQ(booted(vm, 1), "A") << vm.tail();
   confirmed(vm, "A");
-  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
+  std::string boot1 = vm.console();
+  EXPECT_EQ(count(boot1, "KILN-TEST dcos_install.sh role=slave_public run=1"), 1) << vm.tail();
+  EXPECT_EQ(count(boot1, "KILN-TEST dcos_install.sh"), 1) << vm.tail();
   json s = status(vm);
+  EXPECT_EQ(s["booted"], "A") << s.dump();
+  EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
+  EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
+  EXPECT_EQ(s["dcos"]["failed"], false) << s.dump();
+  // The reimage into B, from the guest, over HTTP.
+  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
+  s = status(vm);
   EXPECT_EQ(s["booted"], "A") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["state"], "trial") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
   vm.expect("KILN-AGENT reboot", k_boot);
+
+  // Boot 2: B boots and is confirmed; then a rollback.
   EXPECT_EQ(booted(vm, 2), "B") << vm.tail();
   confirmed(vm, "B");
   s = status(vm);
-  vm.expect("KILN-AGENT poweroff", k_boot);
   EXPECT_EQ(s["booted"], "B") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["state"], "good") << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["name"], "ab-fixture") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["digest"], s["slots"]["A"]["digest"]) << s.dump(); // the same image
   EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
+  vm.expect("KILN-AGENT run kiln-node rollback [^\n]* rc=0 ", k_boot);
+  s = status(vm);
+  EXPECT_EQ(s["booted"], "B") << s.dump();
+  EXPECT_EQ(s["next_boot"]["slot"], "A") << s.dump();
+  vm.expect("KILN-AGENT reboot", k_boot);
+
+  // Boot 3: A again, and it does not install DC/OS a second time; then a wipe.
+  size_t boot3_start = vm.cursor();
+  auto boot3 = vm.expect("KILN-AGENT boot n=3 slot=([AB]?) uptime=\\S+ dcos-runs=(\\d+)", k_boot);
+  EXPECT_EQ(boot3.at(1), "A") << vm.tail();
+  EXPECT_EQ(boot3.at(2), "1") << vm.tail(); // the stand-in installer ran once on A in all
+  confirmed(vm, "A");
+  s = status(vm);
+  EXPECT_EQ(s["booted"], "A") << s.dump();
+  EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
+  EXPECT_EQ(s["slots"]["B"]["state"], "good") << s.dump();
+  EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
+  EXPECT_EQ(count(vm.console().substr(boot3_start), "KILN-TEST dcos_install.sh"), 0) << vm.tail();
+  vm.expect("KILN-AGENT run kiln-node wipe --dcos --json rc=0 ", k_boot);
+  s = status(vm);
+  EXPECT_EQ(s["dcos"]["installed"], false) << s.dump();
+  vm.expect("KILN-AGENT reboot", k_boot);
+
+  // Boot 4: the first-boot install runs again (the installer's line comes before the
+  // agent's boot line on the console).
+  size_t boot4_start = vm.cursor();
+  vm.expect("KILN-TEST dcos_install.sh role=slave_public run=2", k_boot);
+  EXPECT_EQ(booted(vm, 4), "A");
+  confirmed(vm, "A");
+  s = status(vm);
+  vm.expect("KILN-AGENT poweroff", k_boot);
+  EXPECT_EQ(vm.wait_for_exit(k_boot), 0);
+  EXPECT_EQ(count(vm.console().substr(boot4_start), "KILN-TEST dcos_install.sh"), 1) << vm.tail();
+  EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
+  EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
 }
 
 TEST_F(Boot, BadSlotUsesUpItsTriesAndGrubReturnsToA)
@@ -362,59 +294,6 @@ TEST_F(Boot, BadSlotUsesUpItsTriesAndGrubReturnsToA)
   EXPECT_EQ(s["slots"]["B"]["state"], "bad") << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "A") << s.dump();
-}
-
-TEST_F(Boot, RollbackFromBBootsA)
-{
-  serve(fixture().out / "ab-fixture.kbundle");
-  script(1, "wait_good\n"
-            "run kiln-node reimage --json http://10.0.2.100/files/ab-fixture.kbundle\n"
-            "restart");
-  script(2, "wait_good\n"
-            "run kiln-node rollback --json\n"
-            "status; restart");
-  script(3, "status; finish");
-  test::QemuVm vm(vm_options("rollback", {disk()}));
-  EXPECT_EQ(booted(vm, 1), "A");
-  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
-  EXPECT_EQ(booted(vm, 2), "B") << vm.tail();
-  confirmed(vm, "B");
-  vm.expect("KILN-AGENT run kiln-node rollback [^\n]* rc=0 ", k_boot);
-  json s = status(vm);
-  EXPECT_EQ(s["booted"], "B") << s.dump();
-  EXPECT_EQ(s["next_boot"]["slot"], "A") << s.dump();
-  EXPECT_EQ(booted(vm, 3), "A") << vm.tail();
-  s = status(vm);
-  vm.expect("KILN-AGENT poweroff", k_boot);
-  EXPECT_EQ(s["booted"], "A") << s.dump();
-  EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
-  EXPECT_EQ(s["slots"]["B"]["state"], "good") << s.dump();
-}
-
-TEST_F(Boot, WipeDcosRunsTheFirstBootInstallAgain)
-{
-  script(1, "wait_good\n"
-            "run kiln-node wipe --dcos --json\n"
-            "status; restart");
-  script(2, k_last_boot);
-  test::QemuVm vm(vm_options("wipe", {disk()}));
-  // The installer's line comes before the agent's boot line on the console.
-  vm.expect("KILN-TEST dcos_install.sh role=slave_public run=1", k_boot);
-  EXPECT_EQ(booted(vm, 1), "A");
-  confirmed(vm, "A");
-  vm.expect("KILN-AGENT run kiln-node wipe --dcos --json rc=0 ", k_boot);
-  json s = status(vm);
-  EXPECT_EQ(s["dcos"]["installed"], false) << s.dump();
-  vm.expect("KILN-AGENT reboot", k_boot);
-  size_t boot2_start = vm.cursor();
-  vm.expect("KILN-TEST dcos_install.sh role=slave_public run=2", k_boot);
-  EXPECT_EQ(booted(vm, 2), "A");
-  confirmed(vm, "A");
-  s = status(vm);
-  vm.expect("KILN-AGENT poweroff", k_boot);
-  EXPECT_EQ(count(vm.console().substr(boot2_start), "KILN-TEST dcos_install.sh"), 1) << vm.tail();
-  EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
-  EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
 }
 
 TEST_F(Boot, PxeInstallerWritesABlankDiskThatThenBoots)

@@ -1,7 +1,8 @@
-// `layout: ab` end to end: one signed build of a small Debian image (mmdebstrap base with
-// a kernel and GRUB), then the disk checked from outside with real tools (sfdisk, sgdisk,
-// debugfs, grub-editenv, grub-script-check, mtools) and slot A and kiln-data through one
-// read-only libguestfs handle. One build is shared by every test of the suite.
+// `layout: ab` end to end on the suite's shared A/B fixture (tests/support/ab_fixture: a
+// small signed Debian A/B image with a kernel and GRUB, built once per build tree by the
+// ctest fixture fixture.ab_image): the disk checked from outside with real tools (sfdisk,
+// sgdisk, debugfs, grub-editenv, grub-script-check, mtools) and slot A and kiln-data
+// through one read-only libguestfs handle.
 #include "core/bundle/bundle.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
@@ -10,6 +11,7 @@
 #include "core/slots/abi.hpp"
 #include "core/util/fs.hpp"
 #include "image/guestfs/guestfs.hpp"
+#include "support/ab_fixture.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -27,23 +29,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path k_cache = KILN_TEST_CACHE;
-
-// The base shared with mkfs_features_test (so it is bootstrapped once per build tree).
-std::string
-ab_base_yaml()
-{
-  return "base:\n"
-         "  bootstrap:\n"
-         "    suite: bookworm\n"
-         "    variant: minbase\n"
-         "    packages: [systemd, systemd-sysv, passwd, policycoreutils, selinux-policy-default, linux-image-amd64,\n"
-         "               grub-pc-bin, grub-efi-amd64-bin, grub2-common]\n"
-         "size: 2G\n";
-}
-
-// Changes whenever kiln is rebuilt: the A/B stage is built afresh by every new kiln, and
-// shared by the test processes of one run (ctest runs each test in its own process).
+// The fixture's kiln.test= kernel argument: a digest of this kiln, so a new kiln builds
+// the A/B stage afresh.
 std::string
 kiln_tag()
 {
@@ -54,32 +41,6 @@ fs::path
 fixture_keys()
 {
   return test::source_dir() / "tests/fixtures/ab-keys";
-}
-
-// The A/B recipe shared with mkfs_features_test. Its stages are fixed (a constant tag,
-// the fixture key), so they are built once per build tree; a kernel argument unique to
-// this kiln build makes the A/B stage itself, the subject of these tests, built afresh.
-fs::path
-write_ab_recipe(const fs::path& dir, const std::string& name, const std::string& ab_extra)
-{
-  test::write_text(dir / "revoked.list", "# none\n");
-  test::write_text(dir / (name + ".yaml"),
-                   "name: " + name + "\n" + ab_base_yaml() +
-                   "layout: ab\n"
-                   "ab: {slot_size: 1536M, data_size: 512M, esp_size: 64M, boot_size: 64M, tries: 4,\n"
-                   "     kernel_args: [net.ifnames=0, kiln.test=" + kiln_tag() + "]" + ab_extra + "}\n"
-                   "outputs: {formats: [raw, qcow2]}\n"
-                   "trust: {keys: [" + (fixture_keys() / "release.pub").string() + "], revoked: revoked.list}\n"
-                   "stages:\n"
-                   "  - name: prep\n"
-                   "    steps:\n"
-                   "      - file: {path: /etc/kiln/nonce, content: 'manual1'}\n"
-                   "      - user: {name: core, uid: 1500}\n"
-                   "      - file: {path: /etc/kiln/owned, content: \"x\\n\", mode: '0640', owner: core}\n"
-                   "      - run: 'mkdir -p /var/lib/docker/volumes /var/log/kiln-dir && echo d > "
-                   "/var/lib/docker/volumes/marker'\n"
-                   "      - selinux: {mode: permissive}\n");
-  return dir / (name + ".yaml");
 }
 
 struct Part {
@@ -146,19 +107,13 @@ mtools()
 
 class AbLayout : public ::testing::Test {
 protected:
-  static void SetUpTestSuite()
-  {
-    s_dir = std::make_unique<test::ScratchDir>();
-    const fs::path dir = s_dir->path();
-    s_build = test::run_kiln({"build", write_ab_recipe(dir, "abfix", "").string(), "-o", (dir / "out").string(),
-                              "--cache", k_cache.string(), "--json", "--sign", (fixture_keys() / "release.key").string()});
-  }
+  static void SetUpTestSuite() { s_dir = std::make_unique<test::ScratchDir>(); }
   static void TearDownTestSuite() { s_dir.reset(); }
 
-  void SetUp() override { ASSERT_EQ(s_build.exit_code, 0) << s_build.err; }
+  void SetUp() override { ASSERT_TRUE(test::ab_fixture().error.empty()) << test::ab_fixture().error; }
 
-  static fs::path out() { return s_dir->path() / "out"; }
-  static fs::path raw() { return out() / "abfix.raw"; }
+  static fs::path out() { return test::ab_fixture().out; }
+  static fs::path raw() { return out() / "ab-fixture.raw"; }
   const Part& part(const std::string& name)
   {
     static std::vector<Part> parts = partitions(raw());
@@ -179,16 +134,13 @@ protected:
   }
 
   static std::unique_ptr<test::ScratchDir> s_dir;
-  static util::RunResult s_build;
 };
 
 std::unique_ptr<test::ScratchDir> AbLayout::s_dir;
-util::RunResult AbLayout::s_build;
 
 TEST_F(AbLayout, BuildReportsTheAbStageAndTheBundle)
 {
-  json r = json::parse(s_build.out);
-  // The first test process of a run builds the A/B stage; the others reuse it.
+  json r = json::parse(test::read_text(out() / "build.json"));
   json stages = r["built"];
   stages.insert(stages.end(), r["reused"].begin(), r["reused"].end());
   EXPECT_NE(std::find(stages.begin(), stages.end(), "ab"), stages.end()) << r;
@@ -197,16 +149,16 @@ TEST_F(AbLayout, BuildReportsTheAbStageAndTheBundle)
     EXPECT_EQ(r["built"].back(), "ab");
   }
   EXPECT_LE(r["launches"].get<int>(), 3); // base, stages + finalize, A/B stage at most
-  manifest::Manifest m = manifest::read_manifest(out() / "abfix.manifest.json");
+  manifest::Manifest m = manifest::read_manifest(out() / "ab-fixture.manifest.json");
   std::map<std::string, std::string> roles;
   for (const auto& f : m.files) {
     roles[f.name] = f.role;
     EXPECT_EQ(crypto::sha256_file(out() / f.name), f.sha256) << f.name;
   }
-  EXPECT_EQ(roles["abfix.kbundle"], "bundle");
-  EXPECT_EQ(roles["abfix.raw"], "image");
-  EXPECT_EQ(roles["abfix.raw.bmap"], "bmap");
-  EXPECT_EQ(roles["abfix.qcow2"], "image");
+  EXPECT_EQ(roles["ab-fixture.kbundle"], "bundle");
+  EXPECT_EQ(roles["ab-fixture.raw"], "image");
+  EXPECT_EQ(roles["ab-fixture.raw.bmap"], "bmap");
+  EXPECT_EQ(roles["ab-fixture.qcow2"], "image");
   EXPECT_EQ(m.stages.back().name, "ab");
 }
 
@@ -224,8 +176,9 @@ TEST_F(AbLayout, GptPartitionsByNameAndType)
     EXPECT_EQ(parts[i].start % (1 << 20), 0u) << parts[i].name;
   }
   EXPECT_EQ(parts[0].size, 1u << 20);
-  EXPECT_EQ(parts[1].size, 64u << 20);
-  EXPECT_EQ(parts[3].size, 1536ull << 20);
+  EXPECT_EQ(parts[1].size, 32u << 20);
+  EXPECT_EQ(parts[2].size, 64u << 20);
+  EXPECT_EQ(parts[3].size, 768ull << 20);
   EXPECT_EQ(parts[4].size, parts[3].size);
   EXPECT_EQ(parts[5].size, 512ull << 20);
   // sgdisk agrees and finds the table sound.
@@ -271,12 +224,12 @@ TEST_F(AbLayout, KilnBootHoldsGrubCfgAndTheInitialGrubenv)
   std::transform(uuid_a.begin(), uuid_a.end(), uuid_a.begin(), ::tolower);
   std::transform(uuid_b.begin(), uuid_b.end(), uuid_b.begin(), ::tolower);
   EXPECT_NE(cfg.find("linux (${kiln_disk},gpt4)/boot/vmlinuz root=PARTUUID=" + uuid_a +
-                     " ro kiln.slot=A panic=10 console=tty0 console=ttyS0,115200 net.ifnames=0 kiln.test=" + kiln_tag() +
-                     "\n"),
+                     " ro kiln.slot=A panic=5 console=tty0 console=ttyS0,115200 quiet fsck.mode=skip "
+                     "kiln.dcos_role=slave_public kiln.test=" + kiln_tag() + "\n"),
             std::string::npos)
     << cfg;
   EXPECT_NE(cfg.find("root=PARTUUID=" + uuid_b + " ro kiln.slot=B"), std::string::npos);
-  EXPECT_EQ(debugfs(boot, "cat /grub/kiln-ab.conf"), "tries=4\npanic=10\n");
+  EXPECT_EQ(debugfs(boot, "cat /grub/kiln-ab.conf"), "tries=2\npanic=5\n");
 
   // grubenv: 1024 bytes, every block allocated (GRUB's save_env refuses sparse files).
   fs::path env = s_dir->path() / "grubenv";
@@ -287,10 +240,10 @@ TEST_F(AbLayout, KilnBootHoldsGrubCfgAndTheInitialGrubenv)
   EXPECT_EQ(stat.find("Blockcount: 0\n"), std::string::npos) << stat;
   auto list = util::run({test::require_program("grub-editenv", "grub-common"), env.string(), "list"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
-  bundle::Reader reader((out() / "abfix.kbundle").string());
+  bundle::Reader reader((out() / "ab-fixture.kbundle").string());
   EXPECT_EQ(list.out, "kiln_order=A B\nkiln_A_state=good\nkiln_A_tries=0\nkiln_A_digest=" +
                         crypto::sha256_hex(reader.manifest_text()) +
-                        "\nkiln_A_name=abfix\nkiln_B_state=empty\nkiln_B_tries=0\n");
+                        "\nkiln_A_name=ab-fixture\nkiln_B_state=empty\nkiln_B_tries=0\n");
   // ext4 without the features GRUB 2.02 and CentOS 7 cannot handle.
   std::string features = debugfs(boot, "features");
   for (const char* f : {"metadata_csum", "orphan_file", "64bit"}) {
@@ -330,9 +283,9 @@ TEST_F(AbLayout, SlotBIsEmptyAndTheBundleVerifies)
   fs::copy_file(fixture_keys() / "release.pub", s_dir->path() / "trust.d/release.pem",
                 fs::copy_options::overwrite_existing);
   crypto::TrustStore trust = crypto::TrustStore::load(s_dir->path() / "trust.d");
-  bundle::Reader reader((out() / "abfix.kbundle").string());
+  bundle::Reader reader((out() / "ab-fixture.kbundle").string());
   bundle::Verified v = reader.verify(&trust);
-  EXPECT_EQ(v.manifest.name, "abfix");
+  EXPECT_EQ(v.manifest.name, "ab-fixture");
   EXPECT_FALSE(v.key_id.empty());
   EXPECT_EQ(v.bmap.image_size, part("kiln-a").size);
   // rootfs.data is exactly slot A's mapped bytes: compare them with the disk.

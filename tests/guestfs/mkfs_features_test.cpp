@@ -1,13 +1,13 @@
 // Every file system kiln creates must be one CentOS 7 (kernel 3.10, GRUB 2.02,
 // e2fsprogs 1.42.9, xfsprogs 4.5) can mount, check and boot from, whatever the build
 // host's mkfs defaults are. Checked from outside with the real tools on the partitions
-// of one A/B build (slots ext4, kiln-data XFS; the A/B test covers XFS slots) and of the
-// plain layout's root made from a bootstrap tar:
+// of the suite's A/B fixture and on the plain layout's root made from a bootstrap tar:
 //   XFS   crc=1 ftype=1, and no finobt, sparse inodes, reflink, rmapbt, bigtime,
 //         inobtcount, nrext64 (xfs_db on the superblock)
 //   ext4  no metadata_csum, metadata_csum_seed, orphan_file, 64bit (dumpe2fs -h)
 //   FAT   the ESP checks clean and carries its label (fsck.fat, fatlabel)
 #include "core/crypto/sha256.hpp"
+#include "support/ab_fixture.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -19,21 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-const fs::path k_cache = KILN_TEST_CACHE;
-
-std::string
-base_yaml()
-{
-  // The same base as ab_layout_test: bootstrapped once per build tree.
-  return "base:\n"
-         "  bootstrap:\n"
-         "    suite: bookworm\n"
-         "    variant: minbase\n"
-         "    packages: [systemd, systemd-sysv, passwd, policycoreutils, selinux-policy-default, linux-image-amd64,\n"
-         "               grub-pc-bin, grub-efi-amd64-bin, grub2-common]\n"
-         "size: 2G\n";
-}
 
 struct Part {
   std::string name;
@@ -113,64 +98,45 @@ expect_centos7_xfs(const fs::path& image, const std::string& what)
   EXPECT_EQ(check.exit_code, 0) << what << check.out << check.err;
 }
 
-// The stages of ab_layout_test (a constant tag, the fixture key): built once per build
-// tree. `layout` is appended; a kernel argument derived from the kiln binary makes every
-// new kiln build the A/B stage afresh.
-std::string
-recipe_yaml(const fs::path& dir, const std::string& name, const std::string& layout)
-{
-  test::write_text(dir / "revoked.list", "# none\n");
-  return "name: " + name + "\n" + base_yaml() + layout +
-         "trust: {keys: [" + (test::source_dir() / "tests/fixtures/ab-keys/release.pub").string() +
-         "], revoked: revoked.list}\n"
-         "stages:\n"
-         "  - name: prep\n"
-         "    steps:\n"
-         "      - file: {path: /etc/kiln/nonce, content: 'manual1'}\n"
-         "      - user: {name: core, uid: 1500}\n"
-         "      - file: {path: /etc/kiln/owned, content: \"x\\n\", mode: '0640', owner: core}\n"
-         "      - run: 'mkdir -p /var/lib/docker/volumes /var/log/kiln-dir && echo d > "
-         "/var/lib/docker/volumes/marker'\n"
-         "      - selinux: {mode: permissive}\n";
-}
-
+// Every file system of the shared A/B fixture (tests/support/ab_fixture), and the plain
+// layout's root: the fixture's base layer, which kiln made from the bootstrap tar
+// (disk_from_tar) and every later stage only wrote into. A/B slots made ext4 (root_fs:
+// ext4) go through the same mkfs call as kiln-boot (ab_layout.cpp make_fs), checked here.
 TEST(MkfsFeatures, EveryFileSystemKilnMakesSuitsCentOS7)
 {
+  const test::AbFixture& fx = test::ab_fixture();
+  ASSERT_TRUE(fx.error.empty()) << fx.error;
   test::ScratchDir dir;
-  test::write_text(dir / "ab.yaml",
-                   recipe_yaml(dir.path(), "mkfsab",
-                               "layout: ab\n"
-                               "ab: {slot_size: 1536M, data_size: 512M, esp_size: 64M, boot_size: 64M,\n"
-                               "     root_fs: ext4, data_fs: xfs, kernel_args: [kiln.test=" +
-                                 crypto::sha256_file(KILN_BIN).substr(0, 16) + "]}\n"
-                               "outputs: {formats: [raw]}\n"));
-  auto r = test::run_kiln({"build", (dir / "ab.yaml").string(), "-o", (dir / "out").string(), "--cache",
-                           k_cache.string(), "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const fs::path raw = dir / "out/mkfsab.raw";
+  const fs::path raw = fx.out / "ab-fixture.raw";
   std::map<std::string, Part> parts;
   for (const auto& p : partitions(raw)) {
     parts[p.name] = p;
   }
   ASSERT_EQ(parts.size(), 6u);
   expect_centos7_ext4(extract(raw, parts["kiln-boot"], dir / "boot.img"), "kiln-boot");
-  expect_centos7_ext4(extract(raw, parts["kiln-a"], dir / "a.img"), "kiln-a (ext4)");
+  expect_centos7_xfs(extract(raw, parts["kiln-a"], dir / "a.img"), "kiln-a (xfs)");
   expect_centos7_xfs(extract(raw, parts["kiln-data"], dir / "data.img"), "kiln-data (xfs)");
   fs::path esp = extract(raw, parts["kiln-esp"], dir / "esp.img");
   auto fat = util::run({test::require_program("fsck.fat", "dosfstools"), "-n", esp.string()});
   EXPECT_EQ(fat.exit_code, 0) << fat.out << fat.err;
   EXPECT_EQ(util::run({"fatlabel", esp.string()}).out, "KILN-ESP\n");
 
-  // The plain layout's root: made by kiln from the bootstrap tar (the same stages, so
-  // no appliance launch: the layers come from the cache).
-  test::write_text(dir / "plain.yaml", recipe_yaml(dir.path(), "mkfsplain", "outputs: {formats: [raw]}\n"));
-  r = test::run_kiln({"build", (dir / "plain.yaml").string(), "-o", (dir / "out").string(), "--cache",
-                      k_cache.string(), "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(json::parse(r.out)["launches"], 0);
-  auto plain = partitions(dir / "out/mkfsplain.raw");
+  // The plain layout's root: the base layer of the fixture's plan, in the fixture's cache.
+  std::vector<std::string> plan_args{"plan", fx.recipe.string(), "--json"};
+  for (const auto& set : fx.sets) {
+    plan_args.insert(plan_args.end(), {"--set", set});
+  }
+  auto plan = test::run_kiln(plan_args);
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  const std::string base_key = json::parse(plan.out).at("base_key").get<std::string>();
+  const fs::path layer = test::ab_fixture_cache() / "layers" / (base_key + ".qcow2");
+  ASSERT_TRUE(fs::exists(layer)) << layer;
+  const fs::path base_raw = dir / "base.raw";
+  auto convert = util::run({"qemu-img", "convert", "-q", "-O", "raw", layer.string(), base_raw.string()});
+  ASSERT_EQ(convert.exit_code, 0) << convert.err;
+  auto plain = partitions(base_raw);
   ASSERT_EQ(plain.size(), 1u);
-  expect_centos7_ext4(extract(dir / "out/mkfsplain.raw", plain[0], dir / "plain.img"), "plain root");
+  expect_centos7_ext4(extract(base_raw, plain[0], dir / "plain.img"), "plain root");
 }
 
 } // namespace

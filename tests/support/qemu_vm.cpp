@@ -81,7 +81,12 @@ make_blank_disk(const fs::path& path, std::uint64_t bytes)
 std::string
 vm_accelerator()
 {
-  return gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "tcg";
+  // kiln's own decision (a real kernel booted under KVM within a deadline), remembered in
+  // the tests' cache like a build's.
+  if (gfs::accel_state_dir().empty()) {
+    gfs::set_accel_state_dir(std::filesystem::path(KILN_TEST_CACHE) / "accel");
+  }
+  return gfs::accel_name(gfs::probe_acceleration().accel);
 }
 
 QemuVm::QemuVm(VmOptions options) : m_options(std::move(options))

@@ -55,7 +55,8 @@ void make_overlay(const fs::path& base, const fs::path& overlay);
 // A blank qcow2 disk of `bytes`.
 void make_blank_disk(const fs::path& path, std::uint64_t bytes);
 
-// "kvm" or "tcg": kiln's accelerator decision (a tiny probe guest), computed once.
+// "kvm" or "tcg": kiln's accelerator decision (gfs::probe_acceleration: a real kernel
+// booted under KVM and TCG side by side), remembered in the tests' cache.
 std::string vm_accelerator();
 
 class QemuVm {

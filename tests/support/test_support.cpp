@@ -1,5 +1,7 @@
 #include "test_support.hpp"
 
+#include "image/guestfs/accel_probe.hpp"
+
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -10,6 +12,16 @@
 #include <unistd.h>
 
 namespace kiln::test {
+
+namespace {
+// Every test process remembers kiln's KVM decision where the kiln builds of the tests do
+// (KILN_TEST_CACHE/accel), so the probe runs once per build tree, not once per process.
+const bool g_accel_state_set = [] {
+  gfs::set_accel_state_dir(std::filesystem::path(KILN_TEST_CACHE) / "accel");
+  return true;
+}();
+} // namespace
+
 
 ScratchDir::ScratchDir()
 {

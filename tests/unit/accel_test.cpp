@@ -1,8 +1,12 @@
-// The KVM/TCG decision: the probe guest itself (run under TCG, where it must reach its exit
-// port), the KVM path on this host, the timeout, and the KILN_ACCEL override.
-#include "image/guestfs/guestfs.hpp"
+// The KVM/TCG decision (image/guestfs/accel_probe): a real kernel booted under TCG reaches
+// its panic, a KVM that hangs it is refused within a deadline derived from TCG, the
+// decision is remembered per machine and read back, and KILN_ACCEL overrides it. A
+// machine whose KVM hangs is stood in for by tests/support/standin-hv (LIBGUESTFS_HV).
+#include "image/guestfs/accel_probe.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -13,126 +17,163 @@
 namespace kiln::gfs {
 namespace {
 
-// Sets (or unsets) KILN_ACCEL for one test and restores the previous value.
-class AccelEnv {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// Sets (or unsets) an environment variable for one scope and restores it.
+class EnvVar {
 public:
-  explicit AccelEnv(const char* value)
+  EnvVar(const char* name, const char* value) : m_name(name)
   {
-    if (const char* old = std::getenv("KILN_ACCEL")) {
+    if (const char* old = std::getenv(name)) {
       m_old = old;
     }
     if (value != nullptr) {
-      ::setenv("KILN_ACCEL", value, 1);
+      ::setenv(name, value, 1);
     } else {
-      ::unsetenv("KILN_ACCEL");
+      ::unsetenv(name);
     }
   }
-  ~AccelEnv()
+  ~EnvVar()
   {
     if (m_old) {
-      ::setenv("KILN_ACCEL", m_old->c_str(), 1);
+      ::setenv(m_name.c_str(), m_old->c_str(), 1);
     } else {
-      ::unsetenv("KILN_ACCEL");
+      ::unsetenv(m_name.c_str());
     }
   }
-  AccelEnv(const AccelEnv&) = delete;
-  AccelEnv& operator=(const AccelEnv&) = delete;
+  EnvVar(const EnvVar&) = delete;
+  EnvVar& operator=(const EnvVar&) = delete;
 
 private:
+  std::string m_name;
   std::optional<std::string> m_old;
 };
 
-bool
-have_kvm_node()
+std::string
+standin()
 {
-  return ::access("/dev/kvm", F_OK) == 0;
-}
-
-bool
-have_qemu()
-{
-  return ::access("/usr/bin/qemu-system-x86_64", X_OK) == 0;
-}
-
-TEST(accel, ProbeGivesOneLineReasonAndIsCached)
-{
-  AccelEnv env(nullptr);
-  auto start = std::chrono::steady_clock::now();
-  AccelDecision d = probe_acceleration();
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("[ measure  ] probe: %s (%s) in %.3f s\n", d.accel == Accel::kvm ? "kvm" : "tcg", d.reason.c_str(),
-              seconds);
-  EXPECT_FALSE(d.reason.empty());
-  EXPECT_EQ(d.reason.find('\n'), std::string::npos) << d.reason;
-  EXPECT_LT(seconds, 15.0);
-  if (!have_kvm_node()) {
-    EXPECT_EQ(d.accel, Accel::tcg);
-    EXPECT_NE(d.reason.find("/dev/kvm"), std::string::npos) << d.reason;
-  }
-  AccelDecision again = probe_acceleration();
-  EXPECT_EQ(again.accel, d.accel);
-  EXPECT_EQ(again.reason, d.reason);
+  return (test::support_dir() / "standin-hv").string();
 }
 
 TEST(accel, OverrideTcg)
 {
-  AccelEnv env("tcg");
+  EnvVar e("KILN_ACCEL", "tcg");
   AccelDecision d = probe_acceleration_uncached();
   EXPECT_EQ(d.accel, Accel::tcg);
-  EXPECT_NE(d.reason.find("KILN_ACCEL"), std::string::npos) << d.reason;
+  EXPECT_EQ(d.reason, "KILN_ACCEL=tcg");
 }
 
 TEST(accel, OverrideKvm)
 {
-  AccelEnv env("kvm");
+  EnvVar e("KILN_ACCEL", "kvm");
   AccelDecision d = probe_acceleration_uncached();
   EXPECT_EQ(d.accel, Accel::kvm);
-  EXPECT_NE(d.reason.find("KILN_ACCEL"), std::string::npos) << d.reason;
+  EXPECT_EQ(d.reason, "KILN_ACCEL=kvm");
+  // The override wins over a remembered decision too.
+  EXPECT_EQ(probe_acceleration().accel, Accel::kvm);
 }
 
-TEST(accel, UnknownOverrideIsIgnored)
+TEST(accel, ProbeKernelIsTheApplianceKernel)
 {
-  AccelEnv env("bogus");
+  EnvVar e("SUPERMIN_KERNEL", nullptr);
+  fs::path k = probe_kernel();
+  ASSERT_FALSE(k.empty()) << "no readable /boot/vmlinuz-* (linux-image-amd64 is in ci/packages.txt)";
+  EXPECT_EQ(k.parent_path(), "/boot");
+  EXPECT_EQ(k.filename().string().rfind("vmlinuz-", 0), 0u);
+  EnvVar other("SUPERMIN_KERNEL", "/somewhere/vmlinuz");
+  EXPECT_EQ(probe_kernel(), "/somewhere/vmlinuz");
+}
+
+TEST(accel, RealKernelReachesItsPanicUnderTcg)
+{
+  test::require_program("qemu-system-x86_64", "qemu-system-x86");
+  EnvVar hv("LIBGUESTFS_HV", nullptr);
+  auto t0 = std::chrono::steady_clock::now();
+  KernelBoot b = boot_probe_kernel("tcg", 120s);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ measure  ] probe kernel under TCG: %.1f s (%s)\n", s, b.reason.c_str());
+  EXPECT_TRUE(b.panicked) << b.reason;
+  EXPECT_GT(b.seconds, 0.0);
+  EXPECT_NE(b.reason.find("a real kernel booted under tcg"), std::string::npos) << b.reason;
+}
+
+TEST(accel, HungKvmBootIsStoppedAtItsDeadline)
+{
+  EnvVar hv("LIBGUESTFS_HV", standin().c_str());
+  EnvVar mode("KILN_TEST_HV_MODE", "hang-kvm");
+  auto t0 = std::chrono::steady_clock::now();
+  KernelBoot b = boot_probe_kernel("kvm", 2s);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_FALSE(b.panicked);
+  EXPECT_LT(s, 10.0);
+  EXPECT_NE(b.reason.find("did not boot the probe kernel within 2.0 s"), std::string::npos) << b.reason;
+}
+
+TEST(accel, QemuThatExitsAtOnceIsAFailureWithItsLastLine)
+{
+  test::ScratchDir dir;
+  fs::path fake = dir / "qemu";
+  test::write_text(fake, "#!/bin/sh\necho 'qemu-system-x86_64: failed to initialize kvm: Permission denied' >&2\nexit 1\n");
+  fs::permissions(fake, fs::perms::owner_all);
+  EnvVar hv("LIBGUESTFS_HV", fake.c_str());
+  KernelBoot b = boot_probe_kernel("kvm", 20s);
+  EXPECT_FALSE(b.panicked);
+  EXPECT_NE(b.reason.find("exited before the kernel booted (exit status 1)"), std::string::npos) << b.reason;
+  EXPECT_NE(b.reason.find("failed to initialize kvm"), std::string::npos) << b.reason;
+}
+
+// On a machine with /dev/kvm, a KVM that hangs a real kernel is refused, measured against
+// TCG; without /dev/kvm the decision is made without booting anything.
+TEST(accel, KvmThatHangsARealKernelIsRefused)
+{
+  EnvVar accel("KILN_ACCEL", nullptr);
+  EnvVar hv("LIBGUESTFS_HV", standin().c_str());
+  EnvVar mode("KILN_TEST_HV_MODE", "hang-kvm");
+  auto t0 = std::chrono::steady_clock::now();
   AccelDecision d = probe_acceleration_uncached();
-  EXPECT_FALSE(d.reason.empty());
-  EXPECT_EQ(d.reason.find("KILN_ACCEL"), std::string::npos) << d.reason;
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(d.accel, Accel::tcg) << d.reason;
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
+    EXPECT_EQ(d.reason.rfind("/dev/kvm: ", 0), 0u) << d.reason;
+    return;
+  }
+  EXPECT_NE(d.reason.find("accel=kvm) did not boot the probe kernel within"), std::string::npos) << d.reason;
+  ASSERT_GT(d.tcg_boot_seconds, 0.0) << d.reason;
+  EXPECT_EQ(d.kvm_boot_seconds, 0.0);
+  // The deadline follows TCG: a hung KVM costs little more than one TCG boot.
+  EXPECT_LT(s, d.tcg_boot_seconds * 1.25 + 8.0);
 }
 
-TEST(accel, ProbeGuestReachesExitPortUnderTcg)
+TEST(accel, DecisionIsRememberedPerMachineAndAKvmFailureOverwritesIt)
 {
-  if (!have_qemu()) {
-    GTEST_SKIP() << "qemu-system-x86_64 not installed";
-  }
-  std::string reason;
-  EXPECT_TRUE(probe_guest_runs("tcg", &reason)) << reason;
-  EXPECT_FALSE(reason.empty());
+  EnvVar accel("KILN_ACCEL", nullptr);
+  test::ScratchDir dir;
+  set_accel_state_dir(dir / "accel");
+  fs::path file = record_kvm_failure("the appliance did not come up under KVM within 42 s");
+  set_accel_state_dir({});
+  EXPECT_EQ(file, dir / "accel" / (machine_key() + ".json"));
+  nlohmann::json j = nlohmann::json::parse(test::read_text(file));
+  EXPECT_EQ(j["accel"], "tcg");
+  EXPECT_EQ(j["reason"], "the appliance did not come up under KVM within 42 s");
+  // This process now uses TCG without probing again.
+  AccelDecision d = probe_acceleration();
+  EXPECT_EQ(d.accel, Accel::tcg);
+  EXPECT_EQ(d.reason, "the appliance did not come up under KVM within 42 s");
+  // The key names this machine's kernel, qemu, CPU and hypervisor: another hypervisor is
+  // another machine as far as the decision goes.
+  std::string key = machine_key();
+  EXPECT_EQ(key.size(), 32u);
+  EnvVar hv("LIBGUESTFS_HV", standin().c_str());
+  EXPECT_NE(machine_key(), key);
 }
 
-TEST(accel, ProbeGuestFailsWithoutKvm)
+TEST(accel, LaunchDeadlineFollowsTheTcgBoot)
 {
-  if (!have_qemu()) {
-    GTEST_SKIP() << "qemu-system-x86_64 not installed";
-  }
-  if (have_kvm_node()) {
-    GTEST_SKIP() << "/dev/kvm exists here";
-  }
-  std::string reason;
-  EXPECT_FALSE(probe_guest_runs("kvm", &reason));
-  EXPECT_NE(reason.find("kvm"), std::string::npos) << reason;
-  EXPECT_EQ(reason.find('\n'), std::string::npos) << reason;
-}
-
-TEST(accel, ProbeGuestIsKilledAtTheTimeout)
-{
-  if (!have_qemu()) {
-    GTEST_SKIP() << "qemu-system-x86_64 not installed";
-  }
-  auto start = std::chrono::steady_clock::now();
-  std::string reason;
-  EXPECT_FALSE(probe_guest_runs("tcg", &reason, 0));
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_NE(reason.find("did not finish"), std::string::npos) << reason;
-  EXPECT_LT(seconds, 5.0);
+  AccelDecision fast{Accel::kvm, "", false, 2.0, 0.5};
+  AccelDecision slow{Accel::kvm, "", false, 20.0, 1.0};
+  EXPECT_EQ(kvm_launch_deadline(fast).count(), 30);
+  EXPECT_EQ(kvm_launch_deadline(slow).count(), 90);
 }
 
 } // namespace

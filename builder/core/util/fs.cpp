@@ -1,6 +1,7 @@
 #include "core/util/fs.hpp"
 
 #include "core/util/error.hpp"
+#include "core/util/term.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -188,7 +189,21 @@ FileLock::FileLock(const fs::path& path) : m_fd(open_file(path, O_RDWR | O_CREAT
     if (errno != EINTR) {
       throw Error(path.string(), "cannot lock: " + errno_text(errno));
     }
+    check_interrupted();
   }
+}
+
+std::optional<FileLock>
+FileLock::try_acquire(const fs::path& path)
+{
+  Fd fd = open_file(path, O_RDWR | O_CREAT, 0644);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK || errno == EINTR) {
+      return std::nullopt;
+    }
+    throw Error(path.string(), "cannot lock: " + errno_text(errno));
+  }
+  return FileLock(std::move(fd));
 }
 
 TempDir::TempDir(const fs::path& parent, std::string_view prefix)

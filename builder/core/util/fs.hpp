@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -79,16 +80,20 @@ private:
 // Writes `data` to `path` atomically (see AtomicFile).
 void write_file_atomic(const fs::path& path, std::string_view data, unsigned mode = 0644);
 
-// An exclusive advisory lock (flock) on `path`, created if missing; blocks until held.
+// An exclusive advisory lock (flock) on `path`, created if missing; blocks until held (a
+// signal that interrupts the wait throws the interrupted error).
 class FileLock {
 public:
   explicit FileLock(const fs::path& path);
+  // The lock if nobody holds it now, else nullopt; never waits.
+  static std::optional<FileLock> try_acquire(const fs::path& path);
   FileLock(FileLock&&) noexcept = default;
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
   ~FileLock() = default; // closing the descriptor releases the lock
 
 private:
+  explicit FileLock(Fd fd) : m_fd(std::move(fd)) {}
   Fd m_fd;
 };
 

@@ -1,6 +1,7 @@
 #include "core/util/process.hpp"
 
 #include "core/util/error.hpp"
+#include "core/util/term.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -202,8 +203,45 @@ run(const std::vector<std::string>& argv, const RunOptions& options)
   if (!options.stdin_data || input.empty()) {
     ::close(in.take(1));
   }
-  // Pump stdin, stdout and stderr together so neither side can block the other.
+  // Pump stdin, stdout and stderr together so neither side can block the other, waking
+  // every 200 ms to notice the deadline, an interrupt, or a child that exited while a
+  // grandchild still holds its pipes.
+  using clock = std::chrono::steady_clock;
+  const auto started = clock::now();
+  const auto deadline = started + options.timeout;
+  int status = 0;
+  bool reaped = false;
+  auto stop_child = [&](const Error& why) {
+    ::kill(pid, SIGTERM);
+    const auto grace_end = clock::now() + options.kill_grace;
+    while (!reaped) {
+      pid_t w = ::waitpid(pid, &status, WNOHANG);
+      if (w == pid || (w < 0 && errno != EINTR)) {
+        reaped = true;
+      } else if (clock::now() >= grace_end) {
+        ::kill(pid, SIGKILL);
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        reaped = true;
+      } else {
+        ::usleep(20000);
+      }
+    }
+    throw why;
+  };
   for (;;) {
+    if (options.stop_on_interrupt && interrupted()) {
+      stop_child(Error("interrupted", argv[0] + " stopped by a signal", interrupted_exit_code()));
+    }
+    if (clock::now() >= deadline) {
+      stop_child(Error(argv[0], "did not finish within " + std::to_string(options.timeout.count()) + " s"));
+    }
+    if (!reaped) {
+      pid_t w = ::waitpid(pid, &status, WNOHANG);
+      if (w == pid) {
+        reaped = true;
+      }
+    }
     pollfd fds[3];
     nfds_t n = 0;
     int idx_in = -1, idx_out = -1, idx_err = -1;
@@ -219,14 +257,26 @@ run(const std::vector<std::string>& argv, const RunOptions& options)
       idx_err = static_cast<int>(n);
       fds[n++] = {err.fd[0], POLLIN, 0};
     }
-    if (n == 0) {
-      break;
+    if (n == 0 || (reaped && idx_out < 0 && idx_err < 0)) {
+      if (reaped) {
+        break;
+      }
+      ::usleep(20000);
+      continue;
     }
-    if (::poll(fds, n, -1) < 0) {
+    int ready = ::poll(fds, n, 200);
+    if (ready < 0) {
       if (errno == EINTR) {
         continue;
       }
       break;
+    }
+    if (ready == 0) {
+      if (reaped) {
+        // The child is gone; a grandchild that kept its pipes open does not hold us.
+        break;
+      }
+      continue;
     }
     if (idx_in >= 0 && fds[idx_in].revents != 0) {
       ssize_t w = ::write(in.fd[1], input.data(), std::min<size_t>(input.size(), 65536));
@@ -252,8 +302,10 @@ run(const std::vector<std::string>& argv, const RunOptions& options)
       }
     }
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (!reaped) {
+    if (::waitpid(pid, &status, 0) >= 0 || errno != EINTR) {
+      reaped = true;
+    }
   }
   result.exit_code = decode_status(status);
   return result;

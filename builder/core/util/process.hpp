@@ -2,6 +2,7 @@
 // argv vectors only, output captured, exit status reported precisely.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -16,6 +17,13 @@ struct RunOptions {
   std::string cwd;
   bool capture_stdout = true;               // else inherited
   bool capture_stderr = true;
+  // Every wait has a deadline: past it the child is stopped (SIGTERM, then SIGKILL after
+  // `kill_grace`) and run() throws Error("ARGV0", "did not finish within N s").
+  std::chrono::seconds timeout{3600};
+  std::chrono::seconds kill_grace{5};
+  // When the process is interrupted (SIGINT/SIGTERM/SIGHUP, util::interrupted()), the child
+  // is stopped the same way and run() throws the interrupted error (exit 128+signal).
+  bool stop_on_interrupt = true;
 };
 
 struct RunResult {
@@ -28,8 +36,9 @@ struct RunResult {
   std::string tail(size_t lines = 5) const;
 };
 
-// Runs argv[0] (searched in PATH) to completion. Throws Error only when the program
-// cannot be started; a non-zero exit is reported in the result.
+// Runs argv[0] (searched in PATH) to completion. Throws Error when the program cannot be
+// started, outlives options.timeout, or the process is interrupted; a non-zero exit is
+// reported in the result.
 RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {});
 
 // Runs and throws Error("ARGV0", "exit N: TAIL") on a non-zero exit.

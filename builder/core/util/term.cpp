@@ -12,12 +12,13 @@
 namespace kiln::util {
 
 namespace {
-std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
 
 extern "C" void
-on_signal(int)
+on_signal(int sig)
 {
-  g_interrupted.store(true);
+  int expected = 0;
+  g_signal.compare_exchange_strong(expected, sig); // the first signal decides the exit status
 }
 } // namespace
 
@@ -48,14 +49,27 @@ install_interrupt_handlers()
 bool
 interrupted()
 {
-  return g_interrupted.load();
+  return g_signal.load() != 0;
+}
+
+int
+interrupt_signal()
+{
+  return g_signal.load();
+}
+
+int
+interrupted_exit_code()
+{
+  int sig = g_signal.load();
+  return sig != 0 ? 128 + sig : k_exit_interrupted;
 }
 
 void
 check_interrupted()
 {
   if (interrupted()) {
-    throw Error("interrupted", "stopped by a signal; nothing was published", k_exit_interrupted);
+    throw Error("interrupted", "stopped by a signal; nothing was published", interrupted_exit_code());
   }
 }
 

@@ -15,9 +15,13 @@ bool is_smart_terminal(int fd);
 // Installs SIGINT/SIGTERM/SIGHUP handlers that only set a flag (see interrupted()) and
 // ignores SIGPIPE.
 void install_interrupt_handlers();
-// True once SIGINT or SIGTERM arrived. Long operations poll it and abort with an Error.
+// True once SIGINT, SIGTERM or SIGHUP arrived. Long operations poll it and abort with an Error.
 bool interrupted();
-// Throws Error("interrupted", ...) when interrupted() is true.
+// The first of those signals that arrived (0: none).
+int interrupt_signal();
+// 128 + that signal (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), as shells report it.
+int interrupted_exit_code();
+// Throws Error("interrupted", ..., interrupted_exit_code()) when interrupted() is true.
 void check_interrupted();
 
 // A one-line progress display on stderr. Draws only when stderr is a smart terminal;

@@ -167,6 +167,8 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     return {cache.insert_file(base.path, plan.inputs.front().sha256), base.format};
   }
   fs::path disk = layer_path(layers, plan.base_key);
+  // Builds of different recipes on one base run side by side: one makes the base disk.
+  util::FileLock base_lock(cache.area("locks") / (plan.base_key.substr(0, 16) + ".base.lock"));
   if (layer_cached(layers, plan.base_key)) {
     say(options, "base: cached");
     return {disk, "qcow2"};
@@ -398,6 +400,44 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
   }
 }
 
+// The build's scratch directory (see build()): its lock file first, then the directory.
+class ScratchDir {
+public:
+  explicit ScratchDir(const fs::path& tmp) : m_alive(lock_new(tmp, m_path)) {}
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir()
+  {
+    std::error_code ec; // a leftover is removed by the next build
+    fs::remove_all(m_path, ec);
+    fs::remove(m_path.string() + ".alive", ec);
+  }
+  const fs::path& path() const { return m_path; }
+
+private:
+  static util::FileLock lock_new(const fs::path& tmp, fs::path& path)
+  {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      std::string templ = (tmp / "build.XXXXXX.alive").string();
+      int fd = ::mkstemps(templ.data(), 6);
+      if (fd < 0) {
+        throw Error(tmp.string(), "cannot create a scratch lock: " + errno_text(errno));
+      }
+      ::close(fd);
+      std::optional<util::FileLock> lock = util::FileLock::try_acquire(templ);
+      path = templ.substr(0, templ.size() - 6);
+      std::error_code ec;
+      if (lock && fs::create_directory(path, ec)) {
+        return std::move(*lock);
+      }
+      fs::remove(templ, ec);
+    }
+    throw Error(tmp.string(), "cannot create a scratch directory");
+  }
+  fs::path m_path; // set by lock_new before m_alive is initialised
+  util::FileLock m_alive;
+};
+
 } // namespace
 
 BuildResult
@@ -406,18 +446,29 @@ build(const recipe::Recipe& recipe, const recipe::Plan& given_plan, fetch::Cache
   recipe::Plan plan = given_plan; // the dcos stage's key may be resolved below
   fs::path final_layer;
   json meta;
-  // One build at a time per cache: two builds of the same recipe would otherwise both
-  // run the stages; the second now finds them cached.
-  util::FileLock lock(cache.area("locks") / "build.lock");
-  // Holding the lock, every scratch directory left in tmp/ belongs to a build that died
-  // (SIGKILL, power cut): nothing in them was ever trusted, so they go.
+  // One build of the same stages at a time: two builds of one recipe would otherwise both
+  // run its stages; the second now finds them cached. Builds of other recipes share the
+  // cache at the same time (layers and blobs appear by rename, complete or not at all).
+  const std::string chain_key = plan.stages.empty() ? plan.base_key : plan.stages.back().key;
+  util::FileLock lock(cache.area("locks") / ("build-" + chain_key.substr(0, 16) + ".lock"));
+  // Every scratch directory tmp/build.X has a lock file tmp/build.X.alive, made and locked
+  // before the directory and held while its build lives. A directory whose lock file is
+  // missing or can be locked belongs to a build that died (SIGKILL, power cut): nothing
+  // in it was ever trusted, so it goes.
   for (const auto& entry : fs::directory_iterator(cache.area("tmp"))) {
-    if (entry.path().filename().string().rfind("build.", 0) == 0) {
-      std::error_code ec;
-      fs::remove_all(entry.path(), ec);
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("build.", 0) != 0 || entry.path().extension() == ".alive") {
+      continue;
     }
+    fs::path alive_file = entry.path().string() + ".alive";
+    std::error_code ec;
+    if (fs::exists(alive_file, ec) && !util::FileLock::try_acquire(alive_file)) {
+      continue;
+    }
+    fs::remove_all(entry.path(), ec);
+    fs::remove(alive_file, ec);
   }
-  util::TempDir scratch(cache.area("tmp"), "build");
+  ScratchDir scratch(cache.area("tmp"));
   if (recipe.dcos) {
     // Fetch and validate the bundle before any image is touched; it fixes the stage key.
     dcos_stage::prepare(recipe, plan, cache, scratch.path(), options);

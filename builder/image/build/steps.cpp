@@ -2,6 +2,7 @@
 
 #include "core/archive/archive.hpp"
 #include "core/util/error.hpp"
+#include "core/util/term.hpp"
 #include "core/util/fs.hpp"
 
 #include <regex>
@@ -561,6 +562,9 @@ run_step(StepContext& ctx, const recipe::Step& step)
       },
       step.spec);
   } catch (const Error& e) {
+    if (util::interrupted()) {
+      throw; // the interruption is the story, not the step it cut short
+    }
     throw Error(what, e.what(), e.exit_code());
   }
 }

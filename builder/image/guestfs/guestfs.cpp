@@ -1,5 +1,8 @@
 #include "image/guestfs/guestfs.hpp"
 
+#include "image/guestfs/appliance_watchdog.hpp"
+#include "core/util/term.hpp"
+
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -216,220 +219,7 @@ subject_of(std::string_view op, const std::string& subject)
   return s;
 }
 
-// ---------------------------------------------------------------------------------------
-// The KVM probe: a 64 KiB "BIOS" whose reset vector writes 1 to the isa-debug-exit port,
-// which makes qemu exit with status (1 << 1) | 1 = 3. Anything else means the guest did
-// not run under the requested accelerator.
-
-constexpr int k_probe_exit_ok = 3;
-
-std::string
-probe_bios()
-{
-  std::string image(64 * 1024, '\xf4'); // hlt everywhere
-  static constexpr unsigned char k_reset[] = {
-    0xb0, 0x01, // mov al, 1
-    0xe6, 0xf4, // out 0xf4, al
-    0xf4,       // hlt (not reached)
-  };
-  for (size_t i = 0; i < sizeof(k_reset); ++i) {
-    image[0xfff0 + i] = static_cast<char>(k_reset[i]);
-  }
-  return image;
-}
-
-// The hypervisor libguestfs would run (its compiled-in default; environment ignored).
-std::string
-default_hv()
-{
-  HandlePtr g(guestfs_create_flags(GUESTFS_CREATE_NO_ENVIRONMENT));
-  if (!g) {
-    return "qemu-system-x86_64";
-  }
-  guestfs_set_error_handler(g.get(), nullptr, nullptr);
-  StringPtr hv(guestfs_get_hv(g.get()));
-  return hv ? std::string(hv.get()) : std::string("qemu-system-x86_64");
-}
-
-std::string
-signal_name(int sig)
-{
-  const char* abbrev = ::sigabbrev_np(sig);
-  return abbrev != nullptr ? "SIG" + std::string(abbrev) : std::to_string(sig);
-}
-
-// Runs argv with stdin/stdout on /dev/null and stderr captured, killing it (SIGKILL) after
-// the timeout. Returns the wait status, or -1 on a timeout; throws Error when it cannot start.
-int
-run_with_timeout(const std::vector<std::string>& argv, int timeout_seconds, std::string& err)
-{
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    throw Error("pipe", errno_text(errno));
-  }
-  util::Fd read_end(fds[0]);
-  util::Fd write_end(fds[1]);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    throw Error(argv[0], "cannot run: " + errno_text(rc));
-  }
-  write_end = util::Fd();
-
-  using clock = std::chrono::steady_clock;
-  const auto deadline = clock::now() + std::chrono::seconds(timeout_seconds);
-  auto remaining_ms = [&] {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
-    return static_cast<int>(std::max<long long>(0, left));
-  };
-  int status = 0;
-  bool reaped = false;
-  // Read stderr until EOF (qemu exiting) or the deadline.
-  while (read_end && remaining_ms() > 0) {
-    pollfd pfd{read_end.get(), POLLIN, 0};
-    int n = ::poll(&pfd, 1, std::min(remaining_ms(), 100));
-    if (n < 0 && errno != EINTR) {
-      break;
-    }
-    if (n > 0) {
-      char buf[4096];
-      ssize_t r = ::read(read_end.get(), buf, sizeof(buf));
-      if (r > 0) {
-        if (err.size() < 65536) {
-          err.append(buf, static_cast<size_t>(r));
-        }
-      } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-        read_end = util::Fd();
-      }
-    }
-  }
-  // Then wait for the exit itself, still bounded by the deadline.
-  while (!reaped) {
-    pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid || (w < 0 && errno != EINTR)) {
-      reaped = true;
-      break;
-    }
-    if (remaining_ms() == 0) {
-      break;
-    }
-    ::usleep(10000);
-  }
-  if (!reaped) {
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return -1;
-  }
-  return status;
-}
-
-std::string
-last_line(const std::string& text)
-{
-  std::vector<std::string> lines = split_lines(text);
-  return lines.empty() ? std::string() : lines.back();
-}
-
-AccelDecision
-probe_uncached_inner()
-{
-  if (const char* env = std::getenv("KILN_ACCEL"); env != nullptr && *env != '\0') {
-    std::string value = env;
-    if (value == "kvm") {
-      return {Accel::kvm, "KILN_ACCEL=kvm"};
-    }
-    if (value == "tcg") {
-      return {Accel::tcg, "KILN_ACCEL=tcg"};
-    }
-    // An unknown value is ignored rather than fatal: the probe decides.
-  }
-  // Cheap first: without a usable /dev/kvm qemu cannot use KVM at all.
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    return {Accel::tcg, "/dev/kvm: " + errno_text(errno)};
-  }
-  ::close(fd);
-  std::string reason;
-  if (probe_guest_runs("kvm", &reason)) {
-    return {Accel::kvm, reason};
-  }
-  return {Accel::tcg, reason};
-}
-
-// KVM failed a real launch in this process: later handles go straight to TCG.
-std::atomic<bool> g_kvm_failed{false};
-
 } // namespace
-
-bool
-probe_guest_runs(const std::string& accel, std::string* reason, int timeout_seconds)
-{
-  std::string why;
-  bool ok = false;
-  try {
-    std::string hv = default_hv();
-    if (::access(hv.c_str(), X_OK) != 0) {
-      why = hv + ": " + errno_text(errno);
-    } else {
-      util::TempDir dir(util::fs::temp_directory_path(), "kiln-accel");
-      util::fs::path bios = dir.path() / "exit-bios.bin";
-      util::Fd file = util::open_file(bios, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      util::write_all(file.get(), probe_bios(), bios.string());
-      file.close(bios.string());
-      std::string err;
-      int status = run_with_timeout({hv, "-no-user-config", "-nodefaults", "-display", "none", "-no-reboot",
-                                     "-machine", "pc,accel=" + accel, "-cpu", "max,la57=off", "-m", "16",
-                                     "-bios", bios.string(), "-device", "isa-debug-exit,iobase=0xf4,iosize=4"},
-                                    timeout_seconds, err);
-      std::string detail = last_line(err);
-      if (status == -1) {
-        why = "qemu (accel=" + accel + ") did not finish within " + std::to_string(timeout_seconds) + " s";
-      } else if (WIFEXITED(status) && WEXITSTATUS(status) == k_probe_exit_ok) {
-        ok = true;
-        why = "qemu ran a probe guest with accel=" + accel;
-      } else if (WIFSIGNALED(status)) {
-        why = "qemu (accel=" + accel + ") killed by " + signal_name(WTERMSIG(status));
-      } else {
-        why = "qemu (accel=" + accel + ") exit status " + std::to_string(WEXITSTATUS(status));
-      }
-      if (!ok && !detail.empty()) {
-        why += ": " + detail;
-      }
-    }
-  } catch (const std::exception& e) {
-    why = std::string("kvm probe failed: ") + e.what();
-  }
-  if (reason != nullptr) {
-    *reason = printable(why);
-  }
-  return ok;
-}
-
-AccelDecision
-probe_acceleration_uncached()
-{
-  return probe_uncached_inner();
-}
-
-AccelDecision
-probe_acceleration()
-{
-  static const AccelDecision decision = probe_uncached_inner();
-  return decision;
-}
 
 // ---------------------------------------------------------------------------------------
 // Handle
@@ -445,6 +235,8 @@ struct Handle::Impl {
   std::vector<Drive> drives;
   Accel accel = Accel::tcg;
   bool force_tcg = false;
+  bool launching = false;               // the launch arms its own deadline
+  mutable ApplianceWatchdog watchdog;   // deadlines and signals: kills the appliance's qemu
   std::string partial_line;             // an appliance message without its newline yet
   std::deque<std::string> recent_lines; // the last appliance lines, for launch errors
   HandlePtr g;                          // last member: closed first, while the rest is alive
@@ -455,16 +247,28 @@ struct Handle::Impl {
 
   [[noreturn]] void fail(std::string_view op, const std::string& subject) const
   {
+    // A call the watchdog cut short failed because of that, whatever libguestfs says.
+    switch (watchdog.fired()) {
+    case ApplianceWatchdog::Fired::interrupt:
+      throw Error("interrupted", "stopped by a signal during guestfs " + std::string(op) + "; the appliance was stopped",
+                  util::interrupted_exit_code());
+    case ApplianceWatchdog::Fired::deadline:
+      throw Error(subject_of(op, subject), watchdog.fired_reason() + "; the appliance was stopped");
+    case ApplianceWatchdog::Fired::no:
+      break;
+    }
     throw Error(subject_of(op, subject), one_line(guestfs_last_error(g.get())));
   }
   void check(int rc, std::string_view op, const std::string& subject = {}) const
   {
+    watchdog.disarm();
     if (rc == -1) {
       fail(op, subject);
     }
   }
   std::string take_string(char* p, std::string_view op, const std::string& subject = {}) const
   {
+    watchdog.disarm();
     if (p == nullptr) {
       fail(op, subject);
     }
@@ -473,6 +277,7 @@ struct Handle::Impl {
   }
   std::vector<std::string> take_list(char** p, std::string_view op, const std::string& subject = {}) const
   {
+    watchdog.disarm();
     if (p == nullptr) {
       fail(op, subject);
     }
@@ -480,6 +285,7 @@ struct Handle::Impl {
   }
   std::map<std::string, std::string> take_map(char** p, std::string_view op, const std::string& subject = {}) const
   {
+    watchdog.disarm();
     if (p == nullptr) {
       fail(op, subject);
     }
@@ -487,6 +293,7 @@ struct Handle::Impl {
   }
   bool take_bool(int rc, std::string_view op, const std::string& subject) const
   {
+    watchdog.disarm();
     if (rc == -1) {
       fail(op, subject);
     }
@@ -512,6 +319,13 @@ struct Handle::Impl {
 
   void on_event(uint64_t event, std::string_view buf, const uint64_t* array, size_t array_len)
   {
+    if (event == GUESTFS_EVENT_ENTER) {
+      // Every API call starts here: its deadline runs until the wrapper checks its result.
+      if (!launching) {
+        watchdog.arm("guestfs " + std::string(buf), options.call_timeout);
+      }
+      return;
+    }
     if (event == GUESTFS_EVENT_PROGRESS) {
       if (options.progress && array_len >= 4) {
         options.progress(array[2], array[3]);
@@ -570,8 +384,13 @@ struct Handle::Impl {
       throw Error("guestfs create", "cannot create a libguestfs handle: " + errno_text(errno));
     }
     guestfs_set_error_handler(g.get(), nullptr, nullptr);
-    const uint64_t events =
-      GUESTFS_EVENT_APPLIANCE | GUESTFS_EVENT_LIBRARY | GUESTFS_EVENT_WARNING | GUESTFS_EVENT_PROGRESS;
+    if (const char* hv = std::getenv("LIBGUESTFS_HV"); hv != nullptr && *hv != '\0') {
+      // The one environment setting kiln honours: another qemu (the probe uses it too).
+      check(guestfs_set_hv(g.get(), hv), "set_hv", hv);
+    }
+    const uint64_t events = GUESTFS_EVENT_APPLIANCE | GUESTFS_EVENT_LIBRARY | GUESTFS_EVENT_WARNING |
+                            GUESTFS_EVENT_PROGRESS | GUESTFS_EVENT_ENTER;
+    watchdog.set_qemu_pid(0);
     if (guestfs_set_event_callback(g.get(), &Impl::callback, events, 0, this) == -1) {
       fail("set_event_callback", {});
     }
@@ -629,12 +448,24 @@ struct Handle::Impl {
   }
 
   // One launch attempt; on failure returns the one-line reason (with the appliance tail).
-  std::optional<std::string> try_launch()
+  std::optional<std::string> try_launch(Accel with, std::chrono::seconds limit)
   {
     recent_lines.clear();
     partial_line.clear();
-    if (guestfs_launch(g.get()) != -1) {
+    launching = true;
+    watchdog.arm(std::string("launch (") + accel_name(with) + ")", limit);
+    int rc = guestfs_launch(g.get());
+    watchdog.disarm();
+    launching = false;
+    if (rc != -1) {
+      int pid = guestfs_get_pid(g.get());
+      watchdog.disarm(); // get_pid's own entry armed it
+      watchdog.set_qemu_pid(pid > 0 ? pid : 0);
       return std::nullopt;
+    }
+    if (watchdog.fired() == ApplianceWatchdog::Fired::deadline) {
+      flush_partial_line();
+      return watchdog.fired_reason();
     }
     std::string reason = one_line(guestfs_last_error(g.get()));
     flush_partial_line();
@@ -683,35 +514,60 @@ Handle::add_drive(const std::string& path, const std::string& format, bool reado
   im.drives.push_back(std::move(d));
 }
 
+namespace {
+// "kvm unusable ..." is said once per process, however many handles launch.
+std::atomic<bool> g_said_kvm_unusable{false};
+
+bool
+kvm_failed_here(const AccelDecision& d)
+{
+  // No /dev/kvm at all and an explicit KILN_ACCEL=tcg are not failures worth a warning.
+  return d.accel == Accel::tcg && d.reason.rfind("/dev/kvm:", 0) != 0 && d.reason.rfind("KILN_ACCEL", 0) != 0;
+}
+} // namespace
+
 void
 Handle::launch()
 {
   Impl& im = impl();
   AccelDecision decision = probe_acceleration();
-  bool kvm = decision.accel == Accel::kvm && !g_kvm_failed.load();
+  bool kvm = decision.accel == Accel::kvm;
   if (!kvm) {
     im.set_force_tcg();
+    if (kvm_failed_here(decision) && !g_said_kvm_unusable.exchange(true)) {
+      im.emit("kvm unusable (" + std::string(decision.remembered ? "remembered: " : "") + decision.reason +
+              "); using software emulation");
+    }
   }
-  std::optional<std::string> error = im.try_launch();
+  const std::chrono::seconds limit = kvm ? kvm_launch_deadline(decision) : im.options.launch_timeout;
+  std::optional<std::string> error = im.try_launch(decision.accel, limit);
   if (!error) {
-    im.accel = kvm ? Accel::kvm : Accel::tcg;
+    im.accel = decision.accel;
     return;
   }
+  // Never relaunch after a signal: the appliance died because the build is being stopped.
+  util::check_interrupted();
   if (!kvm) {
     throw Error(subject_of("launch", im.drives_subject()), *error);
   }
-  // KVM looked usable but the appliance did not start: once more, in software, on a new
-  // handle (a failed handle cannot be relaunched reliably).
-  std::string summary = im.kvm_failure_summary(*error);
-  g_kvm_failed.store(true);
+  // KVM looked usable but the appliance did not start (or hung): once more, in software, on
+  // a new handle (a failed handle cannot be relaunched reliably), and remember it.
+  std::string summary = im.watchdog.fired() == ApplianceWatchdog::Fired::deadline
+                          ? "the appliance did not come up under KVM within " + std::to_string(limit.count()) + " s"
+                          : im.kvm_failure_summary(*error);
+  std::filesystem::path remembered = record_kvm_failure(summary);
   im.create();
   im.set_force_tcg();
   for (const auto& d : im.drives) {
     im.add_drive_to_handle(d);
   }
-  im.emit("kvm unusable (" + summary + "); using software emulation");
-  error = im.try_launch();
+  if (!g_said_kvm_unusable.exchange(true)) {
+    im.emit("kvm unusable (" + summary + "); using software emulation" +
+            (remembered.empty() ? "" : "; remembered in " + remembered.string()));
+  }
+  error = im.try_launch(Accel::tcg, im.options.launch_timeout);
   if (error) {
+    util::check_interrupted();
     throw Error(subject_of("launch", im.drives_subject()), *error + " (after kvm failed: " + summary + ")");
   }
   im.accel = Accel::tcg;

@@ -5,6 +5,9 @@
 // libguestfs headers stay inside guestfs.cpp.
 #pragma once
 
+#include "image/guestfs/accel_probe.hpp"
+
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -15,32 +18,14 @@
 
 namespace kiln::gfs {
 
-enum class Accel { kvm, tcg };
-
-struct AccelDecision {
-  Accel accel = Accel::tcg;
-  std::string reason; // one line, e.g. "/dev/kvm: No such file or directory"
-};
-
-// Decides whether qemu can use KVM on this machine, by running a tiny guest under
-// qemu with accel=kvm (a fraction of a second). The answer is computed once per process.
-// KILN_ACCEL=kvm|tcg overrides it (for users who know better), never required.
-AccelDecision probe_acceleration();
-
-// The same decision computed afresh, without the per-process cache (KILN_ACCEL still
-// applies). For tests and for callers that want to re-check after a host change.
-AccelDecision probe_acceleration_uncached();
-
-// Runs the probe guest once under libguestfs's qemu with `-machine accel=ACCEL` ("kvm" or
-// "tcg"), killing it after `timeout_seconds`. True when the guest reached its exit port
-// (qemu exit status 3); otherwise false, and `reason` (when not null) gets one line saying
-// why. Exposed so tests can prove the probe guest itself works (with "tcg").
-bool probe_guest_runs(const std::string& accel, std::string* reason = nullptr, int timeout_seconds = 10);
-
 struct HandleOptions {
   bool network = false;      // appliance networking (off unless a recipe asks)
   int memsize_mb = 0;        // 0: libguestfs default
   int smp = 0;               // 0: libguestfs default
+  // Deadlines: a launch under TCG, and every other call (a guest command included). A KVM
+  // launch has its own, derived from the probe (kvm_launch_deadline).
+  std::chrono::seconds launch_timeout{900};
+  std::chrono::seconds call_timeout{3600};
   std::function<void(const std::string&)> log;      // appliance/library messages, one line each
   std::function<void(std::uint64_t, std::uint64_t)> progress; // long transfers (upload, tar_in, ...)
 };
@@ -76,7 +61,9 @@ public:
 
   void add_drive(const std::string& path, const std::string& format, bool readonly = false);
   // Launches the appliance with the accelerator probe_acceleration() chose. If a KVM launch
-  // fails, relaunches once with TCG and reports that once through the log callback.
+  // fails or does not come up within kvm_launch_deadline(), stops it, relaunches once with
+  // TCG, remembers that for this machine and reports it once through the log callback.
+  // Never relaunches after a signal.
   void launch();
   // Flushes and stops the appliance; throws if write-back failed.
   void shutdown();

@@ -1,0 +1,34 @@
+// THE A/B fixture image (tests/boot/fixture/ab-fixture.yaml), built by kiln once per build
+// tree and shared by every test that needs an A/B image: the boot tests and the guestfs
+// tests of the A/B layout. The ctest test "fixture.ab_image" builds it (tests/fixtures);
+// the tests that use it require that ctest fixture, so they start once it is there, and
+// ab_fixture() in them only finds the finished directory. Its outputs live in a directory
+// keyed by everything that decides them (the resolved plan, kiln and kiln-node), so a
+// second run of the same tree reuses them and a new kiln builds afresh.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kiln::test {
+
+struct AbFixture {
+  std::filesystem::path out;   // ab-fixture.{raw,raw.bmap,qcow2,kbundle,vmlinuz,initrd,ipxe,manifest.json[.sig]},
+                               // build.json (what `kiln build --json` printed)
+  std::filesystem::path bad;   // ab-fixture-bad.kbundle: slot A with /usr/sbin/init -> /bin/false, signed
+  std::filesystem::path key;   // the signing key (tests/fixtures/ab-keys/release.key)
+  std::filesystem::path trust; // its public key, the one the image trusts
+  std::filesystem::path recipe;
+  std::vector<std::string> sets; // the --set arguments the fixture is built with
+  std::string error;           // why it could not be built (every test using it then fails with it)
+};
+
+// Builds (or finds) the fixture; computed once per process.
+const AbFixture& ab_fixture();
+
+// The cache the fixture's layers live in (KILN_TEST_CACHE): a variant of the recipe built
+// with the same sets in this cache reuses its stages.
+std::filesystem::path ab_fixture_cache();
+
+} // namespace kiln::test
