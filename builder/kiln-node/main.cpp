@@ -4,6 +4,7 @@
 #include "core/cli/report.hpp"
 #include "core/node/disk.hpp"
 #include "core/node/node.hpp"
+#include "core/node/test_hooks.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
 #include "core/util/error.hpp"
@@ -11,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <unistd.h>
 
@@ -62,15 +64,41 @@ print(const json& j, bool as_json, const std::function<void()>& text)
   }
 }
 
+// `kiln-node VERSION (kiln COMMIT)`: the commit is configure time's `git describe`.
+std::string
+version_line()
+{
+  return std::string("kiln-node ") + KILN_VERSION + " (kiln " + KILN_COMMIT + ")";
+}
+
+#ifdef KILN_NODE_TEST_HOOKS
+// The test build only (target kiln-node-test): the tests' hooks come from the environment.
+void
+read_test_hooks()
+{
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  node::TestHooks& hooks = node::test_hooks();
+  hooks.cmdline = env("KILN_NODE_CMDLINE");
+  hooks.systemctl = env("KILN_NODE_SYSTEMCTL");
+  hooks.fault = env("KILN_NODE_FAULT");
+}
+#endif
+
 } // namespace
 
 int
 main(int argc, char** argv)
 {
   kiln::util::install_interrupt_handlers();
+#ifdef KILN_NODE_TEST_HOOKS
+  read_test_hooks();
+#endif
   return kiln::cli::run_guarded("kiln-node", [&]() -> int {
     CLI::App app{"kiln-node: reimage this node from A/B slots, roll back, wipe DC/OS state", "kiln-node"};
-    app.set_version_flag("--version", std::string("kiln-node ") + KILN_VERSION);
+    app.set_version_flag("--version", version_line());
     app.require_subcommand(1);
     app.fallthrough(true); // global options may also follow the command
     std::string disk;
@@ -136,7 +164,7 @@ main(int argc, char** argv)
       std::cout << app.help();
       return 0;
     } catch (const CLI::CallForVersion&) {
-      std::cout << "kiln-node " << KILN_VERSION << "\n";
+      std::cout << version_line() << "\n";
       return 0;
     } catch (const CLI::ParseError& e) {
       throw kiln::UsageError("arguments", e.what());

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include <fstream>
+#include <cstdlib>
 #include <sstream>
 #include <unistd.h>
 
@@ -84,7 +85,13 @@ run_kiln(const std::vector<std::string>& args, const std::map<std::string, std::
 util::RunResult
 run_kiln_node(const std::vector<std::string>& args, const std::map<std::string, std::string>& env)
 {
-  std::vector<std::string> argv{KILN_NODE_BIN};
+  // The test build (it reads the KILN_NODE_* hooks). $KILN_NODE_WRAPPER, when set (ctest sets it
+  // for the old-kernel run), is a program that runs it: tests/support/old-kernel.
+  std::vector<std::string> argv;
+  if (const char* wrapper = std::getenv("KILN_NODE_WRAPPER"); wrapper != nullptr && *wrapper != '\0') {
+    argv.emplace_back(wrapper);
+  }
+  argv.emplace_back(KILN_NODE_TEST_BIN);
   argv.insert(argv.end(), args.begin(), args.end());
   util::RunOptions options;
   options.env = env;

@@ -72,6 +72,10 @@ struct SourceOptions {
   long retry_delay_ms = 500;   // doubled after every retry
 };
 
+// The first readable CA bundle among the well-known places of EL, Debian, SUSE and
+// others (https sources use it when --ca-file is not given); empty when there is none.
+std::string default_ca_file();
+
 // True for http://, https:// and file:// sources.
 bool is_url(const std::string& source);
 

@@ -196,8 +196,10 @@ private:
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, m_errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &HttpStream::on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, this);
-    if (!m_options.ca_file.empty()) {
-      curl_easy_setopt(c, CURLOPT_CAINFO, m_options.ca_file.c_str());
+    // The node's own trust store, not the build host's compiled-in path.
+    std::string ca = !m_options.ca_file.empty() ? m_options.ca_file : default_ca_file();
+    if (!ca.empty()) {
+      curl_easy_setopt(c, CURLOPT_CAINFO, ca.c_str());
     }
     m_range.clear();
     if (position() > 0 || m_length) {
@@ -357,6 +359,19 @@ private:
 };
 
 } // namespace
+
+std::string
+default_ca_file()
+{
+  for (const char* path : {"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt",
+                           "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/cacert.pem",
+                           "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"}) {
+    if (::access(path, R_OK) == 0) {
+      return path;
+    }
+  }
+  return {};
+}
 
 bool
 is_url(const std::string& source)

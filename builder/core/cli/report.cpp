@@ -1,6 +1,5 @@
 #include "core/cli/report.hpp"
 
-#include "core/recipe/value.hpp"
 #include "core/util/error.hpp"
 #include "core/util/term.hpp"
 
@@ -16,11 +15,11 @@ run_guarded(const std::string& prog, const std::function<int()>& body)
 {
   try {
     return body();
-  } catch (const recipe::RecipeError& e) {
-    for (const auto& item : e.items()) {
-      std::cerr << prog << ": error: " << item.str() << "\n";
+  } catch (const MultiLineError& e) {
+    for (const auto& line : e.lines()) {
+      std::cerr << prog << ": error: " << line << "\n";
     }
-    return k_exit_usage;
+    return e.exit_code();
   } catch (const Error& e) {
     std::cerr << prog << ": error: " << e.what() << "\n";
     return e.exit_code();

@@ -1,5 +1,6 @@
 #include "core/node/disk.hpp"
 
+#include "core/node/test_hooks.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
 #include "core/util/error.hpp"
@@ -46,8 +47,8 @@ all_zero(const char* data, std::size_t size)
 std::string
 read_cmdline()
 {
-  const char* test = std::getenv("KILN_NODE_CMDLINE");
-  fs::path path = test != nullptr && *test != '\0' ? fs::path(test) : fs::path("/proc/cmdline");
+  const fs::path& test = test_hooks().cmdline;
+  fs::path path = !test.empty() ? test : fs::path("/proc/cmdline");
   std::error_code ec;
   if (!fs::exists(path, ec)) {
     return {};
@@ -289,8 +290,14 @@ PartitionIo::ensure_zero(std::uint64_t offset, std::uint64_t size)
     return zeroed;
   }
   if (m_block && (m_base + offset) % 512 == 0 && size % 512 == 0) {
-    // On a block device PUNCH_HOLE means "zero without falling back to writing": it
-    // succeeds only where the device zeroes cheaply (loop, NVMe/SCSI write-zeroes).
+    // BLKZEROOUT (Linux 3.7) zeroes in the kernel, with the device's write-zeroes when it
+    // has one; it fails on sectors it cannot address (a 4K-sector device, for one).
+    std::uint64_t range[2] = {m_base + offset, size};
+    if (::ioctl(m_fd.get(), BLKZEROOUT, range) == 0) {
+      return size;
+    }
+    // On a block device PUNCH_HOLE (Linux 4.9) means "zero without falling back to writing":
+    // it succeeds only where the device zeroes cheaply (loop, NVMe/SCSI write-zeroes).
     if (::fallocate(m_fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(m_base + offset),
                     static_cast<off_t>(size)) == 0) {
       return size;
@@ -341,8 +348,8 @@ PartitionIo::drop_cache()
 void
 fault_point(std::string_view phase)
 {
-  const char* want = std::getenv("KILN_NODE_FAULT");
-  if (want != nullptr && phase == want) {
+  const std::string& want = test_hooks().fault;
+  if (!want.empty() && phase == want) {
     ::_exit(99);
   }
 }

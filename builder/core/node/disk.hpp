@@ -15,8 +15,8 @@ namespace kiln::node {
 
 namespace fs = std::filesystem;
 
-// The kernel command line kiln-node reads: /proc/cmdline, or (test-only)
-// $KILN_NODE_CMDLINE, a file holding a command line.
+// The kernel command line kiln-node reads: /proc/cmdline, or (test build only)
+// test_hooks().cmdline, a file holding a command line.
 std::string read_cmdline();
 // The value of `key=` on a command line; nullopt when absent.
 std::optional<std::string> cmdline_value(const std::string& cmdline, std::string_view key);
@@ -93,7 +93,7 @@ private:
   bool m_block = false;
 };
 
-// Test-only fault injection: when $KILN_NODE_FAULT equals `phase`, the process ends
+// Test-only fault injection: when test_hooks().fault equals `phase`, the process ends
 // right here with _exit(99), as a power cut would (no destructors, no cleanup).
 void fault_point(std::string_view phase);
 

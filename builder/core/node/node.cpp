@@ -3,6 +3,7 @@
 #include "core/crypto/sha256.hpp"
 #include "core/grubenv/grubenv.hpp"
 #include "core/node/disk.hpp"
+#include "core/node/test_hooks.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
 #include "core/util/error.hpp"
@@ -335,7 +336,7 @@ reimage(const ReimageOptions& options)
 
   grubenv::Env after = grubenv::update(envfile, [&](grubenv::Env& env) {
     slots::set_trial(env, target, tries, verified.manifest_sha256, verified.manifest.name);
-    if (const char* f = std::getenv("KILN_NODE_FAULT"); f != nullptr && std::string_view(f) == "during-switch") {
+    if (test_hooks().fault == "during-switch") {
       // A crash in the middle of the update: the new block is half-written to the
       // temporary file and never renamed.
       std::string block = grubenv::serialize(env);
@@ -382,8 +383,8 @@ rollback(const DiskOptions& disk)
 std::string
 health_problem(const fs::path& root)
 {
-  const char* fake = std::getenv("KILN_NODE_SYSTEMCTL"); // test-only
-  std::string systemctl = fake != nullptr && *fake != '\0' ? fake : "systemctl";
+  const std::string& fake = test_hooks().systemctl; // test build only
+  std::string systemctl = !fake.empty() ? fake : "systemctl";
   bool dcos = present(under(root, slots::k_dcos_role_file));
   for (const char* dir : {"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
     dcos = dcos || present(under(root, dir) / std::string(slots::k_dcos_unit));

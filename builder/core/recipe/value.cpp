@@ -51,6 +51,16 @@ RecipeError::RecipeError(std::vector<Diagnostic> items) : m_items(std::move(item
   }
 }
 
+std::vector<std::string>
+RecipeError::lines() const
+{
+  std::vector<std::string> out;
+  for (const auto& item : m_items) {
+    out.push_back(item.str());
+  }
+  return out;
+}
+
 const Value*
 Value::find(std::string_view key) const
 {

@@ -3,6 +3,8 @@
 // FILE:LINE:COL of the text that caused them.
 #pragma once
 
+#include "core/util/error.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -42,10 +44,11 @@ private:
 };
 
 // Thrown with every problem of a recipe; exit status 2.
-class RecipeError : public std::exception {
+class RecipeError : public MultiLineError {
 public:
   explicit RecipeError(std::vector<Diagnostic> items);
   const char* what() const noexcept override { return m_what.c_str(); }
+  std::vector<std::string> lines() const override;
   const std::vector<Diagnostic>& items() const noexcept { return m_items; }
 
 private:

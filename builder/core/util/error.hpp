@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace kiln {
 
@@ -31,6 +32,14 @@ private:
 class UsageError : public Error {
 public:
   UsageError(std::string subject, std::string reason) : Error(std::move(subject), std::move(reason), k_exit_usage) {}
+};
+
+// An error reported as several `PROG: error: LINE` lines (a recipe's diagnostics, for one).
+// The front door (core/cli/report) prints it without knowing the module that threw it.
+class MultiLineError : public std::exception {
+public:
+  virtual std::vector<std::string> lines() const = 0;
+  virtual int exit_code() const noexcept { return k_exit_usage; }
 };
 
 // `strerror(errnum)` as a std::string.

@@ -1,0 +1,20 @@
+// Test hooks of kiln-node. Only the test build of kiln-node (target kiln-node-test,
+// compiled with KILN_NODE_TEST_HOOKS) fills them, from its environment in main; the
+// shipped kiln-node never does, and holds none of the variables' names. Empty means off.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace kiln::node {
+
+struct TestHooks {
+  std::filesystem::path cmdline; // a file read instead of /proc/cmdline
+  std::string systemctl;         // the program run instead of systemctl
+  std::string fault;             // the fault_point() phase that ends the process
+};
+
+// The process's hooks (all empty unless the test build's main set them).
+TestHooks& test_hooks();
+
+} // namespace kiln::node
