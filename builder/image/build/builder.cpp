@@ -330,6 +330,9 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
   }
   source.kernel_cmdline = "console=tty0 console=ttyS0,115200";
   source.layout = recipe.layout; // pxe of an A/B image is its installer
+  if (plan.ab) {
+    source.node_artifact = plan.ab->inputs.at(0).source; // the same kiln-node as slot A
+  }
   if (recipe.trust) {
     source.trust_keys.assign(recipe.trust->keys.begin(), recipe.trust->keys.end());
     source.revoked = recipe.trust->revoked;
