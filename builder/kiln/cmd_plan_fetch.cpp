@@ -63,6 +63,10 @@ do_plan(const PlanArgs& args)
   for (const auto& s : plan.stages) {
     std::cout << "  " << s.name << "  " << s.key << "  (" << s.definition["steps"].size() << " steps)\n";
   }
+  if (plan.ab) {
+    std::cout << "  ab  " << (plan.ab->key.empty() ? "(resolved at build)" : plan.ab->key) << "  (kiln-node "
+              << plan.ab->inputs.at(0).sha256 << ")\n";
+  }
   std::cout << "\noutputs: " << r.outputs.name << " [";
   for (size_t i = 0; i < r.outputs.formats.size(); ++i) {
     std::cout << (i ? ", " : "") << r.outputs.formats[i];

@@ -8,6 +8,7 @@
 #include "core/crypto/signing.hpp"
 #include "core/grubenv/grubenv.hpp"
 #include "core/manifest/manifest.hpp"
+#include "core/recipe/node_artifact.hpp"
 #include "core/slots/abi.hpp"
 #include "core/util/fs.hpp"
 #include "image/guestfs/guestfs.hpp"
@@ -160,6 +161,12 @@ TEST_F(AbLayout, BuildReportsTheAbStageAndTheBundle)
   EXPECT_EQ(roles["ab-fixture.raw.bmap"], "bmap");
   EXPECT_EQ(roles["ab-fixture.qcow2"], "image");
   EXPECT_EQ(m.stages.back().name, "ab");
+  // kiln's own kiln-node artifact, by its VERSION line and tree digest.
+  const fs::path artifact = recipe::own_node_artifact(KILN_BIN);
+  auto node = std::find_if(m.inputs.begin(), m.inputs.end(), [](const auto& in) { return in.kind == "kiln-node"; });
+  ASSERT_NE(node, m.inputs.end());
+  EXPECT_EQ(node->sha256, crypto::sha256_tree(artifact));
+  EXPECT_EQ(node->source, recipe::describe_node_artifact(artifact).version);
 }
 
 TEST_F(AbLayout, GptPartitionsByNameAndType)
@@ -356,6 +363,15 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_NE(g.getxattr("/etc/kiln/owned", "security.selinux").find(":object_r:etc_t:"), std::string::npos);
   // Files the A/B stage wrote are labelled too.
   EXPECT_NE(g.getxattr("/etc/fstab", "security.selinux").find(":object_r:etc_t:"), std::string::npos);
+  // kiln-node: kiln's own artifact, owned by root.
+  const fs::path artifact = recipe::own_node_artifact(KILN_BIN);
+  test::ScratchDir scratch;
+  g.download("/usr/bin/kiln-node", (scratch / "kiln-node").string());
+  EXPECT_EQ(crypto::sha256_file(scratch / "kiln-node"), crypto::sha256_file(artifact / "usr/bin/kiln-node"));
+  gfs::Stat node = g.lstat("/usr/bin/kiln-node");
+  EXPECT_EQ(node.uid, 0u);
+  EXPECT_EQ(node.mode & 0777, 0755u);
+  EXPECT_EQ(g.read_file("/usr/lib/kiln/node/VERSION"), test::read_text(artifact / "usr/lib/kiln/node/VERSION"));
   std::string unit = g.read_file("/usr/lib/systemd/system/kiln-mark-good.service");
   EXPECT_NE(unit.find("ExecStart=/usr/bin/kiln-node mark-good --when-healthy\n"), std::string::npos);
   EXPECT_NE(unit.find("ConditionKernelCommandLine=kiln.slot\n"), std::string::npos);

@@ -1,10 +1,13 @@
 // The PXE installer ramdisk of an A/B image: the image's own initramfs, then kiln's
-// gzip'd cpio with /init, busybox, kiln-node and every library it loads. Checked with
-// the real tools: busybox sh parses /init, busybox cpio lists and unpacks the archive,
-// and the unpacked kiln-node runs with nothing but the bundled libraries.
+// gzip'd cpio with /init, busybox and the kiln-node artifact (the same tree kiln puts
+// into slot A) and nothing of the build host's libraries. Checked with the real tools:
+// busybox sh parses /init, busybox cpio lists and unpacks the archive, and the unpacked
+// artifact is the artifact, file by file.
+#include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
 #include "core/util/fs.hpp"
 #include "image/formats/pxe_installer.hpp"
+#include "support/node_artifact.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -83,9 +86,11 @@ TEST_F(PxeInstaller, ImageInitramfsThenKilnsArchive)
   fs::create_directories(dir / "keys");
   crypto::KeyPairFiles key = crypto::generate_keypair(dir / "keys", "release");
 
+  const fs::path artifact = test::make_node_artifact(dir / "artifact");
+
   formats::InstallerInputs in;
   in.image_initramfs = dir / "image.cpio";
-  in.node_binary = KILN_NODE_BIN;
+  in.node_artifact = artifact;
   in.busybox = formats::find_static_busybox();
   in.trust_keys = {key.public_key};
   fs::path out = dir / "node.initrd";
@@ -100,47 +105,64 @@ TEST_F(PxeInstaller, ImageInitramfsThenKilnsArchive)
   EXPECT_EQ(static_cast<unsigned char>(ours[1]), 0x8b);
   test::write_text(dir / "kiln.cpio.gz", ours);
 
+  // Exactly kiln's files and the artifact's: no libraries collected from the host.
   std::vector<std::string> names = cpio_list(dir / "kiln.cpio.gz");
-  for (const char* name : {"init", "kiln/bin/busybox", "kiln/bin/kiln-node", "kiln/udhcpc.script",
-                           "kiln/trust.d/release.pem", "kiln/lib/libc.so.6", "kiln/lib/ld-linux-x86-64.so.2"}) {
-    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+  std::vector<std::string> expected = {"init", "kiln", "kiln/bin", "kiln/bin/busybox", "kiln/udhcpc.script",
+                                       "kiln/trust.d", "kiln/trust.d/release.pem"};
+  for (fs::recursive_directory_iterator it(artifact), end; it != end; ++it) {
+    expected.push_back(it->path().lexically_relative(artifact).string());
   }
-  for (const auto& lib : formats::shared_libraries(KILN_NODE_BIN)) {
-    EXPECT_NE(std::find(names.begin(), names.end(), "kiln/lib/" + lib.filename().string()), names.end()) << lib;
-  }
+  std::sort(names.begin(), names.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(names, expected);
 
-  // Unpacked, kiln-node runs through the bundled loader, and every library it loads
-  // comes from the bundle.
+  // Unpacked, the artifact is the same tree (same digest: contents, modes, symlinks).
   fs::path root = dir / "unpacked";
   fs::create_directories(root);
   auto unpack = util::run({"sh", "-c", "cd \"$0\" && gzip -dc < ../kiln.cpio.gz | busybox cpio -i -d 2>/dev/null",
                            root.string()});
   ASSERT_EQ(unpack.exit_code, 0) << unpack.err;
-  const std::string loader = (root / "kiln/lib/ld-linux-x86-64.so.2").string();
-  const std::string libs = (root / "kiln/lib").string();
-  auto version = util::run({loader, "--library-path", libs, (root / "kiln/bin/kiln-node").string(), "--version"});
-  EXPECT_EQ(version.exit_code, 0) << version.err;
-  EXPECT_EQ(version.out.rfind("kiln-node ", 0), 0u) << version.out;
-  auto trace = util::run({loader, "--list", "--library-path", libs, (root / "kiln/bin/kiln-node").string()});
-  ASSERT_EQ(trace.exit_code, 0) << trace.err;
-  for (const auto& line : test::lines(trace.out)) {
-    auto arrow = line.find("=> ");
-    if (arrow != std::string::npos) {
-      EXPECT_EQ(line.find(libs), arrow + 3) << "loaded from outside the bundle: " << line;
-    }
-  }
-  // /init names the bundled loader.
+  fs::path unpacked_node = dir / "unpacked-node";
+  fs::create_directories(unpacked_node);
+  fs::rename(root / "usr", unpacked_node / "usr");
+  EXPECT_EQ(crypto::sha256_tree(unpacked_node), crypto::sha256_tree(artifact));
+  EXPECT_EQ(fs::read_symlink(unpacked_node / "usr/lib/kiln/node/lib/libnode.so"), "libnode.so.1");
+  // /init runs the artifact's launcher at its node path; no loader or library path of ours.
   std::string init = util::read_file(root / "init");
-  EXPECT_NE(init.find("/kiln/lib/ld-linux-x86-64.so.2 --library-path /kiln/lib /kiln/bin/kiln-node"),
-            std::string::npos);
-  EXPECT_EQ(init.find("@LOADER@"), std::string::npos);
+  EXPECT_NE(init.find("node() { /usr/bin/kiln-node \"$@\"; }"), std::string::npos);
+  EXPECT_EQ(init.find("--library-path"), std::string::npos);
+  EXPECT_EQ(init.find("/kiln/lib"), std::string::npos);
+}
+
+TEST_F(PxeInstaller, ASingleExecutableArtifactBecomesUsrBinKilnNode)
+{
+  test::require_program("busybox", "busybox-static");
+  test::write_text(dir / "image.cpio", "");
+  formats::InstallerInputs in;
+  in.image_initramfs = dir / "image.cpio";
+  in.node_artifact = KILN_NODE_BIN;
+  in.busybox = formats::find_static_busybox();
+  formats::write_installer_initramfs(in, dir / "node.initrd");
+  fs::copy_file(dir / "node.initrd", dir / "kiln.cpio.gz");
+  std::vector<std::string> names = cpio_list(dir / "kiln.cpio.gz");
+  EXPECT_NE(std::find(names.begin(), names.end(), "usr/bin/kiln-node"), names.end());
+  for (const auto& name : names) {
+    EXPECT_EQ(name.find("/lib"), std::string::npos) << name;
+  }
+  fs::path root = dir / "unpacked";
+  fs::create_directories(root);
+  auto unpack = util::run({"sh", "-c", "cd \"$0\" && gzip -dc < ../kiln.cpio.gz | busybox cpio -i -d 2>/dev/null",
+                           root.string()});
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.err;
+  EXPECT_EQ(util::read_file(root / "usr/bin/kiln-node"), util::read_file(KILN_NODE_BIN));
+  EXPECT_EQ(fs::status(root / "usr/bin/kiln-node").permissions() & fs::perms::owner_exec, fs::perms::owner_exec);
 }
 
 TEST_F(PxeInstaller, MissingImageInitramfsNamesIt)
 {
   formats::InstallerInputs in;
   in.image_initramfs = dir / "absent.img";
-  in.node_binary = KILN_NODE_BIN;
+  in.node_artifact = test::make_node_artifact(dir / "artifact");
   in.busybox = "/bin/busybox";
   Error e = test::error_of([&] { formats::write_installer_initramfs(in, dir / "x.initrd"); });
   EXPECT_NE(std::string(e.what()).find("absent.img"), std::string::npos) << e.what();

@@ -1,10 +1,13 @@
 // The recipe keys of the A/B layout (`ab:`) and of the image's trust store (`trust:`):
 // defaults, bounds, every error at its position, and the trust stage the plan keys.
+#include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
 #include "core/recipe/loader.hpp"
+#include "core/recipe/node_artifact.hpp"
 #include "core/recipe/plan.hpp"
 #include "core/recipe/schema.hpp"
 #include "core/util/error.hpp"
+#include "support/node_artifact.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -22,6 +25,15 @@ minimal(const std::string& extra = "")
 {
   return "name: demo\nbase:\n  url: https://example.invalid/base.qcow2\n  sha256: " + std::string(64, 'a') + "\n" +
          extra;
+}
+
+// The plan of an A/B recipe with a test kiln-node artifact in `dir` as kiln's own.
+Plan
+ab_plan(const Recipe& r, const fs::path& dir)
+{
+  PlanOptions options;
+  options.node_artifact = test::make_node_artifact(dir / "own-artifact");
+  return make_plan(r, options);
 }
 
 std::vector<std::string>
@@ -56,7 +68,7 @@ TEST(RecipeAb, Defaults)
   EXPECT_EQ(r.ab.panic, 10u);
   EXPECT_TRUE(r.ab.kernel_args.empty());
   EXPECT_FALSE(r.trust.has_value());
-  json j = plan_json(r, make_plan(r));
+  json j = plan_json(r, ab_plan(r, dir.path()));
   EXPECT_EQ(j["ab"]["tries"], 3);
   EXPECT_EQ(j["ab"]["root_fs"], "xfs");
 }
@@ -149,10 +161,10 @@ TEST(RecipeTrust, KeysBecomeAKeyedTrustStage)
   EXPECT_EQ(std::get<FileStep>(r.stages[1].steps[2].spec).path, "/etc/kiln/trust.d/revoked.list");
 
   // The keys are inputs of the trust stage: a new key changes its key, not the earlier stage's.
-  Plan before = make_plan(r);
+  Plan before = ab_plan(r, dir.path());
   crypto::generate_keypair(dir / "keys2", "release");
   fs::copy_file(dir / "keys2/release.pub", dir / "keys/release.pub", fs::copy_options::overwrite_existing);
-  Plan after = make_plan(load_recipe(dir / "r.yaml"));
+  Plan after = ab_plan(load_recipe(dir / "r.yaml"), dir.path());
   EXPECT_EQ(before.stages[0].key, after.stages[0].key);
   EXPECT_NE(before.stages[1].key, after.stages[1].key);
   EXPECT_EQ(after.stages[1].inputs.size(), 3u);
@@ -181,6 +193,128 @@ TEST(RecipeTrust, BadKeysAndReservedStageName)
   errors = errors_of(dir / "r2.yaml");
   ASSERT_EQ(errors.size(), 2u) << testing::PrintToString(errors);
   EXPECT_EQ(errors[0], "5:8: trust: missing required field 'keys'");
+}
+
+TEST(RecipeAbNode, PlanShowsTheArtifactDigestInTheAbStage)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("layout: ab\nstages: [{name: one, steps: [{run: 'true'}]}]\n"));
+  Recipe r = load_recipe(dir / "r.yaml");
+  Plan plan = ab_plan(r, dir.path());
+  const std::string digest = crypto::sha256_tree(dir / "own-artifact");
+  ASSERT_TRUE(plan.ab.has_value());
+  ASSERT_EQ(plan.ab->inputs.size(), 1u);
+  EXPECT_EQ(plan.ab->inputs[0].kind, "kiln-node");
+  EXPECT_EQ(plan.ab->inputs[0].sha256, digest);
+  EXPECT_EQ(plan.ab->inputs[0].version, "kiln-node 9.9.9 (kiln test)");
+  EXPECT_EQ(plan.inputs.back().sha256, digest);
+  EXPECT_EQ(plan.ab->key, ab_key(r, plan));
+  EXPECT_EQ(plan.ab->key.size(), 64u);
+  json j = plan_json(r, plan);
+  const json& ab = j["stages"].back();
+  EXPECT_EQ(ab["name"], "ab");
+  EXPECT_EQ(ab["key"], plan.ab->key);
+  EXPECT_EQ(ab["inputs"][0]["sha256"], digest);
+  EXPECT_EQ(ab["inputs"][0]["version"], "kiln-node 9.9.9 (kiln test)");
+  EXPECT_EQ(j["inputs"].back()["kind"], "kiln-node");
+
+  // A plain recipe has no A/B stage and needs no artifact.
+  write_text(dir / "plain.yaml", minimal());
+  Plan plain = make_plan(load_recipe(dir / "plain.yaml"));
+  EXPECT_FALSE(plain.ab.has_value());
+}
+
+TEST(RecipeAbNode, ANewArtifactChangesOnlyTheAbKey)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("layout: ab\nstages: [{name: one, steps: [{run: 'true'}]}]\n"));
+  Recipe r = load_recipe(dir / "r.yaml");
+  PlanOptions options;
+  options.node_artifact = test::make_node_artifact(dir / "a");
+  Plan before = make_plan(r, options);
+  Plan same = make_plan(r, options);
+  EXPECT_EQ(before.ab->key, same.ab->key);
+  // One byte of one library inside the tree.
+  write_text(dir / "a/usr/lib/kiln/node/lib/libnode.so.1", "another build\n");
+  Plan after = make_plan(r, options);
+  EXPECT_EQ(before.base_key, after.base_key);
+  ASSERT_EQ(after.stages.size(), 1u);
+  EXPECT_EQ(before.stages[0].key, after.stages[0].key);
+  EXPECT_EQ(finalize_key(r, before), finalize_key(r, after));
+  EXPECT_NE(before.ab->key, after.ab->key);
+  EXPECT_NE(before.ab->inputs[0].sha256, after.ab->inputs[0].sha256);
+
+  // ab: {node: FILE}: a single executable, by its file digest.
+  fs::copy_file(KILN_NODE_BIN, dir / "kiln-node-custom");
+  write_text(dir / "r2.yaml", minimal("layout: ab\nstages: [{name: one, steps: [{run: 'true'}]}]\n"
+                                      "ab: {node: kiln-node-custom}\n"));
+  Recipe custom = load_recipe(dir / "r2.yaml");
+  ASSERT_TRUE(custom.ab.node.has_value());
+  EXPECT_EQ(*custom.ab.node, (dir / "kiln-node-custom").string());
+  Plan file_plan = make_plan(custom, options); // ab.node wins over the own artifact
+  EXPECT_EQ(file_plan.ab->inputs[0].source, (dir / "kiln-node-custom").string());
+  EXPECT_EQ(file_plan.ab->inputs[0].sha256, crypto::sha256_file(dir / "kiln-node-custom"));
+  EXPECT_EQ(file_plan.stages[0].key, after.stages[0].key);
+  EXPECT_NE(file_plan.ab->key, after.ab->key);
+  // ab: {node: DIR}: another tree.
+  test::make_node_artifact(dir / "other", "kiln-node 1.0 (kiln other)");
+  write_text(dir / "r3.yaml", minimal("layout: ab\nab: {node: other}\n"));
+  Plan dir_plan = make_plan(load_recipe(dir / "r3.yaml"), options);
+  EXPECT_EQ(dir_plan.ab->inputs[0].version, "kiln-node 1.0 (kiln other)");
+}
+
+TEST(RecipeAbNode, NodeErrorsAtTheirPosition)
+{
+  ScratchDir dir;
+  fs::create_directories(dir / "empty");
+  write_text(dir / "r.yaml", minimal("layout: ab\n"
+                                     "ab:\n"
+                                     "  node: absent\n")); // line 7
+  auto errors = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
+  EXPECT_EQ(errors[0], "7:9: node: no kiln-node artifact '" + (dir / "absent").string() +
+                         "' (a directory or an executable)");
+  write_text(dir / "r.yaml", minimal("layout: ab\nab:\n  node: empty\n"));
+  errors = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
+  EXPECT_EQ(errors[0], "7:9: node: '" + (dir / "empty").string() + "' has no usr/bin/kiln-node");
+  write_text(dir / "r.yaml", minimal("layout: ab\nab:\n  node: [a, b]\n"));
+  errors = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
+  EXPECT_EQ(errors[0].rfind("7:9: node must be a string", 0), 0u) << errors[0];
+  write_text(dir / "r.yaml", minimal("ab: {node: empty}\n"));
+  errors = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errors.size(), 2u) << testing::PrintToString(errors);
+  EXPECT_EQ(errors[0], "5:5: ab: applies only with layout: ab");
+  EXPECT_EQ(errors[1], "5:12: node: '" + (dir / "empty").string() + "' has no usr/bin/kiln-node");
+}
+
+TEST(RecipeAbNode, ArtifactShapeAndOwnArtifactLookup)
+{
+  ScratchDir dir;
+  // A tree without VERSION, and a file that is not executable, are refused at plan time.
+  test::make_node_artifact(dir / "t");
+  fs::remove(dir / "t/usr/lib/kiln/node/VERSION");
+  Error e = test::error_of([&] { describe_node_artifact(dir / "t"); });
+  EXPECT_NE(std::string(e.what()).find("usr/lib/kiln/node/VERSION"), std::string::npos) << e.what();
+  write_text(dir / "t/usr/lib/kiln/node/VERSION", "something else\n");
+  e = test::error_of([&] { describe_node_artifact(dir / "t"); });
+  EXPECT_NE(std::string(e.what()).find("kiln-node "), std::string::npos) << e.what();
+  write_text(dir / "plain-file", "x");
+  e = test::error_of([&] { describe_node_artifact(dir / "plain-file"); });
+  EXPECT_NE(std::string(e.what()).find("not executable"), std::string::npos) << e.what();
+
+  // kiln's own: beside the executable (build tree), else ../lib/kiln (installed).
+  fs::create_directories(dir / "prefix/bin");
+  e = test::error_of([&] { own_node_artifact(dir / "prefix/bin/kiln"); });
+  EXPECT_NE(std::string(e.what()).find((dir / "prefix/bin/kiln-node-artifact").string()), std::string::npos);
+  EXPECT_NE(std::string(e.what()).find((dir / "prefix/lib/kiln/kiln-node-artifact").string()), std::string::npos);
+  test::make_node_artifact(dir / "prefix/lib/kiln/kiln-node-artifact");
+  EXPECT_EQ(own_node_artifact(dir / "prefix/bin/kiln"), dir / "prefix/lib/kiln/kiln-node-artifact");
+  test::make_node_artifact(dir / "prefix/bin/kiln-node-artifact");
+  EXPECT_EQ(own_node_artifact(dir / "prefix/bin/kiln"), dir / "prefix/bin/kiln-node-artifact");
+  // The build tree's kiln finds the artifact the build wrote beside it.
+  EXPECT_EQ(describe_node_artifact(own_node_artifact(KILN_BIN)).version.rfind("kiln-node ", 0), 0u);
 }
 
 } // namespace

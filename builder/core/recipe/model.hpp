@@ -148,6 +148,9 @@ struct AbLayout {
   unsigned tries = 3;                // boot tries of a newly written slot (1..9)
   unsigned panic = 10;               // panic=N on the kernel command line
   std::vector<std::string> kernel_args;
+  // Another kiln-node artifact (node_artifact.hpp), absolute; unset: the one of the kiln
+  // that builds (found at plan time).
+  std::optional<std::string> node;
   Location location;
 };
 

@@ -3,12 +3,15 @@
 #include "core/crypto/sha256.hpp"
 #include "core/dcos/bundle.hpp"
 #include "core/dcos/firstboot.hpp"
+#include "core/recipe/node_artifact.hpp"
+#include "core/util/error.hpp"
 
 #include <filesystem>
 #include <type_traits>
 
 namespace kiln::recipe {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -100,13 +103,13 @@ step_inputs(const Step& step, std::vector<Input>& out)
       using T = std::decay_t<decltype(s)>;
       if constexpr (std::is_same_v<T, FileStep> || std::is_same_v<T, UnitStep> || std::is_same_v<T, FirstbootStep>) {
         if (s.source) {
-          out.push_back({step.kind, *s.source, crypto::sha256_file(*s.source), {}});
+          out.push_back({step.kind, *s.source, crypto::sha256_file(*s.source), {}, {}});
         }
       } else if constexpr (std::is_same_v<T, OverlayStep>) {
-        out.push_back({"overlay", s.source, crypto::sha256_tree(s.source), {}});
+        out.push_back({"overlay", s.source, crypto::sha256_tree(s.source), {}, {}});
       } else if constexpr (std::is_same_v<T, PackagesStep>) {
         for (const auto& f : s.files) {
-          out.push_back({"package", f, crypto::sha256_file(f), {}});
+          out.push_back({"package", f, crypto::sha256_file(f), {}, {}});
         }
       }
     },
@@ -164,24 +167,76 @@ dcos_stage(const DcosSpec& spec, const std::string& parent)
   put_optional(body, "version", spec.version);
   planned.definition = {{"name", "dcos"}, {"steps", json::array({json{{"dcos", body}}})}};
   if (dcos::is_url(spec.bundle)) {
-    planned.inputs.push_back({"dcos-bundle", spec.bundle, "", {}});
+    planned.inputs.push_back({"dcos-bundle", spec.bundle, "", {}, {}});
     return planned; // key resolved at build, once the bundle was fetched
   }
   dcos::Bundle b = dcos::describe_bundle(spec.bundle, spec.bundle);
-  planned.inputs.push_back({"dcos-bundle", spec.bundle, b.digest, {}});
+  planned.inputs.push_back({"dcos-bundle", spec.bundle, b.digest, {}, {}});
   planned.key = stage_key(parent, planned);
+  return planned;
+}
+
+// Bumped when the A/B stage's result changes for the same settings (2: kiln-node installed).
+constexpr int k_ab_version = 2;
+
+// The implicit "ab" stage: its key needs the finalize key, so it is set by ab_key().
+PlannedStage
+ab_stage(const Recipe& recipe, const PlanOptions& options)
+{
+  PlannedStage planned;
+  planned.name = "ab";
+  fs::path path = recipe.ab.node ? fs::path(*recipe.ab.node)
+                                 : options.node_artifact ? *options.node_artifact : own_node_artifact();
+  NodeArtifact node = describe_node_artifact(path);
+  json body = {{"settings", to_json(recipe.ab)},
+               {"name", recipe.outputs.name},
+               {"relabel", wants_relabel(recipe)},
+               {"node", node.directory ? "tree" : "executable"},
+               {"version", k_ab_version}};
+  planned.definition = {{"name", "ab"}, {"steps", json::array({json{{"ab", body}}})}};
+  planned.inputs.push_back({"kiln-node", node.path.string(), node.sha256, {}, node.version});
   return planned;
 }
 
 } // namespace
 
+bool
+wants_relabel(const Recipe& recipe)
+{
+  for (const auto& stage : recipe.stages) {
+    for (const auto& step : stage.steps) {
+      if (const auto* s = std::get_if<SelinuxStep>(&step.spec); s != nullptr && s->relabel) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string
+finalize_key(const Recipe& recipe, const Plan& plan)
+{
+  std::string parent = plan.stages.empty() ? plan.base_key : plan.stages.back().key;
+  json src = {{"parent", parent}, {"finalize", {{"sysprep", recipe.sysprep}, {"trim", recipe.trim}, {"version", 1}}}};
+  return crypto::sha256_hex(src.dump());
+}
+
+std::string
+ab_key(const Recipe& recipe, const Plan& plan)
+{
+  if (!plan.ab) {
+    throw Error("layout ab", "the plan has no A/B stage (recipe " + recipe.name + ")");
+  }
+  return stage_key(finalize_key(recipe, plan), *plan.ab);
+}
+
 Plan
-make_plan(const Recipe& recipe)
+make_plan(const Recipe& recipe, const PlanOptions& options)
 {
   Plan plan;
   plan.recipe_digest = crypto::sha256_hex(recipe.tree.to_json().dump());
 
-  Input base{"base", "", "", {}};
+  Input base{"base", "", "", {}, {}};
   json base_def = to_json(recipe.base);
   switch (recipe.base.kind) {
   case BaseImage::Kind::url:
@@ -226,6 +281,13 @@ make_plan(const Recipe& recipe)
     plan.stages.push_back(dcos_stage(*recipe.dcos, parent));
     plan.inputs.insert(plan.inputs.end(), plan.stages.back().inputs.begin(), plan.stages.back().inputs.end());
   }
+  if (recipe.layout == "ab") {
+    plan.ab = ab_stage(recipe, options);
+    plan.inputs.insert(plan.inputs.end(), plan.ab->inputs.begin(), plan.ab->inputs.end());
+    if (plan.stages.empty() || !plan.stages.back().key.empty()) {
+      plan.ab->key = ab_key(recipe, plan);
+    }
+  }
   return plan;
 }
 
@@ -249,12 +311,26 @@ plan_json(const Recipe& recipe, const Plan& plan)
     if (!in.mirrors.empty()) {
       j["mirrors"] = in.mirrors;
     }
+    if (!in.version.empty()) {
+      j["version"] = in.version;
+    }
     inputs.push_back(j);
   }
   json stages = json::array();
   for (const auto& s : plan.stages) {
     json st = {{"name", s.name}, {"key", s.key}, {"steps", s.definition["steps"]}};
     if (s.key.empty()) {
+      st["resolved"] = "at build";
+    }
+    stages.push_back(st);
+  }
+  if (plan.ab) {
+    json st = {{"name", "ab"}, {"key", plan.ab->key}, {"steps", plan.ab->definition["steps"]},
+               {"inputs", json::array()}};
+    for (const auto& in : plan.ab->inputs) {
+      st["inputs"].push_back({{"kind", in.kind}, {"source", in.source}, {"sha256", in.sha256}, {"version", in.version}});
+    }
+    if (plan.ab->key.empty()) {
       st["resolved"] = "at build";
     }
     stages.push_back(st);

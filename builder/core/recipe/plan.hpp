@@ -9,16 +9,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace kiln::recipe {
 
 struct Input {
-  std::string kind;   // base, file, unit, overlay, package, firstboot
+  std::string kind;   // base, file, unit, overlay, package, firstboot, kiln-node
   std::string source; // URL or absolute local path
   std::string sha256; // empty for an unpinned remote base
   std::vector<std::string> mirrors;
+  std::string version; // kiln-node: the artifact's VERSION line
 };
 
 struct PlannedStage {
@@ -31,8 +34,18 @@ struct PlannedStage {
 struct Plan {
   std::string recipe_digest; // sha256 of the canonical resolved recipe
   std::string base_key;
-  std::vector<Input> inputs; // all of them, base first
+  std::vector<Input> inputs; // all of them, base first (kiln-node last, for layout: ab)
   std::vector<PlannedStage> stages;
+  // layout: ab -- the A/B stage after finalize: its definition (the ab: settings, image
+  // name, relabel), its one input (the kiln-node artifact) and its key (empty while a
+  // parent is resolved at build).
+  std::optional<PlannedStage> ab;
+};
+
+struct PlanOptions {
+  // The kiln-node artifact for a layout: ab recipe without ab: {node: ...}; unset: the
+  // running kiln's own (node_artifact.hpp).
+  std::optional<std::filesystem::path> node_artifact;
 };
 
 // The key of a planned stage: sha256 of the parent key, its definition and its inputs' digests.
@@ -41,7 +54,15 @@ std::string stage_key(const std::string& parent, const PlannedStage& stage);
 // Computes the plan; hashes local input files (throws Error if one vanished). A recipe
 // with dcos: gets an implicit last stage "dcos"; for a bundle given by URL its input
 // digest and key stay empty ("resolved at build": plan never goes to the network).
-Plan make_plan(const Recipe& recipe);
+Plan make_plan(const Recipe& recipe, const PlanOptions& options = {});
+
+// The key of the implicit finalize stage (sysprep, trim) after the last planned stage.
+std::string finalize_key(const Recipe& recipe, const Plan& plan);
+// The key of the A/B stage: the finalize key as parent, plan.ab's definition and the
+// kiln-node artifact's digest. Needs make_plan's plan.ab (layout: ab).
+std::string ab_key(const Recipe& recipe, const Plan& plan);
+// Whether the recipe asks for SELinux labels (a selinux step with relabel).
+bool wants_relabel(const Recipe& recipe);
 
 // Canonical JSON of one step / the base.
 nlohmann::json to_json(const Step& step);

@@ -2,6 +2,7 @@
 
 #include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
+#include "core/recipe/node_artifact.hpp"
 #include "core/slots/abi.hpp"
 
 #include <algorithm>
@@ -671,6 +672,23 @@ read_ab(const Value& v, Recipe& recipe, Diagnostics& diags)
     } else if (arg.rfind("root=", 0) == 0 || arg.rfind("kiln.slot=", 0) == 0) {
       diags.error(r.get("kernel_args")->location,
                   "kernel_args: '" + arg + "' is set by kiln for each slot (root=PARTUUID=..., kiln.slot=A|B)");
+    }
+  }
+  if (const Value* node = r.get("node")) {
+    // A ROOT tree (usr/bin/kiln-node, usr/lib/kiln/node/VERSION) or one executable.
+    if (auto s = r.string("node")) {
+      fs::path p = fs::path(*s).is_absolute() ? fs::path(*s) : fs::path(node->location.file).parent_path() / *s;
+      p = p.lexically_normal();
+      std::error_code ec;
+      if (s->empty() || !fs::exists(p, ec)) {
+        diags.error(node->location, "node: no kiln-node artifact '" + p.string() + "' (a directory or an executable)");
+      } else if (fs::is_directory(p, ec) && !fs::is_regular_file(p / k_node_artifact_bin, ec)) {
+        diags.error(node->location, "node: '" + p.string() + "' has no " + std::string(k_node_artifact_bin));
+      } else if (!fs::is_directory(p, ec) && !fs::is_regular_file(p, ec)) {
+        diags.error(node->location, "node: '" + p.string() + "' is neither a directory nor a file");
+      } else {
+        ab.node = p.string();
+      }
     }
   }
   r.finish();

@@ -5,6 +5,7 @@
 #include "core/crypto/signing.hpp"
 #include "core/grubenv/grubenv.hpp"
 #include "core/manifest/manifest.hpp"
+#include "core/recipe/node_artifact.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/grubcfg.hpp"
 #include "core/util/error.hpp"
@@ -29,8 +30,6 @@ namespace {
 
 constexpr std::uint64_t k_mib = 1ull << 20;
 constexpr std::uint64_t k_default_data_size = 4ull << 30;
-// Bumped when the stage's result changes for the same settings.
-constexpr int k_ab_version = 1;
 
 // GPT partition types.
 constexpr const char* k_type_bios = "21686148-6449-6E6F-744E-656564454649";
@@ -240,19 +239,6 @@ handle_options(const BuildOptions& options)
   return h;
 }
 
-bool
-wants_relabel(const recipe::Recipe& recipe)
-{
-  for (const auto& stage : recipe.stages) {
-    for (const auto& step : stage.steps) {
-      if (const auto* s = std::get_if<recipe::SelinuxStep>(&step.spec); s != nullptr && s->relabel) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
 std::string
 quote(const std::string& s)
 {
@@ -292,7 +278,7 @@ void
 relabel_paths(gfs::Handle& g, const recipe::Recipe& recipe, const std::vector<std::string>& paths,
               const BuildOptions& options)
 {
-  if (!wants_relabel(recipe) || !g.exists("/etc/selinux/config")) {
+  if (!recipe::wants_relabel(recipe) || !g.exists("/etc/selinux/config")) {
     return;
   }
   std::string mode = "enforcing", type = "targeted";
@@ -326,6 +312,60 @@ relabel_paths(gfs::Handle& g, const recipe::Recipe& recipe, const std::vector<st
       return;
     }
   }
+}
+
+// The kiln-node artifact of the plan into the mounted slot: /usr/bin/kiln-node (and
+// /usr/lib/kiln/node/... for a tree), owned by root, through one tar (libguestfs' tar_in).
+// Directories the image already has (/usr, /usr/bin, ...) are not in the tar, so their
+// modes and owners stay the image's. Returns the paths to label.
+std::vector<std::string>
+install_node(gfs::Handle& g, const recipe::Plan& plan, const fs::path& scratch, const BuildOptions& options)
+{
+  const recipe::Input& in = plan.ab.value().inputs.at(0);
+  recipe::NodeArtifact node = recipe::describe_node_artifact(in.source);
+  if (node.sha256 != in.sha256) {
+    throw Error(in.source, "the kiln-node artifact changed since the build was planned");
+  }
+  say(options, "  slot A: " + node.version + " (" + node.sha256.substr(0, 12) + ")");
+  fs::path root = node.path;
+  std::string list;
+  if (node.directory) {
+    const fs::path own = fs::path(recipe::k_node_artifact_lib).parent_path(); // usr/lib/kiln: kiln's own
+    std::error_code ec;
+    std::vector<std::string> entries;
+    for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+      fs::path rel = it->path().lexically_relative(root);
+      bool ours = rel.string().rfind(own.string() + "/", 0) == 0 || rel == own;
+      if (!it->is_directory(ec) || it->is_symlink(ec) || ours) {
+        entries.push_back(rel.string());
+      }
+    }
+    if (ec) {
+      throw Error(root.string(), "cannot read the kiln-node artifact: " + ec.message());
+    }
+    std::sort(entries.begin(), entries.end());
+    for (const auto& e : entries) {
+      list += e + "\n";
+    }
+  } else {
+    root = scratch / "kiln-node-root";
+    fs::create_directories(root / fs::path(recipe::k_node_artifact_bin).parent_path());
+    fs::copy_file(node.path, root / recipe::k_node_artifact_bin, fs::copy_options::overwrite_existing);
+    fs::permissions(root / recipe::k_node_artifact_bin, fs::perms(0755));
+    list = std::string(recipe::k_node_artifact_bin) + "\n";
+  }
+  fs::path tar = scratch / "kiln-node.tar";
+  util::RunOptions o;
+  o.stdin_data = list;
+  run_tool("kiln-node artifact", {"tar", "-cf", tar.string(), "--format=gnu", "--owner=0", "--group=0",
+                                  "--numeric-owner", "--no-recursion", "-C", root.string(), "-T", "-"}, o);
+  g.tar_in(tar.string(), "/");
+  fs::remove(tar);
+  if (!node.directory) {
+    fs::remove_all(root);
+    return {"/" + std::string(recipe::k_node_artifact_bin)};
+  }
+  return {"/" + std::string(recipe::k_node_artifact_bin), "/" + fs::path(recipe::k_node_artifact_lib).parent_path().string()};
 }
 
 struct Kernel {
@@ -424,23 +464,8 @@ extract_partition(const fs::path& disk, const std::string& format, std::uint64_t
 manifest::Manifest
 bundle_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json& meta, const std::string& key)
 {
-  manifest::Manifest m;
-  m.name = recipe.outputs.name;
-  m.kiln_version = KILN_VERSION;
-  m.libguestfs_version = gfs::library_version();
-  m.recipe_name = recipe.name;
-  m.recipe_digest = plan.recipe_digest;
-  for (const auto& in : plan.inputs) {
-    m.inputs.push_back({in.kind, in.source, in.sha256});
-  }
-  for (const auto& s : plan.stages) {
-    m.stages.push_back({s.name, s.key});
-  }
-  m.stages.push_back({"finalize", finalize_key(recipe, plan)});
+  manifest::Manifest m = manifest_base(recipe, plan, meta, recipe.outputs.name);
   m.stages.push_back({"ab", key});
-  for (const auto& p : meta.value("packages", json::array())) {
-    m.packages.push_back({p["name"], p["version"], p["arch"]});
-  }
   m.sbom = nullptr;
   return m;
 }
@@ -500,17 +525,6 @@ ab_fstab(const std::string& root_fs, const std::string& data_fs, const std::stri
     }
   }
   return out;
-}
-
-std::string
-ab_key(const recipe::Recipe& recipe, const recipe::Plan& plan)
-{
-  json src = {{"parent", finalize_key(recipe, plan)},
-              {"ab", recipe::to_json(recipe.ab)},
-              {"name", recipe.outputs.name},
-              {"relabel", wants_relabel(recipe)},
-              {"version", k_ab_version}};
-  return crypto::sha256_hex(src.dump());
 }
 
 void
@@ -596,7 +610,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   g.tar_in(tree.string(), "/");
   fs::remove(tree);
 
-  // Slot A: fstab, stable kernel names, mountpoints, kiln-mark-good.service.
+  // Slot A: fstab, stable kernel names, mountpoints, kiln-node, kiln-mark-good.service.
   g.write("/etc/fstab", ab_fstab(ab.root_fs, ab.data_fs, old_fstab));
   g.ln_sf(kernel.kernel, "/boot/vmlinuz");
   g.ln_sf(kernel.initrd, "/boot/initrd.img");
@@ -614,6 +628,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   std::vector<std::string> labelled = {"/etc/fstab", "/boot", unit_path,
                                        "/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_mark_good_unit),
                                        std::string(slots::k_data_mount)};
+  std::vector<std::string> node_paths = install_node(g, plan, scratch, options);
+  labelled.insert(labelled.end(), node_paths.begin(), node_paths.end());
   labelled.insert(labelled.end(), ab_data_dirs().begin(), ab_data_dirs().end());
   relabel_paths(g, recipe, labelled, options);
 

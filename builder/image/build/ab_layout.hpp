@@ -2,7 +2,8 @@
 // and a slot bundle.
 //
 // An implicit stage after finalize, "ab", cached like the others (layers/KEY.qcow2 +
-// KEY.json, plus KEY.kbundle): key = sha256(finalize key, the ab: settings, image name).
+// KEY.json, plus KEY.kbundle): key = the plan's ab key (finalize key, the ab: settings,
+// image name, the kiln-node artifact's digest).
 //   host:      partition table (sfdisk, GUIDs derived from the key) and every file system
 //              made with the host's mkfs and features CentOS 7's kernel 3.10 and GRUB
 //              2.02 read (XFS v5 without finobt/sparse/reflink/rmapbt/bigtime/inobtcount,
@@ -10,7 +11,8 @@
 //              into a sparse raw disk at their offsets;
 //   appliance: ONE launch with the finalize layer (read-only) and the new disk: the root
 //              tree goes into slot A through tar (ownership, xattrs, SELinux labels,
-//              ACLs kept); fstab, stable kernel names, kiln-mark-good.service; the
+//              ACLs kept); fstab, stable kernel names, the kiln-node artifact
+//              (/usr/bin/kiln-node, /usr/lib/kiln/node) and kiln-mark-good.service; the
 //              paths kiln added are labelled with the image's policy; /var/lib/docker,
 //              /var/lib/mesos and /var/log move to kiln-data (bind mounts); the image's
 //              own grub-install runs for i386-pc and x86_64-efi; kiln's grub.cfg and
@@ -36,8 +38,8 @@
 
 namespace kiln::build {
 
-// Key of the "ab" stage.
-std::string ab_key(const recipe::Recipe& recipe, const recipe::Plan& plan);
+// Key of the "ab" stage: the plan's (plan.hpp), which `kiln plan` shows.
+using recipe::ab_key;
 
 // Runs (or reuses from the cache) the "ab" stage on top of `final_layer`; on return
 // `final_layer` is the whole-disk layer and `meta` its metadata (with the finalize

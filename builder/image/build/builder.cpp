@@ -271,20 +271,6 @@ snapshot(const fs::path& working, const fs::path& target)
   out.commit();
 }
 
-// A selinux step with relabel on (the default) asks finalize to relabel the whole image.
-bool
-wants_relabel(const recipe::Recipe& recipe)
-{
-  for (const auto& stage : recipe.stages) {
-    for (const auto& step : stage.steps) {
-      if (const auto* s = std::get_if<recipe::SelinuxStep>(&step.spec); s != nullptr && s->relabel) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
 std::string
 short_key(const std::string& key)
 {
@@ -293,17 +279,32 @@ short_key(const std::string& key)
 
 } // namespace
 
-std::string
-finalize_key(const recipe::Recipe& recipe, const recipe::Plan& plan)
-{
-  std::string parent = plan.stages.empty() ? plan.base_key : plan.stages.back().key;
-  json src = {{"parent", parent}, {"finalize", {{"sysprep", recipe.sysprep}, {"trim", recipe.trim}, {"version", 1}}}};
-  return crypto::sha256_hex(src.dump());
-}
-
 BuildResult
 build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
              const fs::path& scratch, fs::path& final_layer, json& final_meta);
+
+manifest::Manifest
+manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json& meta, const std::string& name)
+{
+  manifest::Manifest m;
+  m.name = name;
+  m.kiln_version = KILN_VERSION;
+  m.libguestfs_version = gfs::library_version();
+  m.recipe_name = recipe.name;
+  m.recipe_digest = plan.recipe_digest;
+  for (const auto& in : plan.inputs) {
+    // kiln-node: its VERSION line says what it is; the host path would not.
+    m.inputs.push_back({in.kind, in.version.empty() ? in.source : in.version, in.sha256});
+  }
+  for (const auto& s : plan.stages) {
+    m.stages.push_back({s.name, s.key});
+  }
+  m.stages.push_back({"finalize", finalize_key(recipe, plan)});
+  for (const auto& p : meta.value("packages", json::array())) {
+    m.packages.push_back({p["name"], p["version"], p["arch"]});
+  }
+  return m;
+}
 
 namespace {
 
@@ -331,27 +332,15 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
   }
   source.kernel_cmdline = "console=tty0 console=ttyS0,115200";
   source.layout = recipe.layout; // pxe of an A/B image is its installer
+  if (plan.ab) {
+    source.node_artifact = plan.ab->inputs.at(0).source; // the same kiln-node as slot A
+  }
   if (recipe.trust) {
     source.trust_keys.assign(recipe.trust->keys.begin(), recipe.trust->keys.end());
     source.revoked = recipe.trust->revoked;
   }
 
-  manifest::Manifest m;
-  m.name = stem;
-  m.kiln_version = KILN_VERSION;
-  m.libguestfs_version = gfs::library_version();
-  m.recipe_name = recipe.name;
-  m.recipe_digest = plan.recipe_digest;
-  for (const auto& in : plan.inputs) {
-    m.inputs.push_back({in.kind, in.source, in.sha256});
-  }
-  for (const auto& s : plan.stages) {
-    m.stages.push_back({s.name, s.key});
-  }
-  m.stages.push_back({"finalize", finalize_key(recipe, plan)});
-  for (const auto& p : meta.value("packages", json::array())) {
-    m.packages.push_back({p["name"], p["version"], p["arch"]});
-  }
+  manifest::Manifest m = manifest_base(recipe, plan, meta, stem);
   for (const auto& format : formats) {
     say(options, "output " + format);
     for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
@@ -571,7 +560,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     } else {
       say(options, "stage finalize: " + std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" +
                      (recipe.trim ? ", trim" : ""));
-      if (wants_relabel(recipe)) {
+      if (recipe::wants_relabel(recipe)) {
         selinux_relabel(ctx);
       }
       if (recipe.dcos) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "core/fetch/cache.hpp"
+#include "core/manifest/manifest.hpp"
 #include "core/recipe/model.hpp"
 #include "core/recipe/plan.hpp"
 
@@ -59,7 +60,12 @@ struct BuildResult {
 BuildResult build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
                   const BuildOptions& options);
 
-// The key of the implicit final stage ("finalize"): the last stage's key, sysprep and trim.
-std::string finalize_key(const recipe::Recipe& recipe, const recipe::Plan& plan);
+// The key of the implicit final stage ("finalize"): the last stage's key, sysprep and trim (plan.hpp).
+using recipe::finalize_key;
+
+// The manifest's recipe part: name, versions, recipe digest, inputs (kiln-node by its
+// VERSION line and tree digest), stage keys up to finalize, the packages of `meta`.
+manifest::Manifest manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const nlohmann::json& meta,
+                                 const std::string& name);
 
 } // namespace kiln::build

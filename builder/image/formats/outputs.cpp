@@ -103,7 +103,7 @@ write_format(const std::string& format, const Source& source, const std::string&
       // ramdisk writes it to the machine's disk (pxe_installer.hpp).
       InstallerInputs in;
       in.image_initramfs = source.initramfs;
-      in.node_binary = find_node_binary();
+      in.node_artifact = source.node_artifact;
       in.busybox = find_static_busybox();
       in.trust_keys = source.trust_keys;
       in.revoked = source.revoked;

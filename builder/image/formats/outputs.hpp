@@ -29,6 +29,7 @@ struct Source {
   std::string layout = "plain";
   std::vector<std::filesystem::path> trust_keys;
   std::optional<std::filesystem::path> revoked;
+  std::filesystem::path node_artifact; // layout "ab": the kiln-node artifact the image carries
 };
 
 // Writes `format` for `stem` into `dir`; returns the files written (relative names).

@@ -1,6 +1,7 @@
 #include "image/formats/pxe_installer.hpp"
 
 #include "core/crypto/signing.hpp"
+#include "core/recipe/node_artifact.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
@@ -13,9 +14,7 @@
 #include <elf.h>
 #include <fstream>
 #include <memory>
-#include <regex>
 #include <set>
-#include <sstream>
 #include <unistd.h>
 
 namespace kiln::formats {
@@ -24,8 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Kept as literals so they read as the shell scripts they are; @LOADER@ is the file
-// name of kiln-node's ELF interpreter under /kiln/lib.
+// Kept as literals so they read as the shell scripts they are.
 const char* const k_init = R"SH(#!/kiln/bin/busybox sh
 # kiln PXE installer: writes the image named by kiln.install_url onto a disk with
 # kiln-node, then reboots into it. Drivers come from the image's own initramfs.
@@ -59,7 +57,7 @@ failed() {
   say "FAILED: $*"
   after "$(arg kiln.install_failed || echo shell)"
 }
-node() { /kiln/lib/@LOADER@ --library-path /kiln/lib /kiln/bin/kiln-node "$@"; }
+node() { /usr/bin/kiln-node "$@"; }
 
 url=$(arg kiln.install_url)
 [ -n "$url" ] || failed "no kiln.install_url= on the kernel command line (the URL of NAME.raw)"
@@ -224,6 +222,14 @@ public:
     }
   }
 
+  void symlink(const std::string& name, const std::string& target)
+  {
+    parents(name);
+    EntryPtr e = entry(name, AE_IFLNK, 0777);
+    archive_entry_set_symlink(e.get(), target.c_str());
+    check(archive_write_header(m_a.get(), e.get()));
+  }
+
   void close()
   {
     check(archive_write_close(m_a.get()));
@@ -269,37 +275,40 @@ private:
   std::set<std::string> m_dirs;
 };
 
-std::string
-replace_all(std::string text, const std::string& from, const std::string& to)
+// The kiln-node artifact at the paths it has on a node: the ROOT tree as it is (files,
+// symlinks, modes), or a single executable as usr/bin/kiln-node.
+void
+add_node_artifact(CpioWriter& cpio, const recipe::NodeArtifact& node)
 {
-  for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) {
-    text.replace(pos, from.size(), to);
+  if (!node.directory) {
+    cpio.file(std::string(recipe::k_node_artifact_bin), util::read_file(node.path), 0755);
+    return;
   }
-  return text;
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (fs::recursive_directory_iterator it(node.path, ec), end; !ec && it != end; it.increment(ec)) {
+    entries.push_back(it->path());
+  }
+  if (ec) {
+    throw Error(node.path.string(), "cannot read the kiln-node artifact: " + ec.message());
+  }
+  std::sort(entries.begin(), entries.end());
+  for (const auto& path : entries) {
+    const std::string name = path.lexically_relative(node.path).generic_string();
+    fs::file_status st = fs::symlink_status(path, ec);
+    if (fs::is_symlink(st)) {
+      cpio.symlink(name, fs::read_symlink(path).string());
+    } else if (fs::is_directory(st)) {
+      cpio.directory(name);
+    } else if (fs::is_regular_file(st)) {
+      cpio.file(name, util::read_file(path), static_cast<unsigned>(st.permissions()) & 07777);
+    } else {
+      throw Error(path.string(), "unsupported file type in the kiln-node artifact");
+    }
+  }
 }
 
 } // namespace
-
-fs::path
-find_node_binary()
-{
-  if (const char* env = std::getenv("KILN_NODE_BINARY"); env != nullptr && *env != '\0') {
-    if (!fs::is_regular_file(env)) {
-      throw Error(env, "KILN_NODE_BINARY names no file");
-    }
-    return env;
-  }
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec && fs::is_regular_file(self.parent_path() / "kiln-node")) {
-    return self.parent_path() / "kiln-node";
-  }
-  std::string in_path = util::find_program("kiln-node");
-  if (in_path.empty()) {
-    throw Error("output pxe", "the installer needs kiln-node: none beside kiln nor in PATH (or set KILN_NODE_BINARY)");
-  }
-  return in_path;
-}
 
 fs::path
 find_static_busybox()
@@ -320,30 +329,6 @@ find_static_busybox()
                                   "(Debian: busybox-static; or set KILN_BUSYBOX)");
   }
   return busybox;
-}
-
-std::vector<fs::path>
-shared_libraries(const fs::path& elf)
-{
-  util::RunResult r = util::run({"ldd", elf.string()});
-  if (!r.ok()) {
-    throw Error(elf.string(), "ldd failed: " + r.tail(2));
-  }
-  std::vector<fs::path> out;
-  static const std::regex resolved(R"(^\s*(\S+)\s+=>\s+(\S+)\s+\(0x[0-9a-f]+\))");
-  static const std::regex missing(R"(^\s*(\S+)\s+=>\s+not found)");
-  static const std::regex interp(R"(^\s*(/\S+)\s+\(0x[0-9a-f]+\))");
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, missing)) {
-      throw Error(elf.string(), "shared library " + m[1].str() + " not found on the build host");
-    }
-    if (std::regex_search(line, m, resolved) || std::regex_search(line, m, interp)) {
-      out.push_back(m[m.size() - 1].str());
-    }
-  }
-  return out;
 }
 
 std::string
@@ -375,16 +360,7 @@ void
 write_installer_initramfs(const InstallerInputs& inputs, const fs::path& out)
 {
   const std::string subject = "output pxe installer";
-  std::vector<fs::path> libraries = shared_libraries(inputs.node_binary);
-  fs::path loader;
-  for (const auto& lib : libraries) {
-    if (lib.filename().string().rfind("ld-linux", 0) == 0) {
-      loader = lib;
-    }
-  }
-  if (loader.empty()) {
-    throw Error(inputs.node_binary.string(), "no ELF interpreter (ld-linux) among its libraries");
-  }
+  const recipe::NodeArtifact node = recipe::describe_node_artifact(inputs.node_artifact);
 
   util::AtomicFile file(out);
   // The image's own initramfs first (its drivers and tools), padded to 4 bytes as the
@@ -394,14 +370,10 @@ write_installer_initramfs(const InstallerInputs& inputs, const fs::path& out)
   file.write(image);
   {
     CpioWriter cpio(file.fd(), subject);
-    std::string init = replace_all(installer_init_script(), "@LOADER@", loader.filename().string());
-    cpio.file("init", init, 0755);
+    cpio.file("init", installer_init_script(), 0755);
     cpio.file("kiln/udhcpc.script", k_udhcpc_script, 0755);
     cpio.file("kiln/bin/busybox", util::read_file(inputs.busybox), 0755);
-    cpio.file("kiln/bin/kiln-node", util::read_file(inputs.node_binary), 0755);
-    for (const auto& lib : libraries) {
-      cpio.file("kiln/lib/" + lib.filename().string(), util::read_file(lib), 0755);
-    }
+    add_node_artifact(cpio, node);
     cpio.directory("kiln/trust.d");
     for (const auto& key : inputs.trust_keys) {
       cpio.file("kiln/trust.d/" + key.stem().string() + ".pem", util::read_file(key), 0644);

@@ -4,14 +4,14 @@
 // one more (gzip'd cpio newc) archive; the kernel unpacks both, the second on top:
 //   /init                       kiln's installer script (busybox sh), replacing the image's
 //   /kiln/bin/busybox           a static busybox from the build host (Debian: busybox-static)
-//   /kiln/bin/kiln-node         the kiln-node built with kiln, run through its own loader:
-//   /kiln/lib/*                 its shared libraries and ELF interpreter, from the build host
+//   /usr/bin/kiln-node          the kiln-node artifact the A/B image carries (node_artifact.hpp),
+//   /usr/lib/kiln/node/...      at the paths it has on a node; it needs nothing of the host
 //   /kiln/udhcpc.script         address configuration for busybox udhcpc
 //   /kiln/trust.d/*.pem         the recipe's trust: keys (the installer verifies the image)
 //   /kiln/ca.pem                the build host's CA bundle, for https install URLs
 // Drivers come from the image's own initramfs (its modules, udev, modprobe), so whatever
 // storage and network hardware the image itself boots on, the installer drives too.
-// Nothing under /kiln collides with the image's files.
+// Nothing under /kiln and /usr/lib/kiln collides with the image's files.
 //
 // Kernel command line keys the installer reads:
 //   kiln.install_url=URL        the whole-disk image, NAME.raw (http, https or a path);
@@ -40,24 +40,16 @@ inline constexpr std::string_view k_install_failed_key = "kiln.install_failed";
 
 struct InstallerInputs {
   std::filesystem::path image_initramfs;          // the image's own initramfs
-  std::filesystem::path node_binary;              // kiln-node (find_node_binary())
+  std::filesystem::path node_artifact;            // the kiln-node artifact (a ROOT tree or one executable)
   std::filesystem::path busybox;                  // static busybox (find_static_busybox())
   std::vector<std::filesystem::path> trust_keys;  // installed as /kiln/trust.d/STEM.pem
   std::optional<std::filesystem::path> revoked;   // installed as /kiln/trust.d/revoked.list
   std::filesystem::path ca_bundle;                // empty: none
 };
 
-// kiln-node for the installer: $KILN_NODE_BINARY, else beside the running kiln, else
-// PATH. Throws Error when there is none.
-std::filesystem::path find_node_binary();
-
 // A statically linked busybox: $KILN_BUSYBOX, else busybox in PATH (or /bin/busybox).
 // Throws Error naming the Debian package when it is missing or dynamically linked.
 std::filesystem::path find_static_busybox();
-
-// The ELF interpreter and every shared library `elf` loads, as the build host's
-// dynamic loader resolves them (ldd). Throws Error when one is not found.
-std::vector<std::filesystem::path> shared_libraries(const std::filesystem::path& elf);
 
 // The installer's /init (busybox sh).
 std::string installer_init_script();
