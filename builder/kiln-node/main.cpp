@@ -110,6 +110,8 @@ main(int argc, char** argv)
     app.add_option("--booted", booted_text, "Treat slot A or B as booted (tests, rescue); default: /proc/cmdline")
       ->check(CLI::IsMember({"A", "B"}));
     app.add_flag("--json", json_out, "Machine-readable output");
+    bool verbose = false;
+    app.add_flag("-v,--verbose", verbose, "Say on stderr what kiln-node chose (the CA bundle of https sources)");
 
     auto* status = app.add_subcommand("status", "Show both slots, the booted one and the next boot");
     std::string root = "/";
@@ -178,6 +180,25 @@ main(int argc, char** argv)
       }
       return d;
     };
+    // https sources: --ca-file, else the node's own trust store (the first well-known CA
+    // bundle that exists), never the build host's compiled-in path.
+    auto choose_ca_file = [&](const std::string& src) {
+      if (src.rfind("https://", 0) != 0) {
+        return;
+      }
+      const bool given = !source_options.ca_file.empty();
+      if (!given) {
+        source_options.ca_file = kiln::bundle::default_ca_file();
+        if (source_options.ca_file.empty()) {
+          throw kiln::Error(src, "no CA bundle in the well-known places (" + kiln::bundle::well_known_ca_files_text() +
+                                   "); name one with --ca-file");
+        }
+      }
+      if (verbose) {
+        std::cerr << "kiln-node: CA bundle " << source_options.ca_file
+                  << (given ? " (--ca-file)" : " (the node's trust store)") << "\n";
+      }
+    };
     kiln::util::ProgressLine progress_line("writing", kiln::util::is_smart_terminal(STDERR_FILENO));
     auto progress = [&](std::uint64_t done, std::uint64_t total) { progress_line.update(done, total); };
 
@@ -200,6 +221,7 @@ main(int argc, char** argv)
       return 0;
     }
     if (reimage->parsed()) {
+      choose_ca_file(source);
       node::ReimageOptions o;
       o.disk = disk_options();
       o.source = source;
@@ -255,6 +277,7 @@ main(int argc, char** argv)
       if (disk.empty()) {
         throw kiln::UsageError("install", "--disk is required");
       }
+      choose_ca_file(source);
       node::InstallOptions o;
       o.disk = disk;
       o.source = source;

@@ -75,6 +75,8 @@ struct SourceOptions {
 // The first readable CA bundle among the well-known places of EL, Debian, SUSE and
 // others (https sources use it when --ca-file is not given); empty when there is none.
 std::string default_ca_file();
+// Those places, comma-separated, for messages.
+std::string well_known_ca_files_text();
 
 // True for http://, https:// and file:// sources.
 bool is_url(const std::string& source);

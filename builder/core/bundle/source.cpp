@@ -9,6 +9,7 @@
 #include "core/util/fs.hpp"
 #include "core/util/term.hpp"
 
+#include <array>
 #include <curl/curl.h>
 
 #include <cerrno>
@@ -360,17 +361,33 @@ private:
 
 } // namespace
 
+namespace {
+// EL (CentOS 7's ca-certificates), Debian, SUSE, older EL, EL's extracted store, Alpine.
+constexpr std::array<const char*, 6> k_ca_files = {
+  "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/ssl/ca-bundle.pem",           "/etc/pki/tls/cacert.pem",
+  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"};
+} // namespace
+
 std::string
 default_ca_file()
 {
-  for (const char* path : {"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt",
-                           "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/cacert.pem",
-                           "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"}) {
+  for (const char* path : k_ca_files) {
     if (::access(path, R_OK) == 0) {
       return path;
     }
   }
   return {};
+}
+
+std::string
+well_known_ca_files_text()
+{
+  std::string text;
+  for (const char* path : k_ca_files) {
+    text += (text.empty() ? "" : ", ") + std::string(path);
+  }
+  return text;
 }
 
 bool
