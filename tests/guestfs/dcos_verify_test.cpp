@@ -1,5 +1,6 @@
 // `kiln verify` against real images. ONE passing fixture is built by kiln from a Debian
-// mmdebstrap base (a stand-in docker-ce .deb installed through the packages step, chrony,
+// mmdebstrap base (the A/B fixture's own `base:` block, so the suite bootstraps it once;
+// a stand-in docker-ce .deb installed through the packages step, systemd-timesyncd,
 // the synthetic bundle staged by the dcos stage, which also runs verify inside the build).
 // It passes for every role. Broken variants are qcow2 overlays on it, all modified in ONE
 // appliance launch and all verified in ONE more; each fails exactly the check it breaks.
@@ -39,26 +40,35 @@ make_docker_deb(const fs::path& dir)
   return deb;
 }
 
+// The A/B fixture's `base:` block, verbatim: the same bootstrap key, so the base disk the
+// fixture.ab_image test makes in the shared test cache is this test's base too.
+std::string
+ab_fixture_base_block()
+{
+  std::string text = test::read_text(fs::path(KILN_SOURCE_DIR) / "tests/boot/fixture/ab-fixture.yaml");
+  const std::size_t from = text.find("\nbase:\n");
+  const std::size_t to = text.find("\nsize:", from == std::string::npos ? 0 : from);
+  if (from == std::string::npos || to == std::string::npos) {
+    ADD_FAILURE() << "ab-fixture.yaml has no base: block followed by size:";
+    return {};
+  }
+  return text.substr(from + 1, to - from);
+}
+
 void
 write_fixture_recipe(const fs::path& dir)
 {
   test::make_serve_tree(dir / "serve");
   make_docker_deb(dir);
   test::write_text(dir / "recipe.yaml",
-                   "name: dcos-fixture\n"
-                   "base:\n"
-                   "  bootstrap:\n"
-                   "    suite: bookworm\n"
-                   "    variant: minbase\n"
-                   "    packages: [systemd, systemd-sysv, passwd, chrony, curl, tar, xz-utils, unzip, ipset,\n"
-                   "               iputils-ping]\n"
+                   "name: dcos-fixture\n" + ab_fixture_base_block() +
                    "size: 1G\n"
                    "stages:\n"
                    "  - name: host\n"
                    "    steps:\n"
                    "      - file: {path: /etc/kiln/nonce, content: '" + dir.filename().string() + "'}\n"
                    "      - packages: {files: [docker-ce_19.03.15_amd64.deb]}\n"
-                   "      - systemd: {enable: [docker.service, chrony.service], mask: [firewalld.service, dnsmasq.service]}\n"
+                   "      - systemd: {enable: [docker.service, systemd-timesyncd.service], mask: [firewalld.service, dnsmasq.service]}\n"
                    "      - file: {path: /etc/selinux/config, content: \"SELINUX=permissive\\nSELINUXTYPE=targeted\\n\"}\n"
                    "dcos: {bundle: serve, role: slave, version: 2.2.1}\n");
 }
@@ -133,7 +143,7 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
      [](gfs::Handle& g) { g.write("/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=mls\n"); }, {"SELinux mode"}},
     {"no-time-sync", "slave",
      [](gfs::Handle& g) {
-       for (const auto& p : g.glob("/etc/systemd/system/*.wants/chrony*")) {
+       for (const auto& p : g.glob("/etc/systemd/system/*.wants/systemd-timesyncd*")) {
          g.rm_f(p);
        }
      },

@@ -368,5 +368,43 @@ TEST_F(node_empty_root, reimage_over_http_and_https_by_host_name)
     << ok.err;
 }
 
+// DNS proper: a network namespace of the test's own with a DNS responder on 127.0.0.1:53
+// (tests/support/dns_http.py) that knows only dns.kiln.test, and an HTTP server beside it.
+// The root's resolv.conf names it; no NSS module exists in the root, so glibc's built-in
+// dns service is what resolves the name.
+TEST_F(node_empty_root, reimage_over_http_resolves_the_name_by_dns)
+{
+  test::write_text(m_root / "etc/resolv.conf", "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n");
+  const std::string name = m_bundle.path.filename().string();
+  const fs::path log = m_dir / "dns_http.log";
+  const std::string script =
+    "ip link set lo up || exit 90\n"
+    "python3 \"$1\" --name dns.kiln.test=127.0.0.1 --root \"$0/srv/files\" --port 8080 > \"$2\" 2>&1 &\n"
+    "svc=$!\n"
+    "for i in $(seq 100); do grep -q READY \"$2\" && break; sleep 0.1; done\n"
+    "grep -q READY \"$2\" || { kill $svc; exit 91; }\n"
+    "mount -t proc proc \"$0/proc\" || { kill $svc; exit 92; }\n"
+    "shift 2\n"
+    "chroot \"$0\" /usr/bin/kiln-node \"$@\"; rc=$?\n"
+    "kill $svc; wait $svc 2>/dev/null; exit $rc\n";
+  util::RunOptions options;
+  options.env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
+  options.env["TMPDIR"] = "/tmp";
+  util::RunResult r = util::run({"unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script,
+                                 m_root.string(), (fs::path(KILN_TEST_SUPPORT_DIR) / "dns_http.py").string(),
+                                 log.string(), "--disk", "/disk.img", "--booted", "A", "--json", "reimage",
+                                 "http://dns.kiln.test:8080/" + name},
+                                options);
+  ASSERT_EQ(r.exit_code, 0) << r.err << (fs::exists(log) ? test::read_text(log) : "");
+  EXPECT_EQ(json::parse(r.out)["slot"], "B");
+  // The control: a name the responder does not know fails as a resolution error.
+  r = util::run({"unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, m_root.string(),
+                 (fs::path(KILN_TEST_SUPPORT_DIR) / "dns_http.py").string(), log.string(), "--disk", "/disk.img",
+                 "--booted", "A", "reimage", "--retries", "0", "http://unknown.kiln.test:8080/" + name},
+                options);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("resolve"), std::string::npos) << r.err;
+}
+
 } // namespace
 } // namespace kiln
