@@ -50,6 +50,34 @@ protected:
 
   std::string a_hash() { return fx::slot_hash(m_disk, slots::k_part_a); }
 
+  // The test disk as kiln build names a whole-disk image, in out/: node.raw, its bmap and
+  // its manifest signed with the release key. Returns node.raw's path.
+  fs::path whole_disk_image()
+  {
+    fs::path out = m_dir / "out";
+    fs::create_directories(out);
+    fs::copy_file(m_disk.path, out / "node.raw");
+    bmap::write_bmap_file(out / "node.raw", out / "node.raw.bmap");
+    manifest::Manifest m = fx::base_manifest("node");
+    m.kiln_version = KILN_VERSION;
+    m.files = {manifest::describe_file(out / "node.raw", "image", "raw"),
+               manifest::describe_file(out / "node.raw.bmap", "bmap", "bmap")};
+    fs::path mpath = manifest::manifest_path(out, "node");
+    manifest::write_manifest(mpath, m);
+    manifest::sign_manifest(mpath, crypto::load_private_key(m_key.key));
+    return out / "node.raw";
+  }
+
+  // A 128 MiB install target whose first 96 MiB are random bytes.
+  fs::path garbage_target()
+  {
+    fs::path target = m_dir / "target.img";
+    fx::must({"truncate", "-s", "128M", target.string()});
+    util::Fd fd = util::open_file(target, O_WRONLY);
+    fx::write_random(fd.get(), 0, 96u << 20, 3);
+    return target;
+  }
+
   ScratchDir m_dir;
   fs::path m_old, m_new;
   fx::AbDisk m_disk;
@@ -303,30 +331,15 @@ TEST_F(kiln_node, key_rotation_and_openssl_verify_the_bundle_manifest)
 
 TEST_F(kiln_node, install_writes_a_whole_disk_image_from_file_and_http)
 {
-  // The source: a whole-disk image as kiln build names it, with bmap and signed manifest.
-  fs::path out = m_dir / "out";
-  fs::create_directories(out);
-  fs::copy_file(m_disk.path, out / "node.raw");
-  bmap::write_bmap_file(out / "node.raw", out / "node.raw.bmap");
-  manifest::Manifest m = fx::base_manifest("node");
-  m.kiln_version = KILN_VERSION;
-  m.files = {manifest::describe_file(out / "node.raw", "image", "raw"),
-             manifest::describe_file(out / "node.raw.bmap", "bmap", "bmap")};
+  fs::path image = whole_disk_image();
+  fs::path out = image.parent_path();
   fs::path mpath = manifest::manifest_path(out, "node");
-  manifest::write_manifest(mpath, m);
-  manifest::sign_manifest(mpath, crypto::load_private_key(m_key.key));
-
-  fs::path target = m_dir / "target.img";
-  fx::must({"truncate", "-s", "128M", target.string()});
-  {
-    util::Fd fd = util::open_file(target, O_WRONLY);
-    fx::write_random(fd.get(), 0, 96u << 20, 3);
-  }
-  auto r = test::run_kiln_node({"--json", "install", (out / "node.raw").string(), "--disk", target.string(), "--trust",
+  fs::path target = garbage_target();
+  auto r = test::run_kiln_node({"--json", "install", image.string(), "--disk", target.string(), "--trust",
                                 m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
-  auto size = fs::file_size(out / "node.raw");
-  EXPECT_EQ(fx::hash_range(target, 0, size), crypto::sha256_file(out / "node.raw"));
+  auto size = fs::file_size(image);
+  EXPECT_EQ(fx::hash_range(target, 0, size), crypto::sha256_file(image));
 
   // Over HTTP with a dropped connection, onto garbage again.
   {
@@ -337,46 +350,65 @@ TEST_F(kiln_node, install_writes_a_whole_disk_image_from_file_and_http)
   r = test::run_kiln_node({"--json", "install", server.url("/files/node.raw"), "--disk", target.string(), "--trust",
                            m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
-  EXPECT_EQ(fx::hash_range(target, 0, size), crypto::sha256_file(out / "node.raw"));
+  EXPECT_EQ(fx::hash_range(target, 0, size), crypto::sha256_file(image));
 
   // Unsigned (signature removed): refused before the disk is touched.
   std::string before = fx::hash_range(target, 0, 1 << 20);
   fs::remove(manifest::signature_path(mpath));
-  r = test::run_kiln_node({"install", (out / "node.raw").string(), "--disk", target.string(), "--trust",
-                           m_trust.string()});
+  r = test::run_kiln_node({"install", image.string(), "--disk", target.string(), "--trust", m_trust.string()});
   EXPECT_EQ(r.exit_code, 1);
   ASSERT_EQ(test::lines(r.err).size(), 1u) << r.err;
   EXPECT_NE(r.err.find("not signed"), std::string::npos) << r.err;
+}
+
+TEST_F(kiln_node, install_onto_a_loop_device)
+{
+  fs::path image = whole_disk_image();
+  fs::path target = garbage_target();
+  auto size = fs::file_size(image);
+  {
+    fx::LoopDevice loop(target, true);
+    auto r = test::run_kiln_node({"--json", "install", image.string(), "--disk", loop.path(), "--trust",
+                                  m_trust.string()});
+    ASSERT_TRUE(r.ok()) << r.err;
+    json j = json::parse(r.out);
+    EXPECT_EQ(j["disk"], loop.path());
+    EXPECT_EQ(j["image_size"], size);
+    EXPECT_GT(j["zeroed_bytes"].get<std::uint64_t>(), 0u) << j.dump(); // the gaps held random bytes
+    EXPECT_EQ(fx::hash_range(loop.path(), 0, size), crypto::sha256_file(image));
+    // The installed disk is an A/B disk kiln-node reads through the same device.
+    auto s = test::run_kiln_node({"--disk", loop.path(), "--booted", "A", "--json", "status"});
+    ASSERT_TRUE(s.ok()) << s.err;
+    EXPECT_EQ(json::parse(s.out)["slots"]["A"]["state"], "good");
+  }
+  EXPECT_EQ(fx::hash_range(target, 0, size), crypto::sha256_file(image));
 }
 
 TEST_F(kiln_node, loop_devices_with_and_without_partition_nodes)
 {
   bool partscan_nodes = false;
   for (bool partscan : {true, false}) {
-    std::vector<std::string> argv = {"losetup", "--show", "-f"};
-    if (partscan) {
-      argv.push_back("-P");
+    SCOPED_TRACE(partscan ? "partscan" : "no partscan");
+    util::RunResult r, s;
+    std::string loop;
+    {
+      fx::LoopDevice device(m_disk.path, partscan);
+      loop = device.path();
+      r = test::run_kiln_node({"--disk", loop, "--booted", "A", "--json", "reimage", m_info.path.string(), "--trust",
+                               m_trust.string()});
+      EXPECT_TRUE(r.ok()) << r.err;
+      s = test::run_kiln_node({"--disk", loop, "--booted", "A", "--json", "status"});
+      EXPECT_TRUE(s.ok()) << s.err;
+      partscan_nodes = partscan_nodes || fs::exists(loop + "p5");
+      // Partition nodes appear only where the kernel scanned the table (not in every
+      // container); when they exist, kiln-node must write through slot B's own node.
+      if (r.ok()) {
+        json j = json::parse(r.out);
+        EXPECT_EQ(j["slot"], "B");
+        EXPECT_EQ(j["partition"], partscan && fs::exists(loop + "p5") ? loop + "p5" : loop + " (kiln-b)") << j.dump();
+      }
     }
-    argv.push_back(m_disk.path.string());
-    auto l = fx::must(argv);
-    std::string loop = l.out.substr(0, l.out.find('\n'));
-    auto r = test::run_kiln_node({"--disk", loop, "--booted", "A", "--json", "reimage", m_info.path.string(), "--trust",
-                                  m_trust.string()});
-    EXPECT_TRUE(r.ok()) << r.err;
-    auto s = test::run_kiln_node({"--disk", loop, "--booted", "A", "--json", "status"});
-    EXPECT_TRUE(s.ok()) << s.err;
-    partscan_nodes = partscan_nodes || fs::exists(loop + "p5");
-    util::run({"losetup", "-d", loop});
-    ASSERT_TRUE(r.ok());
-    json j = json::parse(r.out);
-    EXPECT_EQ(j["slot"], "B");
-    // Partition nodes appear only where the kernel scanned the table (not in every
-    // container); when they exist, kiln-node must write through slot B's own node.
-    if (partscan && fs::exists(loop + "p5")) {
-      EXPECT_EQ(j["partition"], loop + "p5") << j.dump();
-    } else {
-      EXPECT_EQ(j["partition"], loop + " (kiln-b)") << j.dump();
-    }
+    ASSERT_TRUE(r.ok() && s.ok());
     EXPECT_EQ(json::parse(s.out)["slots"]["B"]["state"], "trial");
     EXPECT_EQ(fx::slot_hash(m_disk, slots::k_part_b, fs::file_size(m_new)), crypto::sha256_file(m_new));
   }

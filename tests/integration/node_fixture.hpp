@@ -134,6 +134,44 @@ make_ab_disk(const fs::path& dir, const std::vector<std::string>& vars, const fs
   return disk;
 }
 
+// A loop device over `file` (losetup, as root), with partition nodes when `partscan` and
+// the kernel makes them; detached when the object dies. No loop device fails the test.
+class LoopDevice {
+public:
+  LoopDevice(const fs::path& file, bool partscan)
+  {
+    std::vector<std::string> argv = {"losetup", "--show", "-f"};
+    if (partscan) {
+      argv.push_back("-P");
+    }
+    argv.push_back(file.string());
+    if (require_program("losetup", "mount").empty()) {
+      throw std::runtime_error("no losetup: the loop device tests need it (and root)");
+    }
+    util::RunResult r = util::run(argv);
+    if (!r.ok()) {
+      throw std::runtime_error("cannot attach a loop device to " + file.string() + " (root needed): " + r.tail(2));
+    }
+    m_path = r.out.substr(0, r.out.find('\n'));
+  }
+  ~LoopDevice()
+  {
+    try {
+      util::RunResult r = util::run({"losetup", "-d", m_path});
+      EXPECT_TRUE(r.ok()) << "losetup -d " << m_path << ": " << r.err;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "losetup -d " << m_path << ": " << e.what();
+    }
+  }
+  LoopDevice(const LoopDevice&) = delete;
+  LoopDevice& operator=(const LoopDevice&) = delete;
+
+  const std::string& path() const { return m_path; }
+
+private:
+  std::string m_path;
+};
+
 // sha256 of `size` bytes of `file` at `offset`.
 inline std::string
 hash_range(const fs::path& file, std::uint64_t offset, std::uint64_t size)

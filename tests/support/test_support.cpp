@@ -98,6 +98,27 @@ run_kiln_node(const std::vector<std::string>& args, const std::map<std::string, 
   return util::run(argv, options);
 }
 
+EnvVar::EnvVar(const char* name, const char* value) : m_name(name)
+{
+  if (const char* old = std::getenv(name)) {
+    m_old = old;
+  }
+  if (value != nullptr) {
+    ::setenv(name, value, 1);
+  } else {
+    ::unsetenv(name);
+  }
+}
+
+EnvVar::~EnvVar()
+{
+  if (m_old) {
+    ::setenv(m_name.c_str(), m_old->c_str(), 1);
+  } else {
+    ::unsetenv(m_name.c_str());
+  }
+}
+
 std::vector<std::string>
 lines(const std::string& text)
 {

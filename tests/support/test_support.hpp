@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,19 @@ std::string read_text(const fs::path& path);
 util::RunResult run_kiln(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
 util::RunResult run_kiln_node(const std::vector<std::string>& args,
                               const std::map<std::string, std::string>& env = {});
+
+// Sets (value non-null) or unsets an environment variable for one scope and restores it.
+class EnvVar {
+public:
+  EnvVar(const char* name, const char* value);
+  ~EnvVar();
+  EnvVar(const EnvVar&) = delete;
+  EnvVar& operator=(const EnvVar&) = delete;
+
+private:
+  std::string m_name;
+  std::optional<std::string> m_old;
+};
 
 // Splits text into lines (without the newlines).
 std::vector<std::string> lines(const std::string& text);

@@ -9,8 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstdlib>
-#include <optional>
 #include <string>
 #include <unistd.h>
 
@@ -20,35 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// Sets (or unsets) an environment variable for one scope and restores it.
-class EnvVar {
-public:
-  EnvVar(const char* name, const char* value) : m_name(name)
-  {
-    if (const char* old = std::getenv(name)) {
-      m_old = old;
-    }
-    if (value != nullptr) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~EnvVar()
-  {
-    if (m_old) {
-      ::setenv(m_name.c_str(), m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name.c_str());
-    }
-  }
-  EnvVar(const EnvVar&) = delete;
-  EnvVar& operator=(const EnvVar&) = delete;
-
-private:
-  std::string m_name;
-  std::optional<std::string> m_old;
-};
+using test::EnvVar;
 
 std::string
 standin()
