@@ -40,14 +40,16 @@ make_docker_deb(const fs::path& dir)
   return deb;
 }
 
-// The A/B fixture's `base:` block, verbatim: the same bootstrap key, so the base disk the
-// fixture.ab_image test makes in the shared test cache is this test's base too.
+// The A/B fixture's `base:` block and `size:` line, verbatim: the base key is made of
+// both (recipe/plan.cpp), so the base disk the fixture.ab_image test makes in the shared
+// test cache is this test's base too, and nothing is bootstrapped twice.
 std::string
-ab_fixture_base_block()
+ab_fixture_base_and_size()
 {
   std::string text = test::read_text(fs::path(KILN_SOURCE_DIR) / "tests/boot/fixture/ab-fixture.yaml");
   const std::size_t from = text.find("\nbase:\n");
-  const std::size_t to = text.find("\nsize:", from == std::string::npos ? 0 : from);
+  const std::size_t size = text.find("\nsize:", from == std::string::npos ? 0 : from);
+  const std::size_t to = size == std::string::npos ? size : text.find('\n', size + 1);
   if (from == std::string::npos || to == std::string::npos) {
     ADD_FAILURE() << "ab-fixture.yaml has no base: block followed by size:";
     return {};
@@ -61,8 +63,7 @@ write_fixture_recipe(const fs::path& dir)
   test::make_serve_tree(dir / "serve");
   make_docker_deb(dir);
   test::write_text(dir / "recipe.yaml",
-                   "name: dcos-fixture\n" + ab_fixture_base_block() +
-                   "size: 1G\n"
+                   "name: dcos-fixture\n" + ab_fixture_base_and_size() +
                    "stages:\n"
                    "  - name: host\n"
                    "    steps:\n"
