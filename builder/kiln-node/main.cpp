@@ -220,6 +220,9 @@ main(int argc, char** argv)
         for (const auto& p : j["mount_points_skipped"]) {
           std::cout << "left alone (mount point) " << p.get<std::string>() << "\n";
         }
+        for (const auto& p : j["symlinks_not_followed"]) {
+          std::cout << "left alone (symlink, not followed) " << p.get<std::string>() << "\n";
+        }
       });
       return 0;
     }
