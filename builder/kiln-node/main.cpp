@@ -81,6 +81,8 @@ main(int argc, char** argv)
                    "default: the disk the running system booted from");
     app.add_option("--booted", booted_text, "Treat slot A or B as booted (tests, rescue); default: /proc/cmdline")
       ->check(CLI::IsMember({"A", "B"}));
+    bool force = false;
+    app.add_flag("--force", force, "Let --booted override a kernel command line that names the other slot");
     app.add_flag("--json", json_out, "Machine-readable output");
 
     auto* status = app.add_subcommand("status", "Show both slots, the booted one and the next boot");
@@ -148,6 +150,7 @@ main(int argc, char** argv)
       if (!booted_text.empty()) {
         d.booted = kiln::slots::parse_slot(booted_text);
       }
+      d.force = force;
       return d;
     };
     kiln::util::ProgressLine progress_line("writing", kiln::util::is_smart_terminal(STDERR_FILENO));

@@ -113,7 +113,7 @@ offline_target(const slots::BootEnv& env)
 void
 recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target)
 {
-  auto booted = booted_slot(gpt, disk.booted);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   if (booted && *booted == target) {
     throw Error(part_label(target), "is the booted slot; kiln-node never writes the running system");
   }
@@ -246,7 +246,7 @@ json
 status(const DiskOptions& disk, const fs::path& root)
 {
   slots::Gpt gpt = slots::read_gpt(disk.disk);
-  auto booted = booted_slot(gpt, disk.booted);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   slots::BootEnv env;
   {
     BootFs boot(gpt, booted.has_value() && !disk.booted, false);
@@ -292,7 +292,7 @@ reimage(const ReimageOptions& options)
 
   slots::Gpt gpt = slots::read_gpt(options.disk.disk);
   DiskLock lock(options.disk.disk);
-  auto booted = booted_slot(gpt, options.disk.booted);
+  auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   BootFs boot(gpt, booted.has_value() && !options.disk.booted, true);
   fs::path envfile = boot.grubenv();
   slots::BootEnv before = slots::read_boot_env(read_env(envfile));
@@ -304,11 +304,21 @@ reimage(const ReimageOptions& options)
                                   slot_str(target) + " (" + std::to_string(part.size) + " bytes)");
   }
 
+  // The final environment must fit the block: computed (and refused) before anything
+  // changes, so a slot is never written for a switch that cannot happen.
+  {
+    grubenv::Env final_env = read_env(envfile);
+    slots::set_empty(final_env, target);
+    slots::set_trial(final_env, target, tries, verified.manifest_sha256, verified.manifest.name);
+    grubenv::serialize(final_env, grubenv::k_default_size, envfile.string());
+  }
+  // The target opened (O_EXCL on a partition device: refused while mounted) before the
+  // grubenv marks it empty, so a slot in use is refused with the boot state unchanged.
+  recheck_not_booted(gpt, options.disk, target);
+  PartitionIo io(gpt, part, true);
   // From here on the slot is being changed: first make sure it can never boot.
   grubenv::update(envfile, [&](grubenv::Env& env) { slots::set_empty(env, target); });
   fault_point("after-invalidate");
-  recheck_not_booted(gpt, options.disk, target);
-  PartitionIo io(gpt, part, true);
 
   WriteStats stats = write_ranges(
     map, io,
@@ -369,7 +379,7 @@ rollback(const DiskOptions& disk)
 {
   slots::Gpt gpt = slots::read_gpt(disk.disk);
   DiskLock lock(disk.disk);
-  auto booted = booted_slot(gpt, disk.booted);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   BootFs boot(gpt, booted.has_value() && !disk.booted, true);
   fs::path envfile = boot.grubenv();
   slots::BootEnv before = slots::read_boot_env(read_env(envfile));
@@ -434,7 +444,7 @@ json
 mark_good(const MarkGoodOptions& options)
 {
   slots::Gpt gpt = slots::read_gpt(options.disk.disk);
-  auto booted = booted_slot(gpt, options.disk.booted);
+  auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   if (!booted) {
     throw Error(options.disk.disk.string(),
                 "no slot of this disk is booted (kiln.slot= and root=PARTUUID= on the command line); "

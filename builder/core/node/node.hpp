@@ -23,7 +23,8 @@ using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 struct DiskOptions {
   fs::path disk;
-  std::optional<char> booted; // --booted: overrides /proc/cmdline
+  std::optional<char> booted; // --booted: names the booted slot when /proc/cmdline does not
+  bool force = false;         // --force: --booted wins even against /proc/cmdline
 };
 
 // Both slots (state, tries, digest, name), the booted slot, the next boot as GRUB will
