@@ -174,5 +174,80 @@ TEST_F(node_failclosed, a_block_too_small_for_the_final_environment_is_refused_b
   EXPECT_EQ(fx::grubenv_list(m_disk, m_dir.path()), env_before); // slot B was never marked empty
 }
 
+
+// Patches partition `label`'s entry in both GPT copies as an attacker would (CRCs fixed).
+void
+patch_gpt(const fx::AbDisk& disk, std::string_view label, std::uint64_t first_lba, std::uint64_t last_lba)
+{
+  util::Fd fd = util::open_file(disk.path, O_RDWR);
+  const std::uint64_t sector = 512;
+  const std::uint64_t lbas = fs::file_size(disk.path) / sector;
+  auto le64 = [](const unsigned char* p) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) {
+      v = v << 8 | p[i];
+    }
+    return v;
+  };
+  auto put32 = [](unsigned char* p, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+      p[i] = static_cast<unsigned char>(v >> (8 * i));
+    }
+  };
+  auto put64 = [](unsigned char* p, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      p[i] = static_cast<unsigned char>(v >> (8 * i));
+    }
+  };
+  unsigned number = disk.gpt.by_label(label).number;
+  for (std::uint64_t header_lba : {std::uint64_t{1}, lbas - 1}) {
+    std::vector<unsigned char> h(sector);
+    ASSERT_EQ(::pread(fd.get(), h.data(), sector, static_cast<off_t>(header_lba * sector)), static_cast<ssize_t>(sector));
+    std::uint64_t entries_lba = le64(&h[72]);
+    std::uint32_t count = h[80] | h[81] << 8 | h[82] << 16 | static_cast<std::uint32_t>(h[83]) << 24;
+    std::uint32_t size = h[84] | h[85] << 8;
+    std::vector<unsigned char> e(static_cast<std::size_t>(count) * size);
+    ASSERT_EQ(::pread(fd.get(), e.data(), e.size(), static_cast<off_t>(entries_lba * sector)), static_cast<ssize_t>(e.size()));
+    unsigned char* entry = &e[(number - 1) * size];
+    put64(entry + 32, first_lba);
+    put64(entry + 40, last_lba);
+    put32(&h[88], slots::crc32(e.data(), e.size()));
+    std::uint32_t header_size = h[12] | h[13] << 8;
+    put32(&h[16], 0);
+    put32(&h[16], slots::crc32(h.data(), header_size));
+    ASSERT_EQ(::pwrite(fd.get(), e.data(), e.size(), static_cast<off_t>(entries_lba * sector)), static_cast<ssize_t>(e.size()));
+    ASSERT_EQ(::pwrite(fd.get(), h.data(), sector, static_cast<off_t>(header_lba * sector)), static_cast<ssize_t>(sector));
+  }
+}
+
+TEST_F(node_failclosed, a_patched_gpt_with_overlapping_outside_or_unequal_slots_is_refused)
+{
+  const auto a = m_disk.gpt.by_label(slots::k_part_a);
+  const auto b = m_disk.gpt.by_label(slots::k_part_b);
+  const auto data = m_disk.gpt.by_label(slots::k_part_data);
+  const std::uint64_t slot_lbas = b.last_lba - b.first_lba;
+  const std::uint64_t lbas = fs::file_size(m_disk.path) / 512;
+  struct Case {
+    std::string_view label;
+    std::uint64_t first, last;
+    std::string reason;
+  };
+  std::string a_hash = hash(slots::k_part_a);
+  for (const Case& c : {Case{slots::k_part_b, a.first_lba + 8, a.first_lba + 8 + slot_lbas, "overlap"},
+                        Case{slots::k_part_data, data.first_lba, lbas - 2, "outside the usable LBAs"},
+                        Case{slots::k_part_b, b.first_lba, b.last_lba - 2048, "slots of different sizes"}}) {
+    ScratchDir copy;
+    fx::AbDisk disk = m_disk;
+    disk.path = copy / "disk.img";
+    fs::copy_file(m_disk.path, disk.path);
+    patch_gpt(disk, c.label, c.first, c.last);
+    auto r = test::run_kiln_node({"--disk", disk.path.string(), "--booted", "A", "reimage", m_info.path.string(),
+                                  "--trust", m_trust.string()});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
+    EXPECT_EQ(fx::slot_hash(disk, slots::k_part_a), a_hash);
+  }
+}
+
 } // namespace
 } // namespace kiln

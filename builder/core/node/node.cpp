@@ -245,7 +245,7 @@ load_trust(bool verify, const fs::path& dir)
 json
 status(const DiskOptions& disk, const fs::path& root)
 {
-  slots::Gpt gpt = slots::read_gpt(disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
   auto booted = booted_slot(gpt, disk.booted, disk.force);
   slots::BootEnv env;
   {
@@ -290,7 +290,7 @@ reimage(const ReimageOptions& options)
   bundle::Verified verified = reader.verify(trust ? &*trust : nullptr);
   const bmap::Bmap& map = verified.bmap;
 
-  slots::Gpt gpt = slots::read_gpt(options.disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
   DiskLock lock(options.disk.disk);
   auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   BootFs boot(gpt, booted.has_value() && !options.disk.booted, true);
@@ -377,7 +377,7 @@ reimage(const ReimageOptions& options)
 json
 rollback(const DiskOptions& disk)
 {
-  slots::Gpt gpt = slots::read_gpt(disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
   DiskLock lock(disk.disk);
   auto booted = booted_slot(gpt, disk.booted, disk.force);
   BootFs boot(gpt, booted.has_value() && !disk.booted, true);
@@ -443,7 +443,7 @@ health_problem(const fs::path& root)
 json
 mark_good(const MarkGoodOptions& options)
 {
-  slots::Gpt gpt = slots::read_gpt(options.disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
   auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   if (!booted) {
     throw Error(options.disk.disk.string(),
