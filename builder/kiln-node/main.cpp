@@ -109,6 +109,8 @@ main(int argc, char** argv)
                    "default: the disk the running system booted from");
     app.add_option("--booted", booted_text, "Treat slot A or B as booted (tests, rescue); default: /proc/cmdline")
       ->check(CLI::IsMember({"A", "B"}));
+    bool force = false;
+    app.add_flag("--force", force, "Let --booted override a kernel command line that names the other slot");
     app.add_flag("--json", json_out, "Machine-readable output");
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose, "Say on stderr what kiln-node chose (the CA bundle of https sources)");
@@ -178,6 +180,7 @@ main(int argc, char** argv)
       if (!booted_text.empty()) {
         d.booted = kiln::slots::parse_slot(booted_text);
       }
+      d.force = force;
       return d;
     };
     // https sources: --ca-file, else the node's own trust store (the first well-known CA
@@ -269,6 +272,9 @@ main(int argc, char** argv)
         }
         for (const auto& p : j["mount_points_skipped"]) {
           std::cout << "left alone (mount point) " << p.get<std::string>() << "\n";
+        }
+        for (const auto& p : j["symlinks_not_followed"]) {
+          std::cout << "left alone (symlink, not followed) " << p.get<std::string>() << "\n";
         }
       });
       return 0;

@@ -114,7 +114,7 @@ offline_target(const slots::BootEnv& env)
 void
 recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target)
 {
-  auto booted = booted_slot(gpt, disk.booted);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   if (booted && *booted == target) {
     throw Error(part_label(target), "is the booted slot; kiln-node never writes the running system");
   }
@@ -246,8 +246,8 @@ load_trust(bool verify, const fs::path& dir)
 json
 status(const DiskOptions& disk, const fs::path& root)
 {
-  slots::Gpt gpt = slots::read_gpt(disk.disk);
-  auto booted = booted_slot(gpt, disk.booted);
+  slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   slots::BootEnv env;
   {
     BootFs boot(gpt, booted.has_value() && !disk.booted, false);
@@ -291,9 +291,9 @@ reimage(const ReimageOptions& options)
   bundle::Verified verified = reader.verify(trust ? &*trust : nullptr);
   const bmap::Bmap& map = verified.bmap;
 
-  slots::Gpt gpt = slots::read_gpt(options.disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
   DiskLock lock(options.disk.disk);
-  auto booted = booted_slot(gpt, options.disk.booted);
+  auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   BootFs boot(gpt, booted.has_value() && !options.disk.booted, true);
   fs::path envfile = boot.grubenv();
   slots::BootEnv before = slots::read_boot_env(read_env(envfile));
@@ -305,11 +305,21 @@ reimage(const ReimageOptions& options)
                                   slot_str(target) + " (" + std::to_string(part.size) + " bytes)");
   }
 
+  // The final environment must fit the block: computed (and refused) before anything
+  // changes, so a slot is never written for a switch that cannot happen.
+  {
+    grubenv::Env final_env = read_env(envfile);
+    slots::set_empty(final_env, target);
+    slots::set_trial(final_env, target, tries, verified.manifest_sha256, verified.manifest.name);
+    grubenv::serialize(final_env, grubenv::k_default_size, envfile.string());
+  }
+  // The target opened (O_EXCL on a partition device: refused while mounted) before the
+  // grubenv marks it empty, so a slot in use is refused with the boot state unchanged.
+  recheck_not_booted(gpt, options.disk, target);
+  PartitionIo io(gpt, part, true);
   // From here on the slot is being changed: first make sure it can never boot.
   grubenv::update(envfile, [&](grubenv::Env& env) { slots::set_empty(env, target); });
   fault_point("after-invalidate");
-  recheck_not_booted(gpt, options.disk, target);
-  PartitionIo io(gpt, part, true);
 
   WriteStats stats = write_ranges(
     map, io,
@@ -368,9 +378,9 @@ reimage(const ReimageOptions& options)
 json
 rollback(const DiskOptions& disk)
 {
-  slots::Gpt gpt = slots::read_gpt(disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
   DiskLock lock(disk.disk);
-  auto booted = booted_slot(gpt, disk.booted);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   BootFs boot(gpt, booted.has_value() && !disk.booted, true);
   fs::path envfile = boot.grubenv();
   slots::BootEnv before = slots::read_boot_env(read_env(envfile));
@@ -434,8 +444,8 @@ health_problem(const fs::path& root)
 json
 mark_good(const MarkGoodOptions& options)
 {
-  slots::Gpt gpt = slots::read_gpt(options.disk.disk);
-  auto booted = booted_slot(gpt, options.disk.booted);
+  slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
+  auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   if (!booted) {
     throw Error(options.disk.disk.string(),
                 "no slot of this disk is booted (kiln.slot= and root=PARTUUID= on the command line); "
@@ -453,141 +463,6 @@ mark_good(const MarkGoodOptions& options)
   grubenv::Env after = grubenv::update(boot.grubenv(), [&](grubenv::Env& env) { slots::set_good(env, *booted); });
   slots::BootEnv now = slots::read_boot_env(after);
   return {{"slot", slot_str(*booted)}, {"state", "good"}, {"next_boot", next_boot_json(now)}};
-}
-
-namespace {
-
-struct Remover {
-  json removed = json::array();
-  json skipped = json::array(); // mount points: never crossed
-
-  // Removes `path` (not following symlinks) without leaving its file system; a
-  // directory that is a mount point is emptied but kept.
-  void remove(const fs::path& path, bool keep_top)
-  {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-      return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      struct stat parent {};
-      bool mount_point = ::lstat(path.parent_path().c_str(), &parent) == 0 && parent.st_dev != st.st_dev;
-      empty_dir(path, st.st_dev);
-      if (!keep_top && !mount_point) {
-        std::error_code ec;
-        fs::remove(path, ec);
-        if (ec) {
-          throw Error(path.string(), "cannot remove: " + ec.message());
-        }
-      }
-    } else {
-      std::error_code ec;
-      fs::remove(path, ec);
-      if (ec) {
-        throw Error(path.string(), "cannot remove: " + ec.message());
-      }
-    }
-    removed.push_back(path.string());
-  }
-
-  void empty_dir(const fs::path& dir, dev_t dev)
-  {
-    std::error_code ec;
-    std::vector<fs::path> entries;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-      entries.push_back(it->path());
-    }
-    if (ec) {
-      throw Error(dir.string(), "cannot read: " + ec.message());
-    }
-    for (const auto& e : entries) {
-      struct stat st {};
-      if (::lstat(e.c_str(), &st) != 0) {
-        continue;
-      }
-      if (S_ISDIR(st.st_mode) && st.st_dev != dev) {
-        skipped.push_back(e.string()); // another file system mounted here (a volume)
-        continue;
-      }
-      if (S_ISDIR(st.st_mode)) {
-        empty_dir(e, dev);
-      }
-      fs::remove(e, ec);
-      if (ec && !(S_ISDIR(st.st_mode) && ec == std::errc::directory_not_empty)) {
-        throw Error(e.string(), "cannot remove: " + ec.message());
-      }
-    }
-  }
-};
-
-bool
-is_dcos_unit_name(const std::string& name)
-{
-  auto ends = [&](std::string_view s) {
-    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-  };
-  if (name.rfind("dcos.target", 0) == 0) {
-    return true; // dcos.target, dcos.target.wants/
-  }
-  return name.rfind("dcos-", 0) == 0 && (ends(".service") || ends(".socket") || ends(".timer"));
-}
-
-} // namespace
-
-json
-wipe_dcos(const WipeOptions& options)
-{
-  const fs::path& root = options.root;
-  Remover r;
-  for (const char* p : {"/etc/mesosphere", "/opt/mesosphere", "/var/lib/mesos", "/var/lib/dcos", "/run/dcos",
-                        "/run/mesos"}) {
-    // The data directories may be mount points or live on kiln-data: emptied, kept.
-    bool keep = std::string_view(p) == "/var/lib/mesos";
-    r.remove(under(root, p), keep);
-  }
-  for (const char* dir : {"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
-    fs::path units = under(root, dir);
-    std::error_code ec;
-    if (!fs::is_directory(units, ec)) {
-      continue;
-    }
-    std::vector<fs::path> found;
-    for (fs::directory_iterator it(units, ec), end; !ec && it != end; it.increment(ec)) {
-      std::string name = it->path().filename().string();
-      if (is_dcos_unit_name(name)) {
-        found.push_back(it->path());
-      } else if (it->is_directory(ec) && !it->is_symlink(ec) &&
-                 (name.size() > 6 && (name.rfind(".wants") == name.size() - 6 ||
-                                      (name.size() > 9 && name.rfind(".requires") == name.size() - 9)))) {
-        for (fs::directory_iterator w(it->path(), ec), wend; !ec && w != wend; w.increment(ec)) {
-          if (is_dcos_unit_name(w->path().filename().string())) {
-            found.push_back(w->path());
-          }
-        }
-      }
-    }
-    for (const auto& f : found) {
-      r.remove(f, false);
-    }
-  }
-  r.remove(under(root, slots::k_dcos_stamp), false);
-  r.remove(under(root, slots::k_dcos_failed), false);
-  if (!options.keep_data) {
-    r.remove(under(root, "/var/lib/docker"), true);
-    fs::path log = under(root, "/var/log");
-    std::error_code ec;
-    std::vector<fs::path> logs;
-    for (fs::directory_iterator it(log, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->path().filename() != "kiln") { // kiln's own logs tell what happened before
-        logs.push_back(it->path());
-      }
-    }
-    for (const auto& l : logs) {
-      r.remove(l, false);
-    }
-  }
-  return {{"root", root.string()}, {"keep_data", options.keep_data}, {"removed", r.removed},
-          {"mount_points_skipped", r.skipped}};
 }
 
 json

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/bundle/bundle.hpp"
+#include "core/node/wipe.hpp" // wipe --dcos
 
 #include <nlohmann/json.hpp>
 
@@ -22,7 +23,8 @@ using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 struct DiskOptions {
   fs::path disk;
-  std::optional<char> booted; // --booted: overrides /proc/cmdline
+  std::optional<char> booted; // --booted: names the booted slot when /proc/cmdline does not
+  bool force = false;         // --force: --booted wins even against /proc/cmdline
 };
 
 // Both slots (state, tries, digest, name), the booted slot, the next boot as GRUB will
@@ -56,15 +58,6 @@ nlohmann::json mark_good(const MarkGoodOptions& options);
 
 // Health as mark-good --when-healthy judges it: empty when healthy, else why not.
 std::string health_problem(const fs::path& root);
-
-struct WipeOptions {
-  fs::path root = "/";
-  bool keep_data = false;
-};
-
-// Removes DC/OS state so the pre-staged installer runs at the next boot; returns the
-// paths removed and the mount points left alone.
-nlohmann::json wipe_dcos(const WipeOptions& options);
 
 struct InstallOptions {
   fs::path disk;
