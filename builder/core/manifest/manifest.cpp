@@ -300,6 +300,30 @@ canonical_text(const nlohmann::json& j)
   }
 }
 
+namespace {
+
+// Signed bytes must be the one spelling kiln writes: a duplicate key, other spacing or
+// escapes would let the signed text mean something other than what a reader sees.
+void
+require_canonical(std::string_view text, const json& j, const std::string& subject)
+{
+  if (canonical_text(j) != text) {
+    throw Error(subject, "not in canonical form (duplicate keys, or spacing, order or escapes kiln does not "
+                         "write); refusing it");
+  }
+}
+
+// A signed manifest that lists nothing proves nothing about the files beside it.
+void
+require_files(const Manifest& m, const std::string& subject)
+{
+  if (m.files.empty()) {
+    throw Error(subject, "lists no file: nothing to verify");
+  }
+}
+
+} // namespace
+
 Manifest
 parse_manifest(std::string_view text, const std::string& subject)
 {
@@ -309,6 +333,7 @@ parse_manifest(std::string_view text, const std::string& subject)
   } catch (const json::exception& e) {
     throw Error(subject, "not valid JSON: " + json_message(e));
   }
+  require_canonical(text, j, subject);
   return from_json(j, subject);
 }
 
@@ -400,6 +425,7 @@ verify_manifest(const fs::path& path, const crypto::TrustStore& trust)
   Verified result;
   result.key_id = trust.verify(path.string(), text, sig);
   result.manifest = parse_manifest(text, path.string());
+  require_files(result.manifest, path.string());
   fs::path dir = path.parent_path(); // empty for a bare name: files are then relative to "."
   std::string listed = "listed in " + path.filename().string();
   // Existence and sizes first (cheap), then the digests of possibly large images.
