@@ -300,5 +300,28 @@ TEST_F(trust_cli, KeyFilesWithTwoKeysAreRefused)
                  "holds more than one PEM block");
 }
 
+// Manifest names are [A-Za-z0-9._-]{1,64} (kiln-node stores them in the 1 KiB grubenv):
+// anything else is refused when signing and when reading, even under a good signature.
+TEST_F(trust_cli, ManifestNamesOutsideTheRuleAreRefusedWhenSigningAndReading)
+{
+  keygen("release");
+  trust("release");
+  json j = json::parse(test::read_text(m_manifest));
+  for (const std::string& bad : {std::string(800, 'n'), std::string(65, 'n'), std::string("node v2"),
+                                 std::string("node/../x"), std::string("n\u00e9"), std::string("..")}) {
+    j["name"] = bad;
+    test::write_text(m_manifest, manifest::canonical_text(j));
+    auto r = sign("release");
+    expect_refusal(r, "name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
+    EXPECT_EQ(r.err.find(std::string(65, 'n')), std::string::npos) << "a long name is not echoed";
+    write_signed(m_manifest, manifest::canonical_text(j), key("release"));
+    expect_refusal(verify(), "name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
+  }
+  j["name"] = std::string(64, 'n');
+  test::write_text(m_manifest, manifest::canonical_text(j));
+  ASSERT_EQ(sign("release").exit_code, 0);
+  EXPECT_EQ(verify().exit_code, 0) << verify().err;
+}
+
 } // namespace
 } // namespace kiln
