@@ -132,6 +132,12 @@ main(int argc, char** argv)
                                              "Boots the new slot gets to confirm itself (1-9); default: tries= in "
                                              "kiln-boot's /grub/kiln-ab.conf, else 3")
       ->check(CLI::Range(1u, kiln::slots::k_max_tries));
+    bool allow_downgrade = false;
+    reimage->add_flag("--allow-downgrade", allow_downgrade,
+                      "Accept a bundle whose version is below the highest this node installed");
+    std::string expect_name;
+    auto* expect_name_option =
+      reimage->add_option("--expect-name", expect_name, "Refuse a bundle whose image name is not NAME");
     for (auto* cmd : {reimage}) {
       cmd->add_option("--ca-file", source_options.ca_file, "CA bundle (PEM) for https sources");
       cmd->add_option("--retries", source_options.retries, "Reconnects after a dropped connection");
@@ -208,6 +214,10 @@ main(int argc, char** argv)
     if (status->parsed()) {
       json j = node::status(disk_options(), root);
       print(j, json_out, [&] {
+        if (j["in_progress"].get<bool>()) {
+          std::cout << "in progress: another kiln-node holds the disk (a reimage writing a slot); the state below "
+                       "is the grubenv as it is now\n";
+        }
         std::cout << "disk:      " << j["disk"].get<std::string>() << "\n"
                   << "slot A:    " << describe_slot(j["slots"]["A"]) << "\n"
                   << "slot B:    " << describe_slot(j["slots"]["B"]) << "\n"
@@ -232,6 +242,10 @@ main(int argc, char** argv)
       o.verify_signature = !no_verify;
       if (tries_option->count() > 0) {
         o.tries = tries;
+      }
+      o.allow_downgrade = allow_downgrade;
+      if (expect_name_option->count() > 0) {
+        o.expect_name = expect_name;
       }
       o.source_options = source_options;
       o.progress = progress;

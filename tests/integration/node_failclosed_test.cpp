@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 namespace kiln {
 namespace {
@@ -17,26 +19,21 @@ using test::ScratchDir;
 namespace fs = std::filesystem;
 namespace fx = test::node;
 
-class node_failclosed : public ::testing::Test {
+class node_failclosed : public fx::NodeScene {
 protected:
-  void SetUp() override
-  {
-    m_old = fx::make_rootfs(m_dir.path(), "old", 16, fx::sample_files("1"));
-    m_new = fx::make_rootfs(m_dir.path(), "new", 16, fx::sample_files("2"));
-    make_disk({});
-    m_key = fx::make_key(m_dir / "keys", "release");
-    m_trust = fx::trust_dir(m_dir / "trust", {m_key});
-    fs::create_directories(m_dir / "bundles");
-    auto key = crypto::load_private_key(m_key.key);
-    m_info = bundle::write_bundle(m_new, m_dir / "bundles", fx::base_manifest("node-v2"), &key);
-  }
+  void SetUp() override { make_scene(both_good()); }
 
-  void make_disk(const std::vector<std::string>& extra_vars)
+  static std::vector<std::string> both_good(const std::vector<std::string>& extra_vars = {})
   {
     std::vector<std::string> vars{"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=good",
                                   "kiln_B_tries=0"};
     vars.insert(vars.end(), extra_vars.begin(), extra_vars.end());
-    m_disk = fx::make_ab_disk(m_dir.path(), vars, m_old);
+    return vars;
+  }
+
+  void make_disk(const std::vector<std::string>& extra_vars)
+  {
+    m_disk = fx::make_ab_disk(m_dir.path(), both_good(extra_vars), m_old);
   }
 
   util::RunResult node(std::vector<std::string> args, const std::string& cmdline)
@@ -61,12 +58,6 @@ protected:
                 "'; B='" + mnt.string() + "'; " + script + "; umount '" + mnt.string() + "'"});
   }
 
-  ScratchDir m_dir;
-  fs::path m_old, m_new;
-  fx::AbDisk m_disk;
-  fx::Keys m_key;
-  fs::path m_trust;
-  bundle::BundleInfo m_info;
 };
 
 int
@@ -247,6 +238,78 @@ TEST_F(node_failclosed, a_patched_gpt_with_overlapping_outside_or_unequal_slots_
     EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
     EXPECT_EQ(fx::slot_hash(disk, slots::k_part_a), a_hash);
   }
+}
+
+// status while a reimage runs: the reimage holds the disk lock and has kiln-boot mounted
+// (a second mount of it is refused as busy); status reads that mount's grubenv and says
+// a reimage is in progress (slot B already marked empty), instead of failing.
+TEST_F(node_failclosed, status_during_a_reimage_reads_the_grubenv_and_says_it_is_in_progress)
+{
+  int mounts_before = mounts_named("kiln-node-boot");
+  test::HttpServer server(m_dir / "bundles");
+  test::write_text(m_dir / "cmdline", "ro quiet\n");
+  util::RunOptions o;
+  o.env = {{"KILN_NODE_CMDLINE", (m_dir / "cmdline").string()}};
+  util::Child reimage({KILN_NODE_TEST_BIN, "--disk", m_disk.path.string(), "--booted", "A", "--json", "reimage",
+                       server.url("/slow/60/" + m_info.path.filename().string()), "--trust", m_trust.string()},
+                      o);
+  // Until status has seen the reimage at work with slot B already invalidated (a run
+  // between the lock and the invalidation sees B still good, which is as true).
+  bool seen = false;
+  bool said = false;
+  for (int i = 0; i < 400 && !seen; ++i) {
+    auto r = node({"--booted", "A", "--json", "status"}, "ro quiet");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    json s = json::parse(r.out);
+    if (s["in_progress"].get<bool>()) {
+      EXPECT_EQ(s["slots"]["A"]["state"], "good");
+      seen = s["slots"]["B"]["state"] == "empty"; // what the running reimage wrote first
+      if (!said) {
+        auto text = node({"--booted", "A", "status"}, "ro quiet");
+        ASSERT_EQ(text.exit_code, 0) << text.err;
+        said = text.out.find("in progress: another kiln-node holds the disk") != std::string::npos;
+        EXPECT_TRUE(said) << text.out;
+      }
+    }
+    if (!seen) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  EXPECT_TRUE(seen) << "status never saw the reimage in progress with slot B invalidated";
+  EXPECT_EQ(reimage.wait(), 0);
+  auto r = node({"--booted", "A", "--json", "status"}, "ro quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json s = json::parse(r.out);
+  EXPECT_FALSE(s["in_progress"].get<bool>());
+  EXPECT_EQ(s["slots"]["B"]["state"], "trial");
+  EXPECT_EQ(mounts_named("kiln-node-boot"), mounts_before) << "a mount was left behind";
+}
+
+// The running system's /boot/kiln is used only when it is this --disk's own kiln-boot
+// (device numbers): here another file system (a tmpfs with a decoy grubenv, in a mount
+// namespace of the test's own) sits there while the command line names this disk's slot A.
+TEST_F(node_failclosed, a_boot_kiln_that_is_not_the_disks_own_kiln_boot_is_refused)
+{
+  test::write_text(m_dir / "cmdline", "ro root=PARTUUID=" + partuuid(slots::k_part_a) + " kiln.slot=A\n");
+  std::string env_before = fx::grubenv_list(m_disk, m_dir.path());
+  for (const char* command : {"status", "mark-good", "rollback"}) {
+    std::string script = "set -e; mount --make-rprivate /; mount -t tmpfs decoy /boot; mkdir -p /boot/kiln/grub; "
+                         "grub-editenv /boot/kiln/grub/grubenv create; "
+                         "grub-editenv /boot/kiln/grub/grubenv set kiln_order='B A' kiln_A_state=good "
+                         "kiln_B_state=good kiln_A_name=decoy; "
+                         "'" + std::string(KILN_NODE_TEST_BIN) + "' --disk '" + m_disk.path.string() + "' " + command +
+                         "; echo decoy-env:; grub-editenv /boot/kiln/grub/grubenv list";
+    util::RunOptions o;
+    o.env = {{"KILN_NODE_CMDLINE", (m_dir / "cmdline").string()}};
+    auto r = util::run({"unshare", "-m", "sh", "-c", script}, o);
+    EXPECT_NE(r.exit_code, 0) << command << ": " << r.out;
+    EXPECT_NE(r.err.find("/boot/kiln: is not the kiln-boot partition of " + m_disk.path.string() +
+                         " (device numbers differ)"),
+              std::string::npos)
+      << command << ": " << r.err;
+    EXPECT_EQ(r.out.find("decoy"), std::string::npos) << command << ": the decoy grubenv was read: " << r.out;
+  }
+  EXPECT_EQ(fx::grubenv_list(m_disk, m_dir.path()), env_before);
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 #include "core/node/disk.hpp"
 
 #include "core/grubenv/grubenv.hpp"
+#include "core/node/mountinfo.hpp"
 #include "core/node/test_hooks.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -228,6 +230,77 @@ partition_node(const fs::path& disk, unsigned number)
       if (fs::exists(node, ec)) {
         return node;
       }
+    }
+  }
+  return {};
+}
+
+namespace {
+
+std::string
+sys_text(const fs::path& path)
+{
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return {};
+  }
+  std::string text = util::read_file(path);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.pop_back();
+  }
+  return text;
+}
+
+// The device numbers of a loop device whose backing file is `disk` (same inode) at
+// `offset`, read from sysfs; nullopt when there is none.
+std::optional<dev_t>
+loop_over(const fs::path& disk, std::uint64_t offset)
+{
+  struct stat target {};
+  if (::stat(disk.c_str(), &target) != 0 || !S_ISREG(target.st_mode)) {
+    return std::nullopt;
+  }
+  std::error_code ec;
+  for (fs::directory_iterator it("/sys/block", ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind("loop", 0) != 0) {
+      continue;
+    }
+    std::string backing = sys_text(it->path() / "loop" / "backing_file");
+    struct stat st {};
+    if (backing.empty() || ::stat(backing.c_str(), &st) != 0 || st.st_dev != target.st_dev ||
+        st.st_ino != target.st_ino || sys_text(it->path() / "loop" / "offset") != std::to_string(offset)) {
+      continue;
+    }
+    unsigned maj = 0;
+    unsigned min = 0;
+    if (std::sscanf(sys_text(it->path() / "dev").c_str(), "%u:%u", &maj, &min) == 2) {
+      return makedev(maj, min);
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+fs::path
+mounted_boot_fs(const slots::Gpt& gpt)
+{
+  const slots::Partition& boot = gpt.by_label(slots::k_part_boot);
+  std::optional<dev_t> device;
+  fs::path node = partition_node(gpt.disk, boot.number);
+  struct stat st {};
+  if (!node.empty() && ::stat(node.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+    device = st.st_rdev;
+  } else {
+    device = loop_over(gpt.disk, boot.offset);
+  }
+  if (!device) {
+    return {};
+  }
+  for (const MountEntry& e : parse_mountinfo(read_mountinfo())) {
+    struct stat mounted {};
+    if (e.device == *device && e.root == "/" && ::stat(e.point.c_str(), &mounted) == 0 && mounted.st_dev == *device) {
+      return e.point;
     }
   }
   return {};

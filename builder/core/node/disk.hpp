@@ -48,6 +48,8 @@ fs::path partition_node(const fs::path& disk, unsigned number);
 class BootFs {
 public:
   BootFs(const slots::Gpt& gpt, bool running_system, bool writable);
+  // kiln-boot where another process mounted it (see mounted_boot_fs); never unmounted here.
+  explicit BootFs(fs::path mounted) : m_root(std::move(mounted)) {}
   ~BootFs();
   BootFs(const BootFs&) = delete;
   BootFs& operator=(const BootFs&) = delete;
@@ -60,6 +62,11 @@ private:
   std::optional<util::TempDir> m_mountpoint;
   bool m_mounted = false;
 };
+
+// Where this disk's kiln-boot is mounted already (by a reimage in progress, say), found
+// in /proc/self/mountinfo by device numbers: its partition node's, else those of a loop
+// device over the disk at kiln-boot's offset. Empty when it is not mounted here.
+fs::path mounted_boot_fs(const slots::Gpt& gpt);
 
 // Raw access to one partition of the disk: through its own device node when there is
 // one (opened O_EXCL, so a mounted partition, e.g. the running root, is refused by the

@@ -12,12 +12,14 @@
 #include "core/util/term.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sstream>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -56,17 +58,30 @@ present(const fs::path& p)
 
 // An exclusive lock on the disk for the length of a command, so two kiln-node runs
 // never interleave their grubenv updates or slot writes.
+// status takes it shared: it never waits, and tells whether another kiln-node works.
+// The exclusive lock waits out a status (well under a second) for at most 5 s.
 class DiskLock {
 public:
   explicit DiskLock(const fs::path& disk) : m_fd(util::open_file(disk, O_RDONLY))
   {
-    if (::flock(m_fd.get(), LOCK_EX | LOCK_NB) != 0) {
-      throw Error(disk.string(), "another kiln-node is working on this disk");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (::flock(m_fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() > deadline) {
+        throw Error(disk.string(), "another kiln-node is working on this disk");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+  struct Shared {};
+  DiskLock(const fs::path& disk, Shared) : m_fd(util::open_file(disk, O_RDONLY))
+  {
+    m_held = ::flock(m_fd.get(), LOCK_SH | LOCK_NB) == 0;
+  }
+  bool held() const noexcept { return m_held; }
 
 private:
   util::Fd m_fd;
+  bool m_held = true;
 };
 
 json
@@ -249,18 +264,38 @@ status(const DiskOptions& disk, const fs::path& root)
   slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
   auto booted = booted_slot(gpt, disk.booted, disk.force);
   slots::BootEnv env;
+  std::uint64_t highest = 0;
+  // While another kiln-node holds the disk (a reimage writing a slot), its kiln-boot
+  // mount is read instead of mounting kiln-boot a second time (which the kernel or
+  // mount(8) refuses as busy).
+  DiskLock lock(disk.disk, DiskLock::Shared{});
+  bool in_progress = !lock.held();
+  fs::path mounted = in_progress ? mounted_boot_fs(gpt) : fs::path();
+  if (in_progress && mounted.empty() && !(booted && !disk.booted && present(slots::k_boot_mount))) {
+    throw Error(disk.disk.string(), "another kiln-node is working on this disk (a reimage in progress?) and its "
+                                    "kiln-boot mount is not visible here; run status again when it is done");
+  }
   {
-    BootFs boot(gpt, booted.has_value() && !disk.booted, false);
-    env = slots::read_boot_env(read_env(boot.grubenv()));
+    std::optional<BootFs> boot;
+    if (!mounted.empty()) {
+      boot.emplace(mounted);
+    } else {
+      boot.emplace(gpt, booted.has_value() && !disk.booted, false);
+    }
+    grubenv::Env block = read_env(boot->grubenv());
+    env = slots::read_boot_env(block);
+    highest = slots::highest_version(block);
   }
   json j;
   j["disk"] = disk.disk.string();
+  j["in_progress"] = in_progress;
   j["booted"] = booted ? json(slot_str(*booted)) : json(nullptr);
   j["order"] = env.order_text;
   j["slots"] = {{"A", slot_json(env.a)}, {"B", slot_json(env.b)}};
   j["slots"]["A"]["partuuid"] = gpt.by_label(slots::k_part_a).partuuid;
   j["slots"]["B"]["partuuid"] = gpt.by_label(slots::k_part_b).partuuid;
   j["next_boot"] = next_boot_json(env);
+  j["highest_version"] = highest;
   json dcos;
   dcos["installed"] = present(under(root, slots::k_dcos_stamp));
   dcos["failed"] = present(under(root, slots::k_dcos_failed));
@@ -290,6 +325,10 @@ reimage(const ReimageOptions& options)
   bundle::Reader reader(options.source, options.source_options);
   bundle::Verified verified = reader.verify(trust ? &*trust : nullptr);
   const bmap::Bmap& map = verified.bmap;
+  if (options.expect_name && verified.manifest.name != *options.expect_name) {
+    throw Error(options.source, "the image is '" + verified.manifest.name + "', not '" + *options.expect_name +
+                                  "' (--expect-name); refusing another image family");
+  }
 
   slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
   DiskLock lock(options.disk.disk);
@@ -298,6 +337,14 @@ reimage(const ReimageOptions& options)
   fs::path envfile = boot.grubenv();
   slots::BootEnv before = slots::read_boot_env(read_env(envfile));
   char target = booted ? slots::other_slot(*booted) : offline_target(before);
+  // Anti-rollback: never an image older than the highest this node switched to.
+  std::uint64_t highest = slots::highest_version(read_env(envfile));
+  if (verified.manifest.version < highest && !options.allow_downgrade) {
+    throw Error(options.source, "version " + std::to_string(verified.manifest.version) + " is older than " +
+                                  std::to_string(highest) + ", the highest this node installed (" +
+                                  std::string(slots::k_env_highest_version) +
+                                  "); refusing a downgrade without --allow-downgrade");
+  }
   unsigned tries = options.tries.value_or(configured_tries(boot.root()));
   const slots::Partition& part = gpt.by_label(part_label(target));
   if (map.image_size > part.size) {
@@ -311,6 +358,7 @@ reimage(const ReimageOptions& options)
     grubenv::Env final_env = read_env(envfile);
     slots::set_empty(final_env, target);
     slots::set_trial(final_env, target, tries, verified.manifest_sha256, verified.manifest.name);
+    slots::record_version(final_env, verified.manifest.version);
     grubenv::serialize(final_env, grubenv::k_default_size, envfile.string());
   }
   // The target opened (O_EXCL on a partition device: refused while mounted) before the
@@ -346,6 +394,7 @@ reimage(const ReimageOptions& options)
 
   grubenv::Env after = grubenv::update(envfile, [&](grubenv::Env& env) {
     slots::set_trial(env, target, tries, verified.manifest_sha256, verified.manifest.name);
+    slots::record_version(env, verified.manifest.version);
     if (test_hooks().fault == "during-switch") {
       // A crash in the middle of the update: the new block is half-written to the
       // temporary file and never renamed.
@@ -362,6 +411,8 @@ reimage(const ReimageOptions& options)
   j["slot"] = slot_str(target);
   j["partition"] = io.name();
   j["name"] = verified.manifest.name;
+  j["version"] = verified.manifest.version;
+  j["highest_version"] = slots::highest_version(after);
   j["digest"] = verified.manifest_sha256;
   j["key_id"] = verified.key_id.empty() ? json(nullptr) : json(verified.key_id);
   j["tries"] = tries;

@@ -37,6 +37,8 @@ struct ReimageOptions {
   fs::path trust_dir = "/etc/kiln/trust.d";
   bool verify_signature = true;
   std::optional<unsigned> tries;     // default slots::k_default_tries
+  bool allow_downgrade = false;      // accept a manifest version below the node's highest
+  std::optional<std::string> expect_name; // the manifest's name must be this (image family)
   bundle::SourceOptions source_options;
   Progress progress;
 };

@@ -1,5 +1,7 @@
 #include "core/node/wipe.hpp"
 
+#include "core/node/mountinfo.hpp"
+
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
@@ -24,7 +26,6 @@ using json = nlohmann::json;
 
 constexpr std::size_t k_max_depth = 256;          // directory levels beneath the root
 constexpr std::size_t k_max_entries = 8'000'000;  // entries one wipe may plan
-constexpr std::size_t k_max_mountinfo = 16u << 20;
 
 constexpr int k_dir_flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
@@ -74,33 +75,6 @@ child(const Rel& rel, const std::string& name)
   Rel out = rel;
   out.push_back(name);
   return out;
-}
-
-std::string
-read_mountinfo()
-{
-  util::Fd fd(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    throw Error("/proc/self/mountinfo", "cannot read (" + errno_text(errno) + "): mount points cannot be told apart");
-  }
-  std::string text;
-  char buffer[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      throw Error("/proc/self/mountinfo", "cannot read: " + errno_text(errno));
-    }
-    if (n == 0) {
-      return text;
-    }
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > k_max_mountinfo) {
-      throw Error("/proc/self/mountinfo", "larger than 16 MiB");
-    }
-  }
 }
 
 // Owner of a DIR* made from a duplicate of a directory descriptor.
@@ -201,24 +175,19 @@ public:
   void contents(std::string_view absolute, const std::function<bool(const std::string&)>& keep)
   {
     Rel rel = split(absolute);
-    auto dir = open_parent(rel);
+    auto dir = open_dir(rel);
     if (!dir) {
       return;
     }
-    util::Fd fd(::openat(dir->fd.get(), rel.back().c_str(), k_dir_flags));
-    if (!fd) {
-      note_unopenable(dir->fd.get(), rel);
-      return;
-    }
     struct stat st {};
-    ::fstat(fd.get(), &st);
+    ::fstat(dir->fd.get(), &st);
     std::string path = join(m_plan.root.string(), rel);
-    if (m_mounts.count(path) != 0 || st.st_dev != dir->dev) {
+    if (m_mounts.count(path) != 0 || st.st_dev != dir->parent.dev) {
       m_plan.mount_points_skipped.push_back(path);
       return;
     }
     m_plan.targets.push_back(path + "/*");
-    add_tree(dir->fd.get(), rel, st, rel.size(), keep);
+    add_tree(dir->parent.fd.get(), rel, st, rel.size(), keep);
   }
 
   // Calls `found` with each entry name of directory `absolute` (when it can be reached
@@ -226,17 +195,12 @@ public:
   void each_entry(std::string_view absolute, const std::function<void(int, const std::string&)>& found)
   {
     Rel rel = split(absolute);
-    auto dir = open_parent(rel);
+    auto dir = open_dir(rel);
     if (!dir) {
       return;
     }
-    util::Fd fd(::openat(dir->fd.get(), rel.back().c_str(), k_dir_flags));
-    if (!fd) {
-      note_unopenable(dir->fd.get(), rel);
-      return;
-    }
-    for (const auto& name : list_dir(fd.get(), join(m_plan.root.string(), rel))) {
-      found(fd.get(), name);
+    for (const auto& name : list_dir(dir->fd.get(), join(m_plan.root.string(), rel))) {
+      found(dir->fd.get(), name);
     }
   }
 
@@ -265,6 +229,27 @@ private:
       cur = OpenDir{std::move(next), st.st_dev};
     }
     return cur;
+  }
+
+  struct OpenedDir {
+    OpenDir parent;
+    util::Fd fd; // rel itself
+  };
+
+  // rel's directory itself, opened beneath its parent the same way; nullopt as for
+  // open_parent, or when rel is not a directory that can be opened without following.
+  std::optional<OpenedDir> open_dir(const Rel& rel)
+  {
+    auto parent = open_parent(rel);
+    if (!parent) {
+      return std::nullopt;
+    }
+    util::Fd fd(::openat(parent->fd.get(), rel.back().c_str(), k_dir_flags));
+    if (!fd) {
+      note_unopenable(parent->fd.get(), rel);
+      return std::nullopt;
+    }
+    return OpenedDir{std::move(*parent), std::move(fd)};
   }
 
   void note_unopenable(int parent, const Rel& rel)
@@ -360,7 +345,8 @@ mounts_beneath(const fs::path& root)
 {
   std::set<std::string> out;
   std::string prefix = root == "/" ? "/" : root.string() + "/";
-  for (const auto& m : parse_mountinfo(read_mountinfo())) {
+  for (const MountEntry& e : parse_mountinfo(read_mountinfo())) {
+    const std::string& m = e.point;
     if (m.size() > prefix.size() && m.compare(0, prefix.size(), prefix) == 0) {
       out.insert(m);
     }
@@ -369,35 +355,6 @@ mounts_beneath(const fs::path& root)
 }
 
 } // namespace
-
-std::set<std::string>
-parse_mountinfo(const std::string& text)
-{
-  std::set<std::string> out;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream fields(line);
-    std::string field;
-    for (int i = 0; i < 5 && fields >> field; ++i) {
-    }
-    if (!fields) {
-      continue;
-    }
-    // Field 5: the mount point, with space, tab, newline and backslash as \ooo.
-    std::string point;
-    for (std::size_t i = 0; i < field.size(); ++i) {
-      if (field[i] == '\\' && i + 3 < field.size() + 0 && field[i + 1] >= '0' && field[i + 1] <= '3' &&
-          field[i + 2] >= '0' && field[i + 2] <= '7' && field[i + 3] >= '0' && field[i + 3] <= '7') {
-        point += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0'));
-        i += 3;
-      } else {
-        point += field[i];
-      }
-    }
-    out.insert(point);
-  }
-  return out;
-}
 
 WipePlan
 plan_wipe(const WipeOptions& options)

@@ -47,9 +47,6 @@ struct WipePlan {
   std::vector<std::string> symlinks_not_followed;
 };
 
-// Mount points (absolute, unescaped) listed in a mountinfo text.
-std::set<std::string> parse_mountinfo(const std::string& text);
-
 // Decides what a wipe removes; touches nothing. Throws UsageError for a bad root.
 WipePlan plan_wipe(const WipeOptions& options);
 
