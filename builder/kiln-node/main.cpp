@@ -112,6 +112,8 @@ main(int argc, char** argv)
                    "default: the disk the running system booted from");
     app.add_option("--booted", booted_text, "Treat slot A or B as booted (tests, rescue); default: /proc/cmdline")
       ->check(CLI::IsMember({"A", "B"}));
+    bool force = false;
+    app.add_flag("--force", force, "Let --booted override a kernel command line that names the other slot");
     app.add_flag("--json", json_out, "Machine-readable output");
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose, "Say on stderr what kiln-node chose (the CA bundle of https sources)");
@@ -133,16 +135,27 @@ main(int argc, char** argv)
                                              "Boots the new slot gets to confirm itself (1-9); default: tries= in "
                                              "kiln-boot's /grub/kiln-ab.conf, else 3")
       ->check(CLI::Range(1u, kiln::slots::k_max_tries));
+    bool allow_downgrade = false;
+    reimage->add_flag("--allow-downgrade", allow_downgrade,
+                      "Accept a bundle whose version is below the highest this node installed");
+    std::string expect_name;
+    auto* expect_name_option =
+      reimage->add_option("--expect-name", expect_name, "Refuse a bundle whose image name is not NAME");
     for (auto* cmd : {reimage}) {
       cmd->add_option("--ca-file", source_options.ca_file, "CA bundle (PEM) for https sources");
       cmd->add_option("--retries", source_options.retries, "Reconnects after a dropped connection");
     }
 
     auto* rollback = app.add_subcommand("rollback", "Boot the other slot next (it must be good)");
-    bool force = false;
+    // rollback's own --force (given after `rollback`) overrides only the DC/OS downgrade
+    // guard; the global --force (before the command) only lets --booted override the
+    // kernel command line. Neither implies the other.
+    bool force_downgrade = false;
     rollback->add_option("--root", root, "Root of the running system, where the booted slot's DC/OS version is read "
                                          "(default /)");
-    rollback->add_flag("--force", force, "Roll back even to an older DC/OS version (unsupported by DC/OS)");
+    rollback->add_flag("--force", force_downgrade,
+                       "Roll back even to an older DC/OS version (unsupported by DC/OS); only this, not --booted's "
+                       "override (that is the global --force, before the command)");
 
     auto* mark_good = app.add_subcommand("mark-good", "Confirm the booted slot");
     bool when_healthy = false;
@@ -193,6 +206,7 @@ main(int argc, char** argv)
       if (!booted_text.empty()) {
         d.booted = kiln::slots::parse_slot(booted_text);
       }
+      d.force = force;
       return d;
     };
     // https sources: --ca-file, else the node's own trust store (the first well-known CA
@@ -220,6 +234,10 @@ main(int argc, char** argv)
     if (status->parsed()) {
       json j = node::status(disk_options(), root);
       print(j, json_out, [&] {
+        if (j["in_progress"].get<bool>()) {
+          std::cout << "in progress: another kiln-node holds the disk (a reimage writing a slot); the state below "
+                       "is the grubenv as it is now\n";
+        }
         std::cout << "disk:      " << j["disk"].get<std::string>() << "\n"
                   << "slot A:    " << describe_slot(j["slots"]["A"]) << "\n"
                   << "slot B:    " << describe_slot(j["slots"]["B"]) << "\n"
@@ -245,6 +263,10 @@ main(int argc, char** argv)
       if (tries_option->count() > 0) {
         o.tries = tries;
       }
+      o.allow_downgrade = allow_downgrade;
+      if (expect_name_option->count() > 0) {
+        o.expect_name = expect_name;
+      }
       o.source_options = source_options;
       o.progress = progress;
       json j = node::reimage(o);
@@ -261,7 +283,7 @@ main(int argc, char** argv)
       node::RollbackOptions o;
       o.disk = disk_options();
       o.root = root;
-      o.force = force;
+      o.force = force_downgrade;
       json j = node::rollback(o);
       if (j.contains("warning")) {
         std::cerr << "kiln-node: warning: " << j["warning"].get<std::string>() << "\n";
@@ -298,6 +320,9 @@ main(int argc, char** argv)
         }
         for (const auto& p : j["mount_points_skipped"]) {
           std::cout << "left alone (mount point) " << p.get<std::string>() << "\n";
+        }
+        for (const auto& p : j["symlinks_not_followed"]) {
+          std::cout << "left alone (symlink, not followed) " << p.get<std::string>() << "\n";
         }
         for (const auto& p : j["volumes_kept"]) {
           std::cout << "kept (DC/OS volume; --volumes wipe empties it) " << p.get<std::string>() << "\n";

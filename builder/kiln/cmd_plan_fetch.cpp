@@ -34,7 +34,16 @@ struct FetchArgs {
   int retries = 3;
   int retry_delay_ms = 500;
   long stall_timeout = 60;
+  std::uint64_t size = 0; // 0: not pinned
+  std::uint64_t max_size = fetch::k_default_max_size;
+  std::uint64_t min_rate = 1024;
+  bool verify_cache = false;
   std::string ca_file;
+  bool json = false;
+};
+
+struct CacheVerifyArgs {
+  std::string cache;
   bool json = false;
 };
 
@@ -89,6 +98,12 @@ do_fetch(const FetchArgs& args)
   options.attempts = args.retries + 1;
   options.backoff = std::chrono::milliseconds(args.retry_delay_ms);
   options.stall_timeout_s = args.stall_timeout;
+  if (args.size > 0) {
+    options.size = args.size;
+  }
+  options.max_size = args.max_size;
+  options.min_rate = args.min_rate;
+  options.verify_hits = args.verify_cache;
   options.ca_file = args.ca_file;
   util::ProgressLine progress("fetch " + args.url, !args.json);
   options.progress = [&](std::uint64_t done, std::uint64_t total) { progress.update(done, total); };
@@ -106,6 +121,26 @@ do_fetch(const FetchArgs& args)
     std::cout << result.path.string() << "\n";
   }
   return 0;
+}
+
+int
+do_cache_verify(const CacheVerifyArgs& args)
+{
+  fetch::Cache cache(fetch::Cache::default_root(args.cache.empty() ? std::nullopt : std::optional(args.cache)));
+  fetch::Cache::VerifyReport report = cache.verify_all();
+  if (args.json) {
+    nlohmann::json removed = nlohmann::json::array();
+    for (const auto& p : report.removed) {
+      removed.push_back(p.string());
+    }
+    std::cout << nlohmann::json{{"checked", report.checked}, {"removed", removed}}.dump() << "\n";
+  } else {
+    for (const auto& p : report.removed) {
+      std::cout << "removed corrupt blob " << p.string() << "\n";
+    }
+    std::cout << report.checked << " blob(s) checked, " << report.removed.size() << " corrupt\n";
+  }
+  return report.removed.empty() ? 0 : 1;
 }
 
 } // namespace
@@ -149,10 +184,29 @@ add_fetch_command(CLI::App& app, int& status)
     ->check(CLI::Range(0, 600000));
   cmd->add_option("--stall-timeout", args->stall_timeout, "Abort a transfer idle this many seconds")
     ->check(CLI::Range(1, 86400));
+  cmd->add_option("--size", args->size, "Expected size in bytes; another size is refused")
+    ->check(CLI::Range(std::uint64_t{1}, UINT64_MAX));
+  cmd->add_option("--max-size", args->max_size, "Refuse a download larger than this (default 64 GiB; K, M, G suffixes)")
+    ->transform(CLI::AsSizeValue(false));
+  cmd->add_option("--min-rate", args->min_rate, "Abort an attempt slower than this many bytes/s over --stall-timeout")
+    ->check(CLI::Range(std::uint64_t{1}, UINT64_MAX));
+  cmd->add_flag("--verify-cache", args->verify_cache, "Rehash a cached blob before using it (shared caches)");
   cmd->add_option("--ca-file", args->ca_file, "Trust the CAs in this PEM file instead of the system's")
     ->check(CLI::ExistingFile);
   cmd->add_flag("--json", args->json, "Machine-readable output");
   cmd->callback([args, &status] { status = do_fetch(*args); });
+}
+
+void
+add_cache_command(CLI::App& app, int& status)
+{
+  auto* cache = app.add_subcommand("cache", "Maintain the download cache");
+  cache->require_subcommand(1);
+  auto args = std::make_shared<CacheVerifyArgs>();
+  auto* cmd = cache->add_subcommand("verify", "Rehash every cached blob; remove and list the corrupt ones (exit 1)");
+  cmd->add_option("--cache", args->cache, "Cache directory (default: $KILN_CACHE or ~/.cache/kiln)");
+  cmd->add_flag("--json", args->json, "Machine-readable output");
+  cmd->callback([args, &status] { status = do_cache_verify(*args); });
 }
 
 } // namespace kiln::cmd

@@ -22,6 +22,7 @@ kiln_main(int argc, char** argv)
     add_build_command(app, status);
     add_verify_command(app, status);
     add_fetch_command(app, status);
+    add_cache_command(app, status);
     add_trust_commands(app, status);
     try {
       app.parse(argc, argv);

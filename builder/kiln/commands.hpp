@@ -22,6 +22,7 @@ recipe::LoadOptions recipe_load_options(const std::vector<std::string>& set, boo
 
 void add_plan_command(CLI::App& app, int& status);
 void add_fetch_command(CLI::App& app, int& status);
+void add_cache_command(CLI::App& app, int& status);
 void add_trust_commands(CLI::App& app, int& status);
 void add_build_command(CLI::App& app, int& status);
 void add_verify_command(CLI::App& app, int& status);

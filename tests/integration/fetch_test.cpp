@@ -244,7 +244,7 @@ TEST_F(Fetch, BadDigestArgumentIsUsageError)
   EXPECT_EQ(r.err, "kiln: error: http://127.0.0.1:1/x: sha256 must be 64 lower-case hex digits, not 'XYZ'\n");
 }
 
-TEST_F(Fetch, InterruptedDownloadLeavesNoBlobAndResumesLater)
+TEST_F(Fetch, InterruptedDownloadLeavesNeitherBlobNorPartial)
 {
   HttpServer server(dir / "www");
   std::string url = server.url("/slow/100/base.img"); // about 2 s in all
@@ -254,18 +254,140 @@ TEST_F(Fetch, InterruptedDownloadLeavesNoBlobAndResumesLater)
   for (int i = 0; i < 200 && !(fs::exists(partial) && fs::file_size(partial) > 0); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  ASSERT_TRUE(fs::exists(partial));
   child.kill(SIGTERM);
   EXPECT_EQ(child.wait(), 143); // 128 + SIGTERM, as shells report it
-  EXPECT_FALSE(fs::exists(cache_dir / "blobs" / "sha256" / digest.substr(0, 2) / digest));
-  ASSERT_TRUE(fs::exists(partial));
-  auto kept = fs::file_size(partial);
-  EXPECT_GT(kept, 0u);
-  EXPECT_LT(kept, data.size());
+  EXPECT_EQ(cache_files(cache_dir), std::vector<std::string>{}); // no blob, no partial
   auto r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--cache", cache_dir.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(test::read_text(test::lines(r.out).at(0)), data);
-  EXPECT_EQ(server.requests().back()["range"], "bytes=" + std::to_string(kept) + "-");
-  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_TRUE(server.requests().back()["range"].is_null());
+}
+
+TEST_F(Fetch, PartialOfAKilledProcessResumesWhileWithinTheBound)
+{
+  HttpServer server(dir / "www");
+  fs::path partial = cache_dir / "partial" / (digest + ".part");
+  test::write_text(partial, data.substr(0, 1000)); // what SIGKILL leaves behind
+  auto r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--cache", cache_dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server.requests().back()["range"], "bytes=1000-");
+  // A partial past the pinned size is garbage: dropped, fetched from the start.
+  fs::remove_all(cache_dir);
+  test::write_text(partial, std::string(data.size() + 1, 'x'));
+  r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--size",
+                      std::to_string(data.size()), "--cache", cache_dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(server.requests().back()["range"].is_null());
+  EXPECT_EQ(test::read_text(test::lines(r.out).at(0)), data);
+}
+
+TEST_F(Fetch, EndlessBodyStopsAtMaxSizeAndLeavesNothing)
+{
+  HttpServer server(dir / "www");
+  auto start = std::chrono::steady_clock::now();
+  auto r = test::run_kiln({"fetch", server.url("/endless/base.img"), "--sha256", digest, "--max-size", "4M",
+                           "--cache", cache_dir.string()});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "kiln: error: " + server.url("/endless/base.img") + ": larger than 4194304 bytes\n");
+  EXPECT_EQ(cache_files(cache_dir), std::vector<std::string>{});
+  EXPECT_EQ(server.count("/endless/base.img"), 1); // not retried: the bound is no transient failure
+}
+
+TEST_F(Fetch, DefaultMaxSizeIs64GiB)
+{
+  EXPECT_EQ(FetchOptions{}.max_size, 64ULL << 30);
+}
+
+TEST_F(Fetch, PinnedSizeRefusesOtherSizes)
+{
+  HttpServer server(dir / "www");
+  std::string url = server.url("/files/base.img");
+  auto r = test::run_kiln({"fetch", url, "--sha256", digest, "--size", std::to_string(data.size() - 1), "--cache",
+                           cache_dir.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "kiln: error: " + url + ": larger than " + std::to_string(data.size() - 1) + " bytes\n");
+  r = test::run_kiln({"fetch", url, "--sha256", digest, "--size", std::to_string(data.size() + 1), "--cache",
+                      cache_dir.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "kiln: error: " + url + ": " + std::to_string(data.size()) + " bytes, expected " +
+                     std::to_string(data.size() + 1) + "\n");
+  EXPECT_EQ(cache_files(cache_dir), std::vector<std::string>{});
+}
+
+TEST_F(Fetch, TrickleTimesOutAndReleasesTheLock)
+{
+  HttpServer server(dir / "www");
+  std::string slow = server.url("/trickle/400/base.img"); // 2.5 B/s
+  auto start = std::chrono::steady_clock::now();
+  auto r = test::run_kiln({"fetch", slow, "--sha256", digest, "--stall-timeout", "2", "--retries", "0", "--cache",
+                           cache_dir.string()});
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "kiln: error: " + slow + ": slower than 1024 bytes/s for 2 s\n");
+  EXPECT_LT(took, std::chrono::seconds(15));
+  EXPECT_EQ(cache_files(cache_dir), std::vector<std::string>{});
+  // The digest's lock is free again: a second fetch does not wait for anything.
+  r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--cache", cache_dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(Fetch, CorruptBlobIsNotAHit)
+{
+  HttpServer server(dir / "www");
+  std::string url = server.url("/files/base.img");
+  auto size = std::to_string(data.size());
+  auto r = test::run_kiln({"fetch", url, "--sha256", digest, "--size", size, "--cache", cache_dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  fs::path blob = test::lines(r.out).at(0);
+  // A truncated blob fails the size check of a pinned input and is fetched again.
+  fs::resize_file(blob, 100);
+  r = test::run_kiln({"fetch", url, "--sha256", digest, "--size", size, "--cache", cache_dir.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(r.out)["cache_hit"].get<bool>());
+  EXPECT_EQ(test::read_text(blob), data);
+  // Same size, other bytes: only a rehash finds it (--verify-cache, or the cache's marker).
+  std::string bad = data;
+  bad[10] ^= 1;
+  test::write_text(blob, bad);
+  r = test::run_kiln({"fetch", url, "--sha256", digest, "--cache", cache_dir.string(), "--json"});
+  EXPECT_TRUE(nlohmann::json::parse(r.out)["cache_hit"].get<bool>()); // unchecked by default
+  r = test::run_kiln({"fetch", url, "--sha256", digest, "--cache", cache_dir.string(), "--json", "--verify-cache"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(r.out)["cache_hit"].get<bool>());
+  EXPECT_EQ(test::read_text(blob), data);
+  test::write_text(blob, bad);
+  test::write_text(cache_dir / "verify-on-hit", "");
+  r = test::run_kiln({"fetch", url, "--sha256", digest, "--cache", cache_dir.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(r.out)["cache_hit"].get<bool>());
+  EXPECT_EQ(test::read_text(blob), data);
+}
+
+TEST_F(Fetch, CacheVerifyRemovesCorruptBlobs)
+{
+  HttpServer server(dir / "www");
+  test::write_text(dir / "www/other.img", "other");
+  auto r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--cache", cache_dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  fs::path blob = test::lines(r.out).at(0);
+  r = test::run_kiln({"fetch", server.url("/files/other.img"), "--sha256", crypto::sha256_hex("other"), "--cache",
+                      cache_dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_kiln({"cache", "verify", "--cache", cache_dir.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "2 blob(s) checked, 0 corrupt\n");
+  std::string bad = data;
+  bad[0] ^= 1;
+  test::write_text(blob, bad);
+  r = test::run_kiln({"cache", "verify", "--cache", cache_dir.string(), "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["checked"], 2);
+  EXPECT_EQ(j["removed"], nlohmann::json::array({blob.string()}));
+  EXPECT_FALSE(fs::exists(blob));
+  EXPECT_TRUE(fs::exists(cache_dir / "blobs" / "sha256"));
 }
 
 TEST_F(Fetch, TlsCertificatesAreVerified)

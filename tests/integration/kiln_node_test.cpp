@@ -25,21 +25,9 @@ using test::ScratchDir;
 namespace fs = std::filesystem;
 namespace fx = test::node;
 
-class kiln_node : public ::testing::Test {
+class kiln_node : public fx::NodeScene {
 protected:
-  void SetUp() override
-  {
-    m_old = fx::make_rootfs(m_dir.path(), "old", 16, fx::sample_files("1"));
-    m_new = fx::make_rootfs(m_dir.path(), "new", 16, fx::sample_files("2"));
-    m_disk = fx::make_ab_disk(m_dir.path(), {"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0",
-                                             "kiln_B_state=empty", "kiln_B_tries=0"},
-                              m_old);
-    m_key = fx::make_key(m_dir / "keys", "release");
-    m_trust = fx::trust_dir(m_dir / "trust", {m_key});
-    fs::create_directories(m_dir / "bundles");
-    auto key = crypto::load_private_key(m_key.key);
-    m_info = bundle::write_bundle(m_new, m_dir / "bundles", fx::base_manifest("node-v2"), &key);
-  }
+  void SetUp() override { make_scene(); }
 
   util::RunResult node(std::vector<std::string> args, const std::map<std::string, std::string>& env = {})
   {
@@ -123,13 +111,6 @@ protected:
     args.insert(args.end(), extra.begin(), extra.end());
     return node(args, env);
   }
-
-  ScratchDir m_dir;
-  fs::path m_old, m_new;
-  fx::AbDisk m_disk;
-  fx::Keys m_key;
-  fs::path m_trust;
-  bundle::BundleInfo m_info;
 };
 
 TEST_F(kiln_node, status_of_a_fresh_disk)

@@ -97,6 +97,21 @@ TEST(node_artifact, has_the_shape_kiln_installs)
   EXPECT_EQ(r.out, version);
 }
 
+// The shipped kiln-node reads none of the test hooks (KILN_NODE_SYSTEMCTL would run any
+// program as root): their names are not in its bytes at all, while the test build's
+// artifact, made the same way, holds each (the control: the search finds them).
+TEST(node_artifact, the_shipped_kiln_node_holds_no_test_hook)
+{
+  const std::string shipped = test::read_text(k_libexec / "kiln-node");
+  const std::string test_build = test::read_text(fs::path(KILN_NODE_TEST_ARTIFACT) / "usr/lib/kiln/node/kiln-node");
+  ASSERT_GT(shipped.size(), 1000000u);
+  for (const char* hook :
+       {"KILN_NODE_SYSTEMCTL", "KILN_NODE_CMDLINE", "KILN_NODE_FAULT", "KILN_NODE_MESOS", "KILN_NODE_ZOOKEEPER"}) {
+    EXPECT_EQ(shipped.find(hook), std::string::npos) << hook << " is in the shipped kiln-node";
+    EXPECT_NE(test_build.find(hook), std::string::npos) << hook << " is not in the test build";
+  }
+}
+
 TEST(node_artifact, needed_entries_resolve_inside_the_artifact)
 {
   std::size_t checked = 0;

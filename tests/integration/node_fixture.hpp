@@ -259,4 +259,34 @@ trust_dir(const fs::path& dir, const std::vector<Keys>& keys, const std::vector<
   return dir;
 }
 
+// The usual scene of a kiln-node test: root file systems "old" (in slot A) and "new", an
+// A/B disk whose grubenv holds `vars` (default: A good, B empty), a trusted release key
+// and the bundle node-v2 of "new" signed with it (m_dir/bundles).
+class NodeScene : public ::testing::Test {
+protected:
+  static std::vector<std::string> fresh_vars()
+  {
+    return {"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=empty", "kiln_B_tries=0"};
+  }
+
+  void make_scene(const std::vector<std::string>& vars = fresh_vars())
+  {
+    m_old = make_rootfs(m_dir.path(), "old", 16, sample_files("1"));
+    m_new = make_rootfs(m_dir.path(), "new", 16, sample_files("2"));
+    m_disk = make_ab_disk(m_dir.path(), vars, m_old);
+    m_key = make_key(m_dir / "keys", "release");
+    m_trust = trust_dir(m_dir / "trust", {m_key});
+    fs::create_directories(m_dir / "bundles");
+    auto key = crypto::load_private_key(m_key.key);
+    m_info = bundle::write_bundle(m_new, m_dir / "bundles", base_manifest("node-v2"), &key);
+  }
+
+  ScratchDir m_dir;
+  fs::path m_old, m_new;
+  AbDisk m_disk;
+  Keys m_key;
+  fs::path m_trust;
+  bundle::BundleInfo m_info;
+};
+
 } // namespace kiln::test::node

@@ -20,20 +20,11 @@ using test::ScratchDir;
 namespace fs = std::filesystem;
 namespace fx = test::node;
 
-class reimage_faults : public ::testing::Test {
+class reimage_faults : public fx::NodeScene {
 protected:
   void SetUp() override
   {
-    m_new = fx::make_rootfs(m_dir.path(), "new", 16, fx::sample_files("2"));
-    fs::path old = fx::make_rootfs(m_dir.path(), "old", 16, fx::sample_files("1"));
-    m_disk = fx::make_ab_disk(m_dir.path(), {"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0",
-                                             "kiln_B_state=empty", "kiln_B_tries=0"},
-                              old);
-    m_key = fx::make_key(m_dir / "keys", "release");
-    m_trust = fx::trust_dir(m_dir / "trust", {m_key});
-    fs::create_directories(m_dir / "bundles");
-    auto key = crypto::load_private_key(m_key.key);
-    m_info = bundle::write_bundle(m_new, m_dir / "bundles", fx::base_manifest("node-v2"), &key);
+    make_scene();
     m_a = fx::slot_hash(m_disk, slots::k_part_a);
     m_b = fx::slot_hash(m_disk, slots::k_part_b);
   }
@@ -128,12 +119,6 @@ protected:
     fs::remove(dir / "manifest.json.sig.bin");
   }
 
-  ScratchDir m_dir;
-  fs::path m_new;
-  fx::AbDisk m_disk;
-  fx::Keys m_key;
-  fs::path m_trust;
-  bundle::BundleInfo m_info;
   std::string m_a, m_b;
   int m_counter = 0;
 };

@@ -237,5 +237,91 @@ TEST_F(trust_cli, KilnVerifiesOpensslSignature)
   expect_refusal(verify(), "bad signature");
 }
 
+// Writes `text` as the manifest with a valid signature over exactly these bytes, as a
+// signer would who signs whatever it is handed (kiln sign itself refuses such text).
+void
+write_signed(const std::string& manifest, const std::string& text, const std::string& key_file)
+{
+  crypto::PrivateKey k = crypto::load_private_key(key_file);
+  test::write_text(manifest, text);
+  json sig = {{"algorithm", "ed25519"},
+              {"key_id", crypto::key_id(k.public_key())},
+              {"signature", crypto::base64_encode(crypto::sign(text, k))}};
+  test::write_text(manifest + ".sig", sig.dump());
+}
+
+TEST_F(trust_cli, DuplicateFilesKeyIsRefused)
+{
+  keygen("release");
+  trust("release");
+  std::string text = test::read_text(m_manifest);
+  ASSERT_EQ(text.substr(text.size() - 2), "}\n");
+  // The listed files first, then a second, empty "files": a lenient parser keeps the last.
+  std::string doubled = text.substr(0, text.size() - 3) + ",\n  \"files\": []\n}\n";
+  write_signed(m_manifest, doubled, key("release"));
+  test::write_text(m_dir / "out/node.img", "tampered");
+  expect_refusal(verify(), "not in canonical form");
+  EXPECT_EQ(test::run_kiln({"sign", m_manifest, "--key", key("release")}).exit_code, 1);
+}
+
+TEST_F(trust_cli, OtherSpellingsAndEmptyFileListsAreRefused)
+{
+  keygen("release");
+  trust("release");
+  json j = json::parse(test::read_text(m_manifest));
+  write_signed(m_manifest, j.dump(), key("release")); // same content, compact spelling
+  expect_refusal(verify(), "not in canonical form");
+  j["files"] = json::array();
+  write_signed(m_manifest, manifest::canonical_text(j), key("release"));
+  expect_refusal(verify(), "lists no file: nothing to verify");
+}
+
+TEST_F(trust_cli, TrustDirectoryTakesKeygensPubFiles)
+{
+  std::string id = keygen("release");
+  fs::create_directories(m_dir / "trust.d");
+  fs::copy_file(pub("release"), m_dir / "trust.d/release.pub");
+  ASSERT_EQ(sign("release").exit_code, 0);
+  auto v = verify();
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NE(v.out.find("good signature by key " + id + ", 2 file(s) verified"), std::string::npos) << v.out;
+}
+
+TEST_F(trust_cli, KeyFilesWithTwoKeysAreRefused)
+{
+  keygen("release");
+  keygen("other");
+  fs::create_directories(m_dir / "trust.d");
+  test::write_text(m_dir / "trust.d/both.pem", test::read_text(pub("release")) + test::read_text(pub("other")));
+  ASSERT_EQ(sign("release").exit_code, 0);
+  expect_refusal(verify(), "holds more than one PEM block");
+  test::write_text(m_dir / "two.key", test::read_text(key("other")) + test::read_text(key("release")));
+  expect_refusal(test::run_kiln({"sign", m_manifest, "--key", (m_dir / "two.key").string()}),
+                 "holds more than one PEM block");
+}
+
+// Manifest names are [A-Za-z0-9._-]{1,64} (kiln-node stores them in the 1 KiB grubenv):
+// anything else is refused when signing and when reading, even under a good signature.
+TEST_F(trust_cli, ManifestNamesOutsideTheRuleAreRefusedWhenSigningAndReading)
+{
+  keygen("release");
+  trust("release");
+  json j = json::parse(test::read_text(m_manifest));
+  for (const std::string& bad : {std::string(800, 'n'), std::string(65, 'n'), std::string("node v2"),
+                                 std::string("node/../x"), std::string("n\u00e9"), std::string("..")}) {
+    j["name"] = bad;
+    test::write_text(m_manifest, manifest::canonical_text(j));
+    auto r = sign("release");
+    expect_refusal(r, "name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
+    EXPECT_EQ(r.err.find(std::string(65, 'n')), std::string::npos) << "a long name is not echoed";
+    write_signed(m_manifest, manifest::canonical_text(j), key("release"));
+    expect_refusal(verify(), "name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
+  }
+  j["name"] = std::string(64, 'n');
+  test::write_text(m_manifest, manifest::canonical_text(j));
+  ASSERT_EQ(sign("release").exit_code, 0);
+  EXPECT_EQ(verify().exit_code, 0) << verify().err;
+}
+
 } // namespace
 } // namespace kiln

@@ -7,6 +7,8 @@
   /status/CODE/NAME      always answer CODE
   /slow/MS/NAME          sleep MS milliseconds between 16 KiB chunks
   /norange/NAME          ignore Range headers (always 200 with the whole file)
+  /endless/NAME          200 without Content-Length, then zero bytes until the client hangs up
+  /trickle/MS/NAME       send the file one byte every MS milliseconds
   /__log                 JSON list of the requests seen: {"path", "range"}
 
 With --tls-cert/--tls-key it speaks HTTPS. It binds 127.0.0.1 only, on a free port, and prints "PORT <n>" on stdout when ready.
@@ -45,7 +47,9 @@ class Handler(BaseHTTPRequestHandler):
             LOG.append({"path": self.path, "range": self.headers.get("Range")})
         parts = self.path.lstrip("/").split("/")
         mode, arg = parts[0], None
-        if mode in ("drop", "status", "slow"):
+        if mode == "endless":
+            return self.endless()
+        if mode in ("drop", "status", "slow", "trickle"):
             if len(parts) < 3:
                 return self.fail(400)
             arg, name = parts[1], "/".join(parts[2:])
@@ -96,12 +100,30 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+        if mode == "trickle":
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(int(arg) / 1000.0)
+            return
         chunk = 16384
         for i in range(0, len(body), chunk):
             self.wfile.write(body[i:i + chunk])
             if mode == "slow":
                 self.wfile.flush()
                 time.sleep(int(arg) / 1000.0)
+
+    def endless(self):
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        zeros = bytes(1 << 16)
+        try:
+            while True:
+                self.wfile.write(zeros)
+        except OSError:
+            pass
 
     def fail(self, code):
         body = b"error %d\n" % code

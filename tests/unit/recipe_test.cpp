@@ -378,5 +378,116 @@ TEST(Plan, JsonHasInputsAndStages)
   EXPECT_EQ(j["recipe"]["stages"][0]["steps"][0]["run"], "x");
 }
 
+// Issue 14: the bounds of a recipe. A 450-byte alias bomb (9^9 nodes once expanded) and a
+// 30-level ${v}${v} chain (8 GiB) each stop at their budget with FILE:LINE:COL.
+TEST(Recipe, AliasBombStopsAtTheNodeBudget)
+{
+  ScratchDir dir;
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    std::string prev(1, static_cast<char>(c - 1));
+    bomb += std::string(1, c) + ": &" + c + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev +
+            ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n";
+  }
+  ASSERT_LT(bomb.size(), 500u);
+  write_text(dir / "r.yaml", minimal("vars:\n" + [&] {
+    std::string indented;
+    for (const auto& line : test::lines(bomb)) {
+      indented += "  " + line + "\n";
+    }
+    return indented;
+  }()));
+  try {
+    load_recipe(dir / "r.yaml");
+    FAIL() << "the alias bomb loaded";
+  } catch (const RecipeError& e) {
+    ASSERT_FALSE(e.items().empty());
+    const auto& d = e.items()[0];
+    EXPECT_EQ(d.location.file, (dir / "r.yaml").string());
+    EXPECT_GT(d.location.line, 5);
+    EXPECT_GT(d.location.column, 0);
+    EXPECT_NE(d.message.find("more than 100000 nodes (aliases included)"), std::string::npos) << d.message;
+  }
+}
+
+TEST(Recipe, DoublingVariableChainStopsAtTheSubstitutionBudget)
+{
+  ScratchDir dir;
+  std::string vars = "vars:\n  v0: xxxxxxxx\n";
+  for (int i = 1; i <= 30; ++i) {
+    vars += "  v" + std::to_string(i) + ": ${v" + std::to_string(i - 1) + "}${v" + std::to_string(i - 1) + "}\n";
+  }
+  write_text(dir / "r.yaml", minimal(vars + "description: ${v30}\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 1u) << ::testing::PrintToString(errs);
+  // v14 is the first past 64 KiB (8 * 2^14 bytes): its line (the vars start on line 5).
+  EXPECT_EQ(errs[0], "20:8: expands to more than 65536 bytes");
+}
+
+TEST(Recipe, ManyReferencesToALargeVariableStopAtTheTotalBudget)
+{
+  ScratchDir dir;
+  std::string text = minimal("vars:\n  big: " + std::string(60000, 'x') + "\nfiles:\n");
+  for (int i = 0; i < 300; ++i) {
+    text += "  - {path: /f" + std::to_string(i) + ", content: \"${big}\"}\n";
+  }
+  write_text(dir / "r.yaml", text);
+  std::string errs = ::testing::PrintToString(errors_of(dir / "r.yaml"));
+  EXPECT_NE(errs.find("substituted strings exceed 16777216 bytes in all"), std::string::npos) << errs;
+}
+
+// extends: of a file that is not a recipe (a shadow file, a config with spaces in its
+// values): the errors quote at most the offending token, never its lines.
+TEST(Recipe, ExtendsOfAForeignFileQuotesAtMostTheToken)
+{
+  ScratchDir dir;
+  write_text(dir / "shadow", "root:$6$saltsalt$SECRETHASH0123:19000:0:99999:7:::\n"
+                             "daemon:*:19000:0:99999:7:::SECRETLINE2\n");
+  write_text(dir / "config", "name: first-token SECRETWORD and more\n"
+                             "layout: plainish SECRETLAYOUT words\n"
+                             "sysprep: maybe SECRETBOOL\n"
+                             "description: \"${unterminated SECRETVAR\"\n");
+  for (const char* foreign : {"shadow", "config"}) {
+    write_text(dir / "r.yaml", std::string("extends: ") + foreign + "\nbase:\n  url: https://example.invalid/b.qcow2\n"
+                                 "  sha256: " + k_digest + "\n");
+    auto errs = errors_of(dir / "r.yaml");
+    ASSERT_FALSE(errs.empty()) << foreign;
+    for (const auto& e : errs) {
+      for (const char* secret : {"SECRETHASH", "saltsalt", "$6$", "19000", "SECRETLINE2", "SECRETWORD", "SECRETLAYOUT",
+                                 "SECRETBOOL", "SECRETVAR"}) {
+        EXPECT_EQ(e.find(secret), std::string::npos) << foreign << ": " << e;
+      }
+      EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    }
+  }
+  // The offending token itself is quoted (shortened), so the error still says what is wrong.
+  auto errs = errors_of(dir / "r.yaml");
+  EXPECT_NE(::testing::PrintToString(errs).find("'first-token...'"), std::string::npos) << ::testing::PrintToString(errs);
+}
+
+// version: the image's monotonic version for kiln-node's anti-rollback (manifest "version").
+TEST(Recipe, VersionIsAWholeNumber)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("version: 42\n"));
+  EXPECT_EQ(load_recipe(dir / "r.yaml").version, 42u);
+  write_text(dir / "r.yaml", minimal());
+  EXPECT_EQ(load_recipe(dir / "r.yaml").version, 0u);
+  write_text(dir / "r.yaml", minimal("version: 1.2\n"));
+  EXPECT_EQ(errors_of(dir / "r.yaml"),
+            std::vector<std::string>{"5:10: version must be a whole number from 0 to 4294967294, not '1.2'"});
+}
+
+// The image name (outputs.name, else name) becomes the manifest's: refused at load time
+// when it is longer than 64 characters, not after the build.
+TEST(Recipe, ImageNameLongerThan64IsRefused)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("outputs: {name: " + std::string(65, 'n') + "}\n"));
+  auto errs = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errs.size(), 1u) << ::testing::PrintToString(errs);
+  EXPECT_EQ(errs[0], "5:17: the image name must be 1-64 characters of A-Z a-z 0-9 . _ - (not '.' or '..'): 65 characters");
+}
+
 } // namespace
 } // namespace kiln::recipe

@@ -234,9 +234,32 @@ public_key_pem(const PublicKey& key)
   return bio_contents(bio.get());
 }
 
+namespace {
+
+// PEM readers take the first block and ignore the rest: a file with two keys would
+// silently mean the first one. One key per file.
+void
+require_single_pem_block(std::string_view pem, const std::string& subject)
+{
+  std::size_t first = pem.find("-----BEGIN ");
+  if (first != std::string_view::npos && pem.find("-----BEGIN ", first + 1) != std::string_view::npos) {
+    throw Error(subject, "holds more than one PEM block; a key file holds exactly one key");
+  }
+}
+
+// The public key files a trust directory takes: NAME.pem, and NAME.pub as kiln keygen writes it.
+bool
+is_trust_key_file(const fs::path& path)
+{
+  return path.extension() == ".pem" || path.extension() == ".pub";
+}
+
+} // namespace
+
 PrivateKey
 private_key_from_pem(std::string_view pem, const std::string& subject)
 {
+  require_single_pem_block(pem, subject);
   if (pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos) {
     throw Error(subject, "encrypted private keys are not supported (kiln cannot ask for a passphrase)");
   }
@@ -260,6 +283,7 @@ public_key_from_pem(std::string_view pem, const std::string& subject)
   if (pem.find("PRIVATE KEY-----") != std::string_view::npos) {
     throw Error(subject, "this is a private key; only public keys (NAME.pub) belong here");
   }
+  require_single_pem_block(pem, subject);
   ERR_clear_error();
   BioPtr bio = memory_bio_for(pem, subject);
   PkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, no_passphrase, nullptr));
@@ -431,12 +455,10 @@ TrustStore::load(const fs::path& dir)
     throw Error(dir.string(), ec ? ec.message() : std::string("not a directory"));
   }
   std::vector<fs::path> pems;
-  bool has_pub_files = false;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().extension() == ".pem") {
+    if (is_trust_key_file(it->path())) {
       pems.push_back(it->path());
     }
-    has_pub_files = has_pub_files || it->path().extension() == ".pub";
   }
   if (ec) {
     throw Error(dir.string(), "cannot read trust directory: " + ec.message());
@@ -455,8 +477,7 @@ TrustStore::load(const fs::path& dir)
     }
   }
   if (store.m_keys.empty()) {
-    throw Error(dir.string(), std::string("no trusted keys: the trust directory holds no *.pem public key") +
-                                (has_pub_files ? " (install NAME.pub files as NAME.pem)" : ""));
+    throw Error(dir.string(), "no trusted keys: the trust directory holds no *.pem or *.pub public key");
   }
   return store;
 }

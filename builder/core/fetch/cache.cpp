@@ -6,6 +6,7 @@
 #include "core/util/fs.hpp"
 #include "core/util/term.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
@@ -83,6 +84,64 @@ Cache::blob_path(const std::string& sha256) const
   return m_root / "blobs" / "sha256" / sha256.substr(0, 2) / sha256;
 }
 
+bool
+Cache::verify_on_hit_marker() const
+{
+  return fs::exists(m_root / "verify-on-hit");
+}
+
+std::optional<fs::path>
+Cache::checked_lookup(const std::string& sha256, std::optional<std::uint64_t> size, bool rehash) const
+{
+  auto hit = lookup(sha256);
+  if (!hit) {
+    return std::nullopt;
+  }
+  bool bad = size && file_size_or_zero(*hit) != *size;
+  if (!bad && (rehash || verify_on_hit_marker())) {
+    bad = crypto::sha256_file(*hit) != sha256;
+  }
+  if (!bad) {
+    return hit;
+  }
+  std::error_code ec;
+  fs::remove(*hit, ec);
+  return std::nullopt;
+}
+
+Cache::VerifyReport
+Cache::verify_all() const
+{
+  VerifyReport report;
+  fs::path blobs = m_root / "blobs" / "sha256";
+  if (!fs::is_directory(blobs)) {
+    return report;
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(blobs)) {
+    if (!e.is_directory()) {
+      files.push_back(e.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    util::check_interrupted();
+    ++report.checked;
+    std::string name = f.filename().string();
+    bool good = crypto::is_sha256_hex(name) && f.parent_path().filename() == name.substr(0, 2) &&
+                fs::is_regular_file(fs::symlink_status(f)) && crypto::sha256_file(f) == name;
+    if (!good) {
+      std::error_code ec;
+      fs::remove(f, ec);
+      if (ec) {
+        throw Error(f.string(), "cannot remove corrupt blob: " + ec.message());
+      }
+      report.removed.push_back(f);
+    }
+  }
+  return report;
+}
+
 std::optional<fs::path>
 Cache::lookup(const std::string& sha256) const
 {
@@ -136,7 +195,7 @@ Cache::fetch(const FetchOptions& options)
     throw UsageError(first, "no sha256 given: pin the input with --sha256, or pass --allow-unpinned to accept it unverified");
   }
   if (options.sha256) {
-    if (auto hit = lookup(*options.sha256)) {
+    if (auto hit = checked_lookup(*options.sha256, options.size, options.verify_hits)) {
       return {*hit, *options.sha256, file_size_or_zero(*hit), true, {}};
     }
   }
@@ -147,15 +206,22 @@ Cache::fetch(const FetchOptions& options)
   fs::path partials = area("partial");
   util::FileLock lock(locks / (id + ".lock"));
   if (options.sha256) {
-    if (auto hit = lookup(*options.sha256)) {
+    if (auto hit = checked_lookup(*options.sha256, options.size, options.verify_hits)) {
       return {*hit, *options.sha256, file_size_or_zero(*hit), true, {}};
     }
   }
   fs::path partial = partials / (id + ".part");
+  const std::uint64_t limit = options.size ? *options.size : options.max_size;
+  // A partial left by a killed process is resumed only while it is within the bound.
+  if (file_size_or_zero(partial) > limit) {
+    fs::remove(partial);
+  }
 
   TransferOptions transfer_options;
   transfer_options.connect_timeout_s = options.connect_timeout_s;
   transfer_options.stall_timeout_s = options.stall_timeout_s;
+  transfer_options.min_rate = options.min_rate;
+  transfer_options.limit = limit;
   transfer_options.progress = options.progress;
   transfer_options.ca_file = options.ca_file;
 
@@ -168,8 +234,20 @@ Cache::fetch(const FetchOptions& options)
       bool resumed = file_size_or_zero(partial) > 0;
       crypto::Sha256 hasher;
       TransferResult r = transfer(url, partial, hasher, transfer_options);
-      if (r.outcome == TransferResult::Outcome::interrupted) {
+      if (r.outcome == TransferResult::Outcome::interrupted || util::interrupted()) {
+        // Interrupted: the partial goes, so no unbounded garbage stays behind.
+        std::error_code ec;
+        fs::remove(partial, ec);
         util::check_interrupted();
+      }
+      if (r.outcome == TransferResult::Outcome::ok && options.size && r.size != *options.size) {
+        r.outcome = TransferResult::Outcome::too_large;
+        r.error = std::to_string(r.size) + " bytes, expected " + std::to_string(*options.size);
+      }
+      if (r.outcome == TransferResult::Outcome::too_large) {
+        fs::remove(partial);
+        last_error = r.error;
+        break; // this source serves other content: try the next one
       }
       if (r.outcome == TransferResult::Outcome::ok) {
         std::string digest = hasher.hex_digest();

@@ -1,6 +1,9 @@
 // The content-addressed download cache. Layout under the cache root:
 //   blobs/sha256/AB/ABCDEF...   verified content, named by its digest
-//   partial/ID.part             a download in progress (resumable), never trusted
+//   partial/ID.part             a download in progress (resumable), never trusted; removed
+//                               on interrupt, on failure and when larger than the bound
+//   verify-on-hit               marker: rehash every blob on a hit (caches shared between
+//                               machines); without it a hit is checked by size when pinned
 //   locks/ID.lock               flock(2) held while one process fetches ID
 // A blob appears only by rename(2) after its digest was verified, so a killed
 // download can never leave a file that looks complete.
@@ -18,9 +21,15 @@ namespace kiln::fetch {
 
 namespace fs = std::filesystem;
 
+inline constexpr std::uint64_t k_default_max_size = 64ULL << 30; // 64 GiB
+
 struct FetchOptions {
   std::vector<std::string> urls;   // the first URL, then mirrors, tried in order
   std::optional<std::string> sha256;
+  std::optional<std::uint64_t> size; // pinned size: a download or a blob of another size is refused
+  std::uint64_t max_size = k_default_max_size; // bound for an input whose size is not pinned
+  std::uint64_t min_rate = 1024;   // bytes/s averaged over stall_timeout_s; slower aborts the attempt
+  bool verify_hits = false;        // rehash a cached blob before returning it (also: marker file)
   bool allow_unpinned = false;
   int attempts = 4;                // per URL, for transient failures
   std::chrono::milliseconds backoff{500}; // doubled after each failed attempt
@@ -51,6 +60,19 @@ public:
   const fs::path& root() const noexcept { return m_root; }
   fs::path blob_path(const std::string& sha256) const;
   std::optional<fs::path> lookup(const std::string& sha256) const;
+  // A blob that passes the hit checks: its size when `size` is given, its digest when
+  // `rehash` is set or the cache carries the verify-on-hit marker. A blob that fails is
+  // removed (it would fail every later build too) and nullopt returned.
+  std::optional<fs::path> checked_lookup(const std::string& sha256, std::optional<std::uint64_t> size,
+                                         bool rehash) const;
+  bool verify_on_hit_marker() const;
+
+  // Rehashes every blob; removes the ones whose content does not match their name.
+  struct VerifyReport {
+    std::uint64_t checked = 0;
+    std::vector<fs::path> removed; // corrupt blobs, already deleted
+  };
+  VerifyReport verify_all() const;
 
   // Returns the cached blob, downloading it first when needed. Throws Error naming the
   // URL (or UsageError for an unpinned input without allow_unpinned).

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <memory>
@@ -29,6 +30,7 @@ struct Sink {
   bool checked = false;       // response code looked at
   bool restarted = false;     // server ignored the Range: file truncated
   bool failed = false;
+  bool too_large = false;     // the body went past options->limit
   std::string error;
   const TransferOptions* options = nullptr;
 };
@@ -53,6 +55,11 @@ on_data(char* data, size_t size, size_t count, void* opaque)
       sink->offset = 0;
       sink->restarted = true;
     }
+  }
+  if (sink->offset + sink->written + bytes > sink->options->limit) {
+    sink->too_large = true;
+    sink->error = "larger than " + std::to_string(sink->options->limit) + " bytes";
+    return 0;
   }
   try {
     util::write_all(sink->fd->get(), std::string_view(data, bytes), "partial file");
@@ -137,7 +144,7 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
   curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(std::max<std::uint64_t>(1, options.min_rate)));
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options.stall_timeout_s);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -172,6 +179,11 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
     // An empty 206/200 reply to a resume of a file that was already complete.
     return result;
   }
+  if (sink.too_large) {
+    result.outcome = TransferResult::Outcome::too_large;
+    result.error = sink.error;
+    return result;
+  }
   if (sink.failed) {
     result.outcome = TransferResult::Outcome::permanent;
     result.error = sink.error;
@@ -194,6 +206,10 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
     return result;
   }
   result.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+  if (rc == CURLE_OPERATION_TIMEDOUT && sink.checked) {
+    result.error = "slower than " + std::to_string(options.min_rate) + " bytes/s for " +
+                   std::to_string(options.stall_timeout_s) + " s";
+  }
   switch (rc) {
   case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_URL_MALFORMAT:

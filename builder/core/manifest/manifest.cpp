@@ -170,11 +170,33 @@ describe_file(const fs::path& path, std::string role, std::string format)
               static_cast<std::uint64_t>(st.st_size)};
 }
 
+bool
+valid_image_name(std::string_view name)
+{
+  if (name.empty() || name.size() > k_max_image_name || name == "." || name == "..") {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+std::string
+image_name_problem(std::string_view name)
+{
+  // Quoted only when short and printable without spaces: never a line of something else.
+  bool quotable = name.size() <= k_max_image_name &&
+                  std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c < 0x7f; });
+  std::string shown = quotable ? "'" + std::string(name) + "'" : std::to_string(name.size()) + " characters";
+  return "must be 1-" + std::to_string(k_max_image_name) + " characters of A-Z a-z 0-9 . _ - (not '.' or '..'): " + shown;
+}
+
 void
 validate(const Manifest& m, const std::string& subject)
 {
   Checker check(subject);
-  check.require(valid_file_name(m.name), "name", "must be a plain file name (no '/', not '.' or '..'): '" + m.name + "'");
+  check.require(valid_image_name(m.name), "name", image_name_problem(m.name));
   check.non_empty(m.kiln_version, "kiln_version");
   check.non_empty(m.recipe_name, "recipe.name");
   check.digest(m.recipe_digest, "recipe.digest");
@@ -213,6 +235,9 @@ to_json(const Manifest& m)
   json j = json::object();
   j["kiln_manifest"] = k_manifest_format;
   j["name"] = m.name;
+  if (m.version != 0) {
+    j["version"] = m.version;
+  }
   j["kiln_version"] = m.kiln_version;
   j["libguestfs_version"] = m.libguestfs_version;
   j["recipe"] = {{"name", m.recipe_name}, {"digest", m.recipe_digest}};
@@ -256,6 +281,7 @@ from_json(const nlohmann::json& j, const std::string& subject)
   }
   Manifest m;
   m.name = top.string("name");
+  m.version = j.contains("version") ? top.unsigned_number("version") : 0;
   m.kiln_version = top.string("kiln_version");
   m.libguestfs_version = top.string("libguestfs_version");
   Reader recipe(top.field("recipe"), "recipe", subject);
@@ -300,6 +326,30 @@ canonical_text(const nlohmann::json& j)
   }
 }
 
+namespace {
+
+// Signed bytes must be the one spelling kiln writes: a duplicate key, other spacing or
+// escapes would let the signed text mean something other than what a reader sees.
+void
+require_canonical(std::string_view text, const json& j, const std::string& subject)
+{
+  if (canonical_text(j) != text) {
+    throw Error(subject, "not in canonical form (duplicate keys, or spacing, order or escapes kiln does not "
+                         "write); refusing it");
+  }
+}
+
+// A signed manifest that lists nothing proves nothing about the files beside it.
+void
+require_files(const Manifest& m, const std::string& subject)
+{
+  if (m.files.empty()) {
+    throw Error(subject, "lists no file: nothing to verify");
+  }
+}
+
+} // namespace
+
 Manifest
 parse_manifest(std::string_view text, const std::string& subject)
 {
@@ -309,6 +359,7 @@ parse_manifest(std::string_view text, const std::string& subject)
   } catch (const json::exception& e) {
     throw Error(subject, "not valid JSON: " + json_message(e));
   }
+  require_canonical(text, j, subject);
   return from_json(j, subject);
 }
 
@@ -400,6 +451,7 @@ verify_manifest(const fs::path& path, const crypto::TrustStore& trust)
   Verified result;
   result.key_id = trust.verify(path.string(), text, sig);
   result.manifest = parse_manifest(text, path.string());
+  require_files(result.manifest, path.string());
   fs::path dir = path.parent_path(); // empty for a bare name: files are then relative to "."
   std::string listed = "listed in " + path.filename().string();
   // Existence and sizes first (cheap), then the digests of possibly large images.

@@ -74,6 +74,9 @@ struct Package {
 
 struct Manifest {
   std::string name; // image name: the manifest is NAME.manifest.json
+  // The image's monotonic version (recipe `version:`, signed with the rest): kiln-node
+  // refuses a bundle older than the highest it installed. 0 (the field absent): none.
+  std::uint64_t version = 0;
   std::string kiln_version;
   std::string libguestfs_version;
   std::string recipe_name;
@@ -93,6 +96,14 @@ fs::path raw_signature_path(const fs::path& manifest);
 // Describes an existing file for the manifest (name = its file name; sha256 and size
 // read from disk); throws Error(path, reason).
 File describe_file(const fs::path& path, std::string role, std::string format);
+
+// Image names (the manifest's "name", which kiln-node stores in the grubenv):
+// [A-Za-z0-9._-]{1,64}, not "." or "..". Refused when writing, signing and reading.
+inline constexpr std::size_t k_max_image_name = 64;
+bool valid_image_name(std::string_view name);
+// Why `name` is not a valid image name (quotes it only when short, printable and
+// without spaces; otherwise gives its length).
+std::string image_name_problem(std::string_view name);
 
 // Checks the model (names, digests, required fields); throws Error(subject, reason)
 // naming the first problem.

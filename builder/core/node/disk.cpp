@@ -1,5 +1,7 @@
 #include "core/node/disk.hpp"
 
+#include "core/grubenv/grubenv.hpp"
+#include "core/node/mountinfo.hpp"
 #include "core/node/test_hooks.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
@@ -9,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -69,27 +72,117 @@ cmdline_value(const std::string& cmdline, std::string_view key)
   return value;
 }
 
-std::optional<char>
-booted_slot(const slots::Gpt& gpt, std::optional<char> override_slot)
+namespace {
+
+// The device number of the block device a root= value names (/dev/..., UUID=, LABEL=,
+// PARTLABEL=); nullopt when it cannot be resolved.
+std::optional<dev_t>
+root_device(const std::string& root)
 {
-  if (override_slot) {
-    return override_slot;
+  fs::path path;
+  for (auto [prefix, dir] : {std::pair{"UUID=", "/dev/disk/by-uuid/"}, std::pair{"LABEL=", "/dev/disk/by-label/"},
+                             std::pair{"PARTLABEL=", "/dev/disk/by-partlabel/"}}) {
+    if (root.rfind(prefix, 0) == 0) {
+      path = fs::path(dir) / root.substr(std::string_view(prefix).size());
+    }
   }
-  std::string cmdline = read_cmdline();
+  if (path.empty() && root.rfind("/dev/", 0) == 0) {
+    path = root;
+  }
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
+    return std::nullopt;
+  }
+  return st.st_rdev;
+}
+
+// The device number of slot `slot`'s partition node on `gpt`'s disk, if it has one.
+std::optional<dev_t>
+slot_device(const slots::Gpt& gpt, char slot)
+{
+  const slots::Partition* part = gpt.find_label(slot == 'A' ? slots::k_part_a : slots::k_part_b);
+  if (part == nullptr) {
+    return std::nullopt;
+  }
+  fs::path node = partition_node(gpt.disk, part->number);
+  struct stat st {};
+  if (node.empty() || ::stat(node.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
+    return std::nullopt;
+  }
+  return st.st_rdev;
+}
+
+} // namespace
+
+std::optional<char>
+cmdline_booted_slot(const slots::Gpt& gpt, const std::string& cmdline)
+{
   auto slot_text = cmdline_value(cmdline, slots::k_cmdline_slot);
   auto root = cmdline_value(cmdline, "root");
-  if (!slot_text || !root) {
+  std::optional<char> named;
+  if (slot_text) {
+    named = slots::parse_slot(*slot_text);
+    if (!named) {
+      throw Error("kernel command line", std::string(slots::k_cmdline_slot) + "=" + *slot_text +
+                                           " is neither A nor B; cannot tell which slot runs");
+    }
+  }
+  if (!root) {
+    if (named) {
+      throw Error("kernel command line", std::string(slots::k_cmdline_slot) +
+                                           "= without root=; cannot prove which slot runs");
+    }
     return std::nullopt;
   }
-  auto slot = slots::parse_slot(*slot_text);
-  if (!slot || root->rfind("PARTUUID=", 0) != 0) {
-    return std::nullopt;
+  // Which slot of this disk root= names, when it names one.
+  std::optional<char> by_root;
+  if (root->rfind("PARTUUID=", 0) == 0) {
+    std::string uuid = lower(root->substr(9));
+    for (char s : {'A', 'B'}) {
+      const slots::Partition* part = gpt.find_label(s == 'A' ? slots::k_part_a : slots::k_part_b);
+      if (part != nullptr && part->partuuid == uuid) {
+        by_root = s;
+      }
+    }
+    if (!by_root) {
+      return std::nullopt; // another disk booted this system
+    }
+  } else {
+    auto dev = root_device(*root);
+    for (char s : {'A', 'B'}) {
+      auto part = slot_device(gpt, s);
+      if (dev && part && *dev == *part) {
+        by_root = s;
+      }
+    }
+    if (!by_root) {
+      if (named) {
+        throw Error("kernel command line", "kiln.slot=" + std::string(1, *named) + " but root=" + *root +
+                                             " is not that slot's partition on " + gpt.disk.string() +
+                                             "; cannot prove which slot runs");
+      }
+      return std::nullopt;
+    }
   }
-  const slots::Partition* part = gpt.find_label(*slot == 'A' ? slots::k_part_a : slots::k_part_b);
-  if (part == nullptr || lower(root->substr(9)) != part->partuuid) {
-    return std::nullopt; // another disk booted this system
+  if (named && *named != *by_root) {
+    throw Error("kernel command line", "kiln.slot=" + std::string(1, *named) + " but root=" + *root +
+                                         " is slot " + std::string(1, *by_root) + "'s partition; refusing to guess");
   }
-  return slot;
+  return by_root;
+}
+
+std::optional<char>
+booted_slot(const slots::Gpt& gpt, std::optional<char> override_slot, bool force)
+{
+  if (override_slot && force) {
+    return override_slot;
+  }
+  std::optional<char> running = cmdline_booted_slot(gpt, read_cmdline());
+  if (override_slot && running && *running != *override_slot) {
+    throw UsageError("--booted", std::string(1, *override_slot) + " contradicts the kernel command line, which "
+                                   "booted slot " + std::string(1, *running) + " of this disk; add --force to override");
+  }
+  return override_slot ? override_slot : running;
 }
 
 fs::path
@@ -170,22 +263,148 @@ PartitionMount::~PartitionMount()
   }
 }
 
+namespace {
+
+std::string
+sys_text(const fs::path& path)
+{
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return {};
+  }
+  std::string text = util::read_file(path);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.pop_back();
+  }
+  return text;
+}
+
+// The device numbers of a loop device whose backing file is `disk` (same inode) at
+// `offset`, read from sysfs; nullopt when there is none.
+std::optional<dev_t>
+loop_over(const fs::path& disk, std::uint64_t offset)
+{
+  struct stat target {};
+  if (::stat(disk.c_str(), &target) != 0 || !S_ISREG(target.st_mode)) {
+    return std::nullopt;
+  }
+  std::error_code ec;
+  for (fs::directory_iterator it("/sys/block", ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind("loop", 0) != 0) {
+      continue;
+    }
+    std::string backing = sys_text(it->path() / "loop" / "backing_file");
+    struct stat st {};
+    if (backing.empty() || ::stat(backing.c_str(), &st) != 0 || st.st_dev != target.st_dev ||
+        st.st_ino != target.st_ino || sys_text(it->path() / "loop" / "offset") != std::to_string(offset)) {
+      continue;
+    }
+    unsigned maj = 0;
+    unsigned min = 0;
+    if (std::sscanf(sys_text(it->path() / "dev").c_str(), "%u:%u", &maj, &min) == 2) {
+      return makedev(maj, min);
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+fs::path
+mounted_boot_fs(const slots::Gpt& gpt)
+{
+  const slots::Partition& boot = gpt.by_label(slots::k_part_boot);
+  std::optional<dev_t> device;
+  fs::path node = partition_node(gpt.disk, boot.number);
+  struct stat st {};
+  if (!node.empty() && ::stat(node.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+    device = st.st_rdev;
+  } else {
+    device = loop_over(gpt.disk, boot.offset);
+  }
+  if (!device) {
+    return {};
+  }
+  for (const MountEntry& e : parse_mountinfo(read_mountinfo())) {
+    struct stat mounted {};
+    if (e.device == *device && e.root == "/" && ::stat(e.point.c_str(), &mounted) == 0 && mounted.st_dev == *device) {
+      return e.point;
+    }
+  }
+  return {};
+}
+
 BootFs::BootFs(const slots::Gpt& gpt, bool running_system, bool writable)
 {
   std::error_code ec;
   fs::path live = slots::k_boot_mount;
+  const slots::Partition& boot = gpt.by_label(slots::k_part_boot);
   if (running_system && fs::exists(live / std::string(slots::k_grubenv_path).substr(1), ec)) {
+    // Only when it is this disk's own kiln-boot (device numbers), never another disk's.
+    fs::path node = partition_node(gpt.disk, boot.number);
+    struct stat mounted {};
+    struct stat part {};
+    if (node.empty() || ::stat(live.c_str(), &mounted) != 0 || ::stat(node.c_str(), &part) != 0 ||
+        mounted.st_dev != part.st_rdev) {
+      throw Error(live.string(), "is not the " + std::string(slots::k_part_boot) + " partition of " +
+                                   gpt.disk.string() + " (device numbers differ); refusing to use it");
+    }
     m_root = live;
     return;
   }
-  m_mount.emplace(gpt, gpt.by_label(slots::k_part_boot), writable ? "rw" : "ro");
+  m_mount.emplace(gpt, boot, writable ? "rw" : "ro");
   m_root = m_mount->path();
 }
 
 fs::path
 BootFs::grubenv() const
 {
-  return m_root / std::string(slots::k_grubenv_path).substr(1);
+  fs::path path = m_root / std::string(slots::k_grubenv_path).substr(1);
+  // Resolved inside the mount without following a symlink; a regular file of exactly
+  // one block (O_NONBLOCK: a FIFO can never hang kiln-node).
+  util::Fd dir(::open(m_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct stat root_st {};
+  if (!dir || ::fstat(dir.get(), &root_st) != 0) {
+    throw Error(m_root.string(), "cannot open: " + errno_text(errno));
+  }
+  fs::path rel = fs::path(std::string(slots::k_grubenv_path).substr(1));
+  std::vector<std::string> parts;
+  for (const auto& p : rel) {
+    parts.push_back(p.string());
+  }
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    util::Fd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next) {
+      if (errno == ENOENT) {
+        return path; // missing: the caller says so
+      }
+      throw Error(path.string(), "cannot resolve inside kiln-boot without following a symlink: " + errno_text(errno));
+    }
+    dir = std::move(next);
+  }
+  util::Fd fd(::openat(dir.get(), parts.back().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) {
+      return path;
+    }
+    throw Error(path.string(), errno == ELOOP ? std::string("is a symlink; kiln-node never follows one out of kiln-boot")
+                                              : "cannot open: " + errno_text(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    throw Error(path.string(), "stat failed: " + errno_text(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(path.string(), "not a regular file");
+  }
+  if (st.st_dev != root_st.st_dev) {
+    throw Error(path.string(), "not on the kiln-boot file system");
+  }
+  if (static_cast<std::uint64_t>(st.st_size) != grubenv::k_default_size) {
+    throw Error(path.string(), "is " + std::to_string(st.st_size) + " bytes; a kiln grubenv is exactly " +
+                                 std::to_string(grubenv::k_default_size));
+  }
+  return path;
 }
 
 PartitionIo::PartitionIo(const slots::Gpt& gpt, const slots::Partition& part, bool writable)

@@ -21,10 +21,17 @@ std::string read_cmdline();
 // The value of `key=` on a command line; nullopt when absent.
 std::optional<std::string> cmdline_value(const std::string& cmdline, std::string_view key);
 
-// The slot this disk booted: kiln.slot=X from the command line when root=PARTUUID=
-// names that slot's partition on `gpt`'s disk; nullopt when the disk is not the running
-// system's. `override_slot` (--booted) wins.
-std::optional<char> booted_slot(const slots::Gpt& gpt, std::optional<char> override_slot);
+// The slot of `gpt`'s disk that the command line booted, decided fail-closed: a
+// root=PARTUUID= naming either slot's partition makes that slot booted; a root= naming
+// a device (/dev/sda4, UUID=, LABEL=) counts when it is one slot's partition node; a
+// kiln.slot= that disagrees with root=, is not A/B, or comes without root= (or with a
+// root= device that is not that slot's partition) is an Error. nullopt when root= names
+// something outside this disk and no kiln.slot= says otherwise.
+std::optional<char> cmdline_booted_slot(const slots::Gpt& gpt, const std::string& cmdline);
+
+// The booted slot: `override_slot` (--booted) when given and not contradicted by the
+// command line (a contradiction is a UsageError unless `force`), else the above.
+std::optional<char> booted_slot(const slots::Gpt& gpt, std::optional<char> override_slot, bool force = false);
 
 // The disk the running system booted from: the parent device of the partition that
 // root=PARTUUID= names on the command line. Throws Error when there is none.
@@ -57,6 +64,8 @@ private:
 class BootFs {
 public:
   BootFs(const slots::Gpt& gpt, bool running_system, bool writable);
+  // kiln-boot where another process mounted it (see mounted_boot_fs); never unmounted here.
+  explicit BootFs(fs::path mounted) : m_root(std::move(mounted)) {}
 
   fs::path grubenv() const;
   const fs::path& root() const noexcept { return m_root; }
@@ -65,6 +74,11 @@ private:
   fs::path m_root;
   std::optional<PartitionMount> m_mount;
 };
+
+// Where this disk's kiln-boot is mounted already (by a reimage in progress, say), found
+// in /proc/self/mountinfo by device numbers: its partition node's, else those of a loop
+// device over the disk at kiln-boot's offset. Empty when it is not mounted here.
+fs::path mounted_boot_fs(const slots::Gpt& gpt);
 
 // Raw access to one partition of the disk: through its own device node when there is
 // one (opened O_EXCL, so a mounted partition, e.g. the running root, is refused by the

@@ -22,8 +22,8 @@
 #include <fcntl.h>
 #include <sstream>
 #include <sys/file.h>
-#include <thread>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -49,17 +49,30 @@ part_label(char slot)
 
 // An exclusive lock on the disk for the length of a command, so two kiln-node runs
 // never interleave their grubenv updates or slot writes.
+// status takes it shared: it never waits, and tells whether another kiln-node works.
+// The exclusive lock waits out a status (well under a second) for at most 5 s.
 class DiskLock {
 public:
   explicit DiskLock(const fs::path& disk) : m_fd(util::open_file(disk, O_RDONLY))
   {
-    if (::flock(m_fd.get(), LOCK_EX | LOCK_NB) != 0) {
-      throw Error(disk.string(), "another kiln-node is working on this disk");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (::flock(m_fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() > deadline) {
+        throw Error(disk.string(), "another kiln-node is working on this disk");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+  struct Shared {};
+  DiskLock(const fs::path& disk, Shared) : m_fd(util::open_file(disk, O_RDONLY))
+  {
+    m_held = ::flock(m_fd.get(), LOCK_SH | LOCK_NB) == 0;
+  }
+  bool held() const noexcept { return m_held; }
 
 private:
   util::Fd m_fd;
+  bool m_held = true;
 };
 
 json
@@ -107,7 +120,7 @@ offline_target(const slots::BootEnv& env)
 void
 recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target)
 {
-  auto booted = booted_slot(gpt, disk.booted);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   if (booted && *booted == target) {
     throw Error(part_label(target), "is the booted slot; kiln-node never writes the running system");
   }
@@ -239,21 +252,41 @@ load_trust(bool verify, const fs::path& dir)
 json
 status(const DiskOptions& disk, const fs::path& root)
 {
-  slots::Gpt gpt = slots::read_gpt(disk.disk);
-  auto booted = booted_slot(gpt, disk.booted);
+  slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   slots::BootEnv env;
+  std::uint64_t highest = 0;
+  // While another kiln-node holds the disk (a reimage writing a slot), its kiln-boot
+  // mount is read instead of mounting kiln-boot a second time (which the kernel or
+  // mount(8) refuses as busy).
+  DiskLock lock(disk.disk, DiskLock::Shared{});
+  bool in_progress = !lock.held();
+  fs::path mounted = in_progress ? mounted_boot_fs(gpt) : fs::path();
+  if (in_progress && mounted.empty() && !(booted && !disk.booted && present(slots::k_boot_mount))) {
+    throw Error(disk.disk.string(), "another kiln-node is working on this disk (a reimage in progress?) and its "
+                                    "kiln-boot mount is not visible here; run status again when it is done");
+  }
   {
-    BootFs boot(gpt, booted.has_value() && !disk.booted, false);
-    env = slots::read_boot_env(read_env(boot.grubenv()));
+    std::optional<BootFs> boot;
+    if (!mounted.empty()) {
+      boot.emplace(mounted);
+    } else {
+      boot.emplace(gpt, booted.has_value() && !disk.booted, false);
+    }
+    grubenv::Env block = read_env(boot->grubenv());
+    env = slots::read_boot_env(block);
+    highest = slots::highest_version(block);
   }
   json j;
   j["disk"] = disk.disk.string();
+  j["in_progress"] = in_progress;
   j["booted"] = booted ? json(slot_str(*booted)) : json(nullptr);
   j["order"] = env.order_text;
   j["slots"] = {{"A", slot_json(env.a)}, {"B", slot_json(env.b)}};
   j["slots"]["A"]["partuuid"] = gpt.by_label(slots::k_part_a).partuuid;
   j["slots"]["B"]["partuuid"] = gpt.by_label(slots::k_part_b).partuuid;
   j["next_boot"] = next_boot_json(env);
+  j["highest_version"] = highest;
   json dcos;
   dcos["installed"] = present(under(root, slots::k_dcos_stamp));
   dcos["failed"] = present(under(root, slots::k_dcos_failed));
@@ -277,14 +310,26 @@ reimage(const ReimageOptions& options)
   bundle::Reader reader(options.source, options.source_options);
   bundle::Verified verified = reader.verify(trust ? &*trust : nullptr);
   const bmap::Bmap& map = verified.bmap;
+  if (options.expect_name && verified.manifest.name != *options.expect_name) {
+    throw Error(options.source, "the image is '" + verified.manifest.name + "', not '" + *options.expect_name +
+                                  "' (--expect-name); refusing another image family");
+  }
 
-  slots::Gpt gpt = slots::read_gpt(options.disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
   DiskLock lock(options.disk.disk);
-  auto booted = booted_slot(gpt, options.disk.booted);
+  auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   BootFs boot(gpt, booted.has_value() && !options.disk.booted, true);
   fs::path envfile = boot.grubenv();
   slots::BootEnv before = slots::read_boot_env(read_env(envfile));
   char target = booted ? slots::other_slot(*booted) : offline_target(before);
+  // Anti-rollback: never an image older than the highest this node switched to.
+  std::uint64_t highest = slots::highest_version(read_env(envfile));
+  if (verified.manifest.version < highest && !options.allow_downgrade) {
+    throw Error(options.source, "version " + std::to_string(verified.manifest.version) + " is older than " +
+                                  std::to_string(highest) + ", the highest this node installed (" +
+                                  std::string(slots::k_env_highest_version) +
+                                  "); refusing a downgrade without --allow-downgrade");
+  }
   unsigned tries = options.tries.value_or(configured_tries(boot.root()));
   const slots::Partition& part = gpt.by_label(part_label(target));
   if (map.image_size > part.size) {
@@ -292,11 +337,22 @@ reimage(const ReimageOptions& options)
                                   slot_str(target) + " (" + std::to_string(part.size) + " bytes)");
   }
 
+  // The final environment must fit the block: computed (and refused) before anything
+  // changes, so a slot is never written for a switch that cannot happen.
+  {
+    grubenv::Env final_env = read_env(envfile);
+    slots::set_empty(final_env, target);
+    slots::set_trial(final_env, target, tries, verified.manifest_sha256, verified.manifest.name);
+    slots::record_version(final_env, verified.manifest.version);
+    grubenv::serialize(final_env, grubenv::k_default_size, envfile.string());
+  }
+  // The target opened (O_EXCL on a partition device: refused while mounted) before the
+  // grubenv marks it empty, so a slot in use is refused with the boot state unchanged.
+  recheck_not_booted(gpt, options.disk, target);
+  PartitionIo io(gpt, part, true);
   // From here on the slot is being changed: first make sure it can never boot.
   grubenv::update(envfile, [&](grubenv::Env& env) { slots::set_empty(env, target); });
   fault_point("after-invalidate");
-  recheck_not_booted(gpt, options.disk, target);
-  PartitionIo io(gpt, part, true);
 
   WriteStats stats = write_ranges(
     map, io,
@@ -323,6 +379,7 @@ reimage(const ReimageOptions& options)
 
   grubenv::Env after = grubenv::update(envfile, [&](grubenv::Env& env) {
     slots::set_trial(env, target, tries, verified.manifest_sha256, verified.manifest.name);
+    slots::record_version(env, verified.manifest.version);
     if (test_hooks().fault == "during-switch") {
       // A crash in the middle of the update: the new block is half-written to the
       // temporary file and never renamed.
@@ -339,6 +396,8 @@ reimage(const ReimageOptions& options)
   j["slot"] = slot_str(target);
   j["partition"] = io.name();
   j["name"] = verified.manifest.name;
+  j["version"] = verified.manifest.version;
+  j["highest_version"] = slots::highest_version(after);
   j["digest"] = verified.manifest_sha256;
   j["key_id"] = verified.key_id.empty() ? json(nullptr) : json(verified.key_id);
   j["tries"] = tries;
@@ -404,9 +463,9 @@ json
 rollback(const RollbackOptions& options)
 {
   const DiskOptions& disk = options.disk;
-  slots::Gpt gpt = slots::read_gpt(disk.disk);
+  slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
   DiskLock lock(disk.disk);
-  auto booted = booted_slot(gpt, disk.booted);
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
   BootFs boot(gpt, booted.has_value() && !disk.booted, true);
   fs::path envfile = boot.grubenv();
   grubenv::Env current = read_env(envfile);
@@ -477,8 +536,8 @@ wait_until_healthy(const MarkGoodOptions& options, char booted)
 json
 mark_good(const MarkGoodOptions& options)
 {
-  slots::Gpt gpt = slots::read_gpt(options.disk.disk);
-  auto booted = booted_slot(gpt, options.disk.booted);
+  slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
+  auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   if (!booted) {
     throw Error(options.disk.disk.string(),
                 "no slot of this disk is booted (kiln.slot= and root=PARTUUID= on the command line); "
@@ -493,170 +552,6 @@ mark_good(const MarkGoodOptions& options)
   grubenv::Env after = grubenv::update(boot.grubenv(), [&](grubenv::Env& env) { slots::set_good(env, *booted); });
   slots::BootEnv now = slots::read_boot_env(after);
   return {{"slot", slot_str(*booted)}, {"state", "good"}, {"next_boot", next_boot_json(now)}};
-}
-
-namespace {
-
-struct Remover {
-  json removed = json::array();
-  json skipped = json::array(); // mount points: never crossed
-
-  // Removes `path` (not following symlinks) without leaving its file system; a
-  // directory that is a mount point is emptied but kept.
-  void remove(const fs::path& path, bool keep_top)
-  {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-      return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      struct stat parent {};
-      bool mount_point = ::lstat(path.parent_path().c_str(), &parent) == 0 && parent.st_dev != st.st_dev;
-      empty_dir(path, st.st_dev);
-      if (!keep_top && !mount_point) {
-        std::error_code ec;
-        fs::remove(path, ec);
-        if (ec) {
-          throw Error(path.string(), "cannot remove: " + ec.message());
-        }
-      }
-    } else {
-      std::error_code ec;
-      fs::remove(path, ec);
-      if (ec) {
-        throw Error(path.string(), "cannot remove: " + ec.message());
-      }
-    }
-    removed.push_back(path.string());
-  }
-
-  void empty_dir(const fs::path& dir, dev_t dev)
-  {
-    std::error_code ec;
-    std::vector<fs::path> entries;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-      entries.push_back(it->path());
-    }
-    if (ec) {
-      throw Error(dir.string(), "cannot read: " + ec.message());
-    }
-    for (const auto& e : entries) {
-      struct stat st {};
-      if (::lstat(e.c_str(), &st) != 0) {
-        continue;
-      }
-      if (S_ISDIR(st.st_mode) && st.st_dev != dev) {
-        skipped.push_back(e.string()); // another file system mounted here (a volume)
-        continue;
-      }
-      if (S_ISDIR(st.st_mode)) {
-        empty_dir(e, dev);
-      }
-      fs::remove(e, ec);
-      if (ec && !(S_ISDIR(st.st_mode) && ec == std::errc::directory_not_empty)) {
-        throw Error(e.string(), "cannot remove: " + ec.message());
-      }
-    }
-  }
-};
-
-bool
-is_dcos_unit_name(const std::string& name)
-{
-  auto ends = [&](std::string_view s) {
-    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-  };
-  if (name.rfind("dcos.target", 0) == 0) {
-    return true; // dcos.target, dcos.target.wants/
-  }
-  return name.rfind("dcos-", 0) == 0 && (ends(".service") || ends(".socket") || ends(".timer"));
-}
-
-// The agent's MOUNT volumes: the directories /dcos/volume* under `root` (symlinks are
-// not volumes and are never followed), sorted.
-std::vector<fs::path>
-dcos_volumes(const fs::path& root)
-{
-  std::vector<fs::path> found;
-  std::error_code ec;
-  for (fs::directory_iterator it(under(root, slots::k_dcos_volume_dir), ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename().string().rfind(slots::k_dcos_volume_prefix, 0) == 0 && it->is_directory(ec) &&
-        !it->is_symlink(ec)) {
-      found.push_back(it->path());
-    }
-  }
-  std::sort(found.begin(), found.end());
-  return found;
-}
-
-} // namespace
-
-json
-wipe_dcos(const WipeOptions& options)
-{
-  const fs::path& root = options.root;
-  Remover r;
-  for (const char* p : {"/etc/mesosphere", "/opt/mesosphere", "/var/lib/mesos", "/var/lib/dcos", "/run/dcos",
-                        "/run/mesos"}) {
-    // The data directories may be mount points or live on kiln-data: emptied, kept.
-    bool keep = std::string_view(p) == "/var/lib/mesos";
-    r.remove(under(root, p), keep);
-  }
-  for (const char* dir : {"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
-    fs::path units = under(root, dir);
-    std::error_code ec;
-    if (!fs::is_directory(units, ec)) {
-      continue;
-    }
-    std::vector<fs::path> found;
-    for (fs::directory_iterator it(units, ec), end; !ec && it != end; it.increment(ec)) {
-      std::string name = it->path().filename().string();
-      if (is_dcos_unit_name(name)) {
-        found.push_back(it->path());
-      } else if (it->is_directory(ec) && !it->is_symlink(ec) &&
-                 (name.size() > 6 && (name.rfind(".wants") == name.size() - 6 ||
-                                      (name.size() > 9 && name.rfind(".requires") == name.size() - 9)))) {
-        for (fs::directory_iterator w(it->path(), ec), wend; !ec && w != wend; w.increment(ec)) {
-          if (is_dcos_unit_name(w->path().filename().string())) {
-            found.push_back(w->path());
-          }
-        }
-      }
-    }
-    for (const auto& f : found) {
-      r.remove(f, false);
-    }
-  }
-  r.remove(under(root, slots::k_dcos_stamp), false);
-  r.remove(under(root, slots::k_dcos_failed), false);
-  r.remove(under(root, "/etc/profile.d/dcos.sh"), false); // the installer's link to add_dcos_path.sh
-  json volumes = json::array();
-  for (const fs::path& v : dcos_volumes(root)) {
-    volumes.push_back(v.string());
-    if (options.wipe_volumes) {
-      r.remove(v, true); // emptied, kept: usually a mount point of its own
-    }
-  }
-  if (!options.keep_data) {
-    r.remove(under(root, "/var/lib/docker"), true);
-    fs::path log = under(root, "/var/log");
-    std::error_code ec;
-    std::vector<fs::path> logs;
-    for (fs::directory_iterator it(log, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->path().filename() != "kiln") { // kiln's own logs tell what happened before
-        logs.push_back(it->path());
-      }
-    }
-    for (const auto& l : logs) {
-      r.remove(l, false);
-    }
-  }
-  return {{"root", root.string()},
-          {"keep_data", options.keep_data},
-          {"removed", r.removed},
-          {"mount_points_skipped", r.skipped},
-          {"volumes_kept", options.wipe_volumes ? json::array() : volumes},
-          {"volumes_wiped", options.wipe_volumes ? volumes : json::array()}};
 }
 
 json

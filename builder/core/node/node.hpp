@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/bundle/bundle.hpp"
+#include "core/node/wipe.hpp" // wipe --dcos
 
 #include <nlohmann/json.hpp>
 
@@ -23,7 +24,8 @@ using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 struct DiskOptions {
   fs::path disk;
-  std::optional<char> booted; // --booted: overrides /proc/cmdline
+  std::optional<char> booted; // --booted: names the booted slot when /proc/cmdline does not
+  bool force = false;         // --force: --booted wins even against /proc/cmdline
 };
 
 // Both slots (state, tries, digest, name), the booted slot, the next boot as GRUB will
@@ -36,6 +38,8 @@ struct ReimageOptions {
   fs::path trust_dir = "/etc/kiln/trust.d";
   bool verify_signature = true;
   std::optional<unsigned> tries;     // default slots::k_default_tries
+  bool allow_downgrade = false;      // accept a manifest version below the node's highest
+  std::optional<std::string> expect_name; // the manifest's name must be this (image family)
   bundle::SourceOptions source_options;
   Progress progress;
 };
@@ -64,16 +68,6 @@ struct MarkGoodOptions {
 
 // Confirms the booted slot (optionally only when the node is healthy).
 nlohmann::json mark_good(const MarkGoodOptions& options);
-
-struct WipeOptions {
-  fs::path root = "/";
-  bool keep_data = false;
-  bool wipe_volumes = false; // --volumes wipe: empty the /dcos/volume* MOUNT volumes too
-};
-
-// Removes DC/OS state so the pre-staged installer runs at the next boot; returns the
-// paths removed, the mount points left alone and the DC/OS volumes kept or emptied.
-nlohmann::json wipe_dcos(const WipeOptions& options);
 
 struct InstallOptions {
   fs::path disk;

@@ -15,16 +15,46 @@ namespace {
 
 const std::regex k_var_name(R"([A-Za-z_][A-Za-z0-9_]*)");
 
+// Bounds of substitution: one expanded string, and all of them in one recipe together
+// (so a ${v}${v} chain or many references to one big variable stop early).
+constexpr std::size_t k_max_expanded_bytes = 64 * 1024;
+constexpr std::size_t k_max_expanded_total = 16 * 1024 * 1024;
+
+struct ExpandBudget {
+  std::size_t total = k_max_expanded_total;
+  bool reported = false;
+};
+
+// Reports an expansion past its bounds once per load; the value becomes empty.
+bool
+over_budget(const std::string& out, const Location& loc, ExpandBudget& budget, Diagnostics& diags)
+{
+  if (out.size() <= k_max_expanded_bytes && out.size() <= budget.total) {
+    return false;
+  }
+  if (!budget.reported) {
+    budget.reported = true;
+    diags.error(loc, out.size() > k_max_expanded_bytes
+                       ? "expands to more than " + std::to_string(k_max_expanded_bytes) + " bytes"
+                       : "substituted strings exceed " + std::to_string(k_max_expanded_total) + " bytes in all");
+  }
+  return true;
+}
+
 // Expands ${name} in `text`. `lookup` returns nullptr for an undefined name.
 // Returns false (and reports) on an error.
 bool
 expand(const std::string& text, const Location& loc,
        const std::function<const std::string*(const std::string&)>& lookup, std::string& out,
-       Diagnostics& diags)
+       Diagnostics& diags, ExpandBudget& budget)
 {
   out.clear();
   bool ok = true;
   for (size_t i = 0; i < text.size();) {
+    if (over_budget(out, loc, budget, diags)) {
+      out.clear();
+      return false;
+    }
     if (text.compare(i, 3, "$${") == 0) {
       out += "${";
       i += 3;
@@ -36,12 +66,12 @@ expand(const std::string& text, const Location& loc,
     }
     size_t end = text.find('}', i + 2);
     if (end == std::string::npos) {
-      diags.error(loc, "unterminated '${' in '" + text + "' (write '$${' for a literal '${')");
+      diags.error(loc, "unterminated '${' in " + quote_token(text.substr(i)) + " (write '$${' for a literal '${')");
       return false;
     }
     std::string name = text.substr(i + 2, end - i - 2);
     if (!std::regex_match(name, k_var_name)) {
-      diags.error(loc, "bad variable name '" + name + "' in '" + text + "'");
+      diags.error(loc, "bad variable name " + quote_token(name));
       ok = false;
     } else if (const std::string* value = lookup(name)) {
       out += *value;
@@ -51,6 +81,11 @@ expand(const std::string& text, const Location& loc,
     }
     i = end + 1;
   }
+  if (over_budget(out, loc, budget, diags)) {
+    out.clear();
+    return false;
+  }
+  budget.total -= out.size();
   return ok;
 }
 
@@ -154,8 +189,11 @@ merge_recipes(const Value& parent, const Value& child)
   return merged;
 }
 
+namespace {
+
 void
-substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags)
+substitute_within(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags,
+                  ExpandBudget& budget)
 {
   auto lookup = [&](const std::string& name) -> const std::string* {
     auto it = vars.find(name);
@@ -167,7 +205,7 @@ substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnos
   case Value::Kind::scalar: {
     if (value.scalar.find('$') != std::string::npos) {
       std::string out;
-      if (expand(value.scalar, value.location, lookup, out, diags)) {
+      if (expand(value.scalar, value.location, lookup, out, diags, budget)) {
         value.scalar = std::move(out);
       }
     }
@@ -175,15 +213,24 @@ substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnos
   }
   case Value::Kind::sequence:
     for (auto& item : value.items) {
-      substitute(item, vars, diags);
+      substitute_within(item, vars, diags, budget);
     }
     break;
   case Value::Kind::mapping:
     for (auto& [k, v] : value.entries) {
-      substitute(v, vars, diags);
+      substitute_within(v, vars, diags, budget);
     }
     break;
   }
+}
+
+} // namespace
+
+void
+substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags)
+{
+  ExpandBudget budget;
+  substitute_within(value, vars, diags, budget);
 }
 
 std::pair<std::string, std::string>
@@ -201,7 +248,7 @@ namespace {
 
 // Resolves the vars mapping: --set values win, and a variable may refer to others.
 std::map<std::string, std::string>
-resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnostics& diags)
+resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnostics& diags, ExpandBudget& budget)
 {
   std::map<std::string, const Value*> raw;
   Value* vars = doc.find("vars");
@@ -241,7 +288,7 @@ resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnost
     }
     active.push_back(name);
     std::string out;
-    expand(it->second->scalar, it->second->location, get, out, diags);
+    expand(it->second->scalar, it->second->location, get, out, diags, budget);
     active.pop_back();
     done[name] = out;
     return &done[name];
@@ -283,10 +330,11 @@ load_recipe(const fs::path& path, const LoadOptions& options)
   Value doc = loader.load(absolute, {absolute.string(), 0, 0});
   diags.checkpoint();
 
-  std::map<std::string, std::string> vars = resolve_vars(doc, options.set, diags);
+  ExpandBudget budget;
+  std::map<std::string, std::string> vars = resolve_vars(doc, options.set, diags, budget);
   for (auto& [key, value] : doc.entries) {
     if (key.scalar != "vars") {
-      substitute(value, vars, diags);
+      substitute_within(value, vars, diags, budget);
     }
   }
   // No checkpoint here: validation still runs so that every problem is reported at once.

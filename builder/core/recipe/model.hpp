@@ -173,6 +173,9 @@ struct TrustSpec {
 struct Recipe {
   std::string name;
   std::string description;
+  // The image's monotonic version (`version:`), written into its manifests and signed;
+  // kiln-node refuses a bundle older than the highest a node installed. 0: none.
+  std::uint32_t version = 0;
   std::string file;                  // the recipe file given on the command line (absolute)
   std::vector<std::string> chain;    // the extends chain, the given file first
   BaseImage base;

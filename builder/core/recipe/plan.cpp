@@ -194,6 +194,9 @@ ab_stage(const Recipe& recipe, const PlanOptions& options)
                {"relabel", wants_relabel(recipe)},
                {"node", node.directory ? "tree" : "executable"},
                {"version", k_ab_version}};
+  if (recipe.version != 0) {
+    body["image_version"] = recipe.version; // in the bundle's manifest
+  }
   planned.definition = {{"name", "ab"}, {"steps", json::array({json{{"ab", body}}})}};
   planned.inputs.push_back({"kiln-node", node.path.string(), node.sha256, {}, node.version});
   return planned;

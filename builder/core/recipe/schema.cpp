@@ -2,6 +2,7 @@
 
 #include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
+#include "core/manifest/manifest.hpp"
 #include "core/recipe/node_artifact.hpp"
 #include "core/slots/abi.hpp"
 
@@ -138,7 +139,7 @@ public:
     }
     for (const auto& [k, v] : m_map.entries) {
       if (std::find(m_known.begin(), m_known.end(), k.scalar) == m_known.end()) {
-        m_diags.error(k.location, "unknown key '" + k.scalar + "' in " + m_what + suggestion(k.scalar, m_known));
+        m_diags.error(k.location, "unknown key " + quote_token(k.scalar) + " in " + m_what + suggestion(k.scalar, m_known));
       }
     }
   }
@@ -169,7 +170,7 @@ public:
       return v->scalar == "true";
     }
     m_diags.error(v->location, key + " must be true or false, not " +
-                                   (v->is_scalar() ? "'" + v->scalar + "'" : describe(*v)));
+                                   (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
     return std::nullopt;
   }
 
@@ -187,7 +188,7 @@ public:
       }
     }
     m_diags.error(v->location, key + " must be a whole number from 0 to 4294967294, not " +
-                                   (v->is_scalar() ? "'" + v->scalar + "'" : describe(*v)));
+                                   (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
     return std::nullopt;
   }
 
@@ -197,7 +198,7 @@ public:
     auto s = string(key, required);
     if (s && std::find(allowed.begin(), allowed.end(), *s) == allowed.end()) {
       m_diags.error(m_map.find(key)->location,
-                    key + " must be one of " + join(allowed) + ", not '" + *s + "'" + suggestion(*s, allowed));
+                    key + " must be one of " + join(allowed) + ", not " + quote_token(*s) + suggestion(*s, allowed));
       return std::nullopt;
     }
     return s;
@@ -239,7 +240,7 @@ public:
       return static_cast<unsigned>(std::stoul(v->scalar, nullptr, 8));
     }
     m_diags.error(v->location, key + " must be an octal mode such as 0644, not " +
-                                   (v->is_scalar() ? "'" + v->scalar + "'" : describe(*v)));
+                                   (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
     return std::nullopt;
   }
 
@@ -248,7 +249,7 @@ public:
     auto s = string(key);
     if (s && !crypto::is_sha256_hex(*s)) {
       m_diags.error(m_map.find(key)->location,
-                    key + " must be 64 lower-case hex digits, not '" + *s + "' (" + std::to_string(s->size()) +
+                    key + " must be 64 lower-case hex digits, not " + quote_token(*s) + " (" + std::to_string(s->size()) +
                         " characters)");
       return std::nullopt;
     }
@@ -264,7 +265,7 @@ public:
     auto bytes = parse_size(*s);
     if (!bytes || *bytes == 0) {
       m_diags.error(m_map.find(key)->location,
-                    key + " must be a size such as 4G, 512M or 1048576, not '" + *s + "'");
+                    key + " must be a size such as 4G, 512M or 1048576, not " + quote_token(*s));
       return std::nullopt;
     }
     return bytes;
@@ -275,7 +276,7 @@ public:
   {
     auto s = string(key, required);
     if (s && (s->empty() || (*s)[0] != '/')) {
-      m_diags.error(m_map.find(key)->location, key + " must be an absolute path in the image, not '" + *s + "'");
+      m_diags.error(m_map.find(key)->location, key + " must be an absolute path in the image, not " + quote_token(*s));
       return std::nullopt;
     }
     return s;
@@ -574,7 +575,7 @@ read_base(const Value& v, const LoadOptions& options, Diagnostics& diags)
     if (auto u = r.string("url")) {
       static const std::regex scheme("(https?|file)://.+");
       if (!std::regex_match(*u, scheme)) {
-        diags.error(url->location, "url must start with http://, https:// or file://, not '" + *u + "'");
+        diags.error(url->location, "url must start with http://, https:// or file://, not " + quote_token(*u));
       }
       base.urls.push_back(*u);
     }
@@ -630,7 +631,7 @@ read_number(MapReader& r, const std::string& key, unsigned low, unsigned high)
     }
   }
   r.diags().error(v->location, key + " must be a whole number from " + std::to_string(low) + " to " +
-                                   std::to_string(high) + ", not " + (v->is_scalar() ? "'" + v->scalar + "'" : describe(*v)));
+                                   std::to_string(high) + ", not " + (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
   return std::nullopt;
 }
 
@@ -796,7 +797,7 @@ read_dcos(const Value& v, Diagnostics& diags)
   if (auto ver = r.string("version")) {
     static const std::regex version_re(R"([0-9]+\.[0-9]+(\.([0-9]+|x))?)");
     if (!std::regex_match(*ver, version_re)) {
-      diags.error(r.get("version")->location, "version must look like 2.2.1, 2.2.x or 1.13, not '" + *ver + "'");
+      diags.error(r.get("version")->location, "version must look like 2.2.1, 2.2.x or 1.13, not " + quote_token(*ver));
     } else {
       dcos.version = *ver;
     }
@@ -816,9 +817,10 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
   recipe.name = r.string("name", true).value_or("");
   static const std::regex name_re("[A-Za-z0-9][A-Za-z0-9_.-]*");
   if (!recipe.name.empty() && !std::regex_match(recipe.name, name_re)) {
-    diags.error(r.get("name")->location, "name '" + recipe.name + "' may hold only letters, digits, '.', '_' and '-'");
+    diags.error(r.get("name")->location, "name " + quote_token(recipe.name) + " may hold only letters, digits, '.', '_' and '-'");
   }
   recipe.description = r.string("description").value_or("");
+  recipe.version = r.id("version").value_or(0);
   if (const Value* base = r.require("base")) {
     recipe.base = read_base(*base, options, diags);
   }
@@ -856,6 +858,15 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
   }
   if (recipe.outputs.name.empty()) {
     recipe.outputs.name = recipe.name;
+  }
+  // The outputs' name is the manifest's, which kiln-node keeps in the grubenv: refused
+  // here rather than after the build.
+  bool name_reported = recipe.outputs.name == recipe.name && !std::regex_match(recipe.name, name_re);
+  if (!recipe.outputs.name.empty() && !name_reported && !manifest::valid_image_name(recipe.outputs.name)) {
+    const Value* outputs = r.get("outputs");
+    const Value* where = outputs != nullptr && outputs->find("name") != nullptr ? outputs->find("name") : r.get("name");
+    diags.error(where != nullptr ? where->location : doc.location,
+                "the image name " + manifest::image_name_problem(recipe.outputs.name));
   }
   if (recipe.outputs.formats.empty()) {
     recipe.outputs.formats = {"qcow2"};

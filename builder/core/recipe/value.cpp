@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 namespace kiln::recipe {
@@ -22,6 +23,8 @@ Location::str() const
 void
 Diagnostics::error(const Location& location, std::string message)
 {
+  // One line each, whatever a message quoted.
+  std::replace_if(message.begin(), message.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   m_items.push_back({location, std::move(message)});
 }
 
@@ -181,8 +184,39 @@ location_of(const std::string& file, const YAML::Mark& mark)
   return {file, mark.line + 1, mark.column + 1};
 }
 
+// What a document may still expand to; aliases count every time they are used.
+struct Budget {
+  std::size_t nodes = k_max_recipe_nodes;
+  int depth = 0;
+  bool exceeded = false;
+};
+
+Value convert(const YAML::Node& node, const std::string& file, Diagnostics& diags, Budget& budget);
+
+// Converts one child within the budget; past it, reports once and returns null.
 Value
-convert(const YAML::Node& node, const std::string& file, Diagnostics& diags)
+convert_child(const YAML::Node& node, const std::string& file, Diagnostics& diags, Budget& budget)
+{
+  if (budget.exceeded) {
+    return {};
+  }
+  if (budget.nodes == 0 || budget.depth >= k_max_recipe_depth) {
+    budget.exceeded = true;
+    diags.error(location_of(file, node.Mark()),
+                budget.nodes == 0 ? "more than " + std::to_string(k_max_recipe_nodes) +
+                                      " nodes (aliases included): refusing to expand further"
+                                  : "nested deeper than " + std::to_string(k_max_recipe_depth) + " levels");
+    return {};
+  }
+  --budget.nodes;
+  ++budget.depth;
+  Value v = convert(node, file, diags, budget);
+  --budget.depth;
+  return v;
+}
+
+Value
+convert(const YAML::Node& node, const std::string& file, Diagnostics& diags, Budget& budget)
 {
   Value out;
   out.location = location_of(file, node.Mark());
@@ -199,23 +233,26 @@ convert(const YAML::Node& node, const std::string& file, Diagnostics& diags)
   case YAML::NodeType::Sequence:
     out.kind = Value::Kind::sequence;
     for (const auto& item : node) {
-      out.items.push_back(convert(item, file, diags));
+      out.items.push_back(convert_child(item, file, diags, budget));
     }
     break;
   case YAML::NodeType::Map: {
     out.kind = Value::Kind::mapping;
     std::set<std::string> seen;
     for (const auto& entry : node) {
-      Value key = convert(entry.first, file, diags);
+      Value key = convert_child(entry.first, file, diags, budget);
+      if (budget.exceeded) {
+        break;
+      }
       if (!key.is_scalar()) {
         diags.error(key.location, "mapping keys must be plain names, not " + describe(key));
         continue;
       }
       if (!seen.insert(key.scalar).second) {
-        diags.error(key.location, "duplicate key '" + key.scalar + "'");
+        diags.error(key.location, "duplicate key " + quote_token(key.scalar));
         continue;
       }
-      Value value = convert(entry.second, file, diags);
+      Value value = convert_child(entry.second, file, diags, budget);
       out.entries.emplace_back(std::move(key), std::move(value));
     }
     break;
@@ -240,7 +277,11 @@ load_yaml_text(const std::string& text, const std::string& name, Diagnostics& di
 {
   try {
     YAML::Node root = YAML::Load(text);
-    Value value = convert(root, name, diags);
+    Budget budget;
+    Value value = convert_child(root, name, diags, budget);
+    if (budget.exceeded) {
+      return {};
+    }
     if (value.is_null()) {
       value.location = {name, 1, 1};
     }
@@ -256,6 +297,13 @@ load_yaml_file(const std::filesystem::path& path, Diagnostics& diags)
 {
   std::string text;
   try {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > k_max_recipe_bytes) {
+      diags.error({path.string(), 0, 0}, "larger than " + std::to_string(k_max_recipe_bytes) +
+                                           " bytes: not a recipe");
+      return {};
+    }
     text = util::read_file(path);
   } catch (const Error& e) {
     diags.error({path.string(), 0, 0}, e.reason());
@@ -278,6 +326,23 @@ describe(const Value& value)
     return "a mapping";
   }
   return "?";
+}
+
+std::string
+quote_token(std::string_view text)
+{
+  constexpr std::size_t k_max = 40;
+  std::size_t end = 0;
+  // A token is what names and values of a recipe are made of; a ':' after a user name in
+  // /etc/shadow is followed by '$', '!' or '*', so the hash is never shown.
+  auto token_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-' || c == '/' ||
+           c == ':';
+  };
+  while (end < text.size() && end < k_max && token_char(text[end])) {
+    ++end;
+  }
+  return "'" + std::string(text.substr(0, end)) + (end < text.size() ? "...'" : "'");
 }
 
 } // namespace kiln::recipe

@@ -7,8 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -85,13 +87,24 @@ struct Value {
   std::string to_yaml() const;
 };
 
-// Parses a YAML file into a Value. Syntax errors, duplicate keys and non-scalar keys
-// go to `diags`; the result is then null or partial.
+// Bounds of a recipe file: its size, the nodes it expands to (aliases included, so an
+// alias bomb stops early) and its nesting depth.
+inline constexpr std::size_t k_max_recipe_bytes = 1 << 20;
+inline constexpr std::size_t k_max_recipe_nodes = 100000;
+inline constexpr int k_max_recipe_depth = 64;
+
+// Parses a YAML file into a Value. Syntax errors, duplicate keys, non-scalar keys and
+// exceeded bounds go to `diags`; the result is then null or partial.
 Value load_yaml_file(const std::filesystem::path& path, Diagnostics& diags);
 // The same for text in memory; `name` is used in locations.
 Value load_yaml_text(const std::string& text, const std::string& name, Diagnostics& diags);
 
 // Human name of a node kind for messages: "a mapping", "a list", "a scalar", "nothing".
 std::string describe(const Value& value);
+
+// `text` for a message, in quotes: its first token only (letters, digits, '_', '.', '-',
+// '/', ':'), at most 40 characters, "..." when cut, so an error about a foreign file
+// (extends: /etc/shadow) never echoes its lines.
+std::string quote_token(std::string_view text);
 
 } // namespace kiln::recipe

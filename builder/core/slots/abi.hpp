@@ -27,6 +27,9 @@
 //                   tests before booting the slot (save_env), and sets state bad when it is "0".
 //   kiln_X_digest   sha256 of the slot bundle's manifest.json that was written to the slot
 //   kiln_X_name     the bundle's image name (manifest "name")
+//   kiln_highest_version  the highest manifest "version" kiln-node ever switched to on
+//                   this node (decimal); a reimage of an older one is refused without
+//                   --allow-downgrade. Unset: none recorded.
 // GRUB walks kiln_order; the first slot that is good, or trial with tries left, boots.
 // When none qualifies it boots the first slot of kiln_order whose state is not empty
 // (re-armed as a last resort, so the node never ends up with nothing to boot).
@@ -69,6 +72,7 @@ inline constexpr std::string_view k_env_state_suffix = "_state";
 inline constexpr std::string_view k_env_tries_suffix = "_tries";
 inline constexpr std::string_view k_env_digest_suffix = "_digest";
 inline constexpr std::string_view k_env_name_suffix = "_name";
+inline constexpr std::string_view k_env_highest_version = "kiln_highest_version";
 
 inline constexpr unsigned k_default_tries = 3;
 inline constexpr unsigned k_max_tries = 9;

@@ -1,5 +1,7 @@
 #include "core/slots/gpt.hpp"
 
+#include "core/slots/abi.hpp"
+
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -69,6 +71,24 @@ read_at(int fd, void* buffer, std::size_t size, std::uint64_t offset)
   return true;
 }
 
+// Why two partitions overlap, or empty when none do.
+std::string
+overlap(const std::vector<Partition>& parts)
+{
+  std::vector<const Partition*> sorted;
+  for (const auto& p : parts) {
+    sorted.push_back(&p);
+  }
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first_lba < b->first_lba; });
+  for (std::size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i]->first_lba <= sorted[i - 1]->last_lba) {
+      return "partitions " + std::to_string(sorted[i - 1]->number) + " (" + sorted[i - 1]->label + ") and " +
+             std::to_string(sorted[i]->number) + " (" + sorted[i]->label + ") overlap";
+    }
+  }
+  return {};
+}
+
 // Parses the header at `lba` and its entries; returns an empty string when valid,
 // else why not.
 std::string
@@ -107,6 +127,8 @@ parse_at(int fd, Gpt& gpt, std::uint64_t lba)
   if (crc32(entries.data(), entries.size()) != entries_crc) {
     return "GPT partition entries at LBA " + std::to_string(entries_lba) + " fail their CRC32";
   }
+  std::uint64_t first_usable = le64(&sector[40]);
+  std::uint64_t last_usable = le64(&sector[48]);
   gpt.disk_guid = guid_text(&sector[56]);
   gpt.partitions.clear();
   static const unsigned char zero[16] = {};
@@ -131,6 +153,10 @@ parse_at(int fd, Gpt& gpt, std::uint64_t lba)
     if (p.last_lba < p.first_lba) {
       return "partition " + std::to_string(p.number) + " ends before it starts";
     }
+    if (p.first_lba < first_usable || p.last_lba > last_usable) {
+      return "partition " + std::to_string(p.number) + " (" + p.label + ") lies outside the usable LBAs " +
+             std::to_string(first_usable) + "-" + std::to_string(last_usable);
+    }
     p.offset = p.first_lba * gpt.sector_size;
     p.size = (p.last_lba - p.first_lba + 1) * gpt.sector_size;
     if (p.offset + p.size > gpt.disk_size) {
@@ -138,7 +164,7 @@ parse_at(int fd, Gpt& gpt, std::uint64_t lba)
     }
     gpt.partitions.push_back(std::move(p));
   }
-  return {};
+  return overlap(gpt.partitions);
 }
 
 } // namespace
@@ -258,6 +284,24 @@ Gpt::by_label(std::string_view label) const
     throw Error(disk.string(), "no partition labelled " + std::string(label) + ": not a kiln A/B disk");
   }
   return *found;
+}
+
+} // namespace kiln::slots
+
+namespace kiln::slots {
+
+Gpt
+read_ab_gpt(const fs::path& disk)
+{
+  Gpt gpt = read_gpt(disk);
+  const Partition& a = gpt.by_label(k_part_a);
+  const Partition& b = gpt.by_label(k_part_b);
+  if (a.size != b.size) {
+    throw Error(disk.string(), "slots of different sizes (" + std::string(k_part_a) + " " + std::to_string(a.size) +
+                                 " bytes, " + std::string(k_part_b) + " " + std::to_string(b.size) +
+                                 "): not a kiln A/B layout");
+  }
+  return gpt;
 }
 
 } // namespace kiln::slots

@@ -51,6 +51,11 @@ std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0);
 // Reads the GPT of `disk` (see the file comment). Throws Error(disk, reason).
 Gpt read_gpt(const fs::path& disk);
 
+// read_gpt for a kiln A/B disk: also refuses slots kiln-a and kiln-b of different
+// sizes. (read_gpt itself refuses overlapping partitions and partitions outside the
+// header's usable LBAs, in either copy.)
+Gpt read_ab_gpt(const fs::path& disk);
+
 // Size in bytes of a regular file or block device; throws Error.
 std::uint64_t device_size(int fd, const std::string& subject);
 

@@ -3,6 +3,7 @@
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace kiln::slots {
@@ -143,6 +144,30 @@ set_trial(grubenv::Env& env, char slot, unsigned tries, const std::string& diges
   env.set(slot_var(slot, k_env_digest_suffix), digest);
   env.set(slot_var(slot, k_env_name_suffix), name);
   env.set(k_env_order, std::string(1, slot) + " " + other_slot(slot));
+}
+
+std::uint64_t
+highest_version(const grubenv::Env& env)
+{
+  std::optional<std::string> text = env.get(k_env_highest_version);
+  if (!text) {
+    return 0;
+  }
+  bool digits = !text->empty() && text->size() <= 19 &&
+                std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    throw Error(std::string(k_env_highest_version), "is not a version number (" + std::to_string(text->size()) +
+                                                        " characters); refusing to guess the node's highest version");
+  }
+  return std::stoull(*text);
+}
+
+void
+record_version(grubenv::Env& env, std::uint64_t version)
+{
+  if (version > highest_version(env)) {
+    env.set(k_env_highest_version, std::to_string(version));
+  }
 }
 
 void

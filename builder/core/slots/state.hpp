@@ -13,6 +13,7 @@
 
 #include "core/grubenv/grubenv.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,12 @@ void set_empty(grubenv::Env& env, char slot);
 // digest and name recorded, and the slot first in kiln_order. Throws UsageError for
 // tries outside 1..9.
 void set_trial(grubenv::Env& env, char slot, unsigned tries, const std::string& digest, const std::string& name);
+
+// The highest image version recorded on the node (0 when none). Throws Error for a
+// value that is not a decimal number (fail closed: never read as 0).
+std::uint64_t highest_version(const grubenv::Env& env);
+// Records `version` when it is higher than the recorded one.
+void record_version(grubenv::Env& env, std::uint64_t version);
 
 // The booted slot confirmed: state good, tries "0". kiln_order is left alone (a
 // reimage may have armed the other slot since this boot).

@@ -288,6 +288,7 @@ manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json
 {
   manifest::Manifest m;
   m.name = name;
+  m.version = recipe.version;
   m.kiln_version = KILN_VERSION;
   m.libguestfs_version = gfs::library_version();
   m.recipe_name = recipe.name;
