@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <unistd.h>
@@ -84,6 +85,8 @@ read_test_hooks()
   hooks.cmdline = env("KILN_NODE_CMDLINE");
   hooks.systemctl = env("KILN_NODE_SYSTEMCTL");
   hooks.fault = env("KILN_NODE_FAULT");
+  hooks.mesos = env("KILN_NODE_MESOS");
+  hooks.zookeeper = env("KILN_NODE_ZOOKEEPER");
 }
 #endif
 
@@ -135,12 +138,21 @@ main(int argc, char** argv)
       cmd->add_option("--retries", source_options.retries, "Reconnects after a dropped connection");
     }
 
-    app.add_subcommand("rollback", "Boot the other slot next (it must be good)");
+    auto* rollback = app.add_subcommand("rollback", "Boot the other slot next (it must be good)");
+    bool force = false;
+    rollback->add_option("--root", root, "Root of the running system, where the booted slot's DC/OS version is read "
+                                         "(default /)");
+    rollback->add_flag("--force", force, "Roll back even to an older DC/OS version (unsupported by DC/OS)");
 
     auto* mark_good = app.add_subcommand("mark-good", "Confirm the booted slot");
     bool when_healthy = false;
     mark_good->add_flag("--when-healthy", when_healthy, "Only when DC/OS (or systemd) reports the node healthy");
     mark_good->add_option("--root", root, "Root of the running system (default /)");
+    unsigned deadline = 0;
+    unsigned interval = 30;
+    mark_good->add_option("--deadline", deadline,
+                          "With --when-healthy: keep asking for health for this many seconds (default 0: once)");
+    mark_good->add_option("--interval", interval, "Seconds between two asks (default 30)")->check(CLI::Range(1u, 3600u));
 
     auto* wipe = app.add_subcommand("wipe", "Remove DC/OS state so the node reinstalls DC/OS at the next boot");
     bool dcos = false;
@@ -148,6 +160,9 @@ main(int argc, char** argv)
     wipe->add_flag("--dcos", dcos, "Wipe DC/OS (required)")->required();
     wipe->add_flag("--keep-data", keep_data, "Keep /var/lib/docker and /var/log");
     wipe->add_option("--root", root, "Root of the system to wipe (default /)");
+    std::string volumes = "keep";
+    wipe->add_option("--volumes", volumes, "DC/OS MOUNT volumes (/dcos/volume*): keep (default) or wipe their content")
+      ->check(CLI::IsMember({"keep", "wipe"}));
 
     auto* install = app.add_subcommand("install", "Write a whole-disk image (NAME.raw + bmap + manifest) to a disk");
     std::string bmap_source;
@@ -242,8 +257,15 @@ main(int argc, char** argv)
       });
       return 0;
     }
-    if (app.got_subcommand("rollback")) {
-      json j = node::rollback(disk_options());
+    if (rollback->parsed()) {
+      node::RollbackOptions o;
+      o.disk = disk_options();
+      o.root = root;
+      o.force = force;
+      json j = node::rollback(o);
+      if (j.contains("warning")) {
+        std::cerr << "kiln-node: warning: " << j["warning"].get<std::string>() << "\n";
+      }
       print(j, json_out, [&] {
         std::cout << "next boot: " << describe_next(j["next_boot"]) << "\n";
       });
@@ -254,6 +276,12 @@ main(int argc, char** argv)
       o.disk = disk_options();
       o.when_healthy = when_healthy;
       o.root = root;
+      o.deadline = std::chrono::seconds(deadline);
+      o.interval = std::chrono::seconds(interval);
+      o.waiting = [&](const std::string& problem) {
+        std::cerr << "kiln-node: mark-good: not healthy yet: " << problem << " (asking every " << interval
+                  << " s for up to " << deadline << " s)\n";
+      };
       json j = node::mark_good(o);
       print(j, json_out, [&] { std::cout << "slot " << j["slot"].get<std::string>() << " is good\n"; });
       return 0;
@@ -262,6 +290,7 @@ main(int argc, char** argv)
       node::WipeOptions o;
       o.root = root;
       o.keep_data = keep_data;
+      o.wipe_volumes = volumes == "wipe";
       json j = node::wipe_dcos(o);
       print(j, json_out, [&] {
         for (const auto& p : j["removed"]) {
@@ -269,6 +298,9 @@ main(int argc, char** argv)
         }
         for (const auto& p : j["mount_points_skipped"]) {
           std::cout << "left alone (mount point) " << p.get<std::string>() << "\n";
+        }
+        for (const auto& p : j["volumes_kept"]) {
+          std::cout << "kept (DC/OS volume; --volumes wipe empties it) " << p.get<std::string>() << "\n";
         }
       });
       return 0;

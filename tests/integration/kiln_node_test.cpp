@@ -4,12 +4,18 @@
 #include "integration/node_fixture.hpp"
 
 #include "core/bmap/bmap.hpp"
+#include "core/dcos/checks.hpp"
 #include "core/manifest/manifest.hpp"
+#include "support/mesos_fake.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/mount.h>
 #include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
 
 namespace kiln {
 namespace {
@@ -76,6 +82,46 @@ protected:
     util::Fd fd = util::open_file(target, O_WRONLY);
     fx::write_random(fd.get(), 0, 96u << 20, 3);
     return target;
+  }
+
+  // A DC/OS node's root after a finished first boot, with `role`, and a systemctl
+  // stand-in that says every unit is active.
+  std::map<std::string, std::string> dcos_root(const fs::path& root, const std::string& role)
+  {
+    test::write_text(root / "etc/kiln/dcos-role", role + "\n");
+    test::write_text(root / "var/lib/kiln/dcos-installed", "");
+    fs::path systemctl = m_dir / "systemctl-active";
+    test::write_text(systemctl, "#!/bin/sh\necho active\n");
+    fs::permissions(systemctl, fs::perms::owner_all);
+    return {{"KILN_NODE_SYSTEMCTL", systemctl.string()}};
+  }
+
+  // Slot B armed by a reimage, and the root of a DC/OS node with `role` whose Mesos (and
+  // ZooKeeper) the stand-in answers for.
+  struct DcosNode {
+    fs::path root;
+    std::map<std::string, std::string> env;
+    std::unique_ptr<test::MesosFake> mesos;
+  };
+  DcosNode armed_dcos_node(const std::string& role)
+  {
+    auto r = node({"--booted", "A", "reimage", m_info.path.string(), "--trust", m_trust.string()});
+    EXPECT_TRUE(r.ok()) << r.err;
+    DcosNode n;
+    n.root = m_dir / "root";
+    n.env = dcos_root(n.root, role);
+    n.mesos = std::make_unique<test::MesosFake>(m_dir.path(), role == "master" ? "master" : "agent");
+    n.env.merge(n.mesos->env());
+    return n;
+  }
+
+  // mark-good --when-healthy of slot B (armed by a reimage first) under `root`.
+  util::RunResult mark_good_b(const fs::path& root, std::map<std::string, std::string> env,
+                              std::vector<std::string> extra = {})
+  {
+    std::vector<std::string> args = {"--booted", "B", "mark-good", "--when-healthy", "--root", root.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return node(args, env);
   }
 
   ScratchDir m_dir;
@@ -243,8 +289,11 @@ TEST_F(kiln_node, mark_good_when_healthy_checks_dcos_and_systemd)
   r = node({"--booted", "B", "mark-good", "--when-healthy", "--root", root.string()}, env);
   EXPECT_NE(r.err.find("install failed"), std::string::npos) << r.err;
   fs::remove(root / "var/lib/kiln/dcos-install-failed");
-  // Installed and the agent unit active: confirmed.
+  // Installed, the agent unit active and the agent registered in Mesos: confirmed.
   test::write_text(root / "var/lib/kiln/dcos-installed", "");
+  test::MesosFake agent(m_dir.path(), "agent");
+  agent.set({{"slave/registered", 1.0}});
+  env.merge(agent.env());
   r = node({"--booted", "B", "mark-good", "--when-healthy", "--root", root.string()}, env);
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_EQ(status("B")["slots"]["B"]["state"], "good");
@@ -261,6 +310,112 @@ TEST_F(kiln_node, mark_good_when_healthy_checks_dcos_and_systemd)
   EXPECT_NE(r.err.find("the system is degraded"), std::string::npos) << r.err;
   test::write_text(systemctl, "#!/bin/sh\necho running\n");
   EXPECT_TRUE(node({"--booted", "A", "mark-good", "--when-healthy", "--root", plain.string()}, env).ok());
+}
+
+TEST_F(kiln_node, mark_good_when_healthy_asks_the_mesos_agent_whether_it_registered)
+{
+  auto [root, env, mesos] = armed_dcos_node("slave");
+  test::MesosFake& agent = *mesos;
+  const std::string snapshot = agent.url() + "/metrics/snapshot";
+  // Not registered (yet): one line saying what is missing; the slot stays trial.
+  agent.set({{"slave/registered", 0.0}});
+  auto r = mark_good_b(root, env);
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_EQ(test::lines(r.err).size(), 1u) << r.err;
+  EXPECT_EQ(r.err, "kiln-node: error: mark-good: not healthy: Mesos agent not registered (slave/registered = 0 in " +
+                     snapshot + ")\n");
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "trial");
+  // A snapshot without the metric is not registered either.
+  agent.set({{"slave/registered", nullptr}});
+  r = mark_good_b(root, env);
+  EXPECT_NE(r.err.find("Mesos agent not registered (no slave/registered in " + snapshot + ")"), std::string::npos)
+    << r.err;
+  // Nothing listening: refused at once, and said so.
+  auto unreachable = env;
+  unreachable["KILN_NODE_MESOS"] = agent.refused();
+  r = mark_good_b(root, unreachable);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not healthy: Mesos agent not answering (" + agent.refused() + "/metrics/snapshot: "),
+            std::string::npos)
+    << r.err;
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "trial");
+  // slave_public asks the same; registered: confirmed.
+  test::write_text(root / "etc/kiln/dcos-role", "slave_public\n");
+  agent.set({{"slave/registered", 1.0}});
+  r = mark_good_b(root, env);
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "good");
+}
+
+TEST_F(kiln_node, mark_good_when_healthy_asks_a_master_for_its_log_and_zookeeper)
+{
+  auto [root, env, mesos] = armed_dcos_node("master");
+  test::MesosFake& master = *mesos;
+  // The replicated log not recovered: refused, whatever ZooKeeper says.
+  master.set({{"registrar/log/recovered", 0.0}});
+  auto r = mark_good_b(root, env);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not healthy: Mesos master has not recovered its replicated log (registrar/log/recovered = 0 "
+                       "in " + master.url() + "/metrics/snapshot)"),
+            std::string::npos)
+    << r.err;
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "trial");
+  // A ZooKeeper that accepts but never answers: refused after the request's deadline.
+  fs::path silent_dir = m_dir / "silent";
+  fs::create_directories(silent_dir);
+  test::MesosFake silent(silent_dir, "master", "silent");
+  silent.set({{"registrar/log/recovered", 1.0}});
+  auto start = std::chrono::steady_clock::now();
+  auto silent_env = env;
+  silent_env["KILN_NODE_MESOS"] = silent.url();
+  silent_env["KILN_NODE_ZOOKEEPER"] = silent.zookeeper();
+  r = mark_good_b(root, silent_env);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not healthy: ZooKeeper not answering ruok on " + silent.zookeeper() +
+                       " (no answer to ruok within 5000 ms)"),
+            std::string::npos)
+    << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "trial");
+  // Recovered and imok: confirmed.
+  master.set({{"registrar/log/recovered", 1.0}});
+  r = mark_good_b(root, env);
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "good");
+}
+
+TEST_F(kiln_node, mark_good_keeps_asking_until_the_deadline)
+{
+  auto [root, env, mesos] = armed_dcos_node("slave");
+  test::MesosFake& agent = *mesos;
+  agent.set({{"slave/registered", 0.0}});
+  // Never healthy: it asks every second, gives up at the deadline, the slot stays trial.
+  auto start = std::chrono::steady_clock::now();
+  auto r = mark_good_b(root, env, {"--deadline", "3", "--interval", "1"});
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_GE(took, std::chrono::seconds(3));
+  EXPECT_LT(took, std::chrono::seconds(20));
+  auto err = test::lines(r.err);
+  ASSERT_GE(err.size(), 3u) << r.err;
+  EXPECT_EQ(err.front().rfind("kiln-node: mark-good: not healthy yet: Mesos agent not registered", 0), 0u) << r.err;
+  EXPECT_EQ(err.back().rfind("kiln-node: error: mark-good: not healthy after 3 s: Mesos agent not registered", 0), 0u)
+    << r.err;
+  EXPECT_NE(err.back().find("slot B stays unconfirmed, GRUB's tries decide"), std::string::npos) << r.err;
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "trial");
+  // The agent registers while kiln-node waits: confirmed well before the deadline.
+  std::thread registers([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    agent.set({{"slave/registered", 1.0}});
+  });
+  start = std::chrono::steady_clock::now();
+  r = mark_good_b(root, env, {"--deadline", "60", "--interval", "1"});
+  took = std::chrono::steady_clock::now() - start;
+  registers.join();
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_LT(took, std::chrono::seconds(30));
+  EXPECT_NE(r.err.find("not healthy yet"), std::string::npos) << r.err;
+  EXPECT_EQ(status("B")["slots"]["B"]["state"], "good");
 }
 
 TEST_F(kiln_node, wipe_dcos_removes_dcos_state_and_keeps_the_installer)
@@ -281,15 +436,31 @@ TEST_F(kiln_node, wipe_dcos_removes_dcos_state_and_keeps_the_installer)
   fs::create_symlink("/etc/systemd/system/dcos.target", root / "etc/systemd/system/multi-user.target.wants/dcos.target");
   fs::create_symlink("/etc/systemd/system/docker.service",
                      root / "etc/systemd/system/multi-user.target.wants/docker.service");
+  // dcos-link-env.service's link (dangling once /opt/mesosphere is gone).
+  fs::create_directories(root / "etc/profile.d");
+  fs::create_symlink("/opt/mesosphere/bin/add_dcos_path.sh", root / "etc/profile.d/dcos.sh");
+  test::write_text(root / "etc/profile.d/lang.sh", "x");
 
   auto r = test::run_kiln_node({"wipe", "--dcos", "--keep-data", "--root", root.string(), "--json"});
   ASSERT_TRUE(r.ok()) << r.err;
   for (const char* gone : {"etc/mesosphere", "opt/mesosphere", "var/lib/dcos", "var/lib/mesos/slave",
                            "etc/systemd/system/dcos-mesos-slave.service", "etc/systemd/system/dcos.target",
                            "etc/systemd/system/dcos.target.wants", "etc/systemd/system/multi-user.target.wants/dcos.target",
-                           "var/lib/kiln/dcos-installed", "var/lib/kiln/dcos-install-failed"}) {
+                           "var/lib/kiln/dcos-installed", "var/lib/kiln/dcos-install-failed",
+                           "etc/profile.d/dcos.sh"}) {
     EXPECT_FALSE(fs::exists(fs::symlink_status(root / gone))) << gone;
   }
+  EXPECT_TRUE(fs::exists(root / "etc/profile.d/lang.sh"));
+  // kiln verify's check no longer finds DC/OS on the wiped tree.
+  dcos::DirView view(root);
+  bool checked = false;
+  for (const auto& c : dcos::run_checks(view, {"slave", "2.2.1"})) {
+    if (c.name == "if DC/OS is already installed") {
+      checked = true;
+      EXPECT_TRUE(c.pass) << c.detail;
+    }
+  }
+  EXPECT_TRUE(checked);
   for (const char* kept : {"opt/dcos_install_tmp/dcos_install.sh", "var/lib/docker/containers/x",
                            "var/log/mesos/agent.log", "etc/systemd/system/docker.service",
                            "etc/systemd/system/multi-user.target.wants/docker.service", "var/lib/mesos"}) {
@@ -302,6 +473,145 @@ TEST_F(kiln_node, wipe_dcos_removes_dcos_state_and_keeps_the_installer)
   EXPECT_TRUE(fs::exists(root / "var/lib/docker"));
   EXPECT_FALSE(fs::exists(root / "var/log/mesos"));
   EXPECT_TRUE(fs::exists(root / "var/log/kiln/dcos-install.log"));
+}
+
+// Unmounts what a test mounted, also when it fails halfway.
+struct Mounted {
+  explicit Mounted(const fs::path& where) : path(where)
+  {
+    fs::create_directories(where);
+    ok = ::mount("kiln-test", where.c_str(), "tmpfs", 0, "size=1m") == 0;
+    EXPECT_TRUE(ok) << "mount tmpfs on " << where << ": " << errno_text(errno);
+  }
+  ~Mounted()
+  {
+    if (ok) {
+      ::umount2(path.c_str(), MNT_DETACH);
+    }
+  }
+  fs::path path;
+  bool ok = false;
+};
+
+TEST_F(kiln_node, wipe_dcos_keeps_the_mount_volumes_unless_asked)
+{
+  fs::path root = m_dir / "root";
+  fs::path outside = m_dir / "outside";
+  test::write_text(outside / "precious", "x");
+  test::write_text(root / "var/lib/dcos/mesos-resources", "x");
+  // volume0 a file system of its own (as DC/OS MOUNT volumes are) holding a nested mount,
+  // volume1 a plain directory with a symlink out of it, volume9 a symlink (not a volume).
+  Mounted volume0(root / "dcos/volume0");
+  ASSERT_TRUE(volume0.ok);
+  test::write_text(root / "dcos/volume0/task/data", "x");
+  Mounted nested(root / "dcos/volume0/nested");
+  ASSERT_TRUE(nested.ok);
+  test::write_text(root / "dcos/volume0/nested/other", "x");
+  test::write_text(root / "dcos/volume1/data", "x");
+  fs::create_symlink(outside, root / "dcos/volume1/link");
+  fs::create_symlink(outside, root / "dcos/volume9");
+  fs::create_directories(root / "dcos/other");
+  const std::string v0 = (root / "dcos/volume0").string();
+  const std::string v1 = (root / "dcos/volume1").string();
+
+  // Default: kept and reported.
+  auto r = test::run_kiln_node({"wipe", "--dcos", "--keep-data", "--root", root.string(), "--json"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["volumes_kept"], json::array({v0, v1})) << r.out;
+  EXPECT_EQ(j["volumes_wiped"], json::array());
+  EXPECT_TRUE(fs::exists(root / "dcos/volume0/task/data"));
+  EXPECT_TRUE(fs::exists(root / "dcos/volume1/data"));
+  r = test::run_kiln_node({"wipe", "--dcos", "--keep-data", "--root", root.string(), "--volumes", "keep"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_NE(r.out.find("kept (DC/OS volume; --volumes wipe empties it) " + v0 + "\n"), std::string::npos) << r.out;
+
+  // --volumes wipe: emptied, kept as directories (mount points); never into another
+  // mount, never through a symlink.
+  r = test::run_kiln_node(
+    {"wipe", "--dcos", "--keep-data", "--root", root.string(), "--volumes", "wipe", "--json"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  j = json::parse(r.out);
+  EXPECT_EQ(j["volumes_wiped"], json::array({v0, v1})) << r.out;
+  EXPECT_EQ(j["volumes_kept"], json::array());
+  EXPECT_EQ(j["mount_points_skipped"], json::array({(root / "dcos/volume0/nested").string()})) << r.out;
+  EXPECT_TRUE(fs::is_directory(root / "dcos/volume0"));
+  EXPECT_FALSE(fs::exists(root / "dcos/volume0/task"));
+  EXPECT_TRUE(fs::exists(root / "dcos/volume0/nested/other"));
+  EXPECT_TRUE(fs::is_directory(root / "dcos/volume1"));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(root / "dcos/volume1/link")));
+  EXPECT_FALSE(fs::exists(root / "dcos/volume1/data"));
+  EXPECT_TRUE(fs::exists(outside / "precious"));
+  EXPECT_TRUE(fs::is_symlink(root / "dcos/volume9"));
+  EXPECT_TRUE(fs::exists(root / "dcos/other"));
+
+  // Anything but keep or wipe is a usage error.
+  r = test::run_kiln_node({"wipe", "--dcos", "--root", root.string(), "--volumes", "drop"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+// A disk whose slot A holds a root file system with DC/OS `a_version` (none: no
+// dcos-version.json); slot B is booted and good, A good, B first in the order.
+fx::AbDisk
+disk_with_dcos_in_a(const fs::path& dir, const std::optional<std::string>& a_version)
+{
+  fs::create_directories(dir);
+  std::map<std::string, std::string> files = {{"etc/kiln-release", "a\n"}};
+  if (a_version) {
+    files["opt/mesosphere/etc/dcos-version.json"] =
+      R"({"version": ")" + *a_version + R"(", "dcos-image-commit": "0123abcd", "bootstrap-id": "feed"})";
+  }
+  fs::path a = fx::make_rootfs(dir, "a", 8, files);
+  return fx::make_ab_disk(dir, {"kiln_order=B A", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=good",
+                                "kiln_B_tries=0"},
+                          a);
+}
+
+TEST_F(kiln_node, rollback_to_an_older_dcos_is_refused_unless_forced)
+{
+  // The booted slot B runs DC/OS 2.2.1 (its running root); slot A has 2.1.0.
+  fs::path root = m_dir / "root-b";
+  test::write_text(root / "opt/mesosphere/etc/dcos-version.json", R"({"version": "2.2.1"})");
+  m_disk = disk_with_dcos_in_a(m_dir / "older", "2.1.0");
+  auto r = node({"--booted", "B", "rollback", "--root", root.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "kiln-node: error: rollback: slot B runs DC/OS 2.2.1, slot A has 2.1.0: DC/OS does not support "
+                   "downgrades (--force overrides)\n");
+  EXPECT_EQ(status("B")["order"], "B A");
+  EXPECT_NE(fx::grubenv_list(m_disk, m_dir.path()).find("kiln_order=B A\n"), std::string::npos);
+
+  // --force: rolled back, with a warning line.
+  r = node({"--booted", "B", "--json", "rollback", "--root", root.string(), "--force"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(r.err, "kiln-node: warning: rollback: slot B runs DC/OS 2.2.1, slot A has 2.1.0: DC/OS does not support "
+                   "downgrades; rolled back anyway (--force)\n");
+  EXPECT_EQ(json::parse(r.out)["next_boot"]["slot"], "A");
+  EXPECT_EQ(status("B")["order"], "A B");
+}
+
+TEST_F(kiln_node, rollback_to_the_same_or_a_newer_dcos_or_an_unknown_one_is_allowed)
+{
+  auto rolls_back = [&](const std::string& name, const std::optional<std::string>& running,
+                        const std::optional<std::string>& in_a) {
+    fs::path root = m_dir / (name + "-root");
+    fs::create_directories(root);
+    if (running) {
+      test::write_text(root / "opt/mesosphere/etc/dcos-version.json", R"({"version": ")" + *running + R"("})");
+    }
+    m_disk = disk_with_dcos_in_a(m_dir / name, in_a);
+    auto r = node({"--booted", "B", "rollback", "--root", root.string()});
+    EXPECT_TRUE(r.ok()) << name << ": " << r.err;
+    EXPECT_EQ(r.err, "") << name;
+    EXPECT_EQ(status("B")["order"], "A B") << name;
+  };
+  rolls_back("equal", "2.2.1", "2.2.1");
+  rolls_back("newer", "2.9.3", "2.10.0"); // numerically, not as text
+  rolls_back("pre-release", "2.2.0-beta2", "2.2.0"); // the numeric prefix counts
+  // Slot A has no dcos-version.json: no DC/OS was installed there, so booting it
+  // downgrades nothing of DC/OS (its first boot installs its staged bundle).
+  rolls_back("a-without-dcos", "2.2.1", std::nullopt);
+  // The running system has no DC/OS: nothing to protect, slot A is not even read.
+  rolls_back("b-without-dcos", std::nullopt, "2.1.0");
 }
 
 TEST_F(kiln_node, key_rotation_and_openssl_verify_the_bundle_manifest)

@@ -4,6 +4,7 @@
 // a dropped connection is resumed with a Range request from the first byte the caller
 // has not received yet.
 #include "core/bundle/bundle.hpp"
+#include "core/bundle/curl.hpp"
 
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
@@ -16,7 +17,6 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
-#include <mutex>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -113,17 +113,6 @@ private:
   std::uint64_t m_total = 0;
   bool m_seekable = true;
 };
-
-void
-curl_global()
-{
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      throw Error("libcurl", "global initialisation failed");
-    }
-  });
-}
 
 class HttpStream final : public Stream {
 public:

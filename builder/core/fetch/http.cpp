@@ -1,5 +1,6 @@
 #include "core/fetch/http.hpp"
 
+#include "core/bundle/curl.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/term.hpp"
@@ -9,7 +10,6 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <memory>
-#include <mutex>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -18,21 +18,7 @@ namespace kiln::fetch {
 
 namespace {
 
-struct CurlFree {
-  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
-};
-using CurlHandle = std::unique_ptr<CURL, CurlFree>;
-
-void
-global_init()
-{
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      throw Error("libcurl", "global initialisation failed");
-    }
-  });
-}
+using bundle::CurlHandle;
 
 struct Sink {
   CURL* curl = nullptr;
@@ -120,7 +106,7 @@ TransferResult
 transfer(const std::string& url, const std::filesystem::path& partial, crypto::Sha256& hasher,
          const TransferOptions& options)
 {
-  global_init();
+  bundle::curl_global();
   TransferResult result;
   util::Fd fd = util::open_file(partial, O_WRONLY | O_CREAT | O_APPEND, 0644);
   struct stat st {};

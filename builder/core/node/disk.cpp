@@ -142,6 +142,34 @@ partition_node(const fs::path& disk, unsigned number)
   return {};
 }
 
+PartitionMount::PartitionMount(const slots::Gpt& gpt, const slots::Partition& part, const std::string& options)
+  : m_dir(fs::temp_directory_path(), "kiln-node-" + part.label)
+{
+  std::string all = options;
+  fs::path source = partition_node(gpt.disk, part.number);
+  if (source.empty()) {
+    source = gpt.disk;
+    all += ",loop,offset=" + std::to_string(part.offset) + ",sizelimit=" + std::to_string(part.size);
+  }
+  util::RunResult r = util::run({"mount", "-o", all, source.string(), m_dir.path().string()});
+  if (!r.ok()) {
+    throw Error(gpt.disk.string(), "cannot mount the " + part.label + " partition: " + r.tail(2));
+  }
+}
+
+PartitionMount::~PartitionMount()
+{
+  bool unmounted = false;
+  try {
+    unmounted = util::run({"umount", m_dir.path().string()}).ok();
+  } catch (...) {
+    // Nothing may escape a destructor.
+  }
+  if (!unmounted) {
+    m_dir.keep(); // a mount left under /tmp; never remove what is still mounted there
+  }
+}
+
 BootFs::BootFs(const slots::Gpt& gpt, bool running_system, bool writable)
 {
   std::error_code ec;
@@ -150,31 +178,8 @@ BootFs::BootFs(const slots::Gpt& gpt, bool running_system, bool writable)
     m_root = live;
     return;
   }
-  const slots::Partition& boot = gpt.by_label(slots::k_part_boot);
-  m_mountpoint.emplace(fs::temp_directory_path(), "kiln-node-boot");
-  std::string options = writable ? "rw" : "ro";
-  fs::path source = partition_node(gpt.disk, boot.number);
-  if (source.empty()) {
-    source = gpt.disk;
-    options += ",loop,offset=" + std::to_string(boot.offset) + ",sizelimit=" + std::to_string(boot.size);
-  }
-  util::RunResult r = util::run({"mount", "-o", options, source.string(), m_mountpoint->path().string()});
-  if (!r.ok()) {
-    throw Error(gpt.disk.string(), "cannot mount the " + std::string(slots::k_part_boot) + " partition: " + r.tail(2));
-  }
-  m_mounted = true;
-  m_root = m_mountpoint->path();
-}
-
-BootFs::~BootFs()
-{
-  if (m_mounted) {
-    try {
-      util::run({"umount", m_root.string()});
-    } catch (...) {
-      // Nothing may escape a destructor; a failed unmount leaves a mount under /tmp.
-    }
-  }
+  m_mount.emplace(gpt, gpt.by_label(slots::k_part_boot), writable ? "rw" : "ro");
+  m_root = m_mount->path();
 }
 
 fs::path

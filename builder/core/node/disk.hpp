@@ -34,24 +34,36 @@ fs::path running_disk();
 // when there is none (an image file, a loop device without partition scanning).
 fs::path partition_node(const fs::path& disk, unsigned number);
 
+// One partition of the disk mounted on a private temporary directory (its partition
+// node when the disk is a block device with one, else a loop device with
+// offset/sizelimit over the disk), unmounted when the object dies. `options` are mount's
+// -o options ("ro", "rw", "ro,norecovery", ...).
+class PartitionMount {
+public:
+  PartitionMount(const slots::Gpt& gpt, const slots::Partition& part, const std::string& options);
+  ~PartitionMount();
+  PartitionMount(const PartitionMount&) = delete;
+  PartitionMount& operator=(const PartitionMount&) = delete;
+
+  const fs::path& path() const noexcept { return m_dir.path(); }
+
+private:
+  util::TempDir m_dir;
+};
+
 // The kiln-boot file system, for reading and updating grub/grubenv. On the running
 // system it is /boot/kiln (when that holds grub/grubenv); otherwise the partition is
-// mounted on a private directory (a block device's partition node, else a loop device
-// with offset/sizelimit over the disk) and unmounted when the object dies.
+// mounted (PartitionMount) for as long as the object lives.
 class BootFs {
 public:
   BootFs(const slots::Gpt& gpt, bool running_system, bool writable);
-  ~BootFs();
-  BootFs(const BootFs&) = delete;
-  BootFs& operator=(const BootFs&) = delete;
 
   fs::path grubenv() const;
   const fs::path& root() const noexcept { return m_root; }
 
 private:
   fs::path m_root;
-  std::optional<util::TempDir> m_mountpoint;
-  bool m_mounted = false;
+  std::optional<PartitionMount> m_mount;
 };
 
 // Raw access to one partition of the disk: through its own device node when there is

@@ -2,8 +2,11 @@
 
 #include "core/crypto/sha256.hpp"
 #include "core/grubenv/grubenv.hpp"
+#include "core/node/dcos_version.hpp"
 #include "core/node/disk.hpp"
+#include "core/node/health.hpp"
 #include "core/node/test_hooks.hpp"
+#include "core/node/under_root.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
 #include "core/util/error.hpp"
@@ -11,12 +14,15 @@
 #include "core/util/process.hpp"
 #include "core/util/term.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sstream>
 #include <sys/file.h>
+#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -39,19 +45,6 @@ std::string
 part_label(char slot)
 {
   return std::string(slot == 'A' ? slots::k_part_a : slots::k_part_b);
-}
-
-fs::path
-under(const fs::path& root, std::string_view absolute)
-{
-  return root / std::string(absolute).substr(1);
-}
-
-bool
-present(const fs::path& p)
-{
-  std::error_code ec;
-  return fs::exists(fs::symlink_status(p, ec));
 }
 
 // An exclusive lock on the disk for the length of a command, so two kiln-node runs
@@ -264,14 +257,8 @@ status(const DiskOptions& disk, const fs::path& root)
   json dcos;
   dcos["installed"] = present(under(root, slots::k_dcos_stamp));
   dcos["failed"] = present(under(root, slots::k_dcos_failed));
-  dcos["role"] = nullptr;
-  if (present(under(root, slots::k_dcos_role_file))) {
-    std::string role = util::read_file(under(root, slots::k_dcos_role_file));
-    while (!role.empty() && std::isspace(static_cast<unsigned char>(role.back())) != 0) {
-      role.pop_back();
-    }
-    dcos["role"] = role;
-  }
+  auto role = recorded_dcos_role(root);
+  dcos["role"] = role ? json(*role) : json(nullptr);
   dcos["stamp"] = std::string(slots::k_dcos_stamp);
   dcos["failed_marker"] = std::string(slots::k_dcos_failed);
   j["dcos"] = dcos;
@@ -365,71 +352,127 @@ reimage(const ReimageOptions& options)
   return j;
 }
 
-json
-rollback(const DiskOptions& disk)
+namespace {
+
+// The DC/OS version of `slot`: read under `root` when it is the running one, else from
+// its partition mounted read-only without log replay (nothing is written to it).
+std::optional<std::string>
+slot_dcos_version(const slots::Gpt& gpt, char slot, const std::optional<fs::path>& running_root)
 {
+  if (running_root) {
+    return read_dcos_version(*running_root);
+  }
+  const slots::Partition& part = gpt.by_label(part_label(slot));
+  // XFS refuses a second file system with the UUID of a mounted one, and both slots carry
+  // the same UUID after a reimage of the same build: nouuid (an XFS-only option).
+  char magic[4] = {};
+  PartitionIo(gpt, part, false).pread_exact(magic, sizeof magic, 0);
+  bool xfs = std::string_view(magic, sizeof magic) == "XFSB";
+  PartitionMount mount(gpt, part, xfs ? "ro,norecovery,nouuid" : "ro,norecovery");
+  return read_dcos_version(mount.path());
+}
+
+// Why rolling back from `from` would downgrade DC/OS; empty when it would not. Only
+// slots that both carry dcos-version.json are compared: kiln's image records no version
+// of the staged bundle (/opt/dcos_install_tmp holds ids, the recipe's dcos.version is
+// optional and never written into the image), and a slot without the file has no DC/OS
+// installed, so nothing of DC/OS is downgraded by booting it (its first boot installs the
+// staged bundle; a `good` slot of a DC/OS image had the file when it was confirmed).
+std::string
+downgrade_problem(const slots::Gpt& gpt, char from, const std::optional<fs::path>& running_root)
+{
+  char to = slots::other_slot(from);
+  try {
+    auto now = slot_dcos_version(gpt, from, running_root);
+    if (!now) {
+      return {};
+    }
+    auto then = slot_dcos_version(gpt, to, std::nullopt);
+    if (!then || compare_dcos_versions(*then, *now) >= 0) {
+      return {};
+    }
+    return "slot " + slot_str(from) + " runs DC/OS " + *now + ", slot " + slot_str(to) + " has " + *then +
+           ": DC/OS does not support downgrades";
+  } catch (const Error& e) {
+    return "cannot compare the slots' DC/OS versions: " + e.subject() + ": " + e.reason();
+  }
+}
+
+} // namespace
+
+json
+rollback(const RollbackOptions& options)
+{
+  const DiskOptions& disk = options.disk;
   slots::Gpt gpt = slots::read_gpt(disk.disk);
   DiskLock lock(disk.disk);
   auto booted = booted_slot(gpt, disk.booted);
   BootFs boot(gpt, booted.has_value() && !disk.booted, true);
   fs::path envfile = boot.grubenv();
-  slots::BootEnv before = slots::read_boot_env(read_env(envfile));
+  grubenv::Env current = read_env(envfile);
+  slots::BootEnv before = slots::read_boot_env(current);
   char from = booted ? *booted : before.next_boot().slot;
+  slots::roll_back(current, from); // refuses a target that is not good, before anything is read
+
+  std::optional<fs::path> running_root;
+  if (booted) {
+    running_root = options.root;
+  }
+  std::string problem = downgrade_problem(gpt, from, running_root);
+  if (!problem.empty() && !options.force) {
+    throw Error("rollback", problem + " (--force overrides)");
+  }
   grubenv::Env after = grubenv::update(envfile, [&](grubenv::Env& env) { slots::roll_back(env, from); });
   slots::BootEnv now = slots::read_boot_env(after);
-  return {{"from", slot_str(from)}, {"to", slot_str(slots::other_slot(from))}, {"next_boot", next_boot_json(now)}};
+  json j = {{"from", slot_str(from)}, {"to", slot_str(slots::other_slot(from))}, {"next_boot", next_boot_json(now)}};
+  if (!problem.empty()) {
+    j["warning"] = "rollback: " + problem + "; rolled back anyway (--force)";
+  }
+  return j;
 }
 
-std::string
-health_problem(const fs::path& root)
+namespace {
+
+// Sleeps for `length`, but ends with the interrupted error as soon as a signal arrives.
+void
+sleep_interruptibly(std::chrono::steady_clock::duration length)
 {
-  const std::string& fake = test_hooks().systemctl; // test build only
-  std::string systemctl = !fake.empty() ? fake : "systemctl";
-  bool dcos = present(under(root, slots::k_dcos_role_file));
-  for (const char* dir : {"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
-    dcos = dcos || present(under(root, dir) / std::string(slots::k_dcos_unit));
+  const auto until = std::chrono::steady_clock::now() + length;
+  while (std::chrono::steady_clock::now() < until) {
+    util::check_interrupted();
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+      std::chrono::milliseconds(200), until - std::chrono::steady_clock::now()));
   }
-  if (dcos) {
-    if (present(under(root, slots::k_dcos_failed))) {
-      return "the DC/OS first-boot install failed (" + std::string(slots::k_dcos_failed) + ")";
-    }
-    if (!present(under(root, slots::k_dcos_stamp))) {
-      return "the DC/OS first-boot install has not finished (no " + std::string(slots::k_dcos_stamp) + ")";
-    }
-    std::string role;
-    if (auto r = cmdline_value(read_cmdline(), slots::k_cmdline_dcos_role)) {
-      role = *r;
-    } else if (present(under(root, slots::k_dcos_role_file))) {
-      role = util::read_file(under(root, slots::k_dcos_role_file));
-      while (!role.empty() && std::isspace(static_cast<unsigned char>(role.back())) != 0) {
-        role.pop_back();
-      }
-    }
-    std::string unit;
-    if (role == "master") {
-      unit = "dcos-mesos-master.service";
-    } else if (role == "slave") {
-      unit = "dcos-mesos-slave.service";
-    } else if (role == "slave_public") {
-      unit = "dcos-mesos-slave-public.service";
-    } else {
-      return "unknown DC/OS role '" + role + "' (kiln.dcos_role= or " + std::string(slots::k_dcos_role_file) + ")";
-    }
-    util::RunResult r = util::run({systemctl, "is-active", unit});
-    if (!r.ok()) {
-      std::string state = r.out.substr(0, r.out.find('\n'));
-      return unit + " is not active (" + (state.empty() ? "exit " + std::to_string(r.exit_code) : state) + ")";
-    }
-    return {};
-  }
-  util::RunResult r = util::run({systemctl, "is-system-running"});
-  std::string state = r.out.substr(0, r.out.find('\n'));
-  // "starting" while boot jobs (this very check among them) still run.
-  if (state == "running" || state == "starting" || state == "initializing") {
-    return {};
-  }
-  return "the system is " + (state.empty() ? "in an unknown state" : state) + " (systemctl is-system-running)";
+  util::check_interrupted();
 }
+
+// Asks for health every options.interval until it holds or options.deadline has passed
+// (deadline 0: once); throws the last problem then, and the slot stays as it was.
+void
+wait_until_healthy(const MarkGoodOptions& options, char booted)
+{
+  const auto deadline = std::chrono::steady_clock::now() + options.deadline;
+  for (;;) {
+    std::string problem = health_problem(options.root);
+    if (problem.empty()) {
+      return;
+    }
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+      if (options.deadline.count() == 0) {
+        throw Error("mark-good", "not healthy: " + problem);
+      }
+      throw Error("mark-good", "not healthy after " + std::to_string(options.deadline.count()) + " s: " + problem +
+                                 "; slot " + slot_str(booted) + " stays unconfirmed, GRUB's tries decide");
+    }
+    if (options.waiting) {
+      options.waiting(problem);
+    }
+    sleep_interruptibly(std::min<std::chrono::steady_clock::duration>(options.interval, left));
+  }
+}
+
+} // namespace
 
 json
 mark_good(const MarkGoodOptions& options)
@@ -442,10 +485,7 @@ mark_good(const MarkGoodOptions& options)
                 "pass --booted A|B to name one");
   }
   if (options.when_healthy) {
-    std::string problem = health_problem(options.root);
-    if (!problem.empty()) {
-      throw Error("mark-good", "not healthy: " + problem);
-    }
+    wait_until_healthy(options, *booted);
   }
   DiskLock lock(options.disk.disk);
   BootFs boot(gpt, !options.disk.booted, true);
@@ -532,6 +572,23 @@ is_dcos_unit_name(const std::string& name)
   return name.rfind("dcos-", 0) == 0 && (ends(".service") || ends(".socket") || ends(".timer"));
 }
 
+// The agent's MOUNT volumes: the directories /dcos/volume* under `root` (symlinks are
+// not volumes and are never followed), sorted.
+std::vector<fs::path>
+dcos_volumes(const fs::path& root)
+{
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (fs::directory_iterator it(under(root, slots::k_dcos_volume_dir), ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind(slots::k_dcos_volume_prefix, 0) == 0 && it->is_directory(ec) &&
+        !it->is_symlink(ec)) {
+      found.push_back(it->path());
+    }
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 } // namespace
 
 json
@@ -572,6 +629,14 @@ wipe_dcos(const WipeOptions& options)
   }
   r.remove(under(root, slots::k_dcos_stamp), false);
   r.remove(under(root, slots::k_dcos_failed), false);
+  r.remove(under(root, "/etc/profile.d/dcos.sh"), false); // the installer's link to add_dcos_path.sh
+  json volumes = json::array();
+  for (const fs::path& v : dcos_volumes(root)) {
+    volumes.push_back(v.string());
+    if (options.wipe_volumes) {
+      r.remove(v, true); // emptied, kept: usually a mount point of its own
+    }
+  }
   if (!options.keep_data) {
     r.remove(under(root, "/var/lib/docker"), true);
     fs::path log = under(root, "/var/log");
@@ -586,8 +651,12 @@ wipe_dcos(const WipeOptions& options)
       r.remove(l, false);
     }
   }
-  return {{"root", root.string()}, {"keep_data", options.keep_data}, {"removed", r.removed},
-          {"mount_points_skipped", r.skipped}};
+  return {{"root", root.string()},
+          {"keep_data", options.keep_data},
+          {"removed", r.removed},
+          {"mount_points_skipped", r.skipped},
+          {"volumes_kept", options.wipe_volumes ? json::array() : volumes},
+          {"volumes_wiped", options.wipe_volumes ? volumes : json::array()}};
 }
 
 json

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -42,28 +43,36 @@ struct ReimageOptions {
 // Writes the bundle into the slot that is not booted (see README "kiln-node").
 nlohmann::json reimage(const ReimageOptions& options);
 
-// Next boot the other slot (it must be good).
-nlohmann::json rollback(const DiskOptions& disk);
+struct RollbackOptions {
+  DiskOptions disk;
+  fs::path root = "/"; // the booted slot's running root, where its DC/OS version is read
+  bool force = false;  // roll back to an older DC/OS anyway ("warning" in the result)
+};
+
+// Next boot the other slot (it must be good, and must not run an older DC/OS than the
+// slot rolled back from unless forced).
+nlohmann::json rollback(const RollbackOptions& options);
 
 struct MarkGoodOptions {
   DiskOptions disk;
   bool when_healthy = false;
   fs::path root = "/";
+  std::chrono::seconds deadline{0};  // --deadline: ask for health until then (0: once)
+  std::chrono::seconds interval{30}; // --interval: between two asks
+  std::function<void(const std::string& problem)> waiting; // told before each wait
 };
 
 // Confirms the booted slot (optionally only when the node is healthy).
 nlohmann::json mark_good(const MarkGoodOptions& options);
 
-// Health as mark-good --when-healthy judges it: empty when healthy, else why not.
-std::string health_problem(const fs::path& root);
-
 struct WipeOptions {
   fs::path root = "/";
   bool keep_data = false;
+  bool wipe_volumes = false; // --volumes wipe: empty the /dcos/volume* MOUNT volumes too
 };
 
 // Removes DC/OS state so the pre-staged installer runs at the next boot; returns the
-// paths removed and the mount points left alone.
+// paths removed, the mount points left alone and the DC/OS volumes kept or emptied.
 nlohmann::json wipe_dcos(const WipeOptions& options);
 
 struct InstallOptions {

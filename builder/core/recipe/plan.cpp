@@ -176,8 +176,9 @@ dcos_stage(const DcosSpec& spec, const std::string& parent)
   return planned;
 }
 
-// Bumped when the A/B stage's result changes for the same settings (2: kiln-node installed).
-constexpr int k_ab_version = 2;
+// Bumped when the A/B stage's result changes for the same settings (2: kiln-node installed;
+// 3: kiln-mark-good.service gives up after a deadline).
+constexpr int k_ab_version = 3;
 
 // The implicit "ab" stage: its key needs the finalize key, so it is set by ab_key().
 PlannedStage

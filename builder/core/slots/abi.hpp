@@ -97,6 +97,13 @@ inline constexpr std::string_view k_dcos_stamp = "/var/lib/kiln/dcos-installed";
 inline constexpr std::string_view k_dcos_failed = "/var/lib/kiln/dcos-install-failed";
 inline constexpr std::string_view k_dcos_log = "/var/log/kiln/dcos-install.log";
 inline constexpr std::string_view k_dcos_install_dir = "/opt/dcos_install_tmp";
+// Written by DC/OS's installer into the slot's root file system ({"version": "2.2.1", ...});
+// kiln-node reads it to refuse rollbacks to an older DC/OS.
+inline constexpr std::string_view k_dcos_version_file = "/opt/mesosphere/etc/dcos-version.json";
+// The agent's MOUNT volumes (DC/OS convention /dcos/volume0, volume1, ...); wipe --dcos
+// lists them and keeps them unless asked.
+inline constexpr std::string_view k_dcos_volume_dir = "/dcos";
+inline constexpr std::string_view k_dcos_volume_prefix = "volume";
 // Confirms the booted slot once health holds (kiln-node mark-good --when-healthy).
 inline constexpr std::string_view k_mark_good_unit = "kiln-mark-good.service";
 inline constexpr std::string_view k_node_binary = "/usr/bin/kiln-node";

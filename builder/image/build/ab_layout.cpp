@@ -43,21 +43,20 @@ constexpr const char* k_xfs_meta = "crc=1,finobt=0,reflink=0,rmapbt=0,bigtime=0,
 constexpr const char* k_xfs_inode = "sparse=0,nrext64=0";
 constexpr const char* k_ext4_features = "^metadata_csum,^metadata_csum_seed,^orphan_file,^64bit";
 
-const char* const k_mark_good_unit_text =
+const char* const k_mark_good_service_text =
   "[Unit]\n"
   "Description=kiln: confirm the booted A/B slot once the node is healthy\n"
   "After=multi-user.target\n"
   "ConditionKernelCommandLine=kiln.slot\n"
   "\n"
   "[Service]\n"
-  "# Not oneshot: systemd 219 (CentOS 7) refuses Restart= for oneshot services. It retries\n"
-  "# until health holds; the slot stays in trial (and GRUB counts its tries) until then.\n"
+  "# kiln-node asks for health every 30 s until it holds or the deadline (1 h) has passed;\n"
+  "# then the unit fails and the slot stays in trial, so GRUB's tries decide at the next\n"
+  "# boot. No Restart=: the retrying is kiln-node's. Not oneshot, so multi-user.target and\n"
+  "# `systemctl is-system-running` do not wait for it.\n"
   "Type=simple\n"
   "RemainAfterExit=yes\n"
-  "ExecStart=/usr/bin/kiln-node mark-good --when-healthy\n"
-  "Restart=on-failure\n"
-  "RestartSec=30\n"
-  "StartLimitInterval=0\n"
+  "ExecStart=/usr/bin/kiln-node mark-good --when-healthy --deadline 3600 --interval 30\n"
   "\n"
   "[Install]\n"
   "WantedBy=multi-user.target\n";
@@ -481,6 +480,13 @@ derived_guid(const std::string& key, const std::string& what)
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 
+const std::string&
+mark_good_unit_text()
+{
+  static const std::string text = k_mark_good_service_text;
+  return text;
+}
+
 const std::vector<std::string>&
 ab_data_dirs()
 {
@@ -622,7 +628,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   }
   const std::string unit_path = "/usr/lib/systemd/system/" + std::string(slots::k_mark_good_unit);
   g.mkdir_p("/usr/lib/systemd/system");
-  g.write(unit_path, k_mark_good_unit_text);
+  g.write(unit_path, mark_good_unit_text());
   g.chmod(0644, unit_path);
   enable_unit(g, std::string(slots::k_mark_good_unit));
   std::vector<std::string> labelled = {"/etc/fstab", "/boot", unit_path,

@@ -65,4 +65,9 @@ std::string ab_fstab(const std::string& root_fs, const std::string& data_fs, con
 // The state directories that live on kiln-data, bind-mounted back into place.
 const std::vector<std::string>& ab_data_dirs();
 
+// kiln-mark-good.service: after multi-user.target, only on a kiln.slot= boot, runs
+// `kiln-node mark-good --when-healthy` asking every 30 s for up to an hour, then gives
+// up and leaves the slot unconfirmed, so GRUB's tries decide at the next boot.
+const std::string& mark_good_unit_text();
+
 } // namespace kiln::build
