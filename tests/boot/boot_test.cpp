@@ -195,9 +195,12 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   script(4, k_last_boot);
   test::QemuVm vm(vm_options("life", {disk()}));
 
-  // Boot 1: slot A, the first-boot install once, with the role from the kernel command
-  // line (the recipe's default is master; kiln.dcos_role=slave_public wins).
-  EXPECT_EQ(booted(vm, 1), "A") << vm.tail();
+  // Boot 1: slot A (SeaBIOS, through GRUB's BIOS core.img and EL7's /grub2 prefix), the
+  // first-boot install once, with the role from the kernel command line (the recipe's
+  // default is master; kiln.dcos_role=slave_public wins).
+  auto boot1_line = vm.expect("KILN-AGENT boot n=1 slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot);
+  EXPECT_EQ(boot1_line.at(1), "A") << vm.tail();
+  EXPECT_EQ(boot1_line.at(2), "bios") << vm.tail();
   confirmed(vm, "A");
   std::string boot1 = vm.console();
   EXPECT_EQ(count(boot1, "KILN-TEST dcos_install.sh role=slave_public run=1"), 1) << vm.tail();
@@ -262,15 +265,33 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
 }
 
-TEST_F(Boot, BadSlotUsesUpItsTriesAndGrubReturnsToA)
+// The same node under UEFI: OVMF boots the ESP's removable path EFI/BOOT/BOOTX64.EFI
+// (GRUB with EL7's /grub2 prefix, the fixture's grub2-install). A bad image reimaged into
+// B panics at every try; once its tries are spent GRUB marks B bad and boots A with no
+// help from outside (save_env through the firmware's disk driver). Then a good image
+// reimaged into B boots B, and mark-good confirms it.
+TEST_F(Boot, UefiBadSlotFallsBackToAThenAGoodReimageBootsB)
 {
   serve(fixture().bad, "bad.kbundle");
+  serve(fixture().out / "ab-fixture.kbundle");
   script(1, "wait_good\n"
             "run kiln-node reimage --json http://10.0.2.100/files/bad.kbundle\n"
             "status; restart");
-  script(2, "status; finish");
-  test::QemuVm vm(vm_options("bad-slot", {disk()}));
-  EXPECT_EQ(booted(vm, 1), "A");
+  script(2, "status\n"
+            "run kiln-node reimage --json http://10.0.2.100/files/ab-fixture.kbundle\n"
+            "status; restart");
+  script(3, k_last_boot);
+  test::VmOptions o = vm_options("uefi", {disk()});
+  o.uefi = true;
+  test::QemuVm vm(o);
+  auto firmware = [&](int n) {
+    auto m = vm.expect("KILN-AGENT boot n=" + std::to_string(n) + " slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot);
+    EXPECT_EQ(m.at(2), "uefi") << vm.tail();
+    return m.at(1);
+  };
+
+  // Boot 1: A under UEFI; a bad image into B.
+  EXPECT_EQ(firmware(1), "A") << vm.tail();
   confirmed(vm, "A");
   vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
   json s = status(vm);
@@ -280,20 +301,35 @@ TEST_F(Boot, BadSlotUsesUpItsTriesAndGrubReturnsToA)
   EXPECT_GE(tries, 2u) << "the fixture's slots get more than one try: " << s.dump();
   vm.expect("KILN-AGENT reboot", k_boot);
   size_t reboot_at = vm.cursor();
-  // B's kernel panics at every try (its init is /bin/false); panic=N reboots it; once
-  // the tries are spent GRUB marks B bad and boots A, with no help from outside.
+  // B's kernel panics at every try (its init is /bin/false); panic=N reboots it.
   for (unsigned i = 0; i < tries; ++i) {
     vm.expect("Kernel panic - not syncing", k_boot);
   }
-  EXPECT_EQ(booted(vm, 2), "A") << vm.tail();
+
+  // Boot 2: back on A, B is bad; a good image into B.
+  EXPECT_EQ(firmware(2), "A") << vm.tail();
+  EXPECT_EQ(count(vm.console().substr(reboot_at), "Kernel panic - not syncing"), static_cast<int>(tries)) << vm.tail();
   s = status(vm);
-  vm.expect("KILN-AGENT poweroff", k_boot);
-  std::string fallback = vm.console().substr(reboot_at);
-  EXPECT_EQ(count(fallback, "Kernel panic - not syncing"), static_cast<int>(tries)) << vm.tail();
   EXPECT_EQ(s["booted"], "A") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["state"], "bad") << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "A") << s.dump();
+  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
+  s = status(vm);
+  EXPECT_EQ(s["slots"]["B"]["state"], "trial") << s.dump();
+  EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
+  vm.expect("KILN-AGENT reboot", k_boot);
+
+  // Boot 3: B under UEFI, confirmed.
+  EXPECT_EQ(firmware(3), "B") << vm.tail();
+  confirmed(vm, "B");
+  s = status(vm);
+  vm.expect("KILN-AGENT poweroff", k_boot);
+  EXPECT_EQ(vm.wait_for_exit(k_boot), 0);
+  EXPECT_EQ(s["booted"], "B") << s.dump();
+  EXPECT_EQ(s["slots"]["B"]["state"], "good") << s.dump();
+  EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
+  EXPECT_EQ(s["slots"]["B"]["name"], "ab-fixture") << s.dump();
 }
 
 TEST_F(Boot, PxeInstallerWritesABlankDiskThatThenBoots)

@@ -7,6 +7,9 @@
 //   part 2  PARTLABEL kiln-esp    EFI system partition, vfat, fs label KILN-ESP
 //   part 3  PARTLABEL kiln-boot   boot partition, ext4 (no metadata_csum), fs label kiln-boot:
 //                                 /grub/grub.cfg (kiln's), /grub/grubenv (1024 bytes, never sparse)
+//                                 and GRUB's own directory, the $prefix the image's grub-install
+//                                 embedded: /grub (Debian) or /grub2 (EL7, --with-grubdir=grub2);
+//                                 when it is not /grub, its grub.cfg is a stub that loads /grub/grub.cfg
 //   part 4  PARTLABEL kiln-a      root slot A
 //   part 5  PARTLABEL kiln-b      root slot B (empty in a fresh build)
 //   part 6  PARTLABEL kiln-data   node state, fs label kiln-data (XFS ftype=1 by default):

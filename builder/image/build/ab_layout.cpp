@@ -431,6 +431,24 @@ find_grub(gfs::Handle& g)
   return t;
 }
 
+// The directories the image's grub-install made under `boot_dir` (names, sorted): those
+// holding a platform's modules.
+std::vector<std::string>
+grub_directories(gfs::Handle& g, const std::string& boot_dir)
+{
+  std::vector<std::string> out;
+  for (const char* platform : {"i386-pc", "x86_64-efi"}) {
+    for (const auto& p : g.glob(boot_dir + "/*/" + platform)) {
+      std::string name = fs::path(p).parent_path().filename().string();
+      if (std::find(out.begin(), out.end(), name) == out.end()) {
+        out.push_back(name);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // A tree moved from `from` (in slot A) to `to` on another mounted file system, through
 // tar so ownership, xattrs and labels stay; `from` is emptied but kept (a mountpoint).
 void
@@ -695,6 +713,18 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   // For kiln-node: the boot tries of a newly written slot (GRUB only counts down).
   g.write(boot_dir + "/grub/kiln-ab.conf", "tries=" + std::to_string(ab.tries) + "\npanic=" +
                                              std::to_string(ab.panic) + "\n");
+  // GRUB's own directory (its $prefix, holding the platform modules) is whatever the
+  // image's grub-install made: /grub on Debian, /grub2 on EL7. Elsewhere than /grub, a
+  // stub there leads to kiln's one grub.cfg (abi.hpp).
+  std::vector<std::string> grub_dirs = grub_directories(g, boot_dir);
+  if (grub_dirs.empty()) {
+    throw Error("layout ab", grub.install + " left no GRUB directory (with i386-pc modules) under " + boot_dir);
+  }
+  for (const auto& dir : grub_dirs) {
+    if (dir != "grub") {
+      g.write(boot_dir + "/" + dir + "/grub.cfg", slots::make_prefix_stub_cfg());
+    }
+  }
 
   // Free space trimmed so the bundle and the disk stay sparse.
   g.trim("/");
@@ -746,6 +776,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
                {"kernel", kernel.kernel},
                {"initrd", kernel.initrd},
                {"grub", grub.efi ? "modules" : "prebuilt-efi"},
+               {"grub_dirs", grub_dirs},
                {"bundle", bundle_file.filename().string()},
                {"bundle_manifest", info.manifest_text},
                {"bundle_digest", info.manifest_sha256}};
