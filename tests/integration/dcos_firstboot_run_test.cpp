@@ -61,6 +61,14 @@ struct Node {
                       at(dcos::k_firstboot_script).string(), systemd.journald().string()},
                      o);
   }
+  // Runs the script expecting it to fail with `status`: no stamp; returns the marker.
+  std::string run_failing(int status, int setup_timeout = 60) const
+  {
+    util::RunResult r = run(setup_timeout);
+    EXPECT_EQ(r.exit_code, status) << log();
+    EXPECT_FALSE(fs::exists(at(slots::k_dcos_stamp)));
+    return marker();
+  }
   std::string record() const { return test::read_text(at(test::k_install_record)); }
   std::string log() const { return test::read_text(at(slots::k_dcos_log)); }
   std::string marker() const { return test::read_text(at(slots::k_dcos_failed)); }
@@ -111,10 +119,7 @@ TEST(DcosFirstbootRun, DcosSetupFailingAfterTheInstallerReturnedLeavesTheMarker)
 {
   Node n("slave");
   n.systemd.set_exec("dcos-setup.service", "echo 'pkgpanda: Exception: cannot activate mesos--1.11.0'\nexit 3\n");
-  util::RunResult r = n.run();
-  EXPECT_EQ(r.exit_code, 3) << n.log();
-  EXPECT_FALSE(fs::exists(n.at(slots::k_dcos_stamp)));
-  std::string marker = n.marker();
+  std::string marker = n.run_failing(3);
   EXPECT_TRUE(has(marker, "exit status: 3\n")) << marker;
   EXPECT_TRUE(has(marker, "role: slave (image default)\n")) << marker;
   EXPECT_TRUE(has(marker, "reason: dcos-setup.service failed (ActiveState=failed SubState=failed Result=exit-code "
@@ -131,10 +136,7 @@ TEST(DcosFirstbootRun, DcosDownloadFailingMeansDcosSetupNeverRanAndIsAFailure)
 {
   Node n("master");
   n.systemd.set_exec("dcos-download.service", "echo 'curl: (37) Couldn'\\''t open file /opt/dcos_install_tmp/x'\nexit 37\n");
-  util::RunResult r = n.run();
-  EXPECT_EQ(r.exit_code, 1) << n.log();
-  EXPECT_FALSE(fs::exists(n.at(slots::k_dcos_stamp)));
-  std::string marker = n.marker();
+  std::string marker = n.run_failing(1);
   EXPECT_TRUE(has(marker, "reason: dcos-setup.service did not run (ActiveState=inactive SubState=dead Result=success "
                           "ExecMainStatus=0; dcos-download.service: ActiveState=failed SubState=failed "
                           "Result=exit-code ExecMainStatus=37)\n"))
@@ -147,11 +149,8 @@ TEST(DcosFirstbootRun, DcosSetupNeverFinishingHitsTheDeadline)
   Node n("slave");
   n.systemd.set_exec("dcos-setup.service", "echo 'pkgpanda: fetching'\nsleep 60\n");
   auto start = std::chrono::steady_clock::now();
-  util::RunResult r = n.run(2);
+  std::string marker = n.run_failing(124, 2);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
-  EXPECT_EQ(r.exit_code, 124) << n.log();
-  EXPECT_FALSE(fs::exists(n.at(slots::k_dcos_stamp)));
-  std::string marker = n.marker();
   EXPECT_TRUE(has(marker, "reason: dcos-setup.service did not finish within 2 s (ActiveState=activating SubState=start"))
       << marker;
   EXPECT_TRUE(has(marker, "dcos-setup[1]: pkgpanda: fetching\n")) << marker;
@@ -160,10 +159,7 @@ TEST(DcosFirstbootRun, DcosSetupNeverFinishingHitsTheDeadline)
 TEST(DcosFirstbootRun, InstallerFailureLeavesTheMarkerAndALaterSuccessClearsIt)
 {
   Node n("slave", 3);
-  util::RunResult r = n.run();
-  EXPECT_EQ(r.exit_code, 3);
-  EXPECT_FALSE(fs::exists(n.at(slots::k_dcos_stamp)));
-  std::string marker = n.marker();
+  std::string marker = n.run_failing(3);
   EXPECT_TRUE(has(marker, "exit status: 3\n")) << marker;
   EXPECT_TRUE(has(marker, "reason: dcos_install.sh exited with status 3\n")) << marker;
   EXPECT_TRUE(has(marker, "stand-in dcos_install.sh: --no-block-dcos-setup slave")) << marker;
