@@ -438,7 +438,10 @@ grub_directories(gfs::Handle& g, const std::string& boot_dir)
 {
   std::vector<std::string> out;
   for (const char* platform : {"i386-pc", "x86_64-efi"}) {
-    for (const auto& p : g.glob(boot_dir + "/*/" + platform)) {
+    for (std::string p : g.glob(boot_dir + "/*/" + platform)) {
+      while (p.size() > 1 && p.back() == '/') { // guestfs marks directories with a slash
+        p.pop_back();
+      }
       std::string name = fs::path(p).parent_path().filename().string();
       if (std::find(out.begin(), out.end(), name) == out.end()) {
         out.push_back(name);
