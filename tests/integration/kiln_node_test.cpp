@@ -850,15 +850,7 @@ struct GrowNode {
   {
     test::require_program("partx", "util-linux");
     file = dir / ("grow-" + fs_type + ".img");
-    fx::must({"truncate", "-s", "512M", file.string()});
-    fx::must({"sh", "-c",
-              "printf 'label: gpt\\n"
-              "size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=kiln-bios\\n"
-              "size=2MiB, type=U, name=kiln-esp\\n"
-              "size=8MiB, name=kiln-boot\\n"
-              "size=24MiB, name=kiln-a\\n"
-              "size=24MiB, name=kiln-b\\n"
-              "name=kiln-data\\n' | sfdisk -q '" + file.string() + "'"});
+    test::partitioned_disk(file, "512M", test::ab_sfdisk_script(24));
     gpt = slots::read_gpt(file);
     fx::must({"truncate", "-s", "1G", file.string()});
     loop = std::make_unique<fx::LoopDevice>(file, true);

@@ -7,6 +7,7 @@
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
+#include "support/ab_table.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -20,24 +21,12 @@ namespace {
 using test::ScratchDir;
 namespace fs = std::filesystem;
 
-const char* const k_ab_table = "label: gpt\n"
-                               "size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=kiln-bios\n"
-                               "size=2MiB, type=U, name=kiln-esp\n"
-                               "size=8MiB, name=kiln-boot\n"
-                               "size=20MiB, name=kiln-a\n"
-                               "size=20MiB, name=kiln-b\n"
-                               "name=kiln-data\n";
+const std::string k_ab_table = test::ab_sfdisk_script(20);
 
 fs::path
 make_table(const fs::path& dir, const std::string& script, const std::string& size = "64M")
 {
-  test::require_program("sfdisk", "fdisk");
-  fs::path disk = dir / "disk.img";
-  util::run_checked({"truncate", "-s", size, disk.string()});
-  util::RunOptions o;
-  o.stdin_data = script;
-  util::run_checked({"sfdisk", "-q", disk.string()}, o);
-  return disk;
+  return test::partitioned_disk(dir / "disk.img", size, script);
 }
 
 slots::GptTable

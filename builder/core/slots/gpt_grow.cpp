@@ -12,22 +12,6 @@ namespace kiln::slots {
 
 namespace {
 
-constexpr char k_signature[8] = {'E', 'F', 'I', ' ', 'P', 'A', 'R', 'T'};
-constexpr std::uint32_t k_max_entries = 1024;
-
-std::uint32_t
-get32(const unsigned char* p)
-{
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-
-std::uint64_t
-get64(const unsigned char* p)
-{
-  return static_cast<std::uint64_t>(get32(p)) | static_cast<std::uint64_t>(get32(p + 4)) << 32;
-}
-
 void
 put32(unsigned char* p, std::uint32_t v)
 {
@@ -46,17 +30,8 @@ put64(unsigned char* p, std::uint64_t v)
 void
 read_exact(int fd, unsigned char* out, std::size_t size, std::uint64_t offset, const std::string& subject)
 {
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      throw Error(subject, "cannot read " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
-                             (n < 0 ? ": " + errno_text(errno) : ": short read"));
-    }
-    done += static_cast<std::size_t>(n);
+  if (!read_at(fd, out, size, offset)) {
+    throw Error(subject, "cannot read " + std::to_string(size) + " bytes at offset " + std::to_string(offset));
   }
 }
 
@@ -118,36 +93,36 @@ GptTable
 parse_gpt_table(const std::vector<unsigned char>& sector, const std::vector<unsigned char>& entries,
                 std::uint32_t sector_size, const std::string& subject)
 {
-  if (sector.size() < 92 || std::memcmp(sector.data(), k_signature, sizeof k_signature) != 0) {
+  if (sector.size() < 92 || std::memcmp(sector.data(), k_gpt_signature, sizeof k_gpt_signature) != 0) {
     throw Error(subject, "no GPT header");
   }
   GptTable t;
   t.sector_size = sector_size;
-  t.revision = get32(&sector[8]);
-  t.header_size = get32(&sector[12]);
+  t.revision = le32(&sector[8]);
+  t.header_size = le32(&sector[12]);
   if (t.header_size < 92 || t.header_size > sector.size()) {
     throw Error(subject, "the GPT header has a bad size");
   }
   std::vector<unsigned char> copy(sector.begin(), sector.begin() + t.header_size);
   std::memset(&copy[16], 0, 4);
-  if (crc32(copy.data(), copy.size()) != get32(&sector[16])) {
+  if (crc32(copy.data(), copy.size()) != le32(&sector[16])) {
     throw Error(subject, "the GPT header fails its CRC32");
   }
-  t.my_lba = get64(&sector[24]);
-  t.alternate_lba = get64(&sector[32]);
-  t.first_usable = get64(&sector[40]);
-  t.last_usable = get64(&sector[48]);
+  t.my_lba = le64(&sector[24]);
+  t.alternate_lba = le64(&sector[32]);
+  t.first_usable = le64(&sector[40]);
+  t.last_usable = le64(&sector[48]);
   std::copy(&sector[56], &sector[72], t.disk_guid.begin());
-  t.entries_lba = get64(&sector[72]);
-  std::uint32_t count = get32(&sector[80]);
-  t.entry_size = get32(&sector[84]);
-  if (count > k_max_entries || t.entry_size < 128 || t.entry_size > 4096 || t.entry_size % 8 != 0) {
+  t.entries_lba = le64(&sector[72]);
+  std::uint32_t count = le32(&sector[80]);
+  t.entry_size = le32(&sector[84]);
+  if (count > k_gpt_max_entries || t.entry_size < 128 || t.entry_size > 4096 || t.entry_size % 8 != 0) {
     throw Error(subject, "the GPT header has an implausible entry array");
   }
   if (entries.size() < static_cast<std::size_t>(count) * t.entry_size) {
     throw Error(subject, "the GPT entry array is short");
   }
-  if (crc32(entries.data(), static_cast<std::size_t>(count) * t.entry_size) != get32(&sector[88])) {
+  if (crc32(entries.data(), static_cast<std::size_t>(count) * t.entry_size) != le32(&sector[88])) {
     throw Error(subject, "the GPT partition entries fail their CRC32");
   }
   t.header_extra.assign(sector.begin() + 92, sector.begin() + t.header_size);
@@ -156,9 +131,9 @@ parse_gpt_table(const std::vector<unsigned char>& sector, const std::vector<unsi
     GptEntry entry;
     std::copy(e, e + 16, entry.type.begin());
     std::copy(e + 16, e + 32, entry.unique.begin());
-    entry.first_lba = get64(e + 32);
-    entry.last_lba = get64(e + 40);
-    entry.attributes = get64(e + 48);
+    entry.first_lba = le64(e + 32);
+    entry.last_lba = le64(e + 40);
+    entry.attributes = le64(e + 48);
     std::copy(e + 56, e + 128, entry.name.begin());
     entry.rest.assign(e + 128, e + t.entry_size);
     t.entries.push_back(std::move(entry));
@@ -189,7 +164,7 @@ std::vector<unsigned char>
 header_sector(const GptTable& t, bool backup)
 {
   std::vector<unsigned char> s(t.sector_size, 0);
-  std::memcpy(s.data(), k_signature, sizeof k_signature);
+  std::memcpy(s.data(), k_gpt_signature, sizeof k_gpt_signature);
   put32(&s[8], t.revision);
   put32(&s[12], t.header_size);
   put64(&s[24], backup ? t.alternate_lba : t.my_lba);
@@ -278,16 +253,16 @@ read_primary_table(int fd, std::uint32_t sector_size, const std::string& subject
 {
   std::vector<unsigned char> sector(sector_size);
   read_exact(fd, sector.data(), sector.size(), sector_size, subject);
-  if (std::memcmp(sector.data(), k_signature, sizeof k_signature) != 0) {
+  if (std::memcmp(sector.data(), k_gpt_signature, sizeof k_gpt_signature) != 0) {
     throw Error(subject, "no primary GPT header at LBA 1");
   }
-  std::uint32_t count = get32(&sector[80]);
-  std::uint32_t entry_size = get32(&sector[84]);
-  if (count > k_max_entries || entry_size < 128 || entry_size > 4096) {
+  std::uint32_t count = le32(&sector[80]);
+  std::uint32_t entry_size = le32(&sector[84]);
+  if (count > k_gpt_max_entries || entry_size < 128 || entry_size > 4096) {
     throw Error(subject, "the primary GPT header has an implausible entry array");
   }
   std::vector<unsigned char> entries(static_cast<std::size_t>(count) * entry_size);
-  read_exact(fd, entries.data(), entries.size(), get64(&sector[72]) * sector_size, subject);
+  read_exact(fd, entries.data(), entries.size(), le64(&sector[72]) * sector_size, subject);
   GptTable t = parse_gpt_table(sector, entries, sector_size, subject + " (primary GPT)");
   if (t.my_lba != 1) {
     throw Error(subject, "the primary GPT header names LBA " + std::to_string(t.my_lba) + " as its own");
