@@ -92,6 +92,38 @@ TEST(gpt_grow, moves_the_backup_to_the_end_and_grows_kiln_data_aligned)
   EXPECT_EQ(backup.by_label(slots::k_part_data).last_lba, plan.new_last_lba);
 }
 
+// A power cut after the backup copy was written: the old primary still reads (the old
+// table, whole), and the next run finishes the growth.
+TEST(gpt_grow, a_cut_after_the_backup_leaves_the_old_table_and_the_next_run_finishes)
+{
+  ScratchDir dir;
+  fs::path disk = make_table(dir.path(), k_ab_table);
+  slots::Gpt before = slots::read_gpt(disk);
+  util::run_checked({"truncate", "-s", "100M", disk.string()});
+  slots::GrowPlan plan = slots::plan_gpt_growth(primary_of(disk), sectors(disk), slots::k_part_data, disk.string());
+  ASSERT_TRUE(plan.changed);
+  {
+    util::Fd fd = util::open_file(disk, O_RDWR);
+    for (const auto& w : plan.backup_writes) {
+      ASSERT_EQ(::pwrite(fd.get(), w.bytes.data(), w.bytes.size(), static_cast<off_t>(w.lba * 512)),
+                static_cast<ssize_t>(w.bytes.size()));
+    }
+  }
+  slots::Gpt cut = slots::read_gpt(disk);
+  EXPECT_FALSE(cut.from_backup);
+  EXPECT_EQ(cut.by_label(slots::k_part_data).last_lba, before.by_label(slots::k_part_data).last_lba);
+  slots::GrowPlan again = slots::plan_gpt_growth(primary_of(disk), sectors(disk), slots::k_part_data, disk.string());
+  ASSERT_TRUE(again.changed);
+  EXPECT_EQ(again.new_last_lba, plan.new_last_lba);
+  {
+    util::Fd fd = util::open_file(disk, O_RDWR);
+    slots::write_gpt_growth(fd.get(), again, disk.string());
+  }
+  EXPECT_EQ(slots::read_gpt(disk).by_label(slots::k_part_data).last_lba, plan.new_last_lba);
+  util::RunResult sf = util::run({"sfdisk", "--verify", disk.string()});
+  EXPECT_TRUE(sf.ok()) << sf.out << sf.err;
+}
+
 TEST(gpt_grow, a_second_run_changes_nothing)
 {
   ScratchDir dir;
