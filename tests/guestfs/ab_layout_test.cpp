@@ -354,7 +354,7 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_NE(fstab.find("\nLABEL=kiln-boot /boot/kiln ext4 defaults 0 2\n"), std::string::npos) << fstab;
   EXPECT_NE(fstab.find("\nLABEL=KILN-ESP /boot/efi vfat "), std::string::npos) << fstab;
   EXPECT_NE(fstab.find("\nLABEL=kiln-data /var/lib/kiln-data xfs defaults 0 2\n"), std::string::npos) << fstab;
-  for (const char* dir : {"/var/lib/docker", "/var/lib/mesos", "/var/log"}) {
+  for (const char* dir : {"/var/lib/docker", "/var/lib/mesos", "/var/lib/dcos", "/var/log"}) {
     std::string line = std::string("/var/lib/kiln-data/") + fs::path(dir).filename().string() + " " + dir +
                        " none bind 0 0\n";
     EXPECT_NE(fstab.find(line), std::string::npos) << line << fstab;
@@ -394,6 +394,10 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_EQ(unit, build::mark_good_unit_text()); // its content: tests/unit/ab_mark_good_unit_test.cpp
   EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-mark-good.service"),
             "/usr/lib/systemd/system/kiln-mark-good.service");
+  // ab.grow_data (default true): kiln-data grows to the disk's end at boot.
+  EXPECT_EQ(g.read_file("/usr/lib/systemd/system/kiln-grow-data.service"), build::grow_data_unit_text());
+  EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-grow-data.service"),
+            "/usr/lib/systemd/system/kiln-grow-data.service");
   // trust: the key and the revocation list.
   EXPECT_EQ(g.read_file("/etc/kiln/trust.d/release.pem"), test::read_text(fixture_keys() / "release.pub"));
   EXPECT_EQ(g.read_file("/etc/kiln/trust.d/revoked.list"), "# none\n");
@@ -406,6 +410,8 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_EQ(g.read_file("/docker/volumes/marker"), "d\n");
   EXPECT_TRUE(g.is_dir("/log/kiln-dir"));
   EXPECT_TRUE(g.is_dir("/mesos"));
+  // DC/OS's node state (agent attributes) lives on kiln-data and survives a reimage.
+  EXPECT_EQ(g.read_file("/dcos/mesos-slave-common"), "MESOS_ATTRIBUTES=kiln_fixture:true\n");
   EXPECT_NE(g.getxattr("/log", "security.selinux").find("var_log_t"), std::string::npos)
     << g.getxattr("/log", "security.selinux");
   g.umount_all();

@@ -99,6 +99,30 @@ TEST(RecipeAb, EverySetting)
   EXPECT_EQ(r.ab.kernel_args, (std::vector<std::string>{"net.ifnames=0", "kiln.dcos_role=master"}));
 }
 
+// ab: {grow_data: true|false}: kiln-grow-data.service or not; part of the A/B stage key.
+TEST(RecipeAb, GrowDataDefaultsOnAndIsPartOfTheAbKey)
+{
+  ScratchDir dir;
+  write_text(dir / "on.yaml", minimal("layout: ab\n"));
+  write_text(dir / "off.yaml", minimal("layout: ab\nab: {grow_data: false}\n"));
+  write_text(dir / "bad.yaml", minimal("layout: ab\nab: {grow_data: sometimes}\n"));
+  Recipe on = load_recipe(dir / "on.yaml");
+  Recipe off = load_recipe(dir / "off.yaml");
+  EXPECT_TRUE(on.ab.grow_data);
+  EXPECT_FALSE(off.ab.grow_data);
+  PlanOptions options;
+  options.node_artifact = test::make_node_artifact(dir / "artifact");
+  Plan on_plan = make_plan(on, options);
+  Plan off_plan = make_plan(off, options);
+  EXPECT_EQ(on_plan.base_key, off_plan.base_key);
+  EXPECT_NE(on_plan.ab->key, off_plan.ab->key);
+  EXPECT_EQ(plan_json(on, on_plan)["ab"]["grow_data"], true);
+  EXPECT_EQ(plan_json(off, off_plan)["ab"]["grow_data"], false);
+  auto errors = errors_of(dir / "bad.yaml");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("grow_data must be true or false, not 'sometimes'"), std::string::npos) << errors[0];
+}
+
 TEST(RecipeAb, BadValuesAreReportedAtOnce)
 {
   ScratchDir dir;

@@ -4,6 +4,7 @@
 #include "core/grubenv/grubenv.hpp"
 #include "core/node/dcos_version.hpp"
 #include "core/node/disk.hpp"
+#include "core/node/grow.hpp"
 #include "core/node/health.hpp"
 #include "core/node/test_hooks.hpp"
 #include "core/node/under_root.hpp"
@@ -598,9 +599,23 @@ wipe_dcos(const WipeOptions& options)
   Remover r;
   for (const char* p : {"/etc/mesosphere", "/opt/mesosphere", "/var/lib/mesos", "/var/lib/dcos", "/run/dcos",
                         "/run/mesos"}) {
-    // The data directories may be mount points or live on kiln-data: emptied, kept.
-    bool keep = std::string_view(p) == "/var/lib/mesos";
-    r.remove(under(root, p), keep);
+    // The state directories live on kiln-data, bind-mounted into place (abi.hpp): emptied,
+    // kept, so the bind mount finds its mount point at the next boot.
+    std::string_view path(p);
+    bool state = path == "/var/lib/mesos" || path == "/var/lib/dcos";
+    r.remove(under(root, p), state);
+    if (state) {
+      // Their home on kiln-data, when it is not the same directory (bind mounts not in
+      // place, e.g. a root mounted elsewhere with kiln-data under it).
+      fs::path home = under(root, std::string(slots::k_data_mount) + "/" + fs::path(p).filename().string());
+      struct stat a {};
+      struct stat b {};
+      bool same = ::stat(home.c_str(), &a) == 0 && ::stat(under(root, p).c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+                  a.st_ino == b.st_ino;
+      if (!same) {
+        r.remove(home, true);
+      }
+    }
   }
   for (const char* dir : {"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
     fs::path units = under(root, dir);
@@ -766,10 +781,20 @@ install(const InstallOptions& options)
   io.sync();
   fault_point("before-verify");
   verify_ranges(map, io);
+  // A disk larger than the image: the backup GPT moves to its end and kiln-data grows
+  // (the partition; its file system grows at first boot, kiln-grow-data.service). The
+  // primary table is written last.
+  json grown = {{"changed", false}};
+  if (whole.disk_size > map.image_size) {
+    slots::Gpt image_gpt = slots::read_gpt(options.disk);
+    util::Fd rw = util::open_file(options.disk, O_RDWR | O_CLOEXEC);
+    grown = grow_data_partition(rw.get(), options.disk, image_gpt.sector_size, whole.disk_size);
+  }
   if (S_ISBLK(st.st_mode)) {
     util::run({"blockdev", "--rereadpt", options.disk.string()}); // best effort: the new table
   }
   return {{"disk", options.disk.string()},        {"name", m.name},
+          {"data_partition", grown},
           {"digest", crypto::sha256_hex(manifest_text)}, {"key_id", key_id.empty() ? json(nullptr) : json(key_id)},
           {"image_size", map.image_size},          {"mapped_bytes", map.mapped_bytes()},
           {"written_bytes", stats.written},        {"skipped_bytes", stats.skipped},

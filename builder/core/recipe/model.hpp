@@ -147,6 +147,7 @@ struct AbLayout {
   std::string data_fs = "xfs";       // xfs | ext4, for kiln-data
   unsigned tries = 3;                // boot tries of a newly written slot (1..9)
   unsigned panic = 10;               // panic=N on the kernel command line
+  bool grow_data = true;             // kiln-grow-data.service: kiln-data grows to the disk's end at boot
   std::vector<std::string> kernel_args;
   // Another kiln-node artifact (node_artifact.hpp), absolute; unset: the one of the kiln
   // that builds (found at plan time).

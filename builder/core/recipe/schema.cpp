@@ -664,6 +664,7 @@ read_ab(const Value& v, Recipe& recipe, Diagnostics& diags)
   ab.data_fs = r.one_of("data_fs", {"xfs", "ext4"}).value_or("xfs");
   ab.tries = read_number(r, "tries", 1, 9).value_or(3);
   ab.panic = read_number(r, "panic", 1, 3600).value_or(10);
+  ab.grow_data = r.boolean("grow_data").value_or(true);
   ab.kernel_args = r.list("kernel_args");
   static const std::regex word(R"([^\s\x00-\x1f\x7f]+)");
   for (const auto& arg : ab.kernel_args) {

@@ -61,6 +61,24 @@ const char* const k_mark_good_service_text =
   "[Install]\n"
   "WantedBy=multi-user.target\n";
 
+const char* const k_grow_data_service_text =
+  "[Unit]\n"
+  "Description=kiln: grow kiln-data (partition and file system) to the end of the disk\n"
+  "ConditionKernelCommandLine=kiln.slot\n"
+  "RequiresMountsFor=/var/lib/kiln-data\n"
+  "Before=kiln-dcos-install.service docker.service\n"
+  "\n"
+  "[Service]\n"
+  "# Idempotent: once kiln-data reaches the disk's end it only says so. It runs at every\n"
+  "# boot, so a disk enlarged later (a VM's volume) is used too. A failure leaves kiln-data\n"
+  "# as it was and blocks nothing (Before= only orders).\n"
+  "Type=oneshot\n"
+  "RemainAfterExit=yes\n"
+  "ExecStart=/usr/bin/kiln-node grow-data\n"
+  "\n"
+  "[Install]\n"
+  "WantedBy=multi-user.target\n";
+
 void
 say(const BuildOptions& options, const std::string& line)
 {
@@ -508,10 +526,17 @@ mark_good_unit_text()
   return text;
 }
 
+const std::string&
+grow_data_unit_text()
+{
+  static const std::string text = k_grow_data_service_text;
+  return text;
+}
+
 const std::vector<std::string>&
 ab_data_dirs()
 {
-  static const std::vector<std::string> dirs = {"/var/lib/docker", "/var/lib/mesos", "/var/log"};
+  static const std::vector<std::string> dirs = {"/var/lib/docker", "/var/lib/mesos", "/var/lib/dcos", "/var/log"};
   return dirs;
 }
 
@@ -637,7 +662,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   g.tar_in(tree.string(), "/");
   fs::remove(tree);
 
-  // Slot A: fstab, stable kernel names, mountpoints, kiln-node, kiln-mark-good.service.
+  // Slot A: fstab, stable kernel names, mountpoints, kiln-node, kiln-mark-good.service,
+  // kiln-grow-data.service (ab.grow_data).
   g.write("/etc/fstab", ab_fstab(ab.root_fs, ab.data_fs, old_fstab));
   g.ln_sf(kernel.kernel, "/boot/vmlinuz");
   g.ln_sf(kernel.initrd, "/boot/initrd.img");
@@ -655,6 +681,14 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   std::vector<std::string> labelled = {"/etc/fstab", "/boot", unit_path,
                                        "/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_mark_good_unit),
                                        std::string(slots::k_data_mount)};
+  if (ab.grow_data) {
+    const std::string grow_path = "/usr/lib/systemd/system/" + std::string(slots::k_grow_data_unit);
+    g.write(grow_path, grow_data_unit_text());
+    g.chmod(0644, grow_path);
+    enable_unit(g, std::string(slots::k_grow_data_unit));
+    labelled.push_back(grow_path);
+    labelled.push_back("/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_grow_data_unit));
+  }
   std::vector<std::string> node_paths = install_node(g, plan, scratch, options);
   labelled.insert(labelled.end(), node_paths.begin(), node_paths.end());
   labelled.insert(labelled.end(), ab_data_dirs().begin(), ab_data_dirs().end());
