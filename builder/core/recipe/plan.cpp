@@ -53,6 +53,9 @@ step_body(const StepSpec& spec)
         j = {{"path", s.path}, {"set", s.set}, {"separator", s.separator}};
         put_optional(j, "match", s.match);
         put_optional(j, "line", s.line);
+        if (!s.lines.empty()) {
+          j["lines"] = s.lines;
+        }
       } else if constexpr (std::is_same_v<T, DeleteStep>) {
         j = {{"paths", s.paths}};
       } else if constexpr (std::is_same_v<T, UnitStep>) {
@@ -297,7 +300,8 @@ to_json(const AbLayout& ab)
 {
   return {{"esp_size", ab.esp_size},   {"boot_size", ab.boot_size}, {"slot_size", ab.slot_size},
           {"data_size", ab.data_size}, {"root_fs", ab.root_fs},     {"data_fs", ab.data_fs},
-          {"tries", ab.tries},         {"panic", ab.panic},         {"kernel_args", ab.kernel_args}};
+          {"tries", ab.tries},         {"panic", ab.panic},         {"kernel_args", ab.kernel_args},
+          {"grow_data", ab.grow_data}};
 }
 
 json
