@@ -59,17 +59,30 @@ plan(const std::string& recipe, const std::vector<std::string>& extra = {})
   return r.ok() ? json::parse(r.out) : json::object();
 }
 
+// The element of `list` whose `field` is `value`.
+const json&
+named(const json& list, const char* field, const std::string& value)
+{
+  for (const auto& item : list) {
+    if (item[field] == value) {
+      return item;
+    }
+  }
+  ADD_FAILURE() << "no " << field << " " << value;
+  static const json none = json::object();
+  return none;
+}
+
 const json&
 stage(const json& p, const std::string& name)
 {
-  for (const auto& s : p["stages"]) {
-    if (s["name"] == name) {
-      return s;
-    }
-  }
-  ADD_FAILURE() << "no stage " << name;
-  static const json none = json::object();
-  return none;
+  return named(p["stages"], "name", name);
+}
+
+const json&
+input(const json& p, const std::string& kind)
+{
+  return named(p["inputs"], "kind", kind);
 }
 
 // Every step of the plan's stages with the given kind, as {"KIND": body}.
@@ -85,19 +98,6 @@ steps_of(const json& p, const std::string& kind)
     }
   }
   return out;
-}
-
-const json&
-input(const json& p, const std::string& kind)
-{
-  for (const auto& in : p["inputs"]) {
-    if (in["kind"] == kind) {
-      return in;
-    }
-  }
-  ADD_FAILURE() << "no input " << kind;
-  static const json none = json::object();
-  return none;
 }
 
 std::vector<std::string>
