@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <regex>
+#include <set>
 
 namespace kiln::recipe {
 
@@ -17,10 +18,12 @@ const std::regex k_var_name(R"([A-Za-z_][A-Za-z0-9_]*)");
 
 // Expands ${name} in `text`. `lookup` returns nullptr for an undefined name.
 // Returns false (and reports) on an error.
+// `required` names the variables declared without a value (and not given): their uses
+// report that, with where they were declared.
 bool
 expand(const std::string& text, const Location& loc,
        const std::function<const std::string*(const std::string&)>& lookup, std::string& out,
-       Diagnostics& diags)
+       Diagnostics& diags, const std::map<std::string, Location>& required = {})
 {
   out.clear();
   bool ok = true;
@@ -45,6 +48,10 @@ expand(const std::string& text, const Location& loc,
       ok = false;
     } else if (const std::string* value = lookup(name)) {
       out += *value;
+    } else if (auto req = required.find(name); req != required.end()) {
+      diags.error(loc, "variable '" + name + "' is required: give it with --set " + name + "=VALUE (declared without a value at " +
+                         req->second.str() + ")");
+      ok = false;
     } else {
       diags.error(loc, "undefined variable '" + name + "' (define it under vars: or with --set " + name + "=...)");
       ok = false;
@@ -155,9 +162,13 @@ merge_recipes(const Value& parent, const Value& child)
 }
 
 void
-substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags)
+substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags,
+           const std::map<std::string, Location>& required, std::set<std::string>* used)
 {
   auto lookup = [&](const std::string& name) -> const std::string* {
+    if (used != nullptr) {
+      used->insert(name);
+    }
     auto it = vars.find(name);
     return it == vars.end() ? nullptr : &it->second;
   };
@@ -167,7 +178,7 @@ substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnos
   case Value::Kind::scalar: {
     if (value.scalar.find('$') != std::string::npos) {
       std::string out;
-      if (expand(value.scalar, value.location, lookup, out, diags)) {
+      if (expand(value.scalar, value.location, lookup, out, diags, required)) {
         value.scalar = std::move(out);
       }
     }
@@ -175,12 +186,12 @@ substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnos
   }
   case Value::Kind::sequence:
     for (auto& item : value.items) {
-      substitute(item, vars, diags);
+      substitute(item, vars, diags, required, used);
     }
     break;
   case Value::Kind::mapping:
     for (auto& [k, v] : value.entries) {
-      substitute(v, vars, diags);
+      substitute(v, vars, diags, required, used);
     }
     break;
   }
@@ -199,9 +210,12 @@ parse_assignment(const std::string& text)
 
 namespace {
 
-// Resolves the vars mapping: --set values win, and a variable may refer to others.
+// Resolves the vars mapping: --set values win, and a variable may refer to others. A
+// variable declared without a value (`name:` or `name: null`) and not given goes to
+// `required` (name -> where it was declared) instead of the result.
 std::map<std::string, std::string>
-resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnostics& diags)
+resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnostics& diags,
+             std::map<std::string, Location>& required)
 {
   std::map<std::string, const Value*> raw;
   Value* vars = doc.find("vars");
@@ -214,6 +228,8 @@ resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnost
           diags.error(k.location, "bad variable name '" + k.scalar + "' (letters, digits and '_')");
         } else if (!v.is_scalar() && !v.is_null()) {
           diags.error(v.location, "variable '" + k.scalar + "' must be a scalar, not " + describe(v));
+        } else if (v.is_null() && set.count(k.scalar) == 0) {
+          required[k.scalar] = k.location;
         } else {
           raw[k.scalar] = &v;
         }
@@ -241,7 +257,7 @@ resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnost
     }
     active.push_back(name);
     std::string out;
-    expand(it->second->scalar, it->second->location, get, out, diags);
+    expand(it->second->scalar, it->second->location, get, out, diags, required);
     active.pop_back();
     done[name] = out;
     return &done[name];
@@ -283,15 +299,31 @@ load_recipe(const fs::path& path, const LoadOptions& options)
   Value doc = loader.load(absolute, {absolute.string(), 0, 0});
   diags.checkpoint();
 
-  std::map<std::string, std::string> vars = resolve_vars(doc, options.set, diags);
+  std::map<std::string, Location> required;
+  std::map<std::string, std::string> vars = resolve_vars(doc, options.set, diags, required);
+  std::set<std::string> used;
   for (auto& [key, value] : doc.entries) {
     if (key.scalar != "vars") {
-      substitute(value, vars, diags);
+      substitute(value, vars, diags, required, &used);
     }
   }
-  // No checkpoint here: validation still runs so that every problem is reported at once.
+  // A required variable is required even where nothing uses it (yet): a recipe that
+  // declares it means the builder to think about it.
+  for (const auto& [name, declared] : required) {
+    if (used.count(name) == 0) {
+      diags.error(declared, "variable '" + name + "' is required: give it with --set " + name + "=VALUE");
+    }
+  }
+  // No checkpoint here: validation still runs so that every problem is reported at once,
+  // except what a value that could not be resolved would add at its own place.
+  std::vector<Location> unresolved;
+  for (const auto& d : diags.items()) {
+    unresolved.push_back(d.location);
+  }
+  const size_t validation = diags.items().size();
 
   Recipe recipe = build_model(doc, options, diags);
+  diags.drop_echoes(validation, unresolved);
   diags.checkpoint();
   recipe.file = absolute.string();
   recipe.chain = loader.chain;

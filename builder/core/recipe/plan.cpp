@@ -53,6 +53,9 @@ step_body(const StepSpec& spec)
         j = {{"path", s.path}, {"set", s.set}, {"separator", s.separator}};
         put_optional(j, "match", s.match);
         put_optional(j, "line", s.line);
+        if (!s.lines.empty()) {
+          j["lines"] = s.lines;
+        }
       } else if constexpr (std::is_same_v<T, DeleteStep>) {
         j = {{"paths", s.paths}};
       } else if constexpr (std::is_same_v<T, UnitStep>) {
