@@ -74,6 +74,7 @@ const char* const k_grow_data_service_text =
   "# as it was and blocks nothing (Before= only orders).\n"
   "Type=oneshot\n"
   "RemainAfterExit=yes\n"
+  "TimeoutStartSec=600\n"
   "ExecStart=/usr/bin/kiln-node grow-data\n"
   "\n"
   "[Install]\n"
