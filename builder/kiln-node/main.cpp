@@ -3,6 +3,7 @@
 // logic lives in core/node; this file parses arguments and prints.
 #include "core/cli/report.hpp"
 #include "core/node/disk.hpp"
+#include "core/node/grow.hpp"
 #include "core/node/node.hpp"
 #include "core/node/test_hooks.hpp"
 #include "core/slots/abi.hpp"
@@ -188,6 +189,11 @@ main(int argc, char** argv)
     install->add_option("--ca-file", source_options.ca_file, "CA bundle (PEM) for https sources");
     install->add_option("--retries", source_options.retries, "Reconnects after a dropped connection");
 
+    auto* grow = app.add_subcommand("grow-data", "Grow kiln-data (partition and mounted file system) to the end of "
+                                                 "the disk holding the booted slot");
+    std::string data_mount = std::string(kiln::slots::k_data_mount);
+    grow->add_option("--mount", data_mount, "Where kiln-data is mounted (default " + data_mount + ")");
+
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -327,6 +333,25 @@ main(int argc, char** argv)
         for (const auto& p : j["volumes_kept"]) {
           std::cout << "kept (DC/OS volume; --volumes wipe empties it) " << p.get<std::string>() << "\n";
         }
+      });
+      return 0;
+    }
+    if (grow->parsed()) {
+      node::GrowDataOptions o;
+      o.disk = disk_options();
+      o.mount = data_mount;
+      json j = node::grow_data(o);
+      print(j, json_out, [&] {
+        if (!j["changed"].get<bool>()) {
+          std::cout << "kiln-data already fills " << j["disk"].get<std::string>() << ": nothing to do\n";
+          return;
+        }
+        std::cout << "kiln-data (" << j["device"].get<std::string>() << "): partition "
+                  << (j["partition"]["changed"].get<bool>()
+                        ? "grown by " + kiln::util::human_bytes(j["partition"]["added_bytes"].get<std::uint64_t>())
+                        : std::string("unchanged"))
+                  << ", " << j["filesystem"]["type"].get<std::string>() << " file system now "
+                  << kiln::util::human_bytes(j["filesystem"]["size"].get<std::uint64_t>()) << "\n";
       });
       return 0;
     }

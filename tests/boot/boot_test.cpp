@@ -90,11 +90,15 @@ protected:
     test::write_text(www / ("boot-" + std::to_string(n) + ".sh"), body + "\n");
   }
 
-  // A fresh disk: an overlay on the fixture's whole-disk image.
-  fs::path disk()
+  // A fresh disk: an overlay on the fixture's whole-disk image, `extra` bytes larger (a
+  // node's disk is larger than the image: kiln-data grows into the rest at boot).
+  fs::path disk(std::uint64_t extra = 0)
   {
     fs::path d = dir / "disk.qcow2";
     test::make_overlay(fixture().out / "ab-fixture.qcow2", d);
+    if (extra != 0) {
+      util::run_checked({"qemu-img", "resize", "-q", d.string(), "+" + std::to_string(extra)});
+    }
     return d;
   }
 
@@ -131,6 +135,12 @@ protected:
   std::unique_ptr<test::HttpServer> http;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
+
+// The agent's `run df -B1M --output=size /var/lib/kiln-data` line: kiln-data's size in MiB.
+const char* const k_data_size = "run df -B1M --output=size /var/lib/kiln-data";
+const char* const k_data_size_line = "KILN-AGENT run df -B1M --output=size /var/lib/kiln-data rc=0 1M-blocks *(\\d+)";
+// The fixture's kiln-data in the image (ab-fixture.yaml: data_size 512M).
+constexpr long k_fixture_data_mib = 512;
 
 int
 count(const std::string& text, const std::string& regex)
@@ -174,7 +184,6 @@ expect_first_boots(test::QemuVm& vm)
   EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
 }
 
-const char* const k_two_boots = "wait_good; status; restart";
 const char* const k_last_boot = "wait_good; status; finish";
 
 // A node's life in one guest, four boots: the fresh image boots A and installs DC/OS
@@ -183,21 +192,31 @@ const char* const k_last_boot = "wait_good; status; finish";
 TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
 {
   serve(fixture().out / "ab-fixture.kbundle");
-  script(1, "wait_good; status\n"
+  // Boot 1 also leaves a mark of this node's identity in /var/lib/dcos (on kiln-data):
+  // B sees it after the reimage, the wipe removes it.
+  script(1, "wait_good; status\n" + std::string(k_data_size) + "\n"
+            "run sh -c 'echo kiln-node-identity-1 > /var/lib/dcos/kiln-test-identity'\n"
             "run kiln-node reimage --json http://10.0.2.100/files/ab-fixture.kbundle\n"
             "status; restart");
   script(2, "wait_good; status\n"
+            "run cat /var/lib/dcos/kiln-test-identity /var/lib/dcos/mesos-slave-common\n"
             "run kiln-node rollback --json\n"
             "status; restart");
   script(3, "wait_good; status\n"
             "run kiln-node wipe --dcos --json\n"
+            "run ls -A /var/lib/dcos\n"
             "status; restart");
   script(4, k_last_boot);
-  test::QemuVm vm(vm_options("life", {disk()}));
+  // The node's disk is 1 GiB larger than the image: kiln-grow-data.service grows kiln-data
+  // (partition and XFS) into it at the first boot.
+  test::QemuVm vm(vm_options("life", {disk(1ull << 30)}));
 
-  // Boot 1: slot A, the first-boot install once, with the role from the kernel command
-  // line (the recipe's default is master; kiln.dcos_role=slave_public wins).
-  EXPECT_EQ(booted(vm, 1), "A") << vm.tail();
+  // Boot 1: slot A (SeaBIOS, through GRUB's BIOS core.img and EL7's /grub2 prefix), the
+  // first-boot install once, with the role from the kernel command line (the recipe's
+  // default is master; kiln.dcos_role=slave_public wins).
+  auto boot1_line = vm.expect("KILN-AGENT boot n=1 slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot);
+  EXPECT_EQ(boot1_line.at(1), "A") << vm.tail();
+  EXPECT_EQ(boot1_line.at(2), "bios") << vm.tail();
   confirmed(vm, "A");
   std::string boot1 = vm.console();
   EXPECT_EQ(count(boot1, "KILN-TEST dcos_install.sh role=slave_public run=1"), 1) << vm.tail();
@@ -207,6 +226,9 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
   EXPECT_EQ(s["dcos"]["failed"], false) << s.dump();
+  long data_mib = std::stol(vm.expect(k_data_size_line, k_boot).at(1));
+  EXPECT_GT(data_mib, k_fixture_data_mib + 900) << "kiln-data did not grow into the larger disk\n" << vm.tail();
+  vm.expect("KILN-AGENT run sh -c [^\n]*kiln-test-identity rc=0", k_boot);
   // The reimage into B, from the guest, over HTTP.
   vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
   s = status(vm);
@@ -224,6 +246,11 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["name"], "ab-fixture") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["digest"], s["slots"]["A"]["digest"]) << s.dump(); // the same image
+  // The node's DC/OS state is on kiln-data: slot B sees what A left (its identity and the
+  // seeded agent attributes).
+  vm.expect("KILN-AGENT run cat /var/lib/dcos/kiln-test-identity /var/lib/dcos/mesos-slave-common rc=0 "
+            "kiln-node-identity-1MESOS_ATTRIBUTES=kiln_fixture:true",
+            k_boot);
   EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
   vm.expect("KILN-AGENT run kiln-node rollback [^\n]* rc=0 ", k_boot);
   s = status(vm);
@@ -244,6 +271,8 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
   EXPECT_EQ(count(vm.console().substr(boot3_start), "KILN-TEST dcos_install.sh"), 0) << vm.tail();
   vm.expect("KILN-AGENT run kiln-node wipe --dcos --json rc=0 ", k_boot);
+  // wipe --dcos empties /var/lib/dcos (a mountpoint on kiln-data, kept).
+  vm.expect("KILN-AGENT run ls -A /var/lib/dcos rc=0 \r?\n", k_boot);
   s = status(vm);
   EXPECT_EQ(s["dcos"]["installed"], false) << s.dump();
   vm.expect("KILN-AGENT reboot", k_boot);
@@ -262,15 +291,33 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
 }
 
-TEST_F(Boot, BadSlotUsesUpItsTriesAndGrubReturnsToA)
+// The same node under UEFI: OVMF boots the ESP's removable path EFI/BOOT/BOOTX64.EFI
+// (GRUB with EL7's /grub2 prefix, the fixture's grub2-install). A bad image reimaged into
+// B panics at every try; once its tries are spent GRUB marks B bad and boots A with no
+// help from outside (save_env through the firmware's disk driver). Then a good image
+// reimaged into B boots B, and mark-good confirms it.
+TEST_F(Boot, UefiBadSlotFallsBackToAThenAGoodReimageBootsB)
 {
   serve(fixture().bad, "bad.kbundle");
+  serve(fixture().out / "ab-fixture.kbundle");
   script(1, "wait_good\n"
             "run kiln-node reimage --json http://10.0.2.100/files/bad.kbundle\n"
             "status; restart");
-  script(2, "status; finish");
-  test::QemuVm vm(vm_options("bad-slot", {disk()}));
-  EXPECT_EQ(booted(vm, 1), "A");
+  script(2, "status\n"
+            "run kiln-node reimage --json http://10.0.2.100/files/ab-fixture.kbundle\n"
+            "status; restart");
+  script(3, k_last_boot);
+  test::VmOptions o = vm_options("uefi", {disk()});
+  o.uefi = true;
+  test::QemuVm vm(o);
+  auto firmware = [&](int n) {
+    auto m = vm.expect("KILN-AGENT boot n=" + std::to_string(n) + " slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot);
+    EXPECT_EQ(m.at(2), "uefi") << vm.tail();
+    return m.at(1);
+  };
+
+  // Boot 1: A under UEFI; a bad image into B.
+  EXPECT_EQ(firmware(1), "A") << vm.tail();
   confirmed(vm, "A");
   vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
   json s = status(vm);
@@ -280,20 +327,35 @@ TEST_F(Boot, BadSlotUsesUpItsTriesAndGrubReturnsToA)
   EXPECT_GE(tries, 2u) << "the fixture's slots get more than one try: " << s.dump();
   vm.expect("KILN-AGENT reboot", k_boot);
   size_t reboot_at = vm.cursor();
-  // B's kernel panics at every try (its init is /bin/false); panic=N reboots it; once
-  // the tries are spent GRUB marks B bad and boots A, with no help from outside.
+  // B's kernel panics at every try (its init is /bin/false); panic=N reboots it.
   for (unsigned i = 0; i < tries; ++i) {
     vm.expect("Kernel panic - not syncing", k_boot);
   }
-  EXPECT_EQ(booted(vm, 2), "A") << vm.tail();
+
+  // Boot 2: back on A, B is bad; a good image into B.
+  EXPECT_EQ(firmware(2), "A") << vm.tail();
+  EXPECT_EQ(count(vm.console().substr(reboot_at), "Kernel panic - not syncing"), static_cast<int>(tries)) << vm.tail();
   s = status(vm);
-  vm.expect("KILN-AGENT poweroff", k_boot);
-  std::string fallback = vm.console().substr(reboot_at);
-  EXPECT_EQ(count(fallback, "Kernel panic - not syncing"), static_cast<int>(tries)) << vm.tail();
   EXPECT_EQ(s["booted"], "A") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["state"], "bad") << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "A") << s.dump();
+  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
+  s = status(vm);
+  EXPECT_EQ(s["slots"]["B"]["state"], "trial") << s.dump();
+  EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
+  vm.expect("KILN-AGENT reboot", k_boot);
+
+  // Boot 3: B under UEFI, confirmed.
+  EXPECT_EQ(firmware(3), "B") << vm.tail();
+  confirmed(vm, "B");
+  s = status(vm);
+  vm.expect("KILN-AGENT poweroff", k_boot);
+  EXPECT_EQ(vm.wait_for_exit(k_boot), 0);
+  EXPECT_EQ(s["booted"], "B") << s.dump();
+  EXPECT_EQ(s["slots"]["B"]["state"], "good") << s.dump();
+  EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
+  EXPECT_EQ(s["slots"]["B"]["name"], "ab-fixture") << s.dump();
 }
 
 TEST_F(Boot, PxeInstallerWritesABlankDiskThatThenBoots)
@@ -313,10 +375,12 @@ TEST_F(Boot, PxeInstallerWritesABlankDiskThatThenBoots)
                                        "set kiln_install_url http://10.0.2.100/files/ab-fixture.raw\n"
                                        "set kiln_install_disk /dev/vda\n"
                                        "chain ab-fixture.ipxe\n");
-  script(1, k_two_boots);
   script(2, k_last_boot);
+  // The blank disk is 1 GiB larger than the image: kiln-node install moves the backup GPT
+  // to its end and grows kiln-data's partition, the first boot grows the file system.
+  script(1, "wait_good; " + std::string(k_data_size) + "; status; restart");
   fs::path blank = dir / "blank.qcow2";
-  test::make_blank_disk(blank, fs::file_size(out / "ab-fixture.raw") + (64ull << 20));
+  test::make_blank_disk(blank, fs::file_size(out / "ab-fixture.raw") + (1ull << 30));
   test::VmOptions o = vm_options("pxe", {blank});
   o.tftp_root = tftp;
   o.bootfile = "boot.ipxe";
@@ -325,6 +389,10 @@ TEST_F(Boot, PxeInstallerWritesABlankDiskThatThenBoots)
   vm.expect("kiln-installer: installing http://10.0.2.100/files/ab-fixture.raw on /dev/vda", k_boot);
   vm.expect("kiln-installer: installed http://10.0.2.100/files/ab-fixture.raw on /dev/vda", k_reimage);
   expect_first_boots(vm);
+  std::smatch m;
+  const std::string console = vm.console();
+  ASSERT_TRUE(std::regex_search(console, m, std::regex(k_data_size_line))) << vm.tail();
+  EXPECT_GT(std::stol(m[1]), k_fixture_data_mib + 900) << "kiln-data did not grow into the larger disk";
 }
 
 } // namespace

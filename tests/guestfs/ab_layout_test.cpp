@@ -10,6 +10,7 @@
 #include "core/manifest/manifest.hpp"
 #include "core/recipe/node_artifact.hpp"
 #include "core/slots/abi.hpp"
+#include "core/slots/grubcfg.hpp"
 #include "core/util/fs.hpp"
 #include "image/build/ab_layout.hpp"
 #include "image/guestfs/guestfs.hpp"
@@ -211,6 +212,8 @@ TEST_F(AbLayout, BiosBootCodeAndEfiLoader)
   auto copy = util::run({"mcopy", "-n", "-i", esp.string(), "::/EFI/BOOT/BOOTX64.EFI", efi.string()}, mtools());
   ASSERT_EQ(copy.exit_code, 0) << copy.err;
   EXPECT_EQ(test::read_text(efi).substr(0, 2), "MZ");
+  // Its embedded prefix is EL7's /grub2 (the fixture's grub2-install stand-in).
+  EXPECT_NE(test::read_text(efi).find("/grub2"), std::string::npos);
   auto label = util::run({test::require_program("fatlabel", "dosfstools"), esp.string()});
   EXPECT_EQ(label.out, "KILN-ESP\n");
 }
@@ -219,9 +222,23 @@ TEST_F(AbLayout, KilnBootHoldsGrubCfgAndTheInitialGrubenv)
 {
   fs::path boot = extracted("kiln-boot");
   std::string listing = debugfs(boot, "ls -p /grub");
-  for (const char* name : {"/grub.cfg/", "/grubenv/", "/i386-pc/", "/x86_64-efi/", "/kiln-ab.conf/"}) {
+  for (const char* name : {"/grub.cfg/", "/grubenv/", "/kiln-ab.conf/"}) {
     EXPECT_NE(listing.find(name), std::string::npos) << name << listing;
   }
+  // The fixture's GRUB follows EL7's layout (files/grub2-install): its modules and its
+  // $prefix are /grub2, and /grub2/grub.cfg is kiln's stub that loads /grub/grub.cfg.
+  EXPECT_EQ(listing.find("/i386-pc/"), std::string::npos) << listing;
+  std::string grub2 = debugfs(boot, "ls -p /grub2");
+  for (const char* name : {"/grub.cfg/", "/i386-pc/", "/x86_64-efi/"}) {
+    EXPECT_NE(grub2.find(name), std::string::npos) << name << grub2;
+  }
+  test::write_text(s_dir->path() / "stub.cfg", debugfs(boot, "cat /grub2/grub.cfg"));
+  EXPECT_EQ(test::read_text(s_dir->path() / "stub.cfg"), slots::make_prefix_stub_cfg());
+  EXPECT_NE(slots::make_prefix_stub_cfg().find("configfile \"(${kiln_prefix_dev})/grub/grub.cfg\""),
+            std::string::npos);
+  auto stub_check = util::run({test::require_program("grub-script-check", "grub-common"),
+                               (s_dir->path() / "stub.cfg").string()});
+  EXPECT_EQ(stub_check.exit_code, 0) << stub_check.out << stub_check.err;
   // grub.cfg: kiln's, GRUB's parser accepts it, the slots' PARTUUIDs are on the command lines.
   test::write_text(s_dir->path() / "grub.cfg", debugfs(boot, "cat /grub/grub.cfg"));
   auto check = util::run({test::require_program("grub-script-check", "grub-common"),
@@ -337,7 +354,7 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_NE(fstab.find("\nLABEL=kiln-boot /boot/kiln ext4 defaults 0 2\n"), std::string::npos) << fstab;
   EXPECT_NE(fstab.find("\nLABEL=KILN-ESP /boot/efi vfat "), std::string::npos) << fstab;
   EXPECT_NE(fstab.find("\nLABEL=kiln-data /var/lib/kiln-data xfs defaults 0 2\n"), std::string::npos) << fstab;
-  for (const char* dir : {"/var/lib/docker", "/var/lib/mesos", "/var/log"}) {
+  for (const char* dir : {"/var/lib/docker", "/var/lib/mesos", "/var/lib/dcos", "/var/log"}) {
     std::string line = std::string("/var/lib/kiln-data/") + fs::path(dir).filename().string() + " " + dir +
                        " none bind 0 0\n";
     EXPECT_NE(fstab.find(line), std::string::npos) << line << fstab;
@@ -377,6 +394,10 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_EQ(unit, build::mark_good_unit_text()); // its content: tests/unit/ab_mark_good_unit_test.cpp
   EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-mark-good.service"),
             "/usr/lib/systemd/system/kiln-mark-good.service");
+  // ab.grow_data (default true): kiln-data grows to the disk's end at boot.
+  EXPECT_EQ(g.read_file("/usr/lib/systemd/system/kiln-grow-data.service"), build::grow_data_unit_text());
+  EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-grow-data.service"),
+            "/usr/lib/systemd/system/kiln-grow-data.service");
   // trust: the key and the revocation list.
   EXPECT_EQ(g.read_file("/etc/kiln/trust.d/release.pem"), test::read_text(fixture_keys() / "release.pub"));
   EXPECT_EQ(g.read_file("/etc/kiln/trust.d/revoked.list"), "# none\n");
@@ -389,6 +410,8 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_EQ(g.read_file("/docker/volumes/marker"), "d\n");
   EXPECT_TRUE(g.is_dir("/log/kiln-dir"));
   EXPECT_TRUE(g.is_dir("/mesos"));
+  // DC/OS's node state (agent attributes) lives on kiln-data and survives a reimage.
+  EXPECT_EQ(g.read_file("/dcos/mesos-slave-common"), "MESOS_ATTRIBUTES=kiln_fixture:true\n");
   EXPECT_NE(g.getxattr("/log", "security.selinux").find("var_log_t"), std::string::npos)
     << g.getxattr("/log", "security.selinux");
   g.umount_all();

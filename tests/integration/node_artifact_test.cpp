@@ -343,7 +343,8 @@ TEST_F(node_empty_root, status_reimage_mark_good_rollback_and_wipe)
   util::RunResult w = node({"wipe", "--dcos", "--root", "/node"});
   ASSERT_TRUE(w.ok()) << w.err;
   EXPECT_FALSE(fs::exists(m_root / "node/opt/mesosphere"));
-  EXPECT_FALSE(fs::exists(m_root / "node/var/lib/dcos"));
+  EXPECT_FALSE(fs::exists(m_root / "node/var/lib/dcos/cluster-id"));
+  EXPECT_TRUE(fs::is_directory(m_root / "node/var/lib/dcos")); // a mount point: emptied, kept
   EXPECT_FALSE(fs::exists(m_root / "node/var/lib/kiln/dcos-installed"));
   EXPECT_TRUE(fs::exists(m_root / "node/opt/dcos_install_tmp/dcos_install.sh"));
 }

@@ -9,6 +9,7 @@
 #include "core/slots/abi.hpp"
 #include "core/slots/gpt.hpp"
 #include "core/util/fs.hpp"
+#include "support/ab_table.hpp"
 #include "support/test_support.hpp"
 
 #include <fcntl.h>
@@ -97,15 +98,7 @@ make_ab_disk(const fs::path& dir, const std::vector<std::string>& vars, const fs
   require_program("grub-editenv", "grub-common");
   AbDisk disk;
   disk.path = dir / "disk.img";
-  must({"truncate", "-s", "96M", disk.path.string()});
-  must({"sh", "-c",
-        "printf 'label: gpt\\n"
-        "size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=kiln-bios\\n"
-        "size=2MiB, type=U, name=kiln-esp\\n"
-        "size=8MiB, name=kiln-boot\\n"
-        "size=24MiB, name=kiln-a\\n"
-        "size=24MiB, name=kiln-b\\n"
-        "name=kiln-data\\n' | sfdisk -q '" + disk.path.string() + "'"});
+  partitioned_disk(disk.path, "96M", ab_sfdisk_script(24));
   disk.gpt = slots::read_gpt(disk.path);
   fs::path boot_tree = dir / "boot.tree";
   fs::create_directories(boot_tree / "grub");

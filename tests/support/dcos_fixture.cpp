@@ -45,8 +45,27 @@ stand_in_script(const ServeTree& t, const ServeTreeOptions& o)
          "  echo \"uid: $(id -u)\"\n"
          "  env | sort | sed 's/^/env: /'\n"
          "} > \"$record\"\n"
-         "echo \"stand-in dcos_install.sh: $*\"\n"
-         "exit " + std::to_string(o.exit_status) + "\n";
+         "echo \"stand-in dcos_install.sh: $*\"\n" +
+         (o.exit_status != 0 ? "exit " + std::to_string(o.exit_status) + "\n" : std::string()) +
+         // What the real script does after preflight (dcos/dcos gen/dcos-services.yaml, in
+         // order): restart journald, then enable dcos-setup and start it, --no-block when
+         // asked. Only ever against the fake systemd (tests/support/fake-systemd).
+         "case \"$(command -v systemctl)\" in\n"
+         "  */fake-systemd/systemctl) ;;\n"
+         "  *) echo 'stand-in dcos_install.sh: refusing to drive a real systemctl' >&2; exit 97 ;;\n"
+         "esac\n"
+         "set -e\n"
+         "no_block=0\n"
+         "for a in \"$@\"; do [ \"$a\" = --no-block-dcos-setup ] && no_block=1; done\n"
+         "systemctl restart systemd-journald\n"
+         "echo 'stand-in dcos_install.sh: after the journald restart'\n"
+         "systemctl enable dcos-setup\n"
+         "if [ \"$no_block\" = 1 ]; then\n"
+         "  systemctl start dcos-setup --no-block\n"
+         "else\n"
+         "  systemctl start dcos-setup\n"
+         "fi\n"
+         "echo 'stand-in dcos_install.sh: done'\n";
 }
 
 } // namespace

@@ -2,8 +2,11 @@
 // bootstrap/ID.bootstrap.tar.xz, package_lists/ID.package_list.json, packages/NAME/ID.tar.xz
 // (tiny, real tar.xz files made with tar -J) and a dcos_install.sh stand-in that
 // records its arguments and environment instead of installing, then exits with a
-// chosen status. Its text carries what a generated script carries about itself: the
-// repository-url and cluster-package-list setup flags and the bootstrap tarball URL.
+// chosen status (a failed preflight) or, like the real script, restarts journald and
+// enables and starts dcos-setup.service (with --no-block for --no-block-dcos-setup),
+// through the fake systemctl of tests/support/fake-systemd only. Its text carries what
+// a generated script carries about itself: the repository-url and cluster-package-list
+// setup flags and the bootstrap tarball URL.
 #pragma once
 
 #include <filesystem>

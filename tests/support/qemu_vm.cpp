@@ -103,11 +103,30 @@ QemuVm::QemuVm(VmOptions options) : m_options(std::move(options))
   if (m_options.no_reboot) {
     argv.push_back("-no-reboot");
   }
-  for (const auto& disk : m_options.disks) {
+  if (m_options.uefi) {
+    // OVMF's code read-only, its variable store a copy per guest (the firmware writes it).
+    const fs::path code = "/usr/share/OVMF/OVMF_CODE_4M.fd", vars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+    if (!fs::is_regular_file(code) || !fs::is_regular_file(vars)) {
+      throw BootFailure("no OVMF firmware in /usr/share/OVMF: install ovmf (ci/packages.txt)");
+    }
+    const fs::path own_vars = m_options.dir / (m_options.name + ".OVMF_VARS.fd");
+    fs::copy_file(vars, own_vars, fs::copy_options::overwrite_existing);
+    argv.insert(argv.end(), {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemu_escape(code.string()),
+                             "-drive", "if=pflash,format=raw,unit=1,file=" + qemu_escape(own_vars.string())});
+  }
+  for (size_t i = 0; i < m_options.disks.size(); ++i) {
     // cache=unsafe: the guest's flushes cost nothing; the data still reaches the file
     // before qemu exits, which is all a test reads afterwards.
-    argv.insert(argv.end(), {"-drive", "file=" + qemu_escape(disk.string()) +
-                                         ",format=qcow2,if=virtio,cache=unsafe,discard=unmap"});
+    const std::string drive = "file=" + qemu_escape(m_options.disks[i].string()) +
+                              ",format=qcow2,cache=unsafe,discard=unmap";
+    if (m_options.uefi) {
+      // The firmware boots the disk first (bootindex), not the NIC's PXE.
+      const std::string id = "disk" + std::to_string(i);
+      argv.insert(argv.end(), {"-drive", drive + ",if=none,id=" + id, "-device",
+                               "virtio-blk-pci,drive=" + id + ",bootindex=" + std::to_string(i)});
+    } else {
+      argv.insert(argv.end(), {"-drive", drive + ",if=virtio"});
+    }
   }
   if (m_options.network) {
     std::string netdev = "user,id=n0,restrict=on";

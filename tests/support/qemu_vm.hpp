@@ -47,6 +47,7 @@ struct VmOptions {
   std::optional<fs::path> tftp_root;     // qemu's built-in TFTP server serves this directory
   std::string bootfile;                  // DHCP boot file name (with tftp_root)
   bool boot_network_once = false;        // -boot once=n: PXE first, the disk on later boots
+  bool uefi = false;                     // OVMF (Debian's ovmf) instead of SeaBIOS; the first disk boots
   std::chrono::seconds limit{900};       // every wait fails once the run is this old
 };
 

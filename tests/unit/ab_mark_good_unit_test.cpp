@@ -23,5 +23,20 @@ TEST(AbMarkGoodUnit, AsksUntilADeadlineThenGivesUp)
   EXPECT_NE(unit.find("\nWantedBy=multi-user.target\n"), std::string::npos);
 }
 
+// kiln-grow-data.service: grows kiln-data once it is mounted, before DC/OS's first-boot
+// install and Docker use it; a failure blocks neither (ordering only).
+TEST(AbGrowDataUnit, RunsGrowDataAfterTheMountBeforeDcosAndDocker)
+{
+  const std::string& unit = build::grow_data_unit_text();
+  EXPECT_NE(unit.find("\nExecStart=/usr/bin/kiln-node grow-data\n"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("\nRequiresMountsFor=/var/lib/kiln-data\n"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("\nBefore=kiln-dcos-install.service docker.service\n"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("\nType=oneshot\nRemainAfterExit=yes\n"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("\nConditionKernelCommandLine=kiln.slot\n"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("\nWantedBy=multi-user.target\n"), std::string::npos) << unit;
+  EXPECT_EQ(unit.find("Requires=kiln-dcos"), std::string::npos) << unit;
+  EXPECT_EQ(unit.find("RequiredBy="), std::string::npos) << unit;
+}
+
 } // namespace
 } // namespace kiln

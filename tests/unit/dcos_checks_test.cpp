@@ -111,6 +111,19 @@ TEST(DcosChecks, PassingTreePassesForEveryRole)
   EXPECT_EQ(j[0]["result"], "PASS");
 }
 
+// Agent attributes and resources an operator writes before the install (on kiln-data,
+// /var/lib/dcos) are no installed DC/OS.
+TEST(DcosChecks, SeededAgentAttributesAreNoInstall)
+{
+  test::ScratchDir dir;
+  make_passing_root(dir / "root", dir.path());
+  put(dir / "root", "/var/lib/dcos/mesos-slave-common", "MESOS_ATTRIBUTES=rack:r1\n");
+  put(dir / "root", "/var/lib/dcos/mesos-resources", "MESOS_RESOURCES=[]\n");
+  dcos::DirView view(dir / "root");
+  auto results = dcos::run_checks(view, {"slave", std::nullopt});
+  EXPECT_EQ(dcos::format_line(results.front()), "Checking if DC/OS is already installed: PASS (not installed)");
+}
+
 struct Variant {
   const char* what;
   std::string role;
@@ -171,6 +184,12 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
      "time synchronisation is enabled"},
     {"pre-existing /opt/mesosphere", "slave", std::nullopt,
      [](const fs::path& r) { put(r, "/opt/mesosphere/bootstrap", ""); }, "if DC/OS is already installed"},
+    {"pre-existing /var/lib/dcos state", "slave", std::nullopt,
+     [](const fs::path& r) {
+       put(r, "/var/lib/dcos/mesos-slave-common", "MESOS_ATTRIBUTES=rack:r1\n");
+       put(r, "/var/lib/dcos/cluster-id", "x\n");
+     },
+     "if DC/OS is already installed"},
     {"dcos.target", "master", std::nullopt,
      [](const fs::path& r) { put(r, "/etc/systemd/system/dcos.target", "[Unit]\n"); },
      "if DC/OS is already installed"},

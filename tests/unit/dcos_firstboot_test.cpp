@@ -1,113 +1,17 @@
-// The first-boot installer script, run for real with bash under a fake root
-// ($KILN_ROOT), with the stand-in dcos_install.sh recording its arguments and
-// environment: role selection order, the stamp, the failure marker, idempotence.
+// The first-boot installer's generated text: the unit's ordering, guard and deadline, and
+// the script's shape (EL7: bash 4.2 syntax, systemd 219 options). The script is run for
+// real against a fake systemd in tests/integration/dcos_firstboot_run_test.cpp.
 #include "core/dcos/firstboot.hpp"
-#include "core/slots/abi.hpp"
-#include "support/dcos_fixture.hpp"
-#include "support/test_support.hpp"
+#include "core/util/process.hpp"
 
 #include <gtest/gtest.h>
+
+#include <regex>
 
 namespace kiln {
 namespace {
 
-namespace fs = std::filesystem;
-
-struct FakeRoot {
-  test::ScratchDir dir;
-  fs::path root = dir / "root";
-
-  explicit FakeRoot(const std::string& default_role, int installer_status = 0)
-  {
-    test::ServeTreeOptions o;
-    o.exit_status = installer_status;
-    test::ServeTree t = test::make_serve_tree(dir / "serve", o);
-    fs::create_directories(root / "opt/dcos_install_tmp");
-    fs::copy_file(t.dir / "dcos_install.sh", root / "opt/dcos_install_tmp/dcos_install.sh");
-    test::write_text(root / std::string(dcos::k_firstboot_script).substr(1), dcos::firstboot_script(default_role));
-  }
-  fs::path at(std::string_view p) const { return root / std::string(p).substr(1); }
-  util::RunResult run() const
-  {
-    util::RunOptions o;
-    o.env["KILN_ROOT"] = root.string();
-    return util::run({"bash", at(dcos::k_firstboot_script).string()}, o);
-  }
-  std::string record() const { return test::read_text(at(test::k_install_record)); }
-};
-
-TEST(DcosFirstboot, DefaultRoleWhenNothingElseSaysSo)
-{
-  FakeRoot f("slave_public");
-  util::RunResult r = f.run();
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  std::string rec = f.record();
-  EXPECT_NE(rec.find("args: --no-block-dcos-setup slave_public\n"), std::string::npos) << rec;
-  EXPECT_NE(rec.find("pwd: " + f.at(slots::k_dcos_install_dir).string() + "\n"), std::string::npos) << rec;
-  std::string stamp = test::read_text(f.at(slots::k_dcos_stamp));
-  EXPECT_NE(stamp.find("role=slave_public\n"), std::string::npos) << stamp;
-  EXPECT_NE(stamp.find("origin=image default"), std::string::npos) << stamp;
-  EXPECT_FALSE(fs::exists(f.at(slots::k_dcos_failed)));
-  std::string log = test::read_text(f.at(slots::k_dcos_log));
-  EXPECT_NE(log.find("stand-in dcos_install.sh: --no-block-dcos-setup slave_public"), std::string::npos) << log;
-  // Output goes to stdout too (the unit sends it to the journal).
-  EXPECT_NE(r.out.find("installing DC/OS as slave_public"), std::string::npos) << r.out;
-}
-
-TEST(DcosFirstboot, RoleFileBeatsDefaultAndCommandLineBeatsBoth)
-{
-  FakeRoot f("master");
-  test::write_text(f.at(slots::k_dcos_role_file), "slave\n");
-  ASSERT_EQ(f.run().exit_code, 0);
-  EXPECT_NE(f.record().find("args: --no-block-dcos-setup slave\n"), std::string::npos) << f.record();
-
-  FakeRoot g("master");
-  test::write_text(g.at(slots::k_dcos_role_file), "slave\n");
-  test::write_text(g.at("/proc/cmdline"), "BOOT_IMAGE=/vmlinuz root=PARTUUID=x kiln.slot=A kiln.dcos_role=slave_public quiet\n");
-  ASSERT_EQ(g.run().exit_code, 0);
-  EXPECT_NE(g.record().find("args: --no-block-dcos-setup slave_public\n"), std::string::npos) << g.record();
-  EXPECT_NE(test::read_text(g.at(slots::k_dcos_stamp)).find("origin=kernel command line"), std::string::npos);
-}
-
-TEST(DcosFirstboot, RunsOnceThenNever)
-{
-  FakeRoot f("slave");
-  ASSERT_EQ(f.run().exit_code, 0);
-  fs::remove(f.at(test::k_install_record));
-  util::RunResult again = f.run();
-  EXPECT_EQ(again.exit_code, 0);
-  EXPECT_FALSE(fs::exists(f.at(test::k_install_record))) << "the installer ran a second time";
-}
-
-TEST(DcosFirstboot, FailureLeavesTheMarkerWithStatusAndLogTail)
-{
-  FakeRoot f("slave", 3);
-  util::RunResult r = f.run();
-  EXPECT_EQ(r.exit_code, 3);
-  EXPECT_FALSE(fs::exists(f.at(slots::k_dcos_stamp)));
-  std::string marker = test::read_text(f.at(slots::k_dcos_failed));
-  EXPECT_NE(marker.find("exit status: 3\n"), std::string::npos) << marker;
-  EXPECT_NE(marker.find("role: slave (image default)"), std::string::npos) << marker;
-  EXPECT_NE(marker.find("stand-in dcos_install.sh: --no-block-dcos-setup slave"), std::string::npos) << marker;
-  // A later successful run clears the marker.
-  test::write_text(f.at("/opt/dcos_install_tmp/dcos_install.sh"), "#!/bin/bash\nexit 0\n");
-  EXPECT_EQ(f.run().exit_code, 0);
-  EXPECT_FALSE(fs::exists(f.at(slots::k_dcos_failed)));
-  EXPECT_TRUE(fs::exists(f.at(slots::k_dcos_stamp)));
-}
-
-TEST(DcosFirstboot, UnknownRoleIsAFailureNotAnInstall)
-{
-  FakeRoot f("slave");
-  test::write_text(f.at("/proc/cmdline"), "kiln.dcos_role=worker\n");
-  util::RunResult r = f.run();
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_FALSE(fs::exists(f.at(test::k_install_record)));
-  std::string marker = test::read_text(f.at(slots::k_dcos_failed));
-  EXPECT_NE(marker.find("unknown DC/OS role 'worker' (from kernel command line)"), std::string::npos) << marker;
-}
-
-TEST(DcosFirstboot, UnitOrderingAndGuard)
+TEST(DcosFirstboot, UnitOrderingGuardAndDeadline)
 {
   std::string unit = dcos::firstboot_unit();
   for (const char* line : {"Type=oneshot\n", "RemainAfterExit=yes\n",
@@ -117,7 +21,38 @@ TEST(DcosFirstboot, UnitOrderingAndGuard)
                            "ExecStart=/bin/bash /usr/libexec/kiln/dcos-install\n"}) {
     EXPECT_NE(unit.find(line), std::string::npos) << line;
   }
-  util::RunResult bashn = util::run({"bash", "-n", "/dev/stdin"}, {dcos::firstboot_script("slave"), {}, "", true, true});
+  // A deadline past both of the script's own bounds, so the script, not systemd, decides
+  // and leaves the marker.
+  static_assert(dcos::k_unit_timeout_s > dcos::k_installer_timeout_s + dcos::k_setup_timeout_s);
+  EXPECT_NE(unit.find("TimeoutStartSec=" + std::to_string(dcos::k_unit_timeout_s) + "\n"), std::string::npos) << unit;
+  EXPECT_EQ(unit.find("TimeoutStartSec=0"), std::string::npos) << unit;
+  // systemd 219 (EL7) knows no StandardOutput=append:/file:; the script writes its log.
+  EXPECT_NE(unit.find("StandardOutput=journal+console\n"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("StandardError=journal+console\n"), std::string::npos) << unit;
+  EXPECT_EQ(unit.find('@'), std::string::npos) << unit;
+}
+
+TEST(DcosFirstboot, ScriptWaitsForDcosSetupAndWritesItsOwnLog)
+{
+  std::string s = dcos::firstboot_script("slave");
+  EXPECT_FALSE(std::regex_search(s, std::regex("@[A-Z_]+@"))) << "a placeholder left";
+  EXPECT_NE(s.find("default_role=\"slave\"\n"), std::string::npos);
+  EXPECT_NE(s.find("--no-block-dcos-setup \"$role\""), std::string::npos);
+  EXPECT_NE(s.find("installer_timeout=" + std::to_string(dcos::k_installer_timeout_s) + "\n"), std::string::npos);
+  EXPECT_NE(s.find("KILN_DCOS_SETUP_TIMEOUT:-" + std::to_string(dcos::k_setup_timeout_s) + "}"), std::string::npos);
+  // The wait: systemctl show as systemd 219 has it (no --value), bounded.
+  EXPECT_NE(s.find("timeout 60 systemctl show -p Job,ActiveState,SubState,Result,ExecMainStatus,"
+                   "ExecMainExitTimestampMonotonic"),
+            std::string::npos);
+  EXPECT_FALSE(std::regex_search(s, std::regex("\n[^#\n]*systemctl[^\n]*--value"))) << "systemd >= 230 only";
+  EXPECT_NE(s.find("journalctl --no-pager -b -n 300 -u dcos-download.service -u dcos-setup.service"),
+            std::string::npos);
+  // The log goes to the file directly, not through a pipe that journald's restart breaks.
+  EXPECT_NE(s.find("exec >>\"$log\" 2>&1"), std::string::npos);
+  EXPECT_EQ(s.find("| tee"), std::string::npos);
+  // The stamp is written after the wait, never before.
+  EXPECT_LT(s.find("dcos-setup.service finished"), s.find("> \"$stamp.tmp\""));
+  util::RunResult bashn = util::run({"bash", "-n", "/dev/stdin"}, {s, {}, "", true, true});
   EXPECT_EQ(bashn.exit_code, 0) << bashn.err;
 }
 

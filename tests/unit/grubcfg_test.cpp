@@ -164,5 +164,16 @@ TEST(GrubCfg, EspStubHandsOverToKilnBoot)
   script_check(stub);
 }
 
+// EL7's GRUB looks for $prefix/grub.cfg with $prefix=(hdN,gpt3)/grub2: the stub keeps
+// $prefix (its modules live there) and loads kiln's /grub/grub.cfg from that partition.
+TEST(GrubCfg, PrefixStubLoadsKilnsGrubCfgFromThePrefixPartition)
+{
+  std::string stub = slots::make_prefix_stub_cfg();
+  has(stub, "regexp --set=1:kiln_prefix_dev '^\\(([^()]+)\\)' \"$prefix\"\n");
+  has(stub, "configfile \"(${kiln_prefix_dev})/grub/grub.cfg\"\n");
+  EXPECT_EQ(stub.find("set prefix"), std::string::npos) << stub;
+  script_check(stub);
+}
+
 } // namespace
 } // namespace kiln

@@ -67,9 +67,12 @@ TEST(RecipeAb, Defaults)
   EXPECT_EQ(r.ab.tries, 3u);
   EXPECT_EQ(r.ab.panic, 10u);
   EXPECT_TRUE(r.ab.kernel_args.empty());
+  EXPECT_TRUE(r.ab.grow_data);
   EXPECT_FALSE(r.trust.has_value());
   json j = plan_json(r, ab_plan(r, dir.path()));
   EXPECT_EQ(j["ab"]["tries"], 3);
+  EXPECT_EQ(j["ab"]["grow_data"], true);
+  EXPECT_EQ(j["stages"].back()["steps"][0]["ab"]["settings"]["grow_data"], true);
   EXPECT_EQ(j["ab"]["root_fs"], "xfs");
 }
 
@@ -86,8 +89,16 @@ TEST(RecipeAb, EverySetting)
                                      "  data_fs: ext4\n"
                                      "  tries: 9\n"
                                      "  panic: 30\n"
-                                     "  kernel_args: [net.ifnames=0, 'kiln.dcos_role=master']\n"));
+                                     "  kernel_args: [net.ifnames=0, 'kiln.dcos_role=master']\n"
+                                     "  grow_data: false\n"));
   Recipe r = load_recipe(dir / "r.yaml");
+  EXPECT_FALSE(r.ab.grow_data);
+  // grow_data is part of the A/B stage's key: the layout kiln-node installs differs.
+  Plan fixed = ab_plan(r, dir.path());
+  Recipe grown = r;
+  grown.ab.grow_data = true;
+  EXPECT_NE(fixed.ab->definition, ab_plan(grown, dir.path()).ab->definition);
+  EXPECT_EQ(plan_json(r, fixed)["ab"]["grow_data"], false);
   EXPECT_EQ(r.ab.esp_size, 64ull << 20);
   EXPECT_EQ(r.ab.boot_size, 128ull << 20);
   EXPECT_EQ(r.ab.slot_size, 3ull << 30);
@@ -97,6 +108,30 @@ TEST(RecipeAb, EverySetting)
   EXPECT_EQ(r.ab.tries, 9u);
   EXPECT_EQ(r.ab.panic, 30u);
   EXPECT_EQ(r.ab.kernel_args, (std::vector<std::string>{"net.ifnames=0", "kiln.dcos_role=master"}));
+}
+
+// ab: {grow_data: true|false}: kiln-grow-data.service or not; part of the A/B stage key.
+TEST(RecipeAb, GrowDataDefaultsOnAndIsPartOfTheAbKey)
+{
+  ScratchDir dir;
+  write_text(dir / "on.yaml", minimal("layout: ab\n"));
+  write_text(dir / "off.yaml", minimal("layout: ab\nab: {grow_data: false}\n"));
+  write_text(dir / "bad.yaml", minimal("layout: ab\nab: {grow_data: sometimes}\n"));
+  Recipe on = load_recipe(dir / "on.yaml");
+  Recipe off = load_recipe(dir / "off.yaml");
+  EXPECT_TRUE(on.ab.grow_data);
+  EXPECT_FALSE(off.ab.grow_data);
+  PlanOptions options;
+  options.node_artifact = test::make_node_artifact(dir / "artifact");
+  Plan on_plan = make_plan(on, options);
+  Plan off_plan = make_plan(off, options);
+  EXPECT_EQ(on_plan.base_key, off_plan.base_key);
+  EXPECT_NE(on_plan.ab->key, off_plan.ab->key);
+  EXPECT_EQ(plan_json(on, on_plan)["ab"]["grow_data"], true);
+  EXPECT_EQ(plan_json(off, off_plan)["ab"]["grow_data"], false);
+  auto errors = errors_of(dir / "bad.yaml");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("grow_data must be true or false, not 'sometimes'"), std::string::npos) << errors[0];
 }
 
 TEST(RecipeAb, BadValuesAreReportedAtOnce)
@@ -122,6 +157,36 @@ TEST(RecipeAb, BadValuesAreReportedAtOnce)
   EXPECT_EQ(errors[6], "12:16: kernel_args: 'root=/dev/sda1' is set by kiln for each slot (root=PARTUUID=..., "
                        "kiln.slot=A|B)");
   EXPECT_EQ(errors[7], "13:3: unknown key 'trys' in ab (did you mean 'tries'?)");
+}
+
+// DC/OS agents want 20 GB free under /var: an agent's kiln-data that is never grown must
+// start that big; masters, plain layouts and grown data are not concerned.
+TEST(RecipeAb, AgentDataMustReach20GUnlessGrown)
+{
+  ScratchDir dir;
+  fs::create_directories(dir / "serve");
+  auto recipe = [&](const std::string& role, const std::string& ab) {
+    write_text(dir / "r.yaml", minimal("layout: ab\ndcos: {bundle: serve, role: " + role + "}\n" + ab));
+    return dir / "r.yaml";
+  };
+  for (const char* role : {"slave", "slave_public"}) {
+    SCOPED_TRACE(role);
+    auto errors = errors_of(recipe(role, "ab:\n  grow_data: false\n  data_size: 20479M\n"));
+    ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
+    EXPECT_EQ(errors[0], "9:14: ab: data_size 20479M with grow_data: false can never give the 20G DC/OS " +
+                           std::string(role) + " nodes need free under /var: give data_size: 20G or more, or grow_data: true");
+    errors = errors_of(recipe(role, "ab: {grow_data: false}\n"));
+    ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
+    EXPECT_EQ(errors[0].rfind("7:5: ab: data_size 4G with grow_data: false", 0), 0u) << errors[0];
+    EXPECT_NO_THROW(load_recipe(recipe(role, "ab: {grow_data: false, data_size: 20G}\n")));
+    EXPECT_NO_THROW(load_recipe(recipe(role, "ab: {data_size: 1G}\n")));
+    EXPECT_NO_THROW(load_recipe(recipe(role, "")));
+  }
+  EXPECT_NO_THROW(load_recipe(recipe("master", "ab: {grow_data: false, data_size: 1G}\n")));
+  write_text(dir / "r.yaml", minimal("layout: ab\nab: {grow_data: maybe}\n"));
+  auto errors = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
+  EXPECT_EQ(errors[0], "6:17: grow_data must be true or false, not 'maybe'");
 }
 
 TEST(RecipeAb, AbBlockNeedsTheAbLayoutAndWholeMiB)

@@ -179,6 +179,64 @@ TEST(Recipe, ExtendsMergesVarsAndStagesByName)
   EXPECT_EQ(r.tree.find("extends"), nullptr);
 }
 
+// A variable declared without a value must be given (--set, or a child recipe's vars):
+// every use reports it at its place, an unused one at its declaration, and the value that
+// could not be resolved adds no second error at the same place.
+TEST(Recipe, VariableWithoutValueIsRequired)
+{
+  ScratchDir dir;
+  write_text(dir / "base.yaml", minimal("vars:\n  ntp:\n  zone: null\n  spare: ~\n"
+                                        "stages:\n  - name: time\n    steps:\n"
+                                        "      - file: {path: '/etc/${zone}', content: x}\n"
+                                        "      - run: 'ntp ${ntp}'\n"));
+  auto errors = errors_of(dir / "base.yaml");
+  // Three, not also "path must be an absolute path" for '/etc/${zone}': only the cause.
+  ASSERT_EQ(errors.size(), 3u) << testing::PrintToString(errors);
+  EXPECT_EQ(errors[0], "8:3: variable 'spare' is required: give it with --set spare=VALUE");
+  EXPECT_EQ(errors[1].rfind("12:22: variable 'zone' is required: give it with --set zone=VALUE (declared without "
+                            "a value at ", 0), 0u) << errors[1];
+  EXPECT_NE(errors[1].find("base.yaml:7:3)"), std::string::npos) << errors[1];
+  EXPECT_EQ(errors[2].rfind("13:14: variable 'ntp' is required", 0), 0u) << errors[2];
+
+  LoadOptions set;
+  set.set = {{"ntp", "a.example"}, {"zone", "UTC"}, {"spare", ""}};
+  Recipe r = load_recipe(dir / "base.yaml", set);
+  EXPECT_EQ(std::get<RunStep>(r.stages[0].steps[1].spec).command, "ntp a.example");
+  EXPECT_EQ(r.vars.at("spare"), "");
+  // A child's vars give the values too.
+  write_text(dir / "child.yaml", "extends: base.yaml\nvars: {ntp: b.example, zone: UTC, spare: s}\n");
+  EXPECT_EQ(std::get<RunStep>(load_recipe(dir / "child.yaml").stages[0].steps[1].spec).command, "ntp b.example");
+}
+
+// edit's each: one line per item of a list (or of a comma-separated string), resolved at
+// load time so plan shows the lines.
+TEST(Recipe, EditEachExpandsOneLinePerItem)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", minimal("vars: {servers: ' a.example ,b.example'}\n"
+                                     "stages:\n  - name: t\n    steps:\n"
+                                     "      - edit: {path: /etc/c, match: '^server ', each: '${servers}', line: 'server {} iburst # {}'}\n"
+                                     "      - edit: {path: /etc/d, each: [x, y], line: 'allow {}'}\n"));
+  Recipe r = load_recipe(dir / "r.yaml");
+  const auto& c = std::get<EditStep>(r.stages[0].steps[0].spec);
+  EXPECT_EQ(c.lines, (std::vector<std::string>{"server a.example iburst # a.example", "server b.example iburst # b.example"}));
+  EXPECT_EQ(std::get<EditStep>(r.stages[0].steps[1].spec).lines, (std::vector<std::string>{"allow x", "allow y"}));
+  nlohmann::json step = to_json(r.stages[0].steps[0]);
+  EXPECT_EQ(step["edit"]["lines"][1], "server b.example iburst # b.example");
+
+  write_text(dir / "r.yaml", minimal("stages:\n  - name: t\n    steps:\n"
+                                     "      - edit: {path: /etc/c, each: 'a,,b', line: 'server {}'}\n"
+                                     "      - edit: {path: /etc/c, each: 'a', line: 'server'}\n"
+                                     "      - edit: {path: /etc/c, each: [], line: 'server {}'}\n"
+                                     "      - edit: {path: /etc/c, each: 'a b', line: 'server {}'}\n"));
+  auto errors = errors_of(dir / "r.yaml");
+  ASSERT_EQ(errors.size(), 4u) << testing::PrintToString(errors);
+  EXPECT_EQ(errors[0], "8:36: each: item '' of 'a,,b' must be one word (no spaces, not empty)");
+  EXPECT_EQ(errors[1], "9:36: 'edit' step: each needs a line with {} where each item goes");
+  EXPECT_EQ(errors[2], "10:36: each: the list is empty (give at least one item)");
+  EXPECT_EQ(errors[3], "11:36: each: item 'a b' of 'a b' must be one word (no spaces, not empty)");
+}
+
 TEST(Recipe, ExtendsCycleNamesTheChain)
 {
   ScratchDir dir;

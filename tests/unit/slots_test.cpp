@@ -6,6 +6,7 @@
 #include "core/slots/state.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
+#include "support/ab_table.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -23,19 +24,7 @@ namespace fs = std::filesystem;
 fs::path
 ab_table(const fs::path& dir)
 {
-  test::require_program("sfdisk", "fdisk");
-  fs::path disk = dir / "disk.img";
-  util::run_checked({"truncate", "-s", "64M", disk.string()});
-  util::RunOptions o;
-  o.stdin_data = "label: gpt\n"
-                 "size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=kiln-bios\n"
-                 "size=2MiB, type=U, name=kiln-esp\n"
-                 "size=8MiB, name=kiln-boot\n"
-                 "size=20MiB, name=kiln-a\n"
-                 "size=20MiB, name=kiln-b\n"
-                 "name=kiln-data\n";
-  util::run_checked({"sfdisk", "-q", disk.string()}, o);
-  return disk;
+  return test::partitioned_disk(dir / "disk.img", "64M", test::ab_sfdisk_script(20));
 }
 
 std::string

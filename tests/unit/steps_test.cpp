@@ -31,6 +31,16 @@ TEST(ReplaceLines, EveryMatchOrAppend)
   EXPECT_EQ(replace_lines("x\n", "^pool ", "pool c"), "x\npool c\n");
 }
 
+TEST(ReplaceBlock, FirstMatchBecomesTheBlockOthersGo)
+{
+  const std::vector<std::string> servers{"server a iburst", "server b iburst"};
+  EXPECT_EQ(replace_block("# c\nserver 0.pool iburst\nx\nserver 1.pool iburst\npool p\n", "^(server|pool) ", servers),
+            "# c\nserver a iburst\nserver b iburst\nx\n");
+  EXPECT_EQ(replace_block("x\n", "^server ", servers), "x\nserver a iburst\nserver b iburst\n");
+  EXPECT_EQ(append_missing("x\nserver a iburst", servers), "x\nserver a iburst\nserver b iburst\n");
+  EXPECT_EQ(append_missing("", servers), "server a iburst\nserver b iburst\n");
+}
+
 TEST(UnitInstallSection, ReadsOnlyInstallKeys)
 {
   auto install = unit_install_section("[Unit]\nWantedBy=not-this.target\n"

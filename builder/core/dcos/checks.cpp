@@ -135,7 +135,16 @@ check_preexisting(FsView& view)
     }
   }
   for (const char* p : {"/var/lib/dcos", "/var/lib/mesos/slave"}) {
-    if (view.is_dir(p) && !view.list(p).empty()) {
+    if (!view.is_dir(p)) {
+      continue;
+    }
+    std::vector<std::string> entries = view.list(p);
+    // What an operator writes before the install (DC/OS docs: agent attributes and
+    // resources) is no installed DC/OS.
+    std::erase_if(entries, [&](const std::string& n) {
+      return std::string_view(p) == "/var/lib/dcos" && (n == "mesos-slave-common" || n == "mesos-resources");
+    });
+    if (!entries.empty()) {
       found.push_back(std::string(p) + " (not empty)");
     }
   }

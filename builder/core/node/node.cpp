@@ -4,6 +4,7 @@
 #include "core/grubenv/grubenv.hpp"
 #include "core/node/dcos_version.hpp"
 #include "core/node/disk.hpp"
+#include "core/node/grow.hpp"
 #include "core/node/health.hpp"
 #include "core/node/test_hooks.hpp"
 #include "core/node/under_root.hpp"
@@ -661,10 +662,20 @@ install(const InstallOptions& options)
   io.sync();
   fault_point("before-verify");
   verify_ranges(map, io);
+  // A disk larger than the image: the backup GPT moves to its end and kiln-data grows
+  // (the partition; its file system grows at first boot, kiln-grow-data.service). The
+  // primary table is written last.
+  json grown = {{"changed", false}};
+  if (whole.disk_size > map.image_size) {
+    slots::Gpt image_gpt = slots::read_gpt(options.disk);
+    util::Fd rw = util::open_file(options.disk, O_RDWR | O_CLOEXEC);
+    grown = grow_data_partition(rw.get(), options.disk, image_gpt.sector_size, whole.disk_size);
+  }
   if (S_ISBLK(st.st_mode)) {
     util::run({"blockdev", "--rereadpt", options.disk.string()}); // best effort: the new table
   }
   return {{"disk", options.disk.string()},        {"name", m.name},
+          {"data_partition", grown},
           {"digest", crypto::sha256_hex(manifest_text)}, {"key_id", key_id.empty() ? json(nullptr) : json(key_id)},
           {"image_size", map.image_size},          {"mapped_bytes", map.mapped_bytes()},
           {"written_bytes", stats.written},        {"skipped_bytes", stats.skipped},

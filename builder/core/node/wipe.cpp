@@ -205,6 +205,18 @@ public:
     }
   }
 
+  // True when directories `a` and `b` (each reached without following a symlink) are
+  // the same directory.
+  bool same_dir(std::string_view a, std::string_view b)
+  {
+    auto da = open_dir(split(a));
+    auto db = open_dir(split(b));
+    struct stat sa {};
+    struct stat sb {};
+    return da && db && ::fstat(da->fd.get(), &sa) == 0 && ::fstat(db->fd.get(), &sb) == 0 &&
+           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
+
 private:
   struct OpenDir {
     util::Fd fd;
@@ -367,11 +379,20 @@ plan_wipe(const WipeOptions& options)
     throw Error(plan.root.string(), "cannot open: " + errno_text(errno));
   }
   Planner p(plan, root_fd.get(), mounts_beneath(plan.root));
-  for (const char* dir : {"/etc/mesosphere", "/opt/mesosphere", "/var/lib/dcos", "/run/dcos", "/run/mesos"}) {
+  for (const char* dir : {"/etc/mesosphere", "/opt/mesosphere", "/run/dcos", "/run/mesos"}) {
     p.target(dir, false);
   }
-  // The data directory may be a mount point or live on kiln-data: emptied, kept.
-  p.target("/var/lib/mesos", true);
+  // The state directories live on kiln-data, bind-mounted into place (abi.hpp): emptied,
+  // kept, so the bind mount finds its mount point at the next boot.
+  for (const char* state : {"/var/lib/mesos", "/var/lib/dcos"}) {
+    p.target(state, true);
+    // Their home on kiln-data, when it is not the same directory (bind mounts not in
+    // place, e.g. a root mounted elsewhere with kiln-data under it).
+    std::string home = std::string(slots::k_data_mount) + "/" + fs::path(state).filename().string();
+    if (!p.same_dir(state, home)) {
+      p.target(home, true);
+    }
+  }
   for (const char* dir : {"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
     std::string units = dir;
     p.each_entry(units, [&](int fd, const std::string& name) {

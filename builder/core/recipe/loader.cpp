@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <regex>
+#include <set>
 
 namespace kiln::recipe {
 
@@ -43,10 +44,12 @@ over_budget(const std::string& out, const Location& loc, ExpandBudget& budget, D
 
 // Expands ${name} in `text`. `lookup` returns nullptr for an undefined name.
 // Returns false (and reports) on an error.
+// `required` names the variables declared without a value (and not given): their uses
+// report that, with where they were declared.
 bool
 expand(const std::string& text, const Location& loc,
        const std::function<const std::string*(const std::string&)>& lookup, std::string& out,
-       Diagnostics& diags, ExpandBudget& budget)
+       Diagnostics& diags, ExpandBudget& budget, const std::map<std::string, Location>& required = {})
 {
   out.clear();
   bool ok = true;
@@ -75,6 +78,10 @@ expand(const std::string& text, const Location& loc,
       ok = false;
     } else if (const std::string* value = lookup(name)) {
       out += *value;
+    } else if (auto req = required.find(name); req != required.end()) {
+      diags.error(loc, "variable '" + name + "' is required: give it with --set " + name + "=VALUE (declared without a value at " +
+                         req->second.str() + ")");
+      ok = false;
     } else {
       diags.error(loc, "undefined variable '" + name + "' (define it under vars: or with --set " + name + "=...)");
       ok = false;
@@ -193,9 +200,12 @@ namespace {
 
 void
 substitute_within(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags,
-                  ExpandBudget& budget)
+                  ExpandBudget& budget, const std::map<std::string, Location>& required, std::set<std::string>* used)
 {
   auto lookup = [&](const std::string& name) -> const std::string* {
+    if (used != nullptr) {
+      used->insert(name);
+    }
     auto it = vars.find(name);
     return it == vars.end() ? nullptr : &it->second;
   };
@@ -205,7 +215,7 @@ substitute_within(Value& value, const std::map<std::string, std::string>& vars, 
   case Value::Kind::scalar: {
     if (value.scalar.find('$') != std::string::npos) {
       std::string out;
-      if (expand(value.scalar, value.location, lookup, out, diags, budget)) {
+      if (expand(value.scalar, value.location, lookup, out, diags, budget, required)) {
         value.scalar = std::move(out);
       }
     }
@@ -213,12 +223,12 @@ substitute_within(Value& value, const std::map<std::string, std::string>& vars, 
   }
   case Value::Kind::sequence:
     for (auto& item : value.items) {
-      substitute_within(item, vars, diags, budget);
+      substitute_within(item, vars, diags, budget, required, used);
     }
     break;
   case Value::Kind::mapping:
     for (auto& [k, v] : value.entries) {
-      substitute_within(v, vars, diags, budget);
+      substitute_within(v, vars, diags, budget, required, used);
     }
     break;
   }
@@ -227,10 +237,11 @@ substitute_within(Value& value, const std::map<std::string, std::string>& vars, 
 } // namespace
 
 void
-substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags)
+substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags,
+           const std::map<std::string, Location>& required, std::set<std::string>* used)
 {
   ExpandBudget budget;
-  substitute_within(value, vars, diags, budget);
+  substitute_within(value, vars, diags, budget, required, used);
 }
 
 std::pair<std::string, std::string>
@@ -246,9 +257,12 @@ parse_assignment(const std::string& text)
 
 namespace {
 
-// Resolves the vars mapping: --set values win, and a variable may refer to others.
+// Resolves the vars mapping: --set values win, and a variable may refer to others. A
+// variable declared without a value (`name:` or `name: null`) and not given goes to
+// `required` (name -> where it was declared) instead of the result.
 std::map<std::string, std::string>
-resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnostics& diags, ExpandBudget& budget)
+resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnostics& diags, ExpandBudget& budget,
+             std::map<std::string, Location>& required)
 {
   std::map<std::string, const Value*> raw;
   Value* vars = doc.find("vars");
@@ -261,6 +275,8 @@ resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnost
           diags.error(k.location, "bad variable name '" + k.scalar + "' (letters, digits and '_')");
         } else if (!v.is_scalar() && !v.is_null()) {
           diags.error(v.location, "variable '" + k.scalar + "' must be a scalar, not " + describe(v));
+        } else if (v.is_null() && set.count(k.scalar) == 0) {
+          required[k.scalar] = k.location;
         } else {
           raw[k.scalar] = &v;
         }
@@ -288,7 +304,7 @@ resolve_vars(Value& doc, const std::map<std::string, std::string>& set, Diagnost
     }
     active.push_back(name);
     std::string out;
-    expand(it->second->scalar, it->second->location, get, out, diags, budget);
+    expand(it->second->scalar, it->second->location, get, out, diags, budget, required);
     active.pop_back();
     done[name] = out;
     return &done[name];
@@ -331,15 +347,31 @@ load_recipe(const fs::path& path, const LoadOptions& options)
   diags.checkpoint();
 
   ExpandBudget budget;
-  std::map<std::string, std::string> vars = resolve_vars(doc, options.set, diags, budget);
+  std::map<std::string, Location> required;
+  std::map<std::string, std::string> vars = resolve_vars(doc, options.set, diags, budget, required);
+  std::set<std::string> used;
   for (auto& [key, value] : doc.entries) {
     if (key.scalar != "vars") {
-      substitute_within(value, vars, diags, budget);
+      substitute_within(value, vars, diags, budget, required, &used);
     }
   }
-  // No checkpoint here: validation still runs so that every problem is reported at once.
+  // A required variable is required even where nothing uses it (yet): a recipe that
+  // declares it means the builder to think about it.
+  for (const auto& [name, declared] : required) {
+    if (used.count(name) == 0) {
+      diags.error(declared, "variable '" + name + "' is required: give it with --set " + name + "=VALUE");
+    }
+  }
+  // No checkpoint here: validation still runs so that every problem is reported at once,
+  // except what a value that could not be resolved would add at its own place.
+  std::vector<Location> unresolved;
+  for (const auto& d : diags.items()) {
+    unresolved.push_back(d.location);
+  }
+  const size_t validation = diags.items().size();
 
   Recipe recipe = build_model(doc, options, diags);
+  diags.drop_echoes(validation, unresolved);
   diags.checkpoint();
   recipe.file = absolute.string();
   recipe.chain = loader.chain;

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,10 @@ std::pair<std::string, std::string> parse_assignment(const std::string& text);
 Value merge_recipes(const Value& parent, const Value& child);
 
 // Replaces ${name} in every scalar of `value` (not inside `vars`); `$${` stays a literal
-// `${`. Undefined names and malformed references are reported to `diags`.
-void substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags);
+// `${`. Undefined names and malformed references are reported to `diags`; a name in
+// `required` (declared without a value, name -> declaration) is reported as required.
+// `used`, when given, collects every name referred to.
+void substitute(Value& value, const std::map<std::string, std::string>& vars, Diagnostics& diags,
+                const std::map<std::string, Location>& required = {}, std::set<std::string>* used = nullptr);
 
 } // namespace kiln::recipe

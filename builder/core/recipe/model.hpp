@@ -51,6 +51,10 @@ struct EditStep {
   std::string separator = "=";
   std::optional<std::string> match;       // regex of whole lines to replace
   std::optional<std::string> line;        // replacement (and the line appended when nothing matches)
+  // `each:` given: `line` is a template and these are its expansions, one per item ({}
+  // replaced by the item), in order. With `match` they replace the first matching line as
+  // a block and every other matching line goes; without a match they are appended.
+  std::vector<std::string> lines;
 };
 
 struct DeleteStep {
@@ -137,17 +141,26 @@ struct Outputs {
   bool compress = false;             // qcow2 compression
 };
 
+// kiln-data's size when `ab:` gives no data_size.
+inline constexpr std::uint64_t k_default_data_size = 4ull << 30;
+// DC/OS wants at least 20 GB free under /var on agents (dcos.md 5.2): a DC/OS agent's
+// kiln-data (docker, mesos, logs) must be able to reach it.
+inline constexpr std::uint64_t k_dcos_agent_min_data = 20ull << 30;
+
 // `ab:` -- the A/B whole-disk layout (with `layout: ab`). Sizes in bytes.
 struct AbLayout {
   std::uint64_t esp_size = 128ull << 20;
   std::uint64_t boot_size = 256ull << 20;
   std::uint64_t slot_size = 0;       // each root slot; 0: derived from the root file system
-  std::uint64_t data_size = 0;       // 0: a default (see the builder)
+  std::uint64_t data_size = 0;       // 0: k_default_data_size
   std::string root_fs = "xfs";       // xfs | ext4, for the slots
   std::string data_fs = "xfs";       // xfs | ext4, for kiln-data
   unsigned tries = 3;                // boot tries of a newly written slot (1..9)
   unsigned panic = 10;               // panic=N on the kernel command line
   std::vector<std::string> kernel_args;
+  // kiln-data grows to the end of the disk (at first boot and in `kiln-node install`), so
+  // data_size is only its size in the image. false: it stays data_size on every disk.
+  bool grow_data = true;
   // Another kiln-node artifact (node_artifact.hpp), absolute; unset: the one of the kiln
   // that builds (found at plan time).
   std::optional<std::string> node;

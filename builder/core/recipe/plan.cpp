@@ -53,6 +53,9 @@ step_body(const StepSpec& spec)
         j = {{"path", s.path}, {"set", s.set}, {"separator", s.separator}};
         put_optional(j, "match", s.match);
         put_optional(j, "line", s.line);
+        if (!s.lines.empty()) {
+          j["lines"] = s.lines;
+        }
       } else if constexpr (std::is_same_v<T, DeleteStep>) {
         j = {{"paths", s.paths}};
       } else if constexpr (std::is_same_v<T, UnitStep>) {
@@ -177,8 +180,8 @@ dcos_stage(const DcosSpec& spec, const std::string& parent)
 }
 
 // Bumped when the A/B stage's result changes for the same settings (2: kiln-node installed;
-// 3: kiln-mark-good.service gives up after a deadline).
-constexpr int k_ab_version = 3;
+// 3: kiln-mark-good.service gives up after a deadline; 4: /var/lib/dcos on kiln-data).
+constexpr int k_ab_version = 4;
 
 // The implicit "ab" stage: its key needs the finalize key, so it is set by ab_key().
 PlannedStage
@@ -300,7 +303,8 @@ to_json(const AbLayout& ab)
 {
   return {{"esp_size", ab.esp_size},   {"boot_size", ab.boot_size}, {"slot_size", ab.slot_size},
           {"data_size", ab.data_size}, {"root_fs", ab.root_fs},     {"data_fs", ab.data_fs},
-          {"tries", ab.tries},         {"panic", ab.panic},         {"kernel_args", ab.kernel_args}};
+          {"tries", ab.tries},         {"panic", ab.panic},         {"kernel_args", ab.kernel_args},
+          {"grow_data", ab.grow_data}};
 }
 
 json

@@ -363,6 +363,62 @@ find_overlay(const std::string& name, const Location& loc, const LoadOptions& op
   return {};
 }
 
+// `each:` of an edit step: a list (or one comma-separated string, as `--set a,b` gives)
+// whose items each get a copy of `line`, with {} replaced by the item. Resolved here, so
+// `kiln plan` shows the lines the image gets.
+constexpr size_t k_max_each_items = 256;
+
+void
+expand_each(MapReader& r, const Value& each, EditStep& step)
+{
+  Diagnostics& diags = r.diags();
+  std::vector<std::string> items;
+  for (const auto& raw : r.as_list(each, "each")) {
+    if (each.is_sequence()) {
+      items.push_back(raw);
+      continue;
+    }
+    for (size_t from = 0;;) {
+      size_t comma = raw.find(',', from);
+      items.push_back(raw.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
+      if (comma == std::string::npos) {
+        break;
+      }
+      from = comma + 1;
+    }
+  }
+  const std::string shown = each.is_scalar() ? "'" + each.scalar + "'" : describe(each);
+  if (items.empty()) {
+    diags.error(each.location, "each: the list is empty (give at least one item)");
+  } else if (items.size() > k_max_each_items) {
+    diags.error(each.location, "each: " + std::to_string(items.size()) + " items, at most " +
+                                   std::to_string(k_max_each_items));
+    return;
+  }
+  if (!step.line || step.line->find("{}") == std::string::npos) {
+    diags.error(each.location, "'edit' step: each needs a line with {} where each item goes");
+    return;
+  }
+  static const std::regex item_re(R"([^\s\x00-\x1f\x7f]+)");
+  for (auto item : items) {
+    while (!item.empty() && item.front() == ' ') {
+      item.erase(0, 1);
+    }
+    while (!item.empty() && item.back() == ' ') {
+      item.pop_back();
+    }
+    if (!std::regex_match(item, item_re)) {
+      diags.error(each.location, "each: item '" + item + "' of " + shown + " must be one word (no spaces, not empty)");
+      continue;
+    }
+    std::string line = *step.line;
+    for (size_t at = line.find("{}"); at != std::string::npos; at = line.find("{}", at + item.size())) {
+      line.replace(at, 2, item);
+    }
+    step.lines.push_back(std::move(line));
+  }
+}
+
 std::optional<StepSpec>
 read_step(const std::string& kind, const Value& body, const LoadOptions& options, Diagnostics& diags)
 {
@@ -456,6 +512,9 @@ read_step(const std::string& kind, const Value& body, const LoadOptions& options
       if (!step.line) {
         diags.error(r.location(), "'edit' step: match needs a line to put in place of the matching lines");
       }
+    }
+    if (const Value* each = r.get("each")) {
+      expand_each(r, *each, step);
     }
     if (step.set.empty() && !step.line && r.ok()) {
       diags.error(r.location(), "'edit' step: give set (KEY: VALUE) or line (with an optional match)");
@@ -665,6 +724,7 @@ read_ab(const Value& v, Recipe& recipe, Diagnostics& diags)
   ab.data_fs = r.one_of("data_fs", {"xfs", "ext4"}).value_or("xfs");
   ab.tries = read_number(r, "tries", 1, 9).value_or(3);
   ab.panic = read_number(r, "panic", 1, 3600).value_or(10);
+  ab.grow_data = r.boolean("grow_data").value_or(true);
   ab.kernel_args = r.list("kernel_args");
   static const std::regex word(R"([^\s\x00-\x1f\x7f]+)");
   for (const auto& arg : ab.kernel_args) {
@@ -806,6 +866,32 @@ read_dcos(const Value& v, Diagnostics& diags)
   return dcos;
 }
 
+// DC/OS agents want 20 GB free under /var: an agent's kiln-data (docker, mesos, logs) that
+// is never grown must be that big already.
+void
+check_agent_data(const Value& doc, const Recipe& recipe, Diagnostics& diags)
+{
+  const AbLayout& ab = recipe.ab;
+  const std::string& role = recipe.dcos->role;
+  if ((role != "slave" && role != "slave_public") || ab.grow_data) {
+    return;
+  }
+  std::uint64_t size = ab.data_size != 0 ? ab.data_size : k_default_data_size;
+  if (size >= k_dcos_agent_min_data) {
+    return;
+  }
+  const Value* ab_value = doc.find("ab");
+  const Value* given = ab_value != nullptr && ab_value->is_mapping() ? ab_value->find("data_size") : nullptr;
+  Location where = given != nullptr ? given->location : ab_value != nullptr ? ab_value->location : recipe.dcos->location;
+  auto text = [](std::uint64_t bytes) {
+    return bytes % (1ull << 30) == 0 ? std::to_string(bytes >> 30) + "G" : std::to_string(bytes >> 20) + "M";
+  };
+  diags.error(where, "ab: data_size " + text(size) + " with grow_data: false can never give the " +
+                         std::to_string(k_dcos_agent_min_data >> 30) + "G DC/OS " + role +
+                         " nodes need free under /var: give data_size: " + std::to_string(k_dcos_agent_min_data >> 30) +
+                         "G or more, or grow_data: true");
+}
+
 } // namespace
 
 Recipe
@@ -915,6 +1001,9 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
   }
   if (recipe.trust) {
     add_trust_stage(recipe, diags);
+  }
+  if (recipe.dcos && recipe.layout == "ab") {
+    check_agent_data(doc, recipe, diags);
   }
   if (recipe.dcos) {
     for (const auto& stage : recipe.stages) {

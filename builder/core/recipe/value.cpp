@@ -36,6 +36,23 @@ Diagnostics::checkpoint() const
   }
 }
 
+void
+Diagnostics::drop_echoes(size_t first, const std::vector<Location>& at)
+{
+  auto same = [&](const Diagnostic& d) {
+    return std::any_of(at.begin(), at.end(), [&](const Location& l) {
+      return l.file == d.location.file && l.line == d.location.line && l.column == d.location.column;
+    });
+  };
+  for (size_t i = first; i < m_items.size();) {
+    if (same(m_items[i])) {
+      m_items.erase(m_items.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
 RecipeError::RecipeError(std::vector<Diagnostic> items) : m_items(std::move(items))
 {
   std::stable_sort(m_items.begin(), m_items.end(), [](const Diagnostic& a, const Diagnostic& b) {

@@ -40,6 +40,9 @@ public:
   const std::vector<Diagnostic>& items() const noexcept { return m_items; }
   // Throws RecipeError with everything collected so far, if anything.
   void checkpoint() const;
+  // Drops the problems from index `first` on that sit at one of `at`: the echoes of a
+  // problem already reported there (a value that could not be resolved is also invalid).
+  void drop_echoes(size_t first, const std::vector<Location>& at);
 
 private:
   std::vector<Diagnostic> m_items;

@@ -7,10 +7,17 @@
 //   part 2  PARTLABEL kiln-esp    EFI system partition, vfat, fs label KILN-ESP
 //   part 3  PARTLABEL kiln-boot   boot partition, ext4 (no metadata_csum), fs label kiln-boot:
 //                                 /grub/grub.cfg (kiln's), /grub/grubenv (1024 bytes, never sparse)
+//                                 and GRUB's own directory, the $prefix the image's grub-install
+//                                 embedded: /grub (Debian) or /grub2 (EL7, --with-grubdir=grub2);
+//                                 when it is not /grub, its grub.cfg is a stub that loads /grub/grub.cfg
 //   part 4  PARTLABEL kiln-a      root slot A
 //   part 5  PARTLABEL kiln-b      root slot B (empty in a fresh build)
 //   part 6  PARTLABEL kiln-data   node state, fs label kiln-data (XFS ftype=1 by default):
-//                                 /var/lib/docker, /var/lib/mesos, /var/log live here
+//                                 /var/lib/docker, /var/lib/mesos, /var/lib/dcos, /var/log
+//                                 live here (bind-mounted into place): a reimage keeps a
+//                                 node's DC/OS identity and state, only wipe --dcos removes
+//                                 it. Always the last partition: kiln-node grows it to the
+//                                 disk's end (install; grow-data at boot), 1 MiB-aligned.
 // kiln-node finds partitions by PARTLABEL, never by number. The root file system
 // inside a slot carries no slot identity: the same slot image can be written to A or B.
 // The kernel command line names the booted slot: kiln.slot=A|B, and root=PARTUUID=...
@@ -111,5 +118,7 @@ inline constexpr std::string_view k_dcos_volume_prefix = "volume";
 // Confirms the booted slot once health holds (kiln-node mark-good --when-healthy).
 inline constexpr std::string_view k_mark_good_unit = "kiln-mark-good.service";
 inline constexpr std::string_view k_node_binary = "/usr/bin/kiln-node";
+// Grows kiln-data to the disk's end at boot (kiln-node grow-data), before DC/OS and Docker.
+inline constexpr std::string_view k_grow_data_unit = "kiln-grow-data.service";
 
 } // namespace kiln::slots

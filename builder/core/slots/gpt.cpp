@@ -19,22 +19,6 @@ namespace kiln::slots {
 
 namespace {
 
-constexpr char k_signature[8] = {'E', 'F', 'I', ' ', 'P', 'A', 'R', 'T'};
-constexpr std::uint32_t k_max_entries = 1024;
-
-std::uint32_t
-le32(const unsigned char* p)
-{
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-
-std::uint64_t
-le64(const unsigned char* p)
-{
-  return static_cast<std::uint64_t>(le32(p)) | static_cast<std::uint64_t>(le32(p + 4)) << 32;
-}
-
 // GUIDs are stored mixed-endian: the first three fields little-endian.
 std::string
 guid_text(const unsigned char* p)
@@ -51,24 +35,6 @@ guid_text(const unsigned char* p)
     s += hex[b & 0xf];
   }
   return s;
-}
-
-bool
-read_at(int fd, void* buffer, std::size_t size, std::uint64_t offset)
-{
-  auto* out = static_cast<char*>(buffer);
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 // Why two partitions overlap, or empty when none do.
@@ -98,7 +64,7 @@ parse_at(int fd, Gpt& gpt, std::uint64_t lba)
   if (!read_at(fd, sector.data(), sector.size(), lba * gpt.sector_size)) {
     return "cannot read the header at LBA " + std::to_string(lba);
   }
-  if (std::memcmp(sector.data(), k_signature, sizeof k_signature) != 0) {
+  if (std::memcmp(sector.data(), k_gpt_signature, sizeof k_gpt_signature) != 0) {
     return "no GPT header at LBA " + std::to_string(lba);
   }
   std::uint32_t header_size = le32(&sector[12]);
@@ -117,7 +83,7 @@ parse_at(int fd, Gpt& gpt, std::uint64_t lba)
   std::uint32_t count = le32(&sector[80]);
   std::uint32_t entry_size = le32(&sector[84]);
   std::uint32_t entries_crc = le32(&sector[88]);
-  if (count > k_max_entries || entry_size < 128 || entry_size > 4096 || entry_size % 8 != 0) {
+  if (count > k_gpt_max_entries || entry_size < 128 || entry_size > 4096 || entry_size % 8 != 0) {
     return "GPT header at LBA " + std::to_string(lba) + " has an implausible entry array";
   }
   std::vector<unsigned char> entries(static_cast<std::size_t>(count) * entry_size);
@@ -168,6 +134,37 @@ parse_at(int fd, Gpt& gpt, std::uint64_t lba)
 }
 
 } // namespace
+
+std::uint32_t
+le32(const unsigned char* p)
+{
+  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+
+std::uint64_t
+le64(const unsigned char* p)
+{
+  return static_cast<std::uint64_t>(le32(p)) | static_cast<std::uint64_t>(le32(p + 4)) << 32;
+}
+
+bool
+read_at(int fd, void* buffer, std::size_t size, std::uint64_t offset)
+{
+  auto* out = static_cast<char*>(buffer);
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
 
 std::uint32_t
 crc32(const void* data, std::size_t size, std::uint32_t crc)

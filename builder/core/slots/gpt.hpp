@@ -45,6 +45,14 @@ struct Gpt {
   const Partition* find_label(std::string_view label) const noexcept;
 };
 
+// GPT's on-disk pieces, shared by the reader and gpt_grow: the header signature, the
+// entry count bound, little-endian fields, and a full pread (false on error or EOF).
+inline constexpr char k_gpt_signature[8] = {'E', 'F', 'I', ' ', 'P', 'A', 'R', 'T'};
+inline constexpr std::uint32_t k_gpt_max_entries = 1024;
+std::uint32_t le32(const unsigned char* p);
+std::uint64_t le64(const unsigned char* p);
+bool read_at(int fd, void* buffer, std::size_t size, std::uint64_t offset);
+
 // CRC-32 (IEEE 802.3, reflected), as GPT uses.
 std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0);
 

@@ -265,4 +265,18 @@ make_esp_stub_cfg()
          "configfile \"($root)" + std::string(k_grubcfg_path) + "\"\n";
 }
 
+std::string
+make_prefix_stub_cfg()
+{
+  return "# kiln: GRUB's own directory (its $prefix) is not /grub on this system (EL7: /grub2).\n"
+         "# Hand over to kiln's grub.cfg on the same partition (builder/core/slots/abi.hpp).\n"
+         "insmod regexp\n"
+         "set kiln_prefix_dev=\"\"\n"
+         "regexp --set=1:kiln_prefix_dev '^\\(([^()]+)\\)' \"$prefix\"\n"
+         "if [ -z \"$kiln_prefix_dev\" ]; then\n"
+         "  set kiln_prefix_dev=\"$root\"\n"
+         "fi\n"
+         "configfile \"(${kiln_prefix_dev})" + std::string(k_grubcfg_path) + "\"\n";
+}
+
 } // namespace kiln::slots

@@ -55,6 +55,14 @@ std::string kernel_cmdline(const GrubConfig& config, char slot);
 // and loads kiln's /grub/grub.cfg from there.
 std::string make_esp_stub_cfg();
 
+// The grub.cfg kiln writes into the directory the image's own grub-install made on
+// kiln-boot when that directory is not /grub: GRUB's $prefix points there and GRUB reads
+// $prefix/grub.cfg first. EL7 builds GRUB with --with-grubdir=grub2 (rhboot/grub2
+// rhel-7.9, grub2.spec), so grub2-install --boot-directory=/boot/kiln embeds the prefix
+// /grub2. The stub keeps $prefix (the platform modules live under it) and loads kiln's
+// one /grub/grub.cfg from the prefix's own partition.
+std::string make_prefix_stub_cfg();
+
 // One word quoted for GRUB script: unchanged when it holds only safe characters,
 // otherwise in single quotes (a single quote itself written as '\'').
 std::string grub_quote(const std::string& word);

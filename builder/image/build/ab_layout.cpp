@@ -61,6 +61,25 @@ const char* const k_mark_good_service_text =
   "[Install]\n"
   "WantedBy=multi-user.target\n";
 
+const char* const k_grow_data_service_text =
+  "[Unit]\n"
+  "Description=kiln: grow kiln-data (partition and file system) to the end of the disk\n"
+  "ConditionKernelCommandLine=kiln.slot\n"
+  "RequiresMountsFor=/var/lib/kiln-data\n"
+  "Before=kiln-dcos-install.service docker.service\n"
+  "\n"
+  "[Service]\n"
+  "# Idempotent: once kiln-data reaches the disk's end it only says so. It runs at every\n"
+  "# boot, so a disk enlarged later (a VM's volume) is used too. A failure leaves kiln-data\n"
+  "# as it was and blocks nothing (Before= only orders).\n"
+  "Type=oneshot\n"
+  "RemainAfterExit=yes\n"
+  "TimeoutStartSec=600\n"
+  "ExecStart=/usr/bin/kiln-node grow-data\n"
+  "\n"
+  "[Install]\n"
+  "WantedBy=multi-user.target\n";
+
 void
 say(const BuildOptions& options, const std::string& line)
 {
@@ -431,6 +450,27 @@ find_grub(gfs::Handle& g)
   return t;
 }
 
+// The directories the image's grub-install made under `boot_dir` (names, sorted): those
+// holding a platform's modules.
+std::vector<std::string>
+grub_directories(gfs::Handle& g, const std::string& boot_dir)
+{
+  std::vector<std::string> out;
+  for (const char* platform : {"i386-pc", "x86_64-efi"}) {
+    for (std::string p : g.glob(boot_dir + "/*/" + platform)) {
+      while (p.size() > 1 && p.back() == '/') { // guestfs marks directories with a slash
+        p.pop_back();
+      }
+      std::string name = fs::path(p).parent_path().filename().string();
+      if (std::find(out.begin(), out.end(), name) == out.end()) {
+        out.push_back(name);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // A tree moved from `from` (in slot A) to `to` on another mounted file system, through
 // tar so ownership, xattrs and labels stay; `from` is emptied but kept (a mountpoint).
 void
@@ -487,10 +527,17 @@ mark_good_unit_text()
   return text;
 }
 
+const std::string&
+grow_data_unit_text()
+{
+  static const std::string text = k_grow_data_service_text;
+  return text;
+}
+
 const std::vector<std::string>&
 ab_data_dirs()
 {
-  static const std::vector<std::string> dirs = {"/var/lib/docker", "/var/lib/mesos", "/var/log"};
+  static const std::vector<std::string> dirs = {"/var/lib/docker", "/var/lib/mesos", "/var/lib/dcos", "/var/log"};
   return dirs;
 }
 
@@ -616,7 +663,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   g.tar_in(tree.string(), "/");
   fs::remove(tree);
 
-  // Slot A: fstab, stable kernel names, mountpoints, kiln-node, kiln-mark-good.service.
+  // Slot A: fstab, stable kernel names, mountpoints, kiln-node, kiln-mark-good.service,
+  // kiln-grow-data.service (ab.grow_data).
   g.write("/etc/fstab", ab_fstab(ab.root_fs, ab.data_fs, old_fstab));
   g.ln_sf(kernel.kernel, "/boot/vmlinuz");
   g.ln_sf(kernel.initrd, "/boot/initrd.img");
@@ -634,6 +682,14 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   std::vector<std::string> labelled = {"/etc/fstab", "/boot", unit_path,
                                        "/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_mark_good_unit),
                                        std::string(slots::k_data_mount)};
+  if (ab.grow_data) {
+    const std::string grow_path = "/usr/lib/systemd/system/" + std::string(slots::k_grow_data_unit);
+    g.write(grow_path, grow_data_unit_text());
+    g.chmod(0644, grow_path);
+    enable_unit(g, std::string(slots::k_grow_data_unit));
+    labelled.push_back(grow_path);
+    labelled.push_back("/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_grow_data_unit));
+  }
   std::vector<std::string> node_paths = install_node(g, plan, scratch, options);
   labelled.insert(labelled.end(), node_paths.begin(), node_paths.end());
   labelled.insert(labelled.end(), ab_data_dirs().begin(), ab_data_dirs().end());
@@ -695,6 +751,18 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   // For kiln-node: the boot tries of a newly written slot (GRUB only counts down).
   g.write(boot_dir + "/grub/kiln-ab.conf", "tries=" + std::to_string(ab.tries) + "\npanic=" +
                                              std::to_string(ab.panic) + "\n");
+  // GRUB's own directory (its $prefix, holding the platform modules) is whatever the
+  // image's grub-install made: /grub on Debian, /grub2 on EL7. Elsewhere than /grub, a
+  // stub there leads to kiln's one grub.cfg (abi.hpp).
+  std::vector<std::string> grub_dirs = grub_directories(g, boot_dir);
+  if (grub_dirs.empty()) {
+    throw Error("layout ab", grub.install + " left no GRUB directory (with i386-pc modules) under " + boot_dir);
+  }
+  for (const auto& dir : grub_dirs) {
+    if (dir != "grub") {
+      g.write(boot_dir + "/" + dir + "/grub.cfg", slots::make_prefix_stub_cfg());
+    }
+  }
 
   // Free space trimmed so the bundle and the disk stay sparse.
   g.trim("/");
@@ -746,6 +814,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
                {"kernel", kernel.kernel},
                {"initrd", kernel.initrd},
                {"grub", grub.efi ? "modules" : "prebuilt-efi"},
+               {"grub_dirs", grub_dirs},
                {"bundle", bundle_file.filename().string()},
                {"bundle_manifest", info.manifest_text},
                {"bundle_digest", info.manifest_sha256}};

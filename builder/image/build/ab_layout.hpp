@@ -12,9 +12,10 @@
 //   appliance: ONE launch with the finalize layer (read-only) and the new disk: the root
 //              tree goes into slot A through tar (ownership, xattrs, SELinux labels,
 //              ACLs kept); fstab, stable kernel names, the kiln-node artifact
-//              (/usr/bin/kiln-node, /usr/lib/kiln/node) and kiln-mark-good.service; the
-//              paths kiln added are labelled with the image's policy; /var/lib/docker,
-//              /var/lib/mesos and /var/log move to kiln-data (bind mounts); the image's
+//              (/usr/bin/kiln-node, /usr/lib/kiln/node), kiln-mark-good.service and
+//              kiln-grow-data.service (ab.grow_data); the paths kiln added are labelled
+//              with the image's policy; /var/lib/docker, /var/lib/mesos, /var/lib/dcos
+//              and /var/log move to kiln-data (bind mounts); the image's
 //              own grub-install runs for i386-pc and x86_64-efi; kiln's grub.cfg and
 //              the initial grubenv go on kiln-boot;
 //   host:      slot A's bytes become the bundle (unsigned, cached); its manifest digest
@@ -69,5 +70,10 @@ const std::vector<std::string>& ab_data_dirs();
 // `kiln-node mark-good --when-healthy` asking every 30 s for up to an hour, then gives
 // up and leaves the slot unconfirmed, so GRUB's tries decide at the next boot.
 const std::string& mark_good_unit_text();
+
+// kiln-grow-data.service (installed when ab.grow_data): a oneshot after the kiln-data
+// mount and before kiln-dcos-install.service and docker.service, only on a kiln.slot=
+// boot, runs `kiln-node grow-data` (partition and file system to the disk's end).
+const std::string& grow_data_unit_text();
 
 } // namespace kiln::build

@@ -6,6 +6,7 @@
 #include "core/util/fs.hpp"
 
 #include <regex>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -463,6 +464,48 @@ replace_lines(const std::string& text, const std::string& regex, const std::stri
   return out;
 }
 
+std::string
+replace_block(const std::string& text, const std::string& regex, const std::vector<std::string>& lines)
+{
+  std::regex re(regex, std::regex::extended);
+  std::string block;
+  for (const auto& l : lines) {
+    block += l + "\n";
+  }
+  std::istringstream in(text);
+  std::string out;
+  bool matched = false;
+  for (std::string line; std::getline(in, line);) {
+    if (!std::regex_search(line, re)) {
+      out += line + "\n";
+    } else if (!matched) {
+      out += block;
+      matched = true;
+    }
+  }
+  return matched ? out : out + block;
+}
+
+std::string
+append_missing(const std::string& text, const std::vector<std::string>& lines)
+{
+  std::string out = text;
+  if (!out.empty() && out.back() != '\n') {
+    out += '\n';
+  }
+  std::istringstream in(text);
+  std::set<std::string> present;
+  for (std::string line; std::getline(in, line);) {
+    present.insert(line);
+  }
+  for (const auto& l : lines) {
+    if (present.insert(l).second) {
+      out += l + "\n";
+    }
+  }
+  return out;
+}
+
 void
 run_step(StepContext& ctx, const recipe::Step& step)
 {
@@ -487,7 +530,9 @@ run_step(StepContext& ctx, const recipe::Step& step)
           for (const auto& [key, value] : s.set) {
             text = set_key_value(text, key, value, s.separator);
           }
-          if (s.line) {
+          if (!s.lines.empty()) {
+            text = s.match ? replace_block(text, *s.match, s.lines) : append_missing(text, s.lines);
+          } else if (s.line) {
             text = s.match ? replace_lines(text, *s.match, *s.line) : replace_lines(text, "^" + std::regex_replace(*s.line, std::regex(R"([.^$|()\[\]{}*+?\\])"), "\\$&") + "$", *s.line);
           }
           ctx.g.mkdir_p(dirname_of(s.path));

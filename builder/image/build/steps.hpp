@@ -58,6 +58,11 @@ std::string set_key_value(const std::string& text, const std::string& key, const
 // Replaces every line matching `regex` (POSIX extended) with `line`; appends `line`
 // when nothing matched.
 std::string replace_lines(const std::string& text, const std::string& regex, const std::string& line);
+// `each:` with a match: `lines` take the place of the first line matching `regex`, every
+// other matching line goes; appended when nothing matched.
+std::string replace_block(const std::string& text, const std::string& regex, const std::vector<std::string>& lines);
+// `each:` without a match: appends the lines the text does not hold yet.
+std::string append_missing(const std::string& text, const std::vector<std::string>& lines);
 
 // Parses [Install] keys of a unit file: key -> values (space-separated lists merged).
 std::map<std::string, std::vector<std::string>> unit_install_section(const std::string& text);
