@@ -16,13 +16,6 @@ GuestfsView::GuestfsView(gfs::Handle& g, std::string root, std::string package_f
 {
 }
 
-GuestfsView::GuestfsView(gfs::Handle& g, std::string root, std::string package_format, std::string name,
-                         std::map<std::string, std::string> mountpoints)
-  : GuestfsView(g, std::move(root), std::move(package_format), std::move(name))
-{
-  m_mountpoints = std::move(mountpoints);
-}
-
 bool
 GuestfsView::exists(const std::string& path)
 {
@@ -112,7 +105,7 @@ GuestfsView::package_version(const std::string& name)
 std::optional<dcos::Filesystem>
 GuestfsView::filesystem_of(const std::string& path)
 {
-  std::map<std::string, std::string> mounts = m_mountpoints ? *m_mountpoints : m_g.inspect_mountpoints(m_root);
+  std::map<std::string, std::string> mounts = m_g.inspect_mountpoints(m_root);
   std::vector<std::string> points;
   for (const auto& [mp, dev] : mounts) {
     points.push_back(mp);

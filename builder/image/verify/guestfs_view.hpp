@@ -20,10 +20,6 @@ class GuestfsView : public dcos::FsView {
 public:
   // `g` is launched with the guest's file systems mounted under / (inspection root `root`).
   GuestfsView(gfs::Handle& g, std::string root, std::string package_format, std::string name);
-  // The same with the mountpoints given (mountpoint -> device), for a root the handle did
-  // not inspect (inspection data come from inspect_os otherwise).
-  GuestfsView(gfs::Handle& g, std::string root, std::string package_format, std::string name,
-              std::map<std::string, std::string> mountpoints);
   bool exists(const std::string& path) override;
   bool is_file(const std::string& path) override;
   bool is_dir(const std::string& path) override;
@@ -42,7 +38,6 @@ private:
   std::string m_name;
   std::optional<std::map<std::string, std::string>> m_packages;
   std::map<std::string, std::optional<bool>> m_ftype; // device -> ftype
-  std::optional<std::map<std::string, std::string>> m_mountpoints; // given; else inspection's
 };
 
 struct ImageVerifyOptions {
