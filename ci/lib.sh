@@ -20,6 +20,29 @@ ci_ensure_packages() {
 # Configures and builds into build/ (or $KILN_BUILD_DIR).
 ci_build() {
   local dir=${KILN_BUILD_DIR:-$ci_root/build}
-  cmake -S "$ci_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S "$ci_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$dir" -j "$(nproc)"
+}
+
+# One line on the free space where the suite writes (the build tree, with its test cache,
+# and $TMPDIR, with each test's scratch), and a warning when it is below what a whole run
+# needs at its peak (README, "Measured"). A full disk otherwise surfaces as some tool's
+# "Write error" in whichever test ran out first.
+ci_report_disk() {
+  local need_gib=$1 dir=${KILN_BUILD_DIR:-$ci_root/build} tmp=${TMPDIR:-/tmp} line="" low=0
+  mkdir -p "$dir"
+  local seen=""
+  for d in "$dir" "$tmp"; do
+    local fs free_kb
+    fs=$(df -P "$d" | awk 'NR==2 {print $6}')
+    case " $seen " in *" $fs "*) continue ;; esac
+    seen="$seen $fs"
+    free_kb=$(df -Pk "$d" | awk 'NR==2 {print $4}')
+    line="$line${line:+, }$((free_kb / 1048576)) GiB free on $fs ($d)"
+    [ "$free_kb" -ge $((need_gib * 1048576)) ] || low=1
+  done
+  echo "ci: $line"
+  if [ "$low" -eq 1 ]; then
+    echo "ci: warning: the whole suite needs about ${need_gib} GiB at its peak; tests may fail for want of disk" >&2
+  fi
 }

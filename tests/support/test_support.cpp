@@ -45,7 +45,10 @@ ScratchDir::ScratchDir()
 ScratchDir::~ScratchDir()
 {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  if (info != nullptr && info->result()->Failed()) {
+  // Kept when the test failed, or always with KILN_TEST_KEEP=1 (serial logs of passing
+  // boot tests, for timing).
+  const char* keep = std::getenv("KILN_TEST_KEEP");
+  if ((info != nullptr && info->result()->Failed()) || (keep != nullptr && std::string(keep) == "1")) {
     std::fprintf(stderr, "test data kept in %s\n", m_path.c_str());
     return;
   }

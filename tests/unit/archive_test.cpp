@@ -58,5 +58,19 @@ TEST(Archive, RefusesSpecialFiles)
   EXPECT_THROW(tar_directory(dir / "tree", dir / "out.tar", {}), Error);
 }
 
+// A full disk says so: libarchive's "Write error" alone sent a CI run's reader hunting.
+TEST(Archive, WriteFailureCarriesTheSystemsReason)
+{
+  test::ScratchDir dir;
+  // Larger than libarchive's output block, so the write happens before the close.
+  test::write_text(dir / "tree/big", std::string(1 << 20, 'x'));
+  try {
+    tar_directory(dir / "tree", "/dev/full", {});
+    FAIL() << "writing to /dev/full succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Write error: No space left on device"), std::string::npos) << e.what();
+  }
+}
+
 } // namespace
 } // namespace kiln::archive

@@ -1,6 +1,7 @@
 // The checks of `kiln verify` on plain directory trees: a tree made to pass passes for
 // every role; each broken variant fails exactly the check it breaks.
 #include "core/dcos/bundle.hpp"
+#include "core/dcos/caching_view.hpp"
 #include "core/dcos/checks.hpp"
 #include "core/dcos/firstboot.hpp"
 #include "support/dcos_fixture.hpp"
@@ -68,6 +69,19 @@ make_passing_root(const fs::path& root, const fs::path& scratch)
     fs::create_directories((root / "opt/dcos_install_tmp" / f.path).parent_path());
     fs::copy_file(t.dir / f.path, root / "opt/dcos_install_tmp" / f.path);
   }
+}
+
+// A CountingView's counts without the file reads, which are not kept.
+std::map<std::string, int>
+counts_without_reads(const std::map<std::string, int>& counts)
+{
+  std::map<std::string, int> out;
+  for (const auto& [question, n] : counts) {
+    if (question.rfind("read_file ", 0) != 0) {
+      out[question] = n;
+    }
+  }
+  return out;
 }
 
 std::vector<std::string>
@@ -238,6 +252,83 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
       expected.push_back(v.also);
     }
     EXPECT_EQ(failures(results), expected) << dump(results);
+    if (v.check == "docker is installed") {
+      // The installer's own line format, which `kiln verify` prints.
+      auto it = std::find_if(results.begin(), results.end(), [](const auto& r) { return !r.pass; });
+      ASSERT_NE(it, results.end());
+      EXPECT_EQ(dcos::format_line(*it), "Checking docker is installed: FAIL (no docker binary in the image)");
+    }
+  }
+}
+
+// Counts what reaches the view under test, per question and path.
+class CountingView : public dcos::FsView {
+public:
+  explicit CountingView(dcos::FsView& inner) : m_inner(inner) {}
+  bool exists(const std::string& p) override { return ask("exists", p, [&] { return m_inner.exists(p); }); }
+  bool is_file(const std::string& p) override { return ask("is_file", p, [&] { return m_inner.is_file(p); }); }
+  bool is_dir(const std::string& p) override { return ask("is_dir", p, [&] { return m_inner.is_dir(p); }); }
+  bool is_symlink(const std::string& p) override { return ask("is_symlink", p, [&] { return m_inner.is_symlink(p); }); }
+  std::string readlink(const std::string& p) override { return ask("readlink", p, [&] { return m_inner.readlink(p); }); }
+  std::string read_file(const std::string& p) override { return ask("read_file", p, [&] { return m_inner.read_file(p); }); }
+  std::vector<std::string> list(const std::string& p) override { return ask("list", p, [&] { return m_inner.list(p); }); }
+  std::optional<std::string> package_version(const std::string& n) override
+  {
+    return ask("package_version", n, [&] { return m_inner.package_version(n); });
+  }
+  std::optional<dcos::Filesystem> filesystem_of(const std::string& p) override
+  {
+    return ask("filesystem_of", p, [&] { return m_inner.filesystem_of(p); });
+  }
+  std::string describe() const override { return m_inner.describe(); }
+
+  std::map<std::string, int> counts;
+  int total = 0;
+
+private:
+  template <typename F>
+  auto ask(const std::string& what, const std::string& p, F f) -> decltype(f())
+  {
+    ++counts[what + " " + p];
+    ++total;
+    return f();
+  }
+  dcos::FsView& m_inner;
+};
+
+// Through libguestfs every question is a round trip to the appliance: run_checks asks
+// each one once (read_file aside, which it does not keep), and gets the same answers.
+TEST(DcosChecks, EachQuestionReachesTheViewOnce)
+{
+  test::ScratchDir dir;
+  make_passing_root(dir / "root", dir.path());
+  dcos::DirView plain(dir / "root");
+  for (const char* role : {"master", "slave"}) {
+    CountingView counting(plain);
+    auto results = dcos::run_checks(counting, {role, std::string("2.2.1")});
+    EXPECT_TRUE(dcos::all_pass(results)) << dump(results);
+    for (const auto& [question, n] : counts_without_reads(counting.counts)) {
+      EXPECT_EQ(n, 1) << question;
+    }
+    // unit_enabled() alone asks for /etc/systemd/system dozens of times.
+    EXPECT_LT(counting.total, 200) << role;
+  }
+  // A memo answers as the view does, including a failure, which is asked again.
+  CountingView counting(plain);
+  dcos::CachingView cached(counting);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(cached.is_symlink("/bin"));
+    EXPECT_EQ(cached.readlink("/bin"), "usr/bin");
+    EXPECT_TRUE(cached.is_dir("/bin"));
+    EXPECT_FALSE(cached.is_symlink("/usr/bin/docker"));
+    EXPECT_TRUE(cached.is_file("/bin/docker"));
+    EXPECT_FALSE(cached.exists("/opt/mesosphere/bootstrap"));
+    EXPECT_EQ(cached.list("/opt/mesosphere"), std::vector<std::string>{});
+    EXPECT_EQ(cached.package_version("docker-ce"), plain.package_version("docker-ce"));
+    EXPECT_THROW(cached.readlink("/usr/bin/docker"), Error);
+  }
+  for (const auto& [question, n] : counting.counts) {
+    EXPECT_EQ(n, question == "readlink /usr/bin/docker" ? 2 : 1) << question;
   }
 }
 

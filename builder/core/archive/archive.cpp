@@ -1,5 +1,6 @@
 #include "core/archive/archive.hpp"
 
+#include "core/archive/error.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -34,8 +35,7 @@ void
 check(struct archive* a, int rc, const std::string& subject)
 {
   if (rc < ARCHIVE_WARN) {
-    const char* msg = archive_error_string(a);
-    throw Error(subject, msg != nullptr ? msg : "libarchive error");
+    throw Error(subject, error_message(a, "libarchive error"));
   }
 }
 

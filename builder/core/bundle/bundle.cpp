@@ -1,5 +1,6 @@
 #include "core/bundle/bundle.hpp"
 
+#include "core/archive/error.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
@@ -39,8 +40,7 @@ struct EntryFree {
 std::string
 archive_message(struct archive* a)
 {
-  const char* msg = archive_error_string(a);
-  return msg != nullptr ? msg : "libarchive error";
+  return archive::error_message(a, "libarchive error");
 }
 
 void

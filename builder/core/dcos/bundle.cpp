@@ -1,5 +1,6 @@
 #include "core/dcos/bundle.hpp"
 
+#include "core/archive/error.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
@@ -192,8 +193,7 @@ check_tar_xz(const fs::path& file, const std::string& subject)
   archive_read_support_filter_xz(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), file.c_str(), 1 << 16) != ARCHIVE_OK) {
-    const char* msg = archive_error_string(a.get());
-    throw Error(subject, std::string("not a readable tar.xz: ") + (msg != nullptr ? msg : "unknown format"));
+    throw Error(subject, "not a readable tar.xz: " + archive::error_message(a.get(), "unknown format"));
   }
   std::vector<char> buf(1 << 16);
   archive_entry* entry = nullptr;
@@ -208,8 +208,7 @@ check_tar_xz(const fs::path& file, const std::string& subject)
     }
   }
   if (rc != ARCHIVE_EOF) {
-    const char* msg = archive_error_string(a.get());
-    throw Error(subject, std::string("not a readable tar.xz: ") + (msg != nullptr ? msg : "read error"));
+    throw Error(subject, "not a readable tar.xz: " + archive::error_message(a.get(), "read error"));
   }
   if (archive_filter_code(a.get(), 0) != ARCHIVE_FILTER_XZ) {
     throw Error(subject, "not xz-compressed (the installer extracts packages as tar.xz)");

@@ -1,6 +1,7 @@
 #include "core/dcos/checks.hpp"
 
 #include "core/dcos/bundle.hpp"
+#include "core/dcos/caching_view.hpp"
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
 
@@ -599,12 +600,13 @@ listening_units()
 }
 
 std::vector<CheckResult>
-run_checks(FsView& view, const VerifyOptions& options)
+run_checks(FsView& image, const VerifyOptions& options)
 {
   const auto& known = roles();
   if (std::find(known.begin(), known.end(), options.role) == known.end()) {
     throw UsageError("--role " + options.role, "unknown role (known: master, slave, slave_public)");
   }
+  CachingView view(image);
   std::optional<Version> version = parse_version(options.version);
   bool agent = options.role != "master";
   std::vector<CheckResult> out;

@@ -28,7 +28,8 @@ struct CheckResult {
   std::string detail;
 };
 
-// Runs every check for the role. Throws UsageError for an unknown role or version.
+// Runs every check for the role, asking `view` each question once (CachingView): the
+// image must not change while they run. Throws UsageError for an unknown role or version.
 std::vector<CheckResult> run_checks(FsView& view, const VerifyOptions& options);
 
 std::string format_line(const CheckResult& result);

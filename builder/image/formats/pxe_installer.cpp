@@ -1,5 +1,6 @@
 #include "image/formats/pxe_installer.hpp"
 
+#include "core/archive/error.hpp"
 #include "core/crypto/signing.hpp"
 #include "core/recipe/node_artifact.hpp"
 #include "core/util/error.hpp"
@@ -266,8 +267,7 @@ private:
 
   [[noreturn]] void fail()
   {
-    const char* msg = archive_error_string(m_a.get());
-    throw Error(m_subject, msg != nullptr ? msg : "libarchive failed");
+    throw Error(m_subject, archive::error_message(m_a.get(), "libarchive failed"));
   }
 
   std::string m_subject;
