@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 namespace kiln {
@@ -19,9 +21,46 @@ using test::ScratchDir;
 namespace fs = std::filesystem;
 namespace fx = test::node;
 
+int
+mounts_named(const std::string& needle)
+{
+  std::ifstream in("/proc/self/mountinfo");
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    n += line.find(needle) != std::string::npos ? 1 : 0;
+  }
+  return n;
+}
+
 class node_failclosed : public fx::NodeScene {
 protected:
-  void SetUp() override { make_scene(both_good()); }
+  void SetUp() override
+  {
+    make_scene(both_good());
+    // kiln-node makes its mount points in $TMPDIR (node/disk.cpp): this test's own, so
+    // "no mount left behind" counts this test's mounts only, not those of the kiln-node
+    // tests running beside it.
+    m_tmp = m_dir / "tmp";
+    fs::create_directories(m_tmp);
+    if (const char* t = std::getenv("TMPDIR")) {
+      m_saved_tmpdir = t;
+    }
+    ::setenv("TMPDIR", m_tmp.c_str(), 1);
+  }
+  void TearDown() override
+  {
+    if (m_saved_tmpdir) {
+      ::setenv("TMPDIR", m_saved_tmpdir->c_str(), 1);
+    } else {
+      ::unsetenv("TMPDIR");
+    }
+  }
+
+  // Mounts of kiln-node's beneath this test's $TMPDIR.
+  int leftover_mounts() const { return mounts_named(m_tmp.string() + "/"); }
+
+  fs::path m_tmp;
+  std::optional<std::string> m_saved_tmpdir;
 
   static std::vector<std::string> both_good(const std::vector<std::string>& extra_vars = {})
   {
@@ -60,16 +99,6 @@ protected:
 
 };
 
-int
-mounts_named(const std::string& needle)
-{
-  std::ifstream in("/proc/self/mountinfo");
-  int n = 0;
-  for (std::string line; std::getline(in, line);) {
-    n += line.find(needle) != std::string::npos ? 1 : 0;
-  }
-  return n;
-}
 
 TEST_F(node_failclosed, root_partuuid_alone_names_the_booted_slot_and_a_reimage_spares_it)
 {
@@ -127,7 +156,7 @@ TEST_F(node_failclosed, a_grubenv_that_is_a_symlink_a_fifo_or_the_wrong_size_is_
 {
   fs::path host = m_dir / "host-file";
   test::write_text(host, "host content\n");
-  int before = mounts_named("kiln-node-kiln-boot");
+  int before = leftover_mounts();
   struct Case {
     std::string script;
     std::string reason;
@@ -145,7 +174,7 @@ TEST_F(node_failclosed, a_grubenv_that_is_a_symlink_a_fifo_or_the_wrong_size_is_
       EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
     }
     EXPECT_EQ(test::read_text(host), "host content\n");
-    EXPECT_EQ(mounts_named("kiln-node-kiln-boot"), before) << "a mount was left behind";
+    EXPECT_EQ(leftover_mounts(), before) << "a mount was left behind";
     edit_boot("rm -rf $B/grub $B/real; mkdir $B/grub; grub-editenv $B/grub/grubenv create; "
               "grub-editenv $B/grub/grubenv set kiln_order='A B' kiln_A_state=good kiln_A_tries=0 "
               "kiln_B_state=good kiln_B_tries=0");
@@ -245,7 +274,7 @@ TEST_F(node_failclosed, a_patched_gpt_with_overlapping_outside_or_unequal_slots_
 // a reimage is in progress (slot B already marked empty), instead of failing.
 TEST_F(node_failclosed, status_during_a_reimage_reads_the_grubenv_and_says_it_is_in_progress)
 {
-  int mounts_before = mounts_named("kiln-node-kiln-boot");
+  int mounts_before = leftover_mounts();
   test::HttpServer server(m_dir / "bundles");
   test::write_text(m_dir / "cmdline", "ro quiet\n");
   util::RunOptions o;
@@ -282,7 +311,7 @@ TEST_F(node_failclosed, status_during_a_reimage_reads_the_grubenv_and_says_it_is
   json s = json::parse(r.out);
   EXPECT_FALSE(s["in_progress"].get<bool>());
   EXPECT_EQ(s["slots"]["B"]["state"], "trial");
-  EXPECT_EQ(mounts_named("kiln-node-kiln-boot"), mounts_before) << "a mount was left behind";
+  EXPECT_EQ(leftover_mounts(), mounts_before) << "a mount was left behind";
 }
 
 // The running system's /boot/kiln is used only when it is this --disk's own kiln-boot

@@ -110,7 +110,7 @@ TEST(wipe_escape, symlinks_beneath_the_root_are_never_followed)
   json j = wipe(log_root, false);
   expect_all_present(v1, files);
   EXPECT_TRUE(lists(j, "symlinks_not_followed", log_root / "var/log")) << j.dump();
-  EXPECT_FALSE(present(log_root / "var/lib/dcos")); // the rest of the wipe still happened
+  EXPECT_FALSE(present(log_root / "var/lib/dcos/cluster-id")); // the rest of the wipe still happened
 
   // var/lib -> elsewhere: mesos/*, dcos and docker (also with --keep-data) under it.
   for (bool keep : {true, false}) {

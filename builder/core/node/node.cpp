@@ -65,11 +65,14 @@ public:
     }
   }
   struct Shared {};
-  DiskLock(const fs::path& disk, Shared) : m_fd(util::open_file(disk, O_RDONLY))
+  DiskLock(const fs::path& disk, Shared) : m_fd(util::open_file(disk, O_RDONLY)) { try_shared(); }
+  bool held() const noexcept { return m_held; }
+  // Asks for the shared lock again (the holder may have finished).
+  bool try_shared() noexcept
   {
     m_held = ::flock(m_fd.get(), LOCK_SH | LOCK_NB) == 0;
+    return m_held;
   }
-  bool held() const noexcept { return m_held; }
 
 private:
   util::Fd m_fd;
@@ -261,9 +264,21 @@ status(const DiskOptions& disk, const fs::path& root)
   // mount is read instead of mounting kiln-boot a second time (which the kernel or
   // mount(8) refuses as busy).
   DiskLock lock(disk.disk, DiskLock::Shared{});
-  bool in_progress = !lock.held();
-  fs::path mounted = in_progress ? mounted_boot_fs(gpt) : fs::path();
-  if (in_progress && mounted.empty() && !(booted && !disk.booted && present(slots::k_boot_mount))) {
+  const bool boot_mount_in_place = booted && !disk.booted && present(slots::k_boot_mount);
+  fs::path mounted;
+  // The holder mounts kiln-boot just after it takes the lock, and unmounts it just before
+  // it lets go: in either gap, wait (bounded) for the mount or the lock.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!lock.held()) {
+    mounted = mounted_boot_fs(gpt);
+    if (!mounted.empty() || boot_mount_in_place || std::chrono::steady_clock::now() > deadline ||
+        lock.try_shared()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const bool in_progress = !lock.held();
+  if (in_progress && mounted.empty() && !boot_mount_in_place) {
     throw Error(disk.disk.string(), "another kiln-node is working on this disk (a reimage in progress?) and its "
                                     "kiln-boot mount is not visible here; run status again when it is done");
   }
