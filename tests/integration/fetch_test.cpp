@@ -5,6 +5,7 @@
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <csignal>
 #include <thread>
@@ -314,6 +315,33 @@ TEST_F(Fetch, PinnedSizeRefusesOtherSizes)
   EXPECT_EQ(r.err, "kiln: error: " + url + ": " + std::to_string(data.size()) + " bytes, expected " +
                      std::to_string(data.size() + 1) + "\n");
   EXPECT_EQ(cache_files(cache_dir), std::vector<std::string>{});
+}
+
+// A recipe pins its base's size beside its digest: `kiln build` enforces it while
+// fetching, before any appliance starts, and `kiln plan` shows it.
+TEST_F(Fetch, RecipePinnedSizeIsEnforcedByBuild)
+{
+  HttpServer server(dir / "www");
+  const std::string url = server.url("/files/base.img");
+  const std::string pinned = std::to_string(data.size() - 1);
+  test::write_text(dir / "r.yaml", "name: pinned\nbase: {url: '" + url + "', sha256: " + digest + ", size: " + pinned +
+                                     ", format: raw}\n");
+  auto p = test::run_kiln({"plan", (dir / "r.yaml").string(), "--json"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(nlohmann::json::parse(p.out)["base"]["size"], data.size() - 1) << p.out;
+  auto r = test::run_kiln({"build", (dir / "r.yaml").string(), "-o", (dir / "out").string(), "--cache",
+                           cache_dir.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("kiln: error: " + url + ": larger than " + pinned + " bytes"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("appliance"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out/pinned.qcow2"));
+  EXPECT_EQ(server.count("/files/base.img"), 1);
+  // A size that is no size is the recipe's error, with its place.
+  test::write_text(dir / "bad.yaml", "name: pinned\nbase: {url: '" + url + "', sha256: " + digest + ", size: lots}\n");
+  p = test::run_kiln({"plan", (dir / "bad.yaml").string()});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_NE(p.err.find("bad.yaml:2:"), std::string::npos) << p.err;
+  EXPECT_NE(p.err.find("size must be a size such as 4G"), std::string::npos) << p.err;
 }
 
 TEST_F(Fetch, TrickleTimesOutAndReleasesTheLock)

@@ -16,6 +16,7 @@
 #include <sys/statfs.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 namespace kiln {
@@ -63,26 +64,54 @@ protected:
     return out / "node.raw";
   }
 
-  // `disk` holds `image` as `kiln-node install` leaves it on a larger disk: every byte
-  // from the first MiB to the image's old backup header is the image's, and the table
-  // names the image's partitions, kiln-data grown to the disk's last MiB.
-  void expect_installed(const fs::path& disk, const fs::path& image)
+  // `disk` holds `image` as `kiln-node install` leaves it on a larger disk: every
+  // partition but kiln-boot byte for byte the image's, the table names the image's
+  // partitions (kiln-data grown to the disk's last MiB) under GUIDs of the disk's own,
+  // and kiln-boot's grub.cfg names the slots by those. Returns the disk's table.
+  slots::Gpt expect_installed(const fs::path& disk, const fs::path& image)
   {
-    const std::uint64_t size = fs::file_size(image);
-    EXPECT_EQ(fx::hash_range(disk, 1 << 20, size - (1 << 20) - 512), fx::hash_range(image, 1 << 20, size - (1 << 20) - 512));
     slots::Gpt want = slots::read_gpt(image);
     slots::Gpt have = slots::read_gpt(disk);
     EXPECT_FALSE(have.from_backup);
-    ASSERT_EQ(have.partitions.size(), want.partitions.size());
-    for (std::size_t i = 0; i < want.partitions.size(); ++i) {
-      EXPECT_EQ(have.partitions[i].partuuid, want.partitions[i].partuuid);
-      EXPECT_EQ(have.partitions[i].first_lba, want.partitions[i].first_lba);
-      if (want.partitions[i].label != slots::k_part_data) {
-        EXPECT_EQ(have.partitions[i].last_lba, want.partitions[i].last_lba);
+    EXPECT_NE(have.disk_guid, want.disk_guid);
+    EXPECT_EQ(have.partitions.size(), want.partitions.size());
+    std::set<std::string> guids{have.disk_guid};
+    for (std::size_t i = 0; i < std::min(want.partitions.size(), have.partitions.size()); ++i) {
+      const auto& w = want.partitions[i];
+      const auto& h = have.partitions[i];
+      EXPECT_EQ(h.label, w.label);
+      EXPECT_NE(h.partuuid, w.partuuid) << w.label;
+      EXPECT_TRUE(guids.insert(h.partuuid).second) << h.partuuid;
+      EXPECT_EQ(h.first_lba, w.first_lba);
+      if (w.label != slots::k_part_data) {
+        EXPECT_EQ(h.last_lba, w.last_lba);
       } else {
-        EXPECT_EQ((have.partitions[i].last_lba + 1) * 512, have.disk_size / (1 << 20) * (1 << 20) - (1 << 20));
+        EXPECT_EQ((h.last_lba + 1) * 512, have.disk_size / (1 << 20) * (1 << 20) - (1 << 20));
+      }
+      if (w.label != slots::k_part_boot) {
+        const std::uint64_t size = (w.last_lba - w.first_lba + 1) * 512;
+        EXPECT_EQ(fx::hash_range(disk, w.offset, size), fx::hash_range(image, w.offset, size)) << w.label;
       }
     }
+    std::string cfg = boot_file(disk, have, "/grub/grub.cfg");
+    EXPECT_NE(cfg.find("root=PARTUUID=" + have.by_label(slots::k_part_a).partuuid), std::string::npos) << cfg;
+    EXPECT_NE(cfg.find("root=PARTUUID=" + have.by_label(slots::k_part_b).partuuid), std::string::npos) << cfg;
+    for (const auto& w : want.partitions) {
+      EXPECT_EQ(cfg.find(w.partuuid), std::string::npos) << "grub.cfg still names the image's " << w.label;
+    }
+    EXPECT_EQ(boot_file(disk, have, "/grub/grubenv"), boot_file(image, want, "/grub/grubenv"));
+    return have;
+  }
+
+  // A file of kiln-boot, read with debugfs (nothing mounted).
+  std::string boot_file(const fs::path& disk, const slots::Gpt& gpt, const std::string& path)
+  {
+    const auto& boot = gpt.by_label(slots::k_part_boot);
+    fs::path fs_img = m_dir / "boot-read.fs";
+    test::write_text(fs_img, fx::read_range(disk, boot.offset, boot.size));
+    auto r = fx::must({"debugfs", "-R", "cat " + path, fs_img.string()});
+    fs::remove(fs_img);
+    return r.out;
   }
 
   // A 128 MiB install target whose first 96 MiB are random bytes.
@@ -670,7 +699,9 @@ TEST_F(kiln_node, install_writes_a_whole_disk_image_from_file_and_http)
   auto r = test::run_kiln_node({"--json", "install", image.string(), "--disk", target.string(), "--trust",
                                 m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
-  expect_installed(target, image);
+  slots::Gpt first = expect_installed(target, image);
+  EXPECT_EQ(json::parse(r.out)["identity"]["partitions"][std::string(slots::k_part_a)],
+            first.by_label(slots::k_part_a).partuuid);
 
   // Over HTTP with a dropped connection, onto garbage again.
   {
@@ -681,7 +712,12 @@ TEST_F(kiln_node, install_writes_a_whole_disk_image_from_file_and_http)
   r = test::run_kiln_node({"--json", "install", server.url("/files/node.raw"), "--disk", target.string(), "--trust",
                            m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
-  expect_installed(target, image);
+  slots::Gpt second = expect_installed(target, image);
+  // Every install draws its own: two disks written from one image never share a GUID.
+  EXPECT_NE(second.disk_guid, first.disk_guid);
+  for (const auto& p : second.partitions) {
+    EXPECT_NE(p.partuuid, first.by_label(p.label).partuuid) << p.label;
+  }
 
   // Unsigned (signature removed): refused before the disk is touched.
   std::string before = fx::hash_range(target, 0, 1 << 20);
@@ -706,11 +742,22 @@ TEST_F(kiln_node, install_onto_a_loop_device)
     EXPECT_EQ(j["disk"], loop.path());
     EXPECT_EQ(j["image_size"], size);
     EXPECT_GT(j["zeroed_bytes"].get<std::uint64_t>(), 0u) << j.dump(); // the gaps held random bytes
-    expect_installed(loop.path(), image);
-    // The installed disk is an A/B disk kiln-node reads through the same device.
-    auto s = test::run_kiln_node({"--disk", loop.path(), "--booted", "A", "--json", "status"});
+    slots::Gpt have = expect_installed(loop.path(), image);
+    // The installed disk is an A/B disk kiln-node reads through the same device, and
+    // booted from it, the command line GRUB makes (the disk's own PARTUUID) names slot A.
+    test::write_text(m_dir / "cmdline", "root=PARTUUID=" + have.by_label(slots::k_part_a).partuuid + " ro kiln.slot=A\n");
+    auto s = test::run_kiln_node({"--disk", loop.path(), "--json", "status"},
+                                 {{"KILN_NODE_CMDLINE", (m_dir / "cmdline").string()}});
     ASSERT_TRUE(s.ok()) << s.err;
     EXPECT_EQ(json::parse(s.out)["slots"]["A"]["state"], "good");
+    EXPECT_EQ(json::parse(s.out)["booted"], "A");
+    // The image's own PARTUUID names no slot of this disk any more.
+    test::write_text(m_dir / "cmdline",
+                     "root=PARTUUID=" + slots::read_gpt(image).by_label(slots::k_part_a).partuuid + " ro\n");
+    s = test::run_kiln_node({"--disk", loop.path(), "--json", "status"},
+                            {{"KILN_NODE_CMDLINE", (m_dir / "cmdline").string()}});
+    ASSERT_TRUE(s.ok()) << s.err;
+    EXPECT_TRUE(json::parse(s.out)["booted"].is_null()) << s.out;
   }
   expect_installed(target, image);
 }
@@ -807,9 +854,8 @@ TEST_F(kiln_node, install_onto_a_larger_disk_moves_the_backup_gpt_and_grows_kiln
     EXPECT_EQ(data.last_lba + 1, sectors / 2048 * 2048 - (sectors % 2048 < 34 ? 2048 : 0)) << "to the last MiB";
     EXPECT_EQ(data.first_lba, m_disk.gpt.by_label(slots::k_part_data).first_lba);
     EXPECT_EQ(j["data_partition"]["new_end_lba"], data.last_lba);
-    // Everything before kiln-data is the image's; the slots read as written.
-    EXPECT_EQ(fx::hash_range(loop.path(), 1 << 20, data.offset - (1 << 20)),
-              fx::hash_range(image, 1 << 20, data.offset - (1 << 20)));
+    // Every partition is the image's (kiln-boot but its grub.cfg: expect_installed).
+    expect_installed(loop.path(), image);
     auto s = test::run_kiln_node({"--disk", loop.path(), "--booted", "A", "--json", "status"});
     ASSERT_TRUE(s.ok()) << s.err;
   }
@@ -820,7 +866,17 @@ TEST_F(kiln_node, install_onto_a_larger_disk_moves_the_backup_gpt_and_grows_kiln
                                 m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_FALSE(json::parse(r.out)["data_partition"]["changed"].get<bool>()) << r.out;
-  EXPECT_EQ(crypto::sha256_file(same), crypto::sha256_file(image));
+  // The image's bytes, but for the disk's own GUIDs and the grub.cfg naming them.
+  slots::Gpt own = slots::read_gpt(same);
+  slots::Gpt img = slots::read_gpt(image);
+  EXPECT_NE(own.disk_guid, img.disk_guid);
+  for (const auto& p : img.partitions) {
+    const std::uint64_t size = (p.last_lba - p.first_lba + 1) * 512;
+    if (p.label != slots::k_part_boot) {
+      EXPECT_EQ(fx::hash_range(same, p.offset, size), fx::hash_range(image, p.offset, size)) << p.label;
+    }
+    EXPECT_EQ(own.by_label(p.label).last_lba, p.last_lba) << p.label;
+  }
 }
 
 // A node disk smaller than its loop device (an image written to a larger disk), with

@@ -8,6 +8,7 @@
 #include "core/crypto/sha256.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/gpt.hpp"
+#include "core/slots/grubcfg.hpp"
 #include "core/util/fs.hpp"
 #include "support/ab_table.hpp"
 #include "support/test_support.hpp"
@@ -109,6 +110,11 @@ make_ab_disk(const fs::path& dir, const std::vector<std::string>& vars, const fs
     argv.insert(argv.end(), vars.begin(), vars.end());
     must(argv);
   }
+  // kiln's own grub.cfg, naming the slots by this disk's PARTUUIDs (install rewrites it).
+  slots::GrubConfig cfg;
+  cfg.partuuid_a = disk.gpt.by_label(slots::k_part_a).partuuid;
+  cfg.partuuid_b = disk.gpt.by_label(slots::k_part_b).partuuid;
+  write_text(boot_tree / "grub" / "grub.cfg", slots::make_grub_cfg(cfg));
   for (const auto& [path, content] : boot_files) {
     write_text(boot_tree / path, content);
   }
@@ -164,6 +170,24 @@ public:
 private:
   std::string m_path;
 };
+
+// `size` bytes of `file` (a file or a block device) at `offset`.
+inline std::string
+read_range(const fs::path& file, std::uint64_t offset, std::uint64_t size)
+{
+  util::Fd fd = util::open_file(file, O_RDONLY);
+  std::string out(static_cast<std::size_t>(size), '\0');
+  std::size_t done = 0;
+  while (done < out.size()) {
+    ssize_t got = ::pread(fd.get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (got <= 0) {
+      ADD_FAILURE() << "short read of " << file;
+      break;
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  return out;
+}
 
 // sha256 of `size` bytes of `file` at `offset`.
 inline std::string

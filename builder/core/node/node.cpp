@@ -6,6 +6,7 @@
 #include "core/node/disk.hpp"
 #include "core/node/grow.hpp"
 #include "core/node/health.hpp"
+#include "core/node/identity.hpp"
 #include "core/node/test_hooks.hpp"
 #include "core/node/under_root.hpp"
 #include "core/slots/abi.hpp"
@@ -686,11 +687,14 @@ install(const InstallOptions& options)
     util::Fd rw = util::open_file(options.disk, O_RDWR | O_CLOEXEC);
     grown = grow_data_partition(rw.get(), options.disk, image_gpt.sector_size, whole.disk_size);
   }
+  // The disk's own GUIDs, grub.cfg following (node/identity): every disk written from
+  // this image differs from the image and from each other.
+  json identity = give_own_guids(options.disk, random_bytes16);
   if (S_ISBLK(st.st_mode)) {
     util::run({"blockdev", "--rereadpt", options.disk.string()}); // best effort: the new table
   }
   return {{"disk", options.disk.string()},        {"name", m.name},
-          {"data_partition", grown},
+          {"data_partition", grown},              {"identity", identity},
           {"digest", crypto::sha256_hex(manifest_text)}, {"key_id", key_id.empty() ? json(nullptr) : json(key_id)},
           {"image_size", map.image_size},          {"mapped_bytes", map.mapped_bytes()},
           {"written_bytes", stats.written},        {"skipped_bytes", stats.skipped},

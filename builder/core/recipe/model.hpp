@@ -19,6 +19,7 @@ struct BaseImage {
   Kind kind = Kind::url;
   std::vector<std::string> urls;     // url first, then mirrors, tried in order
   std::optional<std::string> sha256; // required for url unless --allow-unpinned
+  std::optional<std::uint64_t> size; // url: the download's size in bytes, pinned (else fetch's --max-size bound)
   std::string format;                // qcow2 | raw | tar (path only)
   std::string path;                  // kind == path
   std::string suite;                 // kind == bootstrap

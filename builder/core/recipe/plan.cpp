@@ -135,6 +135,7 @@ to_json(const BaseImage& base)
     return {{"url", base.urls.empty() ? "" : base.urls.front()},
             {"mirrors", std::vector<std::string>(base.urls.begin() + (base.urls.empty() ? 0 : 1), base.urls.end())},
             {"sha256", base.sha256.value_or("")},
+            {"size", base.size ? json(*base.size) : json(nullptr)},
             {"format", base.format}};
   case BaseImage::Kind::bootstrap:
     return {{"bootstrap",

@@ -646,6 +646,7 @@ read_base(const Value& v, const LoadOptions& options, Diagnostics& diags)
       diags.error(v.location, "base: missing required field 'sha256' (a remote input must be pinned; "
                               "--allow-unpinned accepts it unverified)");
     }
+    base.size = r.size("size");
     base.format = r.one_of("format", {"qcow2", "raw"}).value_or("qcow2");
   } else if (bootstrap != nullptr) {
     base.kind = BaseImage::Kind::bootstrap;

@@ -19,24 +19,6 @@ namespace kiln::slots {
 
 namespace {
 
-// GUIDs are stored mixed-endian: the first three fields little-endian.
-std::string
-guid_text(const unsigned char* p)
-{
-  static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) {
-      s += '-';
-    }
-    unsigned char b = p[order[i]];
-    s += hex[b >> 4];
-    s += hex[b & 0xf];
-  }
-  return s;
-}
-
 // Why two partitions overlap, or empty when none do.
 std::string
 overlap(const std::vector<Partition>& parts)
@@ -134,6 +116,23 @@ parse_at(int fd, Gpt& gpt, std::uint64_t lba)
 }
 
 } // namespace
+
+std::string
+guid_text(const unsigned char* p)
+{
+  static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      s += '-';
+    }
+    unsigned char b = p[order[i]];
+    s += hex[b >> 4];
+    s += hex[b & 0xf];
+  }
+  return s;
+}
 
 std::uint32_t
 le32(const unsigned char* p)

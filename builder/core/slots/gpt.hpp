@@ -53,6 +53,10 @@ std::uint32_t le32(const unsigned char* p);
 std::uint64_t le64(const unsigned char* p);
 bool read_at(int fd, void* buffer, std::size_t size, std::uint64_t offset);
 
+// A GUID's 16 bytes as GPT stores them (mixed-endian: the first three fields little-
+// endian) in the usual lower-case text form.
+std::string guid_text(const unsigned char* p);
+
 // CRC-32 (IEEE 802.3, reflected), as GPT uses.
 std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0);
 

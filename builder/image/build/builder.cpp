@@ -156,6 +156,7 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     fetch::FetchOptions fetch_options;
     fetch_options.urls = base.urls;
     fetch_options.sha256 = base.sha256;
+    fetch_options.size = base.size;
     fetch_options.allow_unpinned = !base.sha256.has_value();
     fetch_options.progress = options.progress;
     say(options, "base: " + base.urls.front());
