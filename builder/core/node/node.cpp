@@ -337,10 +337,13 @@ reimage(const ReimageOptions& options)
   auto booted = booted_slot(gpt, options.disk.booted, options.disk.force);
   BootFs boot(gpt, booted.has_value() && !options.disk.booted, true);
   fs::path envfile = boot.grubenv();
-  slots::BootEnv before = slots::read_boot_env(read_env(envfile));
+  // The block as it is now, read once: the boot state, the highest version, and the
+  // base of the final environment below all come from it.
+  const grubenv::Env current = read_env(envfile);
+  slots::BootEnv before = slots::read_boot_env(current);
   char target = booted ? slots::other_slot(*booted) : offline_target(before);
   // Anti-rollback: never an image older than the highest this node switched to.
-  std::uint64_t highest = slots::highest_version(read_env(envfile));
+  std::uint64_t highest = slots::highest_version(current);
   if (verified.manifest.version < highest && !options.allow_downgrade) {
     throw Error(options.source, "version " + std::to_string(verified.manifest.version) + " is older than " +
                                   std::to_string(highest) + ", the highest this node installed (" +
@@ -357,7 +360,7 @@ reimage(const ReimageOptions& options)
   // The final environment must fit the block: computed (and refused) before anything
   // changes, so a slot is never written for a switch that cannot happen.
   {
-    grubenv::Env final_env = read_env(envfile);
+    grubenv::Env final_env = current;
     slots::set_empty(final_env, target);
     slots::set_trial(final_env, target, tries, verified.manifest_sha256, verified.manifest.name);
     slots::record_version(final_env, verified.manifest.version);
