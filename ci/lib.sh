@@ -20,7 +20,7 @@ ci_ensure_packages() {
 # Configures and builds into build/ (or $KILN_BUILD_DIR).
 ci_build() {
   local dir=${KILN_BUILD_DIR:-$ci_root/build}
-  cmake -S "$ci_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S "$ci_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON >/dev/null
   cmake --build "$dir" -j "$(nproc)"
 }
 

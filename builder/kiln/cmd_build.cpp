@@ -4,7 +4,7 @@
 #include "core/recipe/plan.hpp"
 #include "core/util/error.hpp"
 #include "core/util/term.hpp"
-#include "image/build/builder.hpp"
+#include "image/pipeline/builder.hpp"
 #include "image/guestfs/accel_probe.hpp"
 #include "kiln/commands.hpp"
 

@@ -9,6 +9,15 @@
 
 namespace kiln::cmd {
 
+namespace {
+
+// The command table: each entry adds its subcommands (cmd_*.cpp), in the order help lists them.
+using AddCommands = void (*)(CLI::App& app, int& status);
+constexpr AddCommands k_commands[] = {add_plan_command,  add_build_command, add_verify_command,
+                                      add_fetch_command, add_cache_command, add_trust_commands};
+
+} // namespace
+
 int
 kiln_main(int argc, char** argv)
 {
@@ -18,12 +27,9 @@ kiln_main(int argc, char** argv)
     app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
     app.require_subcommand(1);
     int status = 0;
-    add_plan_command(app, status);
-    add_build_command(app, status);
-    add_verify_command(app, status);
-    add_fetch_command(app, status);
-    add_cache_command(app, status);
-    add_trust_commands(app, status);
+    for (AddCommands add : k_commands) {
+      add(app, status);
+    }
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {

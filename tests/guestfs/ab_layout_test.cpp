@@ -12,7 +12,8 @@
 #include "core/slots/abi.hpp"
 #include "core/slots/grubcfg.hpp"
 #include "core/util/fs.hpp"
-#include "image/build/ab_layout.hpp"
+#include "image/ab/slot_root.hpp"
+#include "image/pipeline/ab_layout.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "support/ab_fixture.hpp"
 #include "support/test_support.hpp"
@@ -391,11 +392,11 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_EQ(node.mode & 0777, 0755u);
   EXPECT_EQ(g.read_file("/usr/lib/kiln/node/VERSION"), test::read_text(artifact / "usr/lib/kiln/node/VERSION"));
   std::string unit = g.read_file("/usr/lib/systemd/system/kiln-mark-good.service");
-  EXPECT_EQ(unit, build::mark_good_unit_text()); // its content: tests/unit/ab_mark_good_unit_test.cpp
+  EXPECT_EQ(unit, ab::mark_good_unit_text()); // its content: tests/unit/ab_mark_good_unit_test.cpp
   EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-mark-good.service"),
             "/usr/lib/systemd/system/kiln-mark-good.service");
   // ab.grow_data (default true): kiln-data grows to the disk's end at boot.
-  EXPECT_EQ(g.read_file("/usr/lib/systemd/system/kiln-grow-data.service"), build::grow_data_unit_text());
+  EXPECT_EQ(g.read_file("/usr/lib/systemd/system/kiln-grow-data.service"), ab::grow_data_unit_text());
   EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-grow-data.service"),
             "/usr/lib/systemd/system/kiln-grow-data.service");
   // trust: the key and the revocation list.

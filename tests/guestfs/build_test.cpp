@@ -417,15 +417,6 @@ TEST_F(Build, InterruptedBuildLeavesNothingHalfWritten)
   }
 }
 
-TEST_F(Build, EnablingAMissingUnitFails)
-{
-  test::write_text(dir / "recipe.yaml", "name: nounit\n" + base_yaml() +
-                                          "stages:\n  - name: s\n    steps: [{systemd: {enable: [nosuch.service]}}]\n");
-  auto r = kiln_build(dir.path());
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("enable nosuch.service: no such unit in the image"), std::string::npos) << r.err;
-}
-
 TEST_F(Build, BadRecipeTouchesNothing)
 {
   test::write_text(dir / "recipe.yaml", "name: bad\n" + base_yaml() + "stages: [{name: s, steps: [{nope: 1}]}]\n");

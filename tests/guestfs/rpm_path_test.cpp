@@ -3,8 +3,9 @@
 // that has dnf, by the same run_step code the CentOS recipes use (a file:// repository
 // staged into the image, and the files: list), then asked for with rpm -q in the image.
 #include "core/recipe/model.hpp"
-#include "image/build/steps.hpp"
 #include "image/guestfs/guestfs.hpp"
+#include "image/guestfs/guestfs_editor.hpp"
+#include "image/steps/steps.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -72,15 +73,16 @@ TEST(RpmPath, PackagesStepInstallsFromALocalRepoAndFilesWithDnf)
     }
   }
   // The guest as the CentOS recipes see theirs: an rpm system managed by dnf.
-  build::GuestInfo guest{roots.front(), "centos", "rpm", "dnf", 7};
-  build::StepContext ctx{g, guest, false, {}};
+  steps::GuestInfo guest{roots.front(), "centos", "rpm", "dnf", 7};
+  gfs::GuestfsEditor editor(g);
+  steps::StepContext ctx{editor, guest, false, {}};
   recipe::PackagesStep from_repo;
   from_repo.repos.push_back({"kiln-local", "file:///srv/kiln-repo", false, std::nullopt});
   from_repo.install = {"kiln-hello"};
-  build::run_step(ctx, {"packages", from_repo, {}});
+  steps::run_step(ctx, {"packages", from_repo, {}});
   recipe::PackagesStep from_files;
   from_files.files = {loose.string()};
-  build::run_step(ctx, {"packages", from_files, {}});
+  steps::run_step(ctx, {"packages", from_files, {}});
 
   gfs::CommandResult q = g.sh("rpm -q --qf '%{NAME}-%{VERSION}-%{RELEASE}\\n' kiln-hello kiln-loose");
   EXPECT_EQ(q.exit_code, 0) << q.out << q.err;
@@ -93,7 +95,7 @@ TEST(RpmPath, PackagesStepInstallsFromALocalRepoAndFilesWithDnf)
   recipe::PackagesStep missing;
   missing.repos = from_repo.repos;
   missing.install = {"kiln-absent"};
-  Error e = test::error_of([&] { build::run_step(ctx, {"packages", missing, {}}); });
+  Error e = test::error_of([&] { steps::run_step(ctx, {"packages", missing, {}}); });
   EXPECT_NE(std::string(e.what()).find("dnf failed"), std::string::npos) << e.what();
   g.umount_all();
   g.shutdown();

@@ -2,6 +2,7 @@
 // bmaptool (bmap-tools): bmaptool must accept what kiln writes and reproduce the
 // image, and both must refuse a bmap whose file checksum is wrong.
 #include "core/bmap/bmap.hpp"
+#include "core/bmap/copy.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
@@ -10,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fcntl.h>
 #include <thread>
 #include <unistd.h>
@@ -239,6 +241,78 @@ TEST(Bmap, KilnCopyStreamsFromPipe)
   read_end = util::Fd();
   feeder.join();
   EXPECT_EQ(crypto::sha256_file(dest), crypto::sha256_file(image));
+}
+
+// The write engine against an in-memory sink: it compares before writing, zeroes the
+// gaps, calls the half-way hook once, and reads everything back.
+class MemorySink final : public bmap::BlockSink {
+public:
+  explicit MemorySink(std::string bytes) : data(std::move(bytes)) {}
+  const std::string& name() const override { return m_name; }
+  void pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const override
+  {
+    std::memcpy(buffer, data.data() + offset, size);
+    ++reads;
+  }
+  void pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset) override
+  {
+    data.replace(offset, size, buffer, size);
+  }
+  std::uint64_t ensure_zero(std::uint64_t offset, std::uint64_t size) override
+  {
+    data.replace(offset, size, std::string(size, '\0'));
+    return size;
+  }
+  void sync() override { ++syncs; }
+  void drop_cache() override { ++drops; }
+  std::string data;
+  mutable int reads = 0;
+  int syncs = 0;
+  int drops = 0;
+
+private:
+  std::string m_name = "memory";
+};
+
+TEST(BmapEngine, ComparesZeroesGapsCallsTheHalfHookAndVerifies)
+{
+  ScratchDir dir;
+  fs::path image = make_image(dir);
+  bmap::Bmap map = bmap::generate(image);
+  const std::string bytes = util::read_file(image);
+  MemorySink sink(std::string(bytes.size(), '\x55')); // old content everywhere
+  util::Fd in = util::open_file(image, O_RDONLY);
+  int halves = 0;
+  bmap::WriteOptions options;
+  options.source = image.string();
+  options.at_half = [&] { ++halves; };
+  bmap::WriteStats first = bmap::write_mapped(map, sink, bmap::image_reader(map, {in.get(), image.string()}), options);
+  EXPECT_EQ(sink.data, bytes); // mapped data written, every gap zeroed
+  EXPECT_EQ(first.written, map.mapped_bytes());
+  EXPECT_EQ(first.skipped, 0u);
+  EXPECT_EQ(first.zeroed, bytes.size() - map.mapped_bytes());
+  EXPECT_EQ(halves, 1);
+  bmap::verify_mapped(map, sink);
+  EXPECT_EQ(sink.drops, 1);
+
+  // The same image again: every chunk compares equal, nothing is written.
+  bmap::WriteStats again = bmap::write_mapped(map, sink, bmap::image_reader(map, {in.get(), image.string()}), options);
+  EXPECT_EQ(again.written, 0u);
+  EXPECT_EQ(again.skipped, map.mapped_bytes());
+
+  // compare off: written straight, the sink never read.
+  sink.reads = 0;
+  options.compare = false;
+  bmap::WriteStats straight = bmap::write_mapped(map, sink, bmap::image_reader(map, {in.get(), image.string()}), options);
+  EXPECT_EQ(straight.written, map.mapped_bytes());
+  EXPECT_EQ(sink.reads, 0);
+
+  // What the sink holds is checked on read-back, range by range.
+  sink.data[30 * k_bs + 4001] = 'z';
+  Error e = error_of([&] { bmap::verify_mapped(map, sink); });
+  EXPECT_EQ(e.subject(), "memory");
+  EXPECT_TRUE(e.reason().starts_with("read-back verification failed in blocks 30-31: the device holds sha256 "))
+    << e.reason();
 }
 
 TEST(Bmap, CopyDetectsFlippedByteAndNamesRange)

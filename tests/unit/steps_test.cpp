@@ -1,9 +1,10 @@
 // The pure text logic behind the edit and systemd steps (no appliance needed).
-#include "image/build/steps.hpp"
+#include "image/steps/text_edit.hpp"
+#include "image/steps/units.hpp"
 
 #include <gtest/gtest.h>
 
-namespace kiln::build {
+namespace kiln::steps {
 namespace {
 
 TEST(SetKeyValue, ReplacesFirstAssignmentIncludingCommentedOnes)
@@ -54,4 +55,4 @@ TEST(UnitInstallSection, ReadsOnlyInstallKeys)
 }
 
 } // namespace
-} // namespace kiln::build
+} // namespace kiln::steps

@@ -1,6 +1,7 @@
 #include "core/archive/archive.hpp"
 
 #include "core/archive/error.hpp"
+#include "core/archive/handles.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -20,16 +21,6 @@ namespace kiln::archive {
 namespace fs = std::filesystem;
 
 namespace {
-
-struct WriteFree {
-  void operator()(struct archive* a) const noexcept { archive_write_free(a); }
-};
-struct ReadFree {
-  void operator()(struct archive* a) const noexcept { archive_read_free(a); }
-};
-struct EntryFree {
-  void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
-};
 
 void
 check(struct archive* a, int rc, const std::string& subject)
@@ -54,7 +45,7 @@ tar_directory(const fs::path& dir, const fs::path& out, const TarOptions& option
   }
   std::sort(entries.begin(), entries.end());
 
-  std::unique_ptr<struct archive, WriteFree> a(archive_write_new());
+  WriteHandle a(archive_write_new());
   check(a.get(), archive_write_set_format_pax_restricted(a.get()), out.string());
   check(a.get(), archive_write_open_filename(a.get(), out.c_str()), out.string());
   std::vector<char> buf(1 << 16);
@@ -67,7 +58,7 @@ tar_directory(const fs::path& dir, const fs::path& out, const TarOptions& option
     if (!options.prefix.empty()) {
       name = options.prefix + "/" + name;
     }
-    std::unique_ptr<archive_entry, EntryFree> e(archive_entry_new());
+    EntryHandle e(archive_entry_new());
     archive_entry_set_pathname(e.get(), name.c_str());
     archive_entry_set_uid(e.get(), options.uid);
     archive_entry_set_gid(e.get(), options.gid);
@@ -107,14 +98,19 @@ tar_directory(const fs::path& dir, const fs::path& out, const TarOptions& option
   check(a.get(), archive_write_close(a.get()), out.string());
 }
 
+namespace {
+
+// Reads every entry's header, and the data of regular files when `max_data` > 0 (at most
+// that many bytes in all).
 std::vector<Entry>
-list(const fs::path& tar)
+read_entries(const fs::path& tar, std::uint64_t max_data)
 {
-  std::unique_ptr<struct archive, ReadFree> a(archive_read_new());
+  ReadHandle a(archive_read_new());
   archive_read_support_filter_all(a.get());
   archive_read_support_format_all(a.get());
   check(a.get(), archive_read_open_filename(a.get(), tar.c_str(), 1 << 16), tar.string());
   std::vector<Entry> out;
+  std::uint64_t total = 0;
   archive_entry* e = nullptr;
   int rc;
   while ((rc = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
@@ -129,11 +125,37 @@ list(const fs::path& tar)
     if (const char* link = archive_entry_symlink(e)) {
       entry.link = link;
     }
-    out.push_back(entry);
-    archive_read_data_skip(a.get());
+    if (max_data > 0 && entry.type == 'f') {
+      total += entry.size;
+      if (total > max_data) {
+        throw Error(tar.string(), "more than " + std::to_string(max_data) + " bytes of file data");
+      }
+      entry.data.resize(entry.size);
+      la_ssize_t n = archive_read_data(a.get(), entry.data.data(), entry.data.size());
+      if (n < 0 || static_cast<std::uint64_t>(n) != entry.size) {
+        throw Error(tar.string() + ": " + entry.name, error_message(a.get(), "short read"));
+      }
+    } else {
+      archive_read_data_skip(a.get());
+    }
+    out.push_back(std::move(entry));
   }
   check(a.get(), rc, tar.string());
   return out;
+}
+
+} // namespace
+
+std::vector<Entry>
+list(const fs::path& tar)
+{
+  return read_entries(tar, 0);
+}
+
+std::vector<Entry>
+read_all(const fs::path& tar, std::uint64_t max_data)
+{
+  return read_entries(tar, std::max<std::uint64_t>(max_data, 1));
 }
 
 } // namespace kiln::archive

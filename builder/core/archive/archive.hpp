@@ -32,9 +32,13 @@ struct Entry {
   std::uint32_t gid = 0;
   std::uint64_t size = 0;
   std::string link;           // symlink target
+  std::string data;           // a regular file's content (read_all only)
 };
 
 // Reads the entries of a tar file (any compression libarchive knows).
 std::vector<Entry> list(const std::filesystem::path& tar);
+// The same with every regular file's content; throws Error when the files hold more
+// than `max_data` bytes in all.
+std::vector<Entry> read_all(const std::filesystem::path& tar, std::uint64_t max_data);
 
 } // namespace kiln::archive

@@ -28,8 +28,7 @@ constexpr size_t k_max_depth = 16;
 std::string
 blocks_text(const Range& range)
 {
-  return range.first == range.last ? std::to_string(range.first)
-                                   : std::to_string(range.first) + "-" + std::to_string(range.last);
+  return range.text();
 }
 
 // ---------------------------------------------------------------------------
@@ -370,64 +369,6 @@ supported_version(std::string_view version)
   return dot != std::string_view::npos && version.substr(0, dot) == "2" && to_u64(version.substr(dot + 1));
 }
 
-// Reads exactly `size` bytes from the stream; an early EOF is an error naming the range.
-void
-read_exact(int fd, char* buf, size_t size, const std::string& name, std::uint64_t position, const Range& range)
-{
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::read(fd, buf + done, size - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw Error(name, "read failed in blocks " + blocks_text(range) + ": " + errno_text(errno));
-    }
-    if (n == 0) {
-      throw Error(name, "source ends at byte " + std::to_string(position + done) + ", inside blocks " +
-                          blocks_text(range));
-    }
-    done += static_cast<size_t>(n);
-  }
-}
-
-void
-pread_exact(int fd, char* buf, size_t size, std::uint64_t offset, const std::string& name, const Range& range)
-{
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, buf + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw Error(name, "read failed in blocks " + blocks_text(range) + ": " + errno_text(errno));
-    }
-    if (n == 0) {
-      throw Error(name, "source ends at byte " + std::to_string(offset + done) + ", inside blocks " +
-                          blocks_text(range));
-    }
-    done += static_cast<size_t>(n);
-  }
-}
-
-void
-pwrite_all(int fd, const char* data, size_t size, std::uint64_t offset, const std::string& name)
-{
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw Error(name, "write at byte " + std::to_string(offset) + " failed: " + errno_text(errno));
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-    offset += static_cast<std::uint64_t>(n);
-  }
-}
-
 bool
 all_zero(const char* data, size_t size)
 {
@@ -464,6 +405,7 @@ private:
   std::uint64_t m_first = 0;
   std::uint64_t m_last = 0;
 };
+
 
 } // namespace
 
@@ -695,75 +637,10 @@ read_bmap_file(const fs::path& path)
   return parse(util::read_file(path), path.string());
 }
 
-std::uint64_t
-copy_mapped(const Bmap& bmap, const Endpoint& source, const Endpoint& dest, const Progress& progress)
+std::string
+Range::text() const
 {
-  struct stat st {};
-  if (::fstat(dest.fd, &st) != 0) {
-    throw Error(dest.name, "stat failed: " + errno_text(errno));
-  }
-  if (S_ISREG(st.st_mode)) {
-    if (::ftruncate(dest.fd, 0) != 0 || ::ftruncate(dest.fd, static_cast<off_t>(bmap.image_size)) != 0) {
-      throw Error(dest.name, "cannot size to " + std::to_string(bmap.image_size) + " bytes: " + errno_text(errno));
-    }
-  } else if (S_ISBLK(st.st_mode)) {
-    std::uint64_t device_size = 0;
-    if (::ioctl(dest.fd, BLKGETSIZE64, &device_size) != 0) {
-      throw Error(dest.name, "cannot read the device size: " + errno_text(errno));
-    }
-    if (device_size < bmap.image_size) {
-      throw Error(dest.name, "device has " + std::to_string(device_size) + " bytes, the image needs " +
-                               std::to_string(bmap.image_size));
-    }
-  } else {
-    throw Error(dest.name, "destination must be a regular file or a block device");
-  }
-
-  const bool seekable = ::lseek(source.fd, 0, SEEK_CUR) >= 0;
-  std::uint64_t position = 0; // stream position of a non-seekable source
-  const std::uint64_t total = bmap.mapped_bytes();
-  std::uint64_t done = 0;
-  std::vector<char> buf(k_io_size);
-  for (const auto& range : bmap.ranges) {
-    const std::uint64_t begin = bmap.offset_of(range);
-    const std::uint64_t end = begin + bmap.length_of(range);
-    if (!seekable) {
-      while (position < begin) { // a pipe: read and drop the unmapped bytes
-        util::check_interrupted();
-        size_t skip = static_cast<size_t>(std::min<std::uint64_t>(begin - position, buf.size()));
-        read_exact(source.fd, buf.data(), skip, source.name, position, range);
-        position += skip;
-      }
-    }
-    crypto::Sha256 hash;
-    for (std::uint64_t at = begin; at < end;) {
-      util::check_interrupted();
-      size_t size = static_cast<size_t>(std::min<std::uint64_t>(end - at, buf.size()));
-      if (seekable) {
-        pread_exact(source.fd, buf.data(), size, at, source.name, range);
-      } else {
-        read_exact(source.fd, buf.data(), size, source.name, position, range);
-        position += size;
-      }
-      hash.update(buf.data(), size);
-      pwrite_all(dest.fd, buf.data(), size, at, dest.name);
-      at += size;
-      done += size;
-      if (progress) {
-        progress(done, total);
-      }
-    }
-    std::string actual = hash.hex_digest();
-    if (actual != range.sha256) {
-      throw Error(source.name, "checksum mismatch in blocks " + blocks_text(range) + " (bytes " +
-                                 std::to_string(begin) + "-" + std::to_string(end - 1) + "): the bmap records " +
-                                 range.sha256 + ", the data hashes to " + actual);
-    }
-  }
-  if (::fsync(dest.fd) != 0) {
-    throw Error(dest.name, "fsync failed: " + errno_text(errno));
-  }
-  return done;
+  return first == last ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
 }
 
 } // namespace kiln::bmap

@@ -41,6 +41,8 @@ struct Range {
   std::string sha256;
 
   std::uint64_t blocks() const noexcept { return last - first + 1; }
+  // "FIRST-LAST", or "FIRST" for a one-block range: how errors name it.
+  std::string text() const;
   bool operator==(const Range&) const = default;
 };
 
@@ -84,25 +86,5 @@ Bmap parse(std::string_view xml, const std::string& subject);
 
 // parse() of the file at `path`; errors name the path.
 Bmap read_bmap_file(const fs::path& path);
-
-// One side of a copy: a file descriptor and the name errors use for it.
-struct Endpoint {
-  int fd = -1;
-  std::string name;
-};
-
-// Called with the mapped bytes copied so far and bmap.mapped_bytes().
-using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
-
-// Streams the mapped ranges of `source` (image byte 0 onwards; a seekable file is
-// read with pread, a pipe front to back) to the same offsets of `dest`, hashing
-// each range and comparing it with the bmap at the range's end; a mismatch throws
-// Error(source, "checksum mismatch in blocks A-B ...") naming the range, and dest
-// then holds unverified data. A regular-file dest is emptied and sized to
-// ImageSize, so unmapped blocks read as zeros; a block device must be large enough
-// and keeps its old content in unmapped blocks (discard or zero it first when that
-// matters). dest is fsynced at the end. Returns the bytes written.
-std::uint64_t copy_mapped(const Bmap& bmap, const Endpoint& source, const Endpoint& dest,
-                          const Progress& progress = {});
 
 } // namespace kiln::bmap

@@ -1,6 +1,7 @@
 #include "core/bundle/bundle.hpp"
 
 #include "core/archive/error.hpp"
+#include "core/archive/handles.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
@@ -27,16 +28,6 @@ constexpr std::size_t k_manifest_limit = 64u << 20; // SBOMs of big images are l
 constexpr std::size_t k_signature_limit = 64u << 10;
 constexpr std::size_t k_bmap_limit = 256u << 20;
 
-struct WriteFree {
-  void operator()(struct archive* a) const noexcept { archive_write_free(a); }
-};
-struct ReadFree {
-  void operator()(struct archive* a) const noexcept { archive_read_free(a); }
-};
-struct EntryFree {
-  void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
-};
-
 std::string
 archive_message(struct archive* a)
 {
@@ -55,19 +46,9 @@ check_write(struct archive* a, int rc, const std::string& subject)
 void
 pread_exact(int fd, char* buffer, std::size_t size, std::uint64_t offset, const std::string& subject)
 {
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw Error(subject, "read failed at byte " + std::to_string(offset + done) + ": " + errno_text(errno));
-    }
-    if (n == 0) {
-      throw Error(subject, "unexpected end of file at byte " + std::to_string(offset + done));
-    }
-    done += static_cast<std::size_t>(n);
+  std::size_t got = util::pread_full(fd, buffer, size, offset, subject);
+  if (got != size) {
+    throw Error(subject, "unexpected end of file at byte " + std::to_string(offset + got));
   }
 }
 
@@ -93,7 +74,7 @@ for_each_mapped_chunk(int fd, const bmap::Bmap& map, const std::string& subject,
 void
 write_member_header(struct archive* a, std::string_view name, std::uint64_t size, const std::string& subject)
 {
-  std::unique_ptr<archive_entry, EntryFree> e(archive_entry_new());
+  archive::EntryHandle e(archive_entry_new());
   archive_entry_set_pathname(e.get(), std::string(name).c_str());
   archive_entry_set_filetype(e.get(), AE_IFREG);
   archive_entry_set_perm(e.get(), 0644);
@@ -176,7 +157,7 @@ write_bundle(const fs::path& rootfs_image, const fs::path& out_path, manifest::M
 
   util::AtomicFile out(target, 0644);
   {
-    std::unique_ptr<struct archive, WriteFree> a(archive_write_new());
+    archive::WriteHandle a(archive_write_new());
     check_write(a.get(), archive_write_set_format_pax_restricted(a.get()), subject);
     check_write(a.get(), archive_write_open_fd(a.get(), out.fd()), subject);
     write_member(a.get(), slots::k_bundle_manifest, info.manifest_text, subject);
@@ -245,7 +226,7 @@ parse_signature(std::string_view text, const std::string& subject)
 struct Reader::Impl {
   std::string source;
   std::unique_ptr<Stream> stream;
-  std::unique_ptr<struct archive, ReadFree> archive;
+  archive::ReadHandle archive;
   std::vector<char> buffer = std::vector<char>(k_chunk);
   std::exception_ptr stream_error; // thrown by the stream inside a libarchive callback
   std::string manifest_text;

@@ -119,15 +119,11 @@ public:
   HttpStream(std::string url, std::uint64_t offset, std::optional<std::uint64_t> length, SourceOptions options)
     : m_url(std::move(url)), m_offset(offset), m_length(length), m_options(std::move(options))
   {
-    curl_global();
-    m_multi = curl_multi_init();
-    if (m_multi == nullptr) {
-      throw Error(m_url, "cannot create a libcurl handle");
-    }
+    m_multi = new_multi(m_url);
     start();
   }
 
-  ~HttpStream() override { stop(); curl_multi_cleanup(m_multi); }
+  ~HttpStream() override { stop(); }
 
   std::size_t read(char* buffer, std::size_t size) override
   {
@@ -162,35 +158,20 @@ private:
 
   void start()
   {
-    m_easy = curl_easy_init();
-    if (m_easy == nullptr) {
-      throw Error(m_url, "cannot create a libcurl handle");
-    }
+    Transfer t;
+    t.url = m_url;
+    t.connect_timeout_s = m_options.connect_timeout_s;
+    t.low_speed_time_s = m_options.stall_timeout_s;
+    t.user_agent = "kiln-node/" KILN_VERSION;
+    // The node's own trust store, not the build host's compiled-in path.
+    t.ca_file = !m_options.ca_file.empty() ? m_options.ca_file : default_ca_file();
+    t.errbuf = m_errbuf;
+    m_easy = new_transfer(t).release(); // owned by stop() from here
     m_checked = false;
     m_skip = 0;
-    m_errbuf[0] = '\0';
     CURL* c = m_easy;
-    curl_easy_setopt(c, CURLOPT_URL, m_url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L); // TLS verification is never turned off
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, m_options.connect_timeout_s);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, m_options.stall_timeout_s);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln-node/" KILN_VERSION);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, m_errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &HttpStream::on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, this);
-    // The node's own trust store, not the build host's compiled-in path.
-    std::string ca = !m_options.ca_file.empty() ? m_options.ca_file : default_ca_file();
-    if (!ca.empty()) {
-      curl_easy_setopt(c, CURLOPT_CAINFO, ca.c_str());
-    }
     m_range.clear();
     if (position() > 0 || m_length) {
       m_range = std::to_string(position()) + "-";
@@ -199,14 +180,14 @@ private:
       }
       curl_easy_setopt(c, CURLOPT_RANGE, m_range.c_str());
     }
-    curl_multi_add_handle(m_multi, m_easy);
+    curl_multi_add_handle(m_multi.get(), m_easy);
     m_paused = false;
   }
 
   void stop()
   {
     if (m_easy != nullptr) {
-      curl_multi_remove_handle(m_multi, m_easy);
+      curl_multi_remove_handle(m_multi.get(), m_easy);
       curl_easy_cleanup(m_easy);
       m_easy = nullptr;
     }
@@ -275,12 +256,12 @@ private:
   void pump()
   {
     int running = 0;
-    CURLMcode mc = curl_multi_perform(m_multi, &running);
+    CURLMcode mc = curl_multi_perform(m_multi.get(), &running);
     if (mc != CURLM_OK) {
       throw Error(m_url, std::string("libcurl: ") + curl_multi_strerror(mc));
     }
     int queued = 0;
-    while (CURLMsg* msg = curl_multi_info_read(m_multi, &queued)) {
+    while (CURLMsg* msg = curl_multi_info_read(m_multi.get(), &queued)) {
       if (msg->msg != CURLMSG_DONE || msg->easy_handle != m_easy) {
         continue;
       }
@@ -290,7 +271,7 @@ private:
     if (m_buffer_pos < m_buffer.size() || m_paused) {
       return;
     }
-    mc = curl_multi_poll(m_multi, nullptr, 0, 1000, nullptr);
+    mc = curl_multi_poll(m_multi.get(), nullptr, 0, 1000, nullptr);
     if (mc != CURLM_OK) {
       throw Error(m_url, std::string("libcurl: ") + curl_multi_strerror(mc));
     }
@@ -332,7 +313,7 @@ private:
   std::uint64_t m_offset;
   std::optional<std::uint64_t> m_length;
   SourceOptions m_options;
-  CURLM* m_multi = nullptr;
+  CurlMultiHandle m_multi;
   CURL* m_easy = nullptr;
   char m_errbuf[CURL_ERROR_SIZE] = {0};
   std::string m_range;

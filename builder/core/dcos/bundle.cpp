@@ -1,6 +1,7 @@
 #include "core/dcos/bundle.hpp"
 
 #include "core/archive/error.hpp"
+#include "core/archive/handles.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
@@ -20,10 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-struct ReadFree {
-  void operator()(struct archive* a) const noexcept { archive_read_free(a); }
-};
 
 // Ids are hex hashes in practice; accept what could be a file name component.
 bool
@@ -189,7 +186,7 @@ regenerate_hint()
 void
 check_tar_xz(const fs::path& file, const std::string& subject)
 {
-  std::unique_ptr<struct archive, ReadFree> a(archive_read_new());
+  archive::ReadHandle a(archive_read_new());
   archive_read_support_filter_xz(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), file.c_str(), 1 << 16) != ARCHIVE_OK) {

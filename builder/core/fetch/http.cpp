@@ -122,32 +122,24 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
   hasher = crypto::Sha256();
   hash_existing(partial, hasher);
 
-  CurlHandle curl(curl_easy_init());
-  if (!curl) {
-    throw Error(url, "cannot create a libcurl handle");
-  }
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  bundle::Transfer t;
+  t.url = url;
+  t.protocols = "http,https,file";
+  t.connect_timeout_s = options.connect_timeout_s;
+  t.low_speed_limit = static_cast<long>(std::max<std::uint64_t>(1, options.min_rate));
+  t.low_speed_time_s = options.stall_timeout_s;
+  t.user_agent = "kiln/" KILN_VERSION;
+  t.ca_file = options.ca_file;
+  t.errbuf = errbuf;
+  CurlHandle curl = bundle::new_transfer(t);
   Sink sink;
   sink.curl = curl.get();
   sink.fd = &fd;
   sink.hasher = &hasher;
   sink.offset = existing;
   sink.options = &options;
-  char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L); // TLS verification is never turned off
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(std::max<std::uint64_t>(1, options.min_rate)));
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options.stall_timeout_s);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -155,10 +147,6 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
   if (existing > 0) {
     curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(existing));
-  }
-
-  if (!options.ca_file.empty()) {
-    curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
   }
 
   CURLcode rc = curl_easy_perform(c);

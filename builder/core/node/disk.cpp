@@ -6,6 +6,7 @@
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
 #include "core/util/error.hpp"
+#include "core/util/fs.hpp"
 #include "core/util/process.hpp"
 
 #include <algorithm>
@@ -448,39 +449,16 @@ void
 PartitionIo::pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const
 {
   check(offset, size);
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(m_fd.get(), buffer + done, size - done, static_cast<off_t>(m_base + offset + done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      throw Error(m_name, "read failed at byte " + std::to_string(offset + done) + ": " + errno_text(errno));
-    }
-    if (n == 0) {
-      // A disk image file may be shorter than its partition table says (sparse tail).
-      std::fill(buffer + done, buffer + size, '\0');
-      return;
-    }
-    done += static_cast<std::size_t>(n);
-  }
+  std::size_t got = util::pread_full(m_fd.get(), buffer, size, m_base + offset, m_name);
+  // A disk image file may be shorter than its partition table says (sparse tail).
+  std::fill(buffer + got, buffer + size, '\0');
 }
 
 void
 PartitionIo::pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset)
 {
   check(offset, size);
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pwrite(m_fd.get(), buffer + done, size - done, static_cast<off_t>(m_base + offset + done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      throw Error(m_name, "write failed at byte " + std::to_string(offset + done) + ": " + errno_text(errno));
-    }
-    done += static_cast<std::size_t>(n);
-  }
+  util::pwrite_full(m_fd.get(), buffer, size, m_base + offset, m_name);
 }
 
 std::uint64_t

@@ -3,6 +3,7 @@
 // when it is not the running system's /boot/kiln), and raw slot I/O.
 #pragma once
 
+#include "core/bmap/copy.hpp"
 #include "core/slots/gpt.hpp"
 #include "core/util/fs.hpp"
 
@@ -84,28 +85,28 @@ fs::path mounted_boot_fs(const slots::Gpt& gpt);
 // one (opened O_EXCL, so a mounted partition, e.g. the running root, is refused by the
 // kernel), else through the disk at the partition's offset. Every access is checked
 // against the partition's bounds.
-class PartitionIo {
+class PartitionIo final : public bmap::BlockSink {
 public:
   PartitionIo(const slots::Gpt& gpt, const slots::Partition& part, bool writable);
 
   std::uint64_t size() const noexcept { return m_size; }
-  const std::string& name() const noexcept { return m_name; }
+  const std::string& name() const noexcept override { return m_name; }
   bool regular_file() const noexcept { return m_regular; }
   int fd() const noexcept { return m_fd.get(); }
   std::uint64_t base() const noexcept { return m_base; }
 
-  void pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const;
-  void pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset);
+  void pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const override;
+  void pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset) override;
   // Makes [offset, offset+size) read as zeros: holes punched in an image file (only
   // where it holds data), a cheap device zeroing (fallocate PUNCH_HOLE, which never
   // falls back to writing) on a block device, else zeros written where the bytes read
   // are not zero. Returns the bytes zeroed (for a device zeroed cheaply: all of them).
-  std::uint64_t ensure_zero(std::uint64_t offset, std::uint64_t size);
-  void sync();
+  std::uint64_t ensure_zero(std::uint64_t offset, std::uint64_t size) override;
+  void sync() override;
   // Asks the kernel to start reading [offset, offset+size) now (read-ahead).
-  void prefetch(std::uint64_t offset, std::uint64_t size);
+  void prefetch(std::uint64_t offset, std::uint64_t size) override;
   // Drops cached pages so a read-back comes from the device, not the page cache.
-  void drop_cache();
+  void drop_cache() override;
 
 private:
   void check(std::uint64_t offset, std::uint64_t size) const;

@@ -1,6 +1,7 @@
 #include "core/slots/gpt_grow.hpp"
 
 #include "core/slots/gpt.hpp"
+#include "core/util/fs.hpp"
 #include "core/util/error.hpp"
 
 #include <algorithm>
@@ -38,18 +39,8 @@ read_exact(int fd, unsigned char* out, std::size_t size, std::uint64_t offset, c
 void
 write_exact(int fd, const std::vector<unsigned char>& data, std::uint64_t offset, const std::string& subject)
 {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      throw Error(subject, "cannot write the partition table at offset " + std::to_string(offset) + ": " +
-                             (n < 0 ? errno_text(errno) : std::string("short write")));
-    }
-    done += static_cast<std::size_t>(n);
-  }
+  util::pwrite_full(fd, reinterpret_cast<const char*>(data.data()), data.size(), offset,
+                    subject + ": the partition table");
 }
 
 void

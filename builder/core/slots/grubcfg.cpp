@@ -2,6 +2,7 @@
 
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
+#include "core/util/quote.hpp"
 
 #include <cctype>
 
@@ -110,18 +111,7 @@ grub_quote(const std::string& word)
   for (char c : word) {
     safe = safe && safe_char(c);
   }
-  if (safe) {
-    return word;
-  }
-  std::string out = "'";
-  for (char c : word) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
+  return safe ? word : util::shell_quote(word);
 }
 
 std::string

@@ -105,6 +105,43 @@ write_all(int fd, std::string_view data, const std::string& subject)
   }
 }
 
+std::size_t
+pread_full(int fd, char* buffer, std::size_t size, std::uint64_t offset, const std::string& subject)
+{
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      throw Error(subject, "read failed at byte " + std::to_string(offset + done) + ": " + errno_text(errno));
+    }
+    if (n == 0) {
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
+void
+pwrite_full(int fd, const char* data, std::size_t size, std::uint64_t offset, const std::string& subject)
+{
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pwrite(fd, data + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      throw Error(subject, "write failed at byte " + std::to_string(offset + done) + ": " +
+                             (n < 0 ? errno_text(errno) : std::string("nothing written")));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
 void
 fsync_dir(const fs::path& dir)
 {

@@ -49,6 +49,12 @@ void read_chunks(const fs::path& path, const std::function<void(const char*, siz
 // Writes all of `data` to `fd`, retrying short writes; throws Error(subject, reason).
 void write_all(int fd, std::string_view data, const std::string& subject);
 
+// Positioned I/O with EINTR and short transfers retried. pread_full returns the bytes
+// read, fewer than `size` only at the end of the file; both throw Error(subject, "read
+// (write) failed at byte N: reason").
+std::size_t pread_full(int fd, char* buffer, std::size_t size, std::uint64_t offset, const std::string& subject);
+void pwrite_full(int fd, const char* data, std::size_t size, std::uint64_t offset, const std::string& subject);
+
 // fsync of a directory, so that a rename inside it is durable.
 void fsync_dir(const fs::path& dir);
 

@@ -1,6 +1,7 @@
 #include "image/formats/pxe_installer.hpp"
 
 #include "core/archive/error.hpp"
+#include "core/archive/handles.hpp"
 #include "core/crypto/signing.hpp"
 #include "core/recipe/node_artifact.hpp"
 #include "core/util/error.hpp"
@@ -154,14 +155,8 @@ esac
 exit 0
 )SH";
 
-struct ArchiveDeleter {
-  void operator()(struct archive* a) const noexcept { archive_write_free(a); }
-};
-struct EntryDeleter {
-  void operator()(struct archive_entry* e) const noexcept { archive_entry_free(e); }
-};
-using ArchivePtr = std::unique_ptr<struct archive, ArchiveDeleter>;
-using EntryPtr = std::unique_ptr<struct archive_entry, EntryDeleter>;
+using ArchivePtr = archive::WriteHandle;
+using EntryPtr = archive::EntryHandle;
 
 // True when the ELF file has a PT_INTERP program header (it is dynamically linked).
 bool

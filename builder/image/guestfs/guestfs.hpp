@@ -5,6 +5,7 @@
 // libguestfs headers stay inside guestfs.cpp.
 #pragma once
 
+#include "image/edit/editor.hpp"
 #include "image/guestfs/accel_probe.hpp"
 
 #include <chrono>
@@ -37,11 +38,8 @@ struct Stat {
   std::uint64_t size = 0;
 };
 
-struct CommandResult {
-  int exit_code = 0;
-  std::string out;
-  std::string err;
-};
+// A guest command's status and output (the editor interface's type).
+using CommandResult = edit::CommandResult;
 
 struct MkfsOptions {
   std::string label;

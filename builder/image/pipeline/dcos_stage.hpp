@@ -11,8 +11,9 @@
 #include "core/fetch/cache.hpp"
 #include "core/recipe/model.hpp"
 #include "core/recipe/plan.hpp"
-#include "image/build/builder.hpp"
-#include "image/build/steps.hpp"
+#include "image/pipeline/builder.hpp"
+#include "image/guestfs/guestfs.hpp"
+#include "image/steps/context.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -24,10 +25,11 @@ namespace kiln::build::dcos_stage {
 void prepare(const recipe::Recipe& recipe, recipe::Plan& plan, fetch::Cache& cache,
              const std::filesystem::path& scratch, const BuildOptions& options);
 
-void run(StepContext& ctx, const recipe::Recipe& recipe, const std::filesystem::path& scratch);
+void run(steps::StepContext& ctx, const recipe::Recipe& recipe, const std::filesystem::path& scratch);
 
 // Runs the checks for the recipe's role on the mounted guest; returns them as JSON
 // when all pass, throws Error naming the failed checks otherwise.
-nlohmann::json verify(StepContext& ctx, const recipe::Recipe& recipe, const BuildOptions& options);
+nlohmann::json verify(gfs::Handle& g, const steps::GuestInfo& guest, const recipe::Recipe& recipe,
+                      const BuildOptions& options);
 
 } // namespace kiln::build::dcos_stage

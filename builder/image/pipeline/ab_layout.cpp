@@ -1,4 +1,4 @@
-#include "image/build/ab_layout.hpp"
+#include "image/pipeline/ab_layout.hpp"
 
 #include "core/bundle/bundle.hpp"
 #include "core/crypto/sha256.hpp"
@@ -12,8 +12,10 @@
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
 #include "core/util/term.hpp"
-#include "image/build/steps.hpp"
+#include "image/ab/slot_root.hpp"
+#include "image/edit/checked_sh.hpp"
 #include "image/guestfs/guestfs.hpp"
+#include "image/guestfs/guestfs_editor.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -42,43 +44,6 @@ constexpr const char* k_type_linux = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
 constexpr const char* k_xfs_meta = "crc=1,finobt=0,reflink=0,rmapbt=0,bigtime=0,inobtcount=0";
 constexpr const char* k_xfs_inode = "sparse=0,nrext64=0";
 constexpr const char* k_ext4_features = "^metadata_csum,^metadata_csum_seed,^orphan_file,^64bit";
-
-const char* const k_mark_good_service_text =
-  "[Unit]\n"
-  "Description=kiln: confirm the booted A/B slot once the node is healthy\n"
-  "After=multi-user.target\n"
-  "ConditionKernelCommandLine=kiln.slot\n"
-  "\n"
-  "[Service]\n"
-  "# kiln-node asks for health every 30 s until it holds or the deadline (1 h) has passed;\n"
-  "# then the unit fails and the slot stays in trial, so GRUB's tries decide at the next\n"
-  "# boot. No Restart=: the retrying is kiln-node's. Not oneshot, so multi-user.target and\n"
-  "# `systemctl is-system-running` do not wait for it.\n"
-  "Type=simple\n"
-  "RemainAfterExit=yes\n"
-  "ExecStart=/usr/bin/kiln-node mark-good --when-healthy --deadline 3600 --interval 30\n"
-  "\n"
-  "[Install]\n"
-  "WantedBy=multi-user.target\n";
-
-const char* const k_grow_data_service_text =
-  "[Unit]\n"
-  "Description=kiln: grow kiln-data (partition and file system) to the end of the disk\n"
-  "ConditionKernelCommandLine=kiln.slot\n"
-  "RequiresMountsFor=/var/lib/kiln-data\n"
-  "Before=kiln-dcos-install.service docker.service\n"
-  "\n"
-  "[Service]\n"
-  "# Idempotent: once kiln-data reaches the disk's end it only says so. It runs at every\n"
-  "# boot, so a disk enlarged later (a VM's volume) is used too. A failure leaves kiln-data\n"
-  "# as it was and blocks nothing (Before= only orders).\n"
-  "Type=oneshot\n"
-  "RemainAfterExit=yes\n"
-  "TimeoutStartSec=600\n"
-  "ExecStart=/usr/bin/kiln-node grow-data\n"
-  "\n"
-  "[Install]\n"
-  "WantedBy=multi-user.target\n";
 
 void
 say(const BuildOptions& options, const std::string& line)
@@ -257,87 +222,12 @@ handle_options(const BuildOptions& options)
   return h;
 }
 
-std::string
-quote(const std::string& s)
-{
-  std::string out = "'";
-  for (char c : s) {
-    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  }
-  return out + "'";
-}
-
-void
-checked_sh(gfs::Handle& g, const std::string& what, const std::string& script)
-{
-  gfs::CommandResult r = g.sh(script);
-  if (r.exit_code != 0) {
-    std::string text = r.err.empty() ? r.out : r.err;
-    // The last lines say why.
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) {
-        lines.push_back(line);
-      }
-    }
-    std::string tail;
-    for (size_t i = lines.size() > 3 ? lines.size() - 3 : 0; i < lines.size(); ++i) {
-      tail += (tail.empty() ? "" : " | ") + lines[i];
-    }
-    throw Error("layout ab: " + what, "exit status " + std::to_string(r.exit_code) + ": " + tail);
-  }
-}
-
-// Labels the paths kiln added with the image's own policy, when the recipe asks for
-// labels (a selinux step) and the image has SELinux; otherwise the image relabels at
-// first boot like any unlabelled image.
-void
-relabel_paths(gfs::Handle& g, const recipe::Recipe& recipe, const std::vector<std::string>& paths,
-              const BuildOptions& options)
-{
-  if (!recipe::wants_relabel(recipe) || !g.exists("/etc/selinux/config")) {
-    return;
-  }
-  std::string mode = "enforcing", type = "targeted";
-  std::istringstream in(g.read_file("/etc/selinux/config"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("SELINUX=", 0) == 0) {
-      mode = line.substr(8);
-    } else if (line.rfind("SELINUXTYPE=", 0) == 0) {
-      type = line.substr(12);
-    }
-  }
-  std::string spec = "/etc/selinux/" + type + "/contexts/files/file_contexts";
-  if (mode == "disabled" || !g.exists(spec)) {
-    return;
-  }
-  std::string script = "setfiles -F -m " + quote(spec);
-  for (const auto& p : paths) {
-    script += " " + quote(p);
-  }
-  if (g.is_file("/usr/sbin/setfiles") || g.is_file("/sbin/setfiles")) {
-    gfs::CommandResult r = g.sh(script);
-    if (r.exit_code == 0) {
-      return;
-    }
-    log(options, "layout ab: the image's setfiles failed (exit " + std::to_string(r.exit_code) + "): " + r.err);
-  }
-  for (const auto& p : paths) {
-    if (!g.selinux_relabel(spec, p)) {
-      g.write("/.autorelabel", "");
-      log(options, "layout ab: cannot label offline; the image will relabel at first boot (/.autorelabel)");
-      return;
-    }
-  }
-}
-
 // The kiln-node artifact of the plan into the mounted slot: /usr/bin/kiln-node (and
 // /usr/lib/kiln/node/... for a tree), owned by root, through one tar (libguestfs' tar_in).
 // Directories the image already has (/usr, /usr/bin, ...) are not in the tar, so their
 // modes and owners stay the image's. Returns the paths to label.
 std::vector<std::string>
-install_node(gfs::Handle& g, const recipe::Plan& plan, const fs::path& scratch, const BuildOptions& options)
+install_node(edit::Editor& g, const recipe::Plan& plan, const fs::path& scratch, const BuildOptions& options)
 {
   const recipe::Input& in = plan.ab.value().inputs.at(0);
   recipe::NodeArtifact node = recipe::describe_node_artifact(in.source);
@@ -384,29 +274,6 @@ install_node(gfs::Handle& g, const recipe::Plan& plan, const fs::path& scratch, 
     return {"/" + std::string(recipe::k_node_artifact_bin)};
   }
   return {"/" + std::string(recipe::k_node_artifact_bin), "/" + fs::path(recipe::k_node_artifact_lib).parent_path().string()};
-}
-
-struct Kernel {
-  std::string kernel; // file name in /boot
-  std::string initrd;
-};
-
-Kernel
-find_kernel(gfs::Handle& g)
-{
-  std::vector<std::string> kernels = g.glob("/boot/vmlinuz-*");
-  std::erase_if(kernels, [](const std::string& k) { return k.find("rescue") != std::string::npos; });
-  std::sort(kernels.begin(), kernels.end());
-  for (auto it = kernels.rbegin(); it != kernels.rend(); ++it) {
-    std::string version = it->substr(std::string("/boot/vmlinuz-").size());
-    for (const auto& initrd : {"initramfs-" + version + ".img", "initrd.img-" + version}) {
-      if (g.is_file("/boot/" + initrd)) {
-        return {it->substr(6), initrd};
-      }
-    }
-  }
-  throw Error("layout ab", "the image has no kernel with an initramfs under /boot (add the kernel package: "
-                           "kernel on EL7, linux-image-amd64 on Debian)");
 }
 
 struct GrubTools {
@@ -520,66 +387,6 @@ derived_guid(const std::string& key, const std::string& what)
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 
-const std::string&
-mark_good_unit_text()
-{
-  static const std::string text = k_mark_good_service_text;
-  return text;
-}
-
-const std::string&
-grow_data_unit_text()
-{
-  static const std::string text = k_grow_data_service_text;
-  return text;
-}
-
-const std::vector<std::string>&
-ab_data_dirs()
-{
-  static const std::vector<std::string> dirs = {"/var/lib/docker", "/var/lib/mesos", "/var/lib/dcos", "/var/log"};
-  return dirs;
-}
-
-std::string
-ab_fstab(const std::string& root_fs, const std::string& data_fs, const std::string& old_fstab)
-{
-  std::string out =
-    "# kiln A/B layout (kiln's builder/core/slots/abi.hpp). The root file system is the\n"
-    "# booted slot's, named on the kernel command line (root=PARTUUID=... kiln.slot=A|B):\n"
-    "# nothing here names a slot, so this file system works in slot A and in slot B.\n"
-    "/dev/root / " + root_fs + " defaults 0 0\n"
-    "LABEL=" + std::string(slots::k_label_boot) + " " + std::string(slots::k_boot_mount) + " ext4 defaults 0 2\n"
-    "LABEL=" + std::string(slots::k_label_esp) + " /boot/efi vfat umask=0077,shortname=winnt 0 2\n"
-    "LABEL=" + std::string(slots::k_label_data) + " " + std::string(slots::k_data_mount) + " " + data_fs +
-    " defaults 0 2\n"
-    "# Node state lives on kiln-data and survives a reimage of either slot.\n";
-  for (const auto& dir : ab_data_dirs()) {
-    out += std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string() + " " + dir +
-           " none bind 0 0\n";
-  }
-  // Virtual and network file systems of the image's own fstab stay.
-  std::istringstream in(old_fstab);
-  bool header = false;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream words(line);
-    std::string spec, mountpoint, type;
-    words >> spec >> mountpoint >> type;
-    if (spec.empty() || spec[0] == '#') {
-      continue;
-    }
-    static const std::vector<std::string> keep = {"tmpfs", "proc", "sysfs", "devpts", "nfs", "nfs4", "cifs", "hugetlbfs"};
-    if (std::find(keep.begin(), keep.end(), type) != keep.end()) {
-      if (!header) {
-        out += "# Kept from the image's fstab.\n";
-        header = true;
-      }
-      out += line + "\n";
-    }
-  }
-  return out;
-}
-
 void
 make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
               const fs::path& scratch, fs::path& final_layer, json& meta, BuildResult& result)
@@ -630,6 +437,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
 
   // Appliance: the source read-only as sda, the new disk as sdb.
   gfs::Handle g(handle_options(options));
+  gfs::GuestfsEditor editor(g);
   g.add_drive(final_layer.string(), "qcow2", true);
   g.add_drive(disk.string(), "raw");
   say(options, "appliance: launching for the A/B disk");
@@ -652,7 +460,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   }
   g.mount_os(roots.front(), true);
   GrubTools grub = find_grub(g);
-  Kernel kernel = find_kernel(g);
+  ab::Kernel kernel = ab::find_kernel(editor);
   std::string old_fstab = g.exists("/etc/fstab") ? g.read_file("/etc/fstab") : "";
   bool rpm = meta.contains("guest") && meta["guest"].value("package_format", "") == "rpm";
   say(options, "  slot A: copying the root tree (ownership, xattrs, SELinux labels)");
@@ -663,41 +471,18 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   g.tar_in(tree.string(), "/");
   fs::remove(tree);
 
-  // Slot A: fstab, stable kernel names, mountpoints, kiln-node, kiln-mark-good.service,
-  // kiln-grow-data.service (ab.grow_data).
-  g.write("/etc/fstab", ab_fstab(ab.root_fs, ab.data_fs, old_fstab));
-  g.ln_sf(kernel.kernel, "/boot/vmlinuz");
-  g.ln_sf(kernel.initrd, "/boot/initrd.img");
-  for (const auto& dir : {std::string(slots::k_boot_mount), std::string("/boot/efi"), std::string(slots::k_data_mount)}) {
-    g.mkdir_p(dir);
-  }
-  for (const auto& dir : ab_data_dirs()) {
-    g.mkdir_p(dir);
-  }
-  const std::string unit_path = "/usr/lib/systemd/system/" + std::string(slots::k_mark_good_unit);
-  g.mkdir_p("/usr/lib/systemd/system");
-  g.write(unit_path, mark_good_unit_text());
-  g.chmod(0644, unit_path);
-  enable_unit(g, std::string(slots::k_mark_good_unit));
-  std::vector<std::string> labelled = {"/etc/fstab", "/boot", unit_path,
-                                       "/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_mark_good_unit),
-                                       std::string(slots::k_data_mount)};
-  if (ab.grow_data) {
-    const std::string grow_path = "/usr/lib/systemd/system/" + std::string(slots::k_grow_data_unit);
-    g.write(grow_path, grow_data_unit_text());
-    g.chmod(0644, grow_path);
-    enable_unit(g, std::string(slots::k_grow_data_unit));
-    labelled.push_back(grow_path);
-    labelled.push_back("/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_grow_data_unit));
-  }
-  std::vector<std::string> node_paths = install_node(g, plan, scratch, options);
+  // Slot A: fstab, stable kernel names, mountpoints, kiln-mark-good.service,
+  // kiln-grow-data.service (ab.grow_data), the kiln-node artifact.
+  std::vector<std::string> labelled =
+    ab::prepare_slot_root(editor, {ab.root_fs, ab.data_fs, ab.grow_data, kernel, old_fstab});
+  std::vector<std::string> node_paths = install_node(editor, plan, scratch, options);
   labelled.insert(labelled.end(), node_paths.begin(), node_paths.end());
-  labelled.insert(labelled.end(), ab_data_dirs().begin(), ab_data_dirs().end());
-  relabel_paths(g, recipe, labelled, options);
+  ab::label_added_paths(editor, recipe::wants_relabel(recipe), labelled,
+                        [&](const std::string& line) { log(options, "layout ab: " + line); });
 
   // kiln-data: the state directories move there, their mountpoints stay (empty) in the slot.
   g.mount(dev(slots::k_part_data), std::string(slots::k_data_mount));
-  for (const auto& dir : ab_data_dirs()) {
+  for (const auto& dir : ab::ab_data_dirs()) {
     move_tree(g, dir, std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string(), scratch);
   }
 
@@ -706,7 +491,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   if (!grub.efi) {
     // The prebuilt (signed) loader lives in the slot's /boot/efi, which the ESP covers.
     efi_stash = "/var/tmp/kiln-efi";
-    checked_sh(g, "stash the EFI loader", "rm -rf " + efi_stash + " && cp -r /boot/efi/EFI " + efi_stash);
+    edit::checked_sh(editor, "rm -rf " + efi_stash + " && cp -r /boot/efi/EFI " + efi_stash,
+                     "layout ab: stash the EFI loader");
   }
   g.mount(dev(slots::k_part_boot), std::string(slots::k_boot_mount));
   g.mount(dev(slots::k_part_esp), "/boot/efi");
@@ -714,15 +500,18 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   const std::string boot_dir = std::string(slots::k_boot_mount);
   // The appliance kernel's name for the new disk may differ from the API's (libguestfs
   // translates names in its calls, not in scripts): take it from the kiln-boot mount.
-  checked_sh(g, grub.install + " --target=i386-pc",
-             "dev=$(awk '$2 == \"" + boot_dir + "\" { print $1 }' /proc/mounts)\n"
-             "disk=${dev%" + std::to_string(slots::k_partnum_boot) + "}\n"
-             "if [ ! -b \"$disk\" ]; then echo \"no disk for " + boot_dir + " ($dev)\" >&2; exit 1; fi\n" +
-               grub.install + " --target=i386-pc --boot-directory=" + boot_dir + " --modules='part_gpt ext2' \"$disk\"");
+  edit::checked_sh(editor,
+                   "dev=$(awk '$2 == \"" + boot_dir + "\" { print $1 }' /proc/mounts)\n"
+                   "disk=${dev%" + std::to_string(slots::k_partnum_boot) + "}\n"
+                   "if [ ! -b \"$disk\" ]; then echo \"no disk for " + boot_dir + " ($dev)\" >&2; exit 1; fi\n" +
+                     grub.install + " --target=i386-pc --boot-directory=" + boot_dir +
+                     " --modules='part_gpt ext2' \"$disk\"",
+                   "layout ab: " + grub.install + " --target=i386-pc");
   if (grub.efi) {
-    checked_sh(g, grub.install + " --target=x86_64-efi",
-               grub.install + " --target=x86_64-efi --boot-directory=" + boot_dir +
-                 " --efi-directory=/boot/efi --removable --no-nvram --modules='part_gpt ext2'");
+    edit::checked_sh(editor,
+                     grub.install + " --target=x86_64-efi --boot-directory=" + boot_dir +
+                       " --efi-directory=/boot/efi --removable --no-nvram --modules='part_gpt ext2'",
+                     "layout ab: " + grub.install + " --target=x86_64-efi");
   } else {
     std::string vendor = fs::path(grub.signed_efi).filename().string();
     std::string script = "set -e\nmkdir -p /boot/efi/EFI/BOOT /boot/efi/EFI/" + vendor + "\n"
@@ -734,7 +523,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
                          "  cp " + efi_stash + "/" + vendor + "/grubx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI\n"
                          "fi\n"
                          "rm -rf " + efi_stash + "\n";
-    checked_sh(g, "install the prebuilt EFI loader", script);
+    edit::checked_sh(editor, script, "layout ab: install the prebuilt EFI loader");
     g.write("/boot/efi/EFI/" + vendor + "/grub.cfg", slots::make_esp_stub_cfg());
     g.write("/boot/efi/EFI/BOOT/grub.cfg", slots::make_esp_stub_cfg());
   }

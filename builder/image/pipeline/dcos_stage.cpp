@@ -1,4 +1,4 @@
-#include "image/build/dcos_stage.hpp"
+#include "image/pipeline/dcos_stage.hpp"
 
 #include "core/dcos/bundle.hpp"
 #include "core/dcos/checks.hpp"
@@ -6,6 +6,7 @@
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "image/steps/units.hpp"
 #include "image/verify/guestfs_view.hpp"
 
 #include <set>
@@ -108,9 +109,9 @@ prepare(const recipe::Recipe& recipe, recipe::Plan& plan, fetch::Cache& cache, c
 }
 
 void
-run(StepContext& ctx, const recipe::Recipe& recipe, const fs::path& scratch)
+run(steps::StepContext& ctx, const recipe::Recipe& recipe, const fs::path& scratch)
 {
-  gfs::Handle& g = ctx.g;
+  edit::Editor& g = ctx.g;
   json bundle = json::parse(util::read_file(scratch / "dcos-bundle.json"));
   const fs::path dir = bundle["dir"].get<std::string>();
   const std::string target = std::string(slots::k_dcos_install_dir);
@@ -145,13 +146,13 @@ run(StepContext& ctx, const recipe::Recipe& recipe, const fs::path& scratch)
   g.chmod(0644, unit);
   g.mkdir_p(fs::path(slots::k_dcos_log).parent_path().string());
   g.mkdir_p(fs::path(slots::k_dcos_stamp).parent_path().string());
-  enable_unit(g, std::string(slots::k_dcos_unit));
+  steps::enable_unit(g, std::string(slots::k_dcos_unit));
 }
 
 json
-verify(StepContext& ctx, const recipe::Recipe& recipe, const BuildOptions& options)
+verify(gfs::Handle& g, const steps::GuestInfo& guest, const recipe::Recipe& recipe, const BuildOptions& options)
 {
-  verify::GuestfsView view(ctx.g, ctx.guest.root, ctx.guest.package_format, recipe.name);
+  verify::GuestfsView view(g, guest.root, guest.package_format, recipe.name);
   std::vector<dcos::CheckResult> results = dcos::run_checks(view, {recipe.dcos->role, recipe.dcos->version});
   std::string failed;
   for (const auto& r : results) {

@@ -1,4 +1,4 @@
-#include "image/build/builder.hpp"
+#include "image/pipeline/builder.hpp"
 
 #include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
@@ -8,11 +8,13 @@
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
 #include "core/util/term.hpp"
-#include "image/build/ab_layout.hpp"
-#include "image/build/dcos_stage.hpp"
-#include "image/build/steps.hpp"
+#include "image/pipeline/ab_layout.hpp"
+#include "image/pipeline/dcos_stage.hpp"
 #include "image/formats/outputs.hpp"
 #include "image/guestfs/guestfs.hpp"
+#include "image/guestfs/guestfs_editor.hpp"
+#include "image/steps/finalize.hpp"
+#include "image/steps/steps.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -24,6 +26,7 @@ namespace kiln::build {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using steps::GuestInfo;
 
 namespace {
 
@@ -539,7 +542,8 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   ++result.launches;
   GuestInfo guest = inspect(g);
   g.mount_os(guest.root);
-  StepContext ctx{g, guest, network, options.log};
+  gfs::GuestfsEditor editor(g);
+  steps::StepContext ctx{editor, guest, network, options.log};
 
   for (size_t i = first; i < stages.size(); ++i) {
     const Pending& p = stages[i];
@@ -554,7 +558,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
         const auto& step = p.stage->steps[s];
         say(options, "  [" + std::to_string(s + 1) + "/" + std::to_string(p.stage->steps.size()) + "] " + step.kind +
                        " (" + step.location.str() + ")");
-        run_step(ctx, step);
+        steps::run_step(ctx, step);
       }
     } else if (p.dcos) {
       say(options, "stage dcos: staging the bundle in /opt/dcos_install_tmp (" + short_key(p.key) + ")");
@@ -563,14 +567,14 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
       say(options, "stage finalize: " + std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" +
                      (recipe.trim ? ", trim" : ""));
       if (recipe::wants_relabel(recipe)) {
-        selinux_relabel(ctx);
+        steps::selinux_relabel(ctx);
       }
       if (recipe.dcos) {
         say(options, "verify: role " + recipe.dcos->role);
-        meta["dcos_verify"] = dcos_stage::verify(ctx, recipe, options);
+        meta["dcos_verify"] = dcos_stage::verify(g, guest, recipe, options);
       }
       if (recipe.sysprep) {
-        sysprep(ctx);
+        steps::sysprep(ctx);
       }
       meta["packages"] = package_inventory(g, guest);
       meta["kernel"] = extract_kernel(g, layers, p.key);

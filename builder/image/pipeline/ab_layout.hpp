@@ -28,7 +28,7 @@
 #include "core/fetch/cache.hpp"
 #include "core/recipe/model.hpp"
 #include "core/recipe/plan.hpp"
-#include "image/build/builder.hpp"
+#include "image/pipeline/builder.hpp"
 #include "image/formats/outputs.hpp"
 
 #include <nlohmann/json.hpp>
@@ -57,23 +57,5 @@ std::vector<formats::Written> write_ab_bundle(const nlohmann::json& meta, const 
 
 // Derived, stable GUID (lower case, RFC 4122 version 4 layout) for `what` under `key`.
 std::string derived_guid(const std::string& key, const std::string& what);
-
-// The /etc/fstab of an A/B slot: root from the kernel command line, kiln-boot, ESP and
-// kiln-data by file system label, bind mounts for the state directories; `keep` lines
-// of the old fstab (tmpfs, proc, nfs...) are carried over.
-std::string ab_fstab(const std::string& root_fs, const std::string& data_fs, const std::string& old_fstab);
-
-// The state directories that live on kiln-data, bind-mounted back into place.
-const std::vector<std::string>& ab_data_dirs();
-
-// kiln-mark-good.service: after multi-user.target, only on a kiln.slot= boot, runs
-// `kiln-node mark-good --when-healthy` asking every 30 s for up to an hour, then gives
-// up and leaves the slot unconfirmed, so GRUB's tries decide at the next boot.
-const std::string& mark_good_unit_text();
-
-// kiln-grow-data.service (installed when ab.grow_data): a oneshot after the kiln-data
-// mount and before kiln-dcos-install.service and docker.service, only on a kiln.slot=
-// boot, runs `kiln-node grow-data` (partition and file system to the disk's end).
-const std::string& grow_data_unit_text();
 
 } // namespace kiln::build

@@ -1,0 +1,84 @@
+// kiln's one write engine for bmap-described data: the mapped ranges streamed to a
+// block sink, each range hashed against the bmap as it passes, unmapped blocks made
+// zero, and a read-back verification. kiln-node's reimage and install write partitions
+// and disks through it (node::PartitionIo is a BlockSink); copy_mapped is the same
+// engine from an image file or a pipe to a file or a block device.
+#pragma once
+
+#include "core/bmap/bmap.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace kiln::bmap {
+
+// Where the engine writes: positioned reads and writes within one device or file.
+class BlockSink {
+public:
+  virtual ~BlockSink() = default;
+  virtual const std::string& name() const = 0; // for errors
+  virtual void pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const = 0;
+  virtual void pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset) = 0;
+  // Makes [offset, offset+size) read as zeros; returns the bytes it zeroed.
+  virtual std::uint64_t ensure_zero(std::uint64_t offset, std::uint64_t size) = 0;
+  virtual void sync() = 0;
+  // Hints: start reading a range now; drop cached pages before a read-back.
+  virtual void prefetch(std::uint64_t /*offset*/, std::uint64_t /*size*/) {}
+  virtual void drop_cache() {}
+};
+
+// Called with the mapped bytes done so far and bmap.mapped_bytes().
+using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
+// Fills the buffer with the next bytes of the mapped data, ranges back to back in bmap
+// order (a bundle's packed data, or an image read range by range); throws when short.
+using Reader = std::function<void(char* buffer, std::size_t size)>;
+
+struct WriteOptions {
+  // Reads what the sink holds first and writes only chunks that differ (a rewrite of the
+  // same image, a resume after an interruption); else writes straight.
+  bool compare = true;
+  // Unmapped blocks inside ImageSize: made zero (ensure_zero), or left as they are.
+  bool zero_gaps = true;
+  Progress progress;
+  // Called once when half of the mapped bytes are through (kiln-node's fault hook).
+  std::function<void()> at_half;
+  std::string source; // names the data in a checksum mismatch
+};
+
+struct WriteStats {
+  std::uint64_t written = 0; // bytes written
+  std::uint64_t skipped = 0; // bytes already equal (compare)
+  std::uint64_t zeroed = 0;  // bytes of gaps made zero
+};
+
+// Streams the mapped ranges from `next` to the same offsets of `sink`. A range whose
+// data does not hash to the bmap's digest throws Error(source, "checksum mismatch in
+// blocks A-B (bytes X-Y): the bmap records S, the data hashes to D"); the sink then
+// holds unverified data.
+WriteStats write_mapped(const Bmap& bmap, BlockSink& sink, const Reader& next, const WriteOptions& options);
+
+// Reads every mapped range back from the sink (its cache dropped first) and compares it
+// with the bmap; a difference throws Error(sink, "read-back verification failed ...").
+void verify_mapped(const Bmap& bmap, BlockSink& sink);
+
+// One side of a copy: a file descriptor and the name errors use for it.
+struct Endpoint {
+  int fd = -1;
+  std::string name;
+};
+
+// A Reader over an image: its mapped ranges read with pread (a seekable file) or front
+// to back, unmapped bytes dropped (a pipe). An early end is an Error naming the range.
+// It refers to `bmap`, which must outlive it.
+Reader image_reader(const Bmap& bmap, const Endpoint& source);
+
+// Copies the mapped ranges of the image `source` to the same offsets of `dest` through
+// the engine (no comparison). A regular-file dest is emptied and sized to ImageSize, so
+// unmapped blocks read as zeros; a block device must be large enough and keeps its old
+// content in unmapped blocks. dest is fsynced at the end. Returns the bytes written.
+std::uint64_t copy_mapped(const Bmap& bmap, const Endpoint& source, const Endpoint& dest,
+                          const Progress& progress = {});
+
+} // namespace kiln::bmap

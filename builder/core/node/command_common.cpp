@@ -1,0 +1,142 @@
+// The helpers the kiln-node commands share (command_common.hpp).
+#include "core/node/command_common.hpp"
+
+#include "core/bmap/copy.hpp"
+#include "core/crypto/sha256.hpp"
+#include "core/grubenv/grubenv.hpp"
+#include "core/node/dcos_version.hpp"
+#include "core/node/disk.hpp"
+#include "core/node/grow.hpp"
+#include "core/node/health.hpp"
+#include "core/node/identity.hpp"
+#include "core/node/test_hooks.hpp"
+#include "core/node/under_root.hpp"
+#include "core/slots/abi.hpp"
+#include "core/slots/state.hpp"
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+#include "core/util/term.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sstream>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace kiln::node::detail {
+
+
+std::string
+slot_str(char slot)
+{
+  return std::string(1, slot);
+}
+
+std::string
+part_label(char slot)
+{
+  return std::string(slot == 'A' ? slots::k_part_a : slots::k_part_b);
+}
+
+json
+slot_json(const slots::SlotEnv& s)
+{
+  return {{"state", s.state}, {"tries", s.tries}, {"digest", s.digest}, {"name", s.name}};
+}
+
+json
+next_boot_json(const slots::BootEnv& env)
+{
+  slots::BootPrediction p = env.next_boot();
+  json j = {{"slot", slot_str(p.slot)}, {"reason", p.reason}};
+  if (!p.tries_after.empty()) {
+    j["tries_after"] = p.tries_after;
+  }
+  return j;
+}
+
+grubenv::Env
+read_env(const fs::path& path)
+{
+  if (!present(path)) {
+    throw Error(path.string(), "missing: kiln-boot holds no grubenv (not a kiln A/B disk?)");
+  }
+  return grubenv::read(path);
+}
+
+// The slot a reimage writes when the disk is not the running system's: the other one
+// than the first good slot in the order (the one worth protecting), else the other
+// than the one that boots next.
+char
+offline_target(const slots::BootEnv& env)
+{
+  for (char s : env.order) {
+    if (env.slot(s).state == "good") {
+      return slots::other_slot(s);
+    }
+  }
+  return slots::other_slot(env.next_boot().slot);
+}
+
+// Re-reads the booted slot and refuses when it is `target` (the last check before the
+// device is opened or the boot pointer moves).
+void
+recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target)
+{
+  auto booted = booted_slot(gpt, disk.booted, disk.force);
+  if (booted && *booted == target) {
+    throw Error(part_label(target), "is the booted slot; kiln-node never writes the running system");
+  }
+}
+
+// The engine's options for a slot or disk write: compare first (a rewrite of the same
+// image writes nothing), the fault hook at half the data.
+bmap::WriteOptions
+write_options(PartitionIo& io, const Progress& progress, const std::string& source)
+{
+  bmap::WriteOptions o;
+  o.progress = progress;
+  o.source = source;
+  o.at_half = [&io] {
+    io.sync();
+    fault_point("mid-write");
+  };
+  return o;
+}
+
+// tries= in kiln-boot's /grub/kiln-ab.conf (the recipe's ab.tries, written by the
+// builder), else the default.
+unsigned
+configured_tries(const fs::path& boot_root)
+{
+  fs::path conf = boot_root / "grub" / "kiln-ab.conf";
+  if (!present(conf)) {
+    return slots::k_default_tries;
+  }
+  std::istringstream lines(util::read_file(conf));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() == 7 && line.rfind("tries=", 0) == 0 && line[6] >= '1' && line[6] <= '9') {
+      return static_cast<unsigned>(line[6] - '0');
+    }
+  }
+  return slots::k_default_tries;
+}
+
+std::optional<crypto::TrustStore>
+load_trust(bool verify, const fs::path& dir)
+{
+  if (!verify) {
+    return std::nullopt;
+  }
+  return crypto::TrustStore::load(dir);
+}
+
+} // namespace kiln::node::detail

@@ -1,0 +1,53 @@
+// What kiln-node's commands (status, reimage, rollback, mark-good, install) share: the
+// boot state as JSON, the grubenv read, the trust store, the booted-slot re-check and
+// the write engine's options. Internal to core/node.
+#pragma once
+
+#include "core/bmap/copy.hpp"
+#include "core/crypto/signing.hpp"
+#include "core/grubenv/grubenv.hpp"
+#include "core/node/disk.hpp"
+#include "core/node/node.hpp"
+#include "core/slots/state.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace kiln::node::detail {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string slot_str(char slot);
+
+std::string part_label(char slot);
+
+json slot_json(const slots::SlotEnv& s);
+
+json next_boot_json(const slots::BootEnv& env);
+
+grubenv::Env read_env(const fs::path& path);
+
+// The slot a reimage writes when the disk is not the running system's: the other one
+// than the first good slot in the order (the one worth protecting), else the other
+// than the one that boots next.
+char offline_target(const slots::BootEnv& env);
+
+// Re-reads the booted slot and refuses when it is `target` (the last check before the
+// device is opened or the boot pointer moves).
+void recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target);
+
+// The engine's options for a slot or disk write: compare first (a rewrite of the same
+// image writes nothing), the fault hook at half the data.
+bmap::WriteOptions write_options(PartitionIo& io, const Progress& progress, const std::string& source);
+
+// tries= in kiln-boot's /grub/kiln-ab.conf (the recipe's ab.tries, written by the
+// builder), else the default.
+unsigned configured_tries(const fs::path& boot_root);
+
+std::optional<crypto::TrustStore> load_trust(bool verify, const fs::path& dir);
+
+} // namespace kiln::node::detail
