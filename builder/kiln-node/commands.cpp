@@ -106,9 +106,10 @@ add_reimage(CLI::App& sub)
   };
   auto a = std::make_shared<Args>();
   add_source_options(sub, a->src, "NAME.kbundle: a path or an http(s) URL", "Accept an unsigned or untrusted bundle");
-  a->tries_option = sub.add_option("--tries", a->tries,
-                                   "Boots the new slot gets to confirm itself (1-9); default: tries= in "
-                                   "kiln-boot's /grub/kiln-ab.conf, else 3")
+  a->tries_option = sub
+                      .add_option("--tries", a->tries,
+                                  "Boots the new slot gets to confirm itself (1-9); default: tries= in "
+                                  "kiln-boot's /grub/kiln-ab.conf, else 3")
                       ->check(CLI::Range(1u, slots::k_max_tries));
   sub.add_flag("--allow-downgrade", a->allow_downgrade,
                "Accept a bundle whose version is below the highest this node installed");
@@ -147,8 +148,9 @@ add_rollback(CLI::App& sub)
     bool force_downgrade = false;
   };
   auto a = std::make_shared<Args>();
-  sub.add_option("--root", a->root, "Root of the running system, where the booted slot's DC/OS version is read "
-                                    "(default /)");
+  sub.add_option("--root", a->root,
+                 "Root of the running system, where the booted slot's DC/OS version is read "
+                 "(default /)");
   sub.add_flag("--force", a->force_downgrade,
                "Roll back even to an older DC/OS version (unsupported by DC/OS); only this, not --booted's "
                "override (that is the global --force, before the command)");

@@ -83,15 +83,12 @@ do_build(const BuildArgs& args)
   if (args.json) {
     nlohmann::json outputs = nlohmann::json::array();
     for (const auto& o : result.outputs) {
-      outputs.push_back({{"name", o.name}, {"role", o.role}, {"format", o.format}, {"sha256", o.sha256},
-                         {"size", o.size}});
+      outputs.push_back(
+        {{"name", o.name}, {"role", o.role}, {"format", o.format}, {"sha256", o.sha256}, {"size", o.size}});
     }
-    std::cout << nlohmann::json{{"recipe", r.name},
-                                {"launches", result.launches},
-                                {"reused", result.reused},
-                                {"built", result.built},
-                                {"outputs", outputs},
-                                {"manifest", result.manifest.string()}}
+    std::cout << nlohmann::json{{"recipe", r.name},        {"launches", result.launches},
+                                {"reused", result.reused}, {"built", result.built},
+                                {"outputs", outputs},      {"manifest", result.manifest.string()}}
                    .dump(2)
               << "\n";
   } else {
@@ -115,7 +112,8 @@ add_build_command(CLI::App& app, int& status)
   auto* cmd = app.add_subcommand("build", "Bake the image a recipe describes, offline, into every requested format");
   cmd->add_option("recipe", args->recipe, "Recipe file (YAML)")->required();
   cmd->add_option("-o,--output", args->output, "Output directory (default: out)");
-  cmd->add_option("--format", args->formats, "Output format (qcow2, raw, vmdk, vhd, pxe), repeatable; default: the recipe's");
+  cmd->add_option("--format", args->formats,
+                  "Output format (qcow2, raw, vmdk, vhd, pxe), repeatable; default: the recipe's");
   cmd->add_option("--set", args->set, "Set a recipe variable (NAME=VALUE), repeatable");
   cmd->add_option("--cache", args->cache, "Cache directory (default: $KILN_CACHE or ~/.cache/kiln)");
   cmd->add_option("--sign", args->sign, "Sign the manifest with this Ed25519 private key");

@@ -64,8 +64,7 @@ do_plan(const PlanArgs& args)
   std::cout << r.tree.to_yaml();
   std::cout << "\ninputs:\n";
   for (const auto& in : plan.inputs) {
-    std::cout << "  " << in.kind << "  " << in.source << "  " << (in.sha256.empty() ? "(unpinned)" : in.sha256)
-              << "\n";
+    std::cout << "  " << in.kind << "  " << in.source << "  " << (in.sha256.empty() ? "(unpinned)" : in.sha256) << "\n";
   }
   std::cout << "\nstages:\n";
   std::cout << "  base  " << plan.base_key << "\n";
@@ -114,8 +113,11 @@ do_fetch(const FetchArgs& args)
   fetch::FetchResult result = cache.fetch(options);
   progress.finish();
   if (args.json) {
-    nlohmann::json j = {{"path", result.path.string()}, {"sha256", result.sha256}, {"size", result.size},
-                        {"cache_hit", result.cache_hit}, {"url", result.url}};
+    nlohmann::json j = {{"path", result.path.string()},
+                        {"sha256", result.sha256},
+                        {"size", result.size},
+                        {"cache_hit", result.cache_hit},
+                        {"url", result.url}};
     std::cout << j.dump() << "\n";
   } else {
     std::cout << result.path.string() << "\n";
@@ -161,7 +163,8 @@ void
 add_plan_command(CLI::App& app, int& status)
 {
   auto args = std::make_shared<PlanArgs>();
-  auto* cmd = app.add_subcommand("plan", "Print the resolved recipe, its inputs and its stages (no network, no images)");
+  auto* cmd =
+    app.add_subcommand("plan", "Print the resolved recipe, its inputs and its stages (no network, no images)");
   cmd->add_option("recipe", args->recipe, "Recipe file (YAML)")->required();
   cmd->add_flag("--json", args->json, "Machine-readable output");
   cmd->add_option("--set", args->set, "Set a recipe variable (NAME=VALUE), repeatable");

@@ -66,14 +66,12 @@ do_verify(const VerifyArgs& args)
     crypto::TrustStore trust = crypto::TrustStore::load(args.trust);
     manifest::Verified result = manifest::verify_manifest(args.manifest, trust);
     if (args.json) {
-      nlohmann::json j = {{"ok", true},
-                          {"manifest", args.manifest},
-                          {"key_id", result.key_id},
-                          {"files", result.manifest.files.size()}};
+      nlohmann::json j = {
+        {"ok", true}, {"manifest", args.manifest}, {"key_id", result.key_id}, {"files", result.manifest.files.size()}};
       std::cout << j.dump() << "\n";
     } else {
-      std::cout << args.manifest << ": good signature by key " << result.key_id << ", "
-                << result.manifest.files.size() << " file(s) verified\n";
+      std::cout << args.manifest << ": good signature by key " << result.key_id << ", " << result.manifest.files.size()
+                << " file(s) verified\n";
     }
     return 0;
   } catch (const crypto::VerificationError& e) {

@@ -120,15 +120,9 @@ protected:
     return m.at(1);
   }
 
-  json status(test::QemuVm& vm)
-  {
-    return status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot));
-  }
+  json status(test::QemuVm& vm) { return status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot)); }
 
-  void confirmed(test::QemuVm& vm, const std::string& slot)
-  {
-    vm.expect("KILN-AGENT confirmed slot=" + slot, k_boot);
-  }
+  void confirmed(test::QemuVm& vm, const std::string& slot) { vm.expect("KILN-AGENT confirmed slot=" + slot, k_boot); }
 
   test::ScratchDir dir;
   fs::path www;
@@ -194,10 +188,11 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   serve(fixture().out / "ab-fixture.kbundle");
   // Boot 1 also leaves a mark of this node's identity in /var/lib/dcos (on kiln-data):
   // B sees it after the reimage, the wipe removes it.
-  script(1, "wait_good; status\n" + std::string(k_data_size) + "\n"
-            "run sh -c 'echo kiln-node-identity-1 > /var/lib/dcos/kiln-test-identity'\n"
-            "run kiln-node reimage --json http://10.0.2.100/files/ab-fixture.kbundle\n"
-            "status; restart");
+  script(1, "wait_good; status\n" + std::string(k_data_size) +
+              "\n"
+              "run sh -c 'echo kiln-node-identity-1 > /var/lib/dcos/kiln-test-identity'\n"
+              "run kiln-node reimage --json http://10.0.2.100/files/ab-fixture.kbundle\n"
+              "status; restart");
   script(2, "wait_good; status\n"
             "run cat /var/lib/dcos/kiln-test-identity /var/lib/dcos/mesos-slave-common\n"
             "run kiln-node rollback --json\n"
@@ -361,8 +356,8 @@ TEST_F(Boot, UefiBadSlotFallsBackToAThenAGoodReimageBootsB)
 TEST_F(Boot, PxeInstallerWritesABlankDiskThatThenBoots)
 {
   const fs::path out = fixture().out;
-  for (const char* name : {"ab-fixture.raw", "ab-fixture.raw.bmap", "ab-fixture.manifest.json",
-                           "ab-fixture.manifest.json.sig"}) {
+  for (const char* name :
+       {"ab-fixture.raw", "ab-fixture.raw.bmap", "ab-fixture.manifest.json", "ab-fixture.manifest.json.sig"}) {
     serve(out / name);
   }
   fs::path tftp = dir / "tftp";

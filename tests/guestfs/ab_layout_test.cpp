@@ -235,15 +235,14 @@ TEST_F(AbLayout, KilnBootHoldsGrubCfgAndTheInitialGrubenv)
   }
   test::write_text(s_dir->path() / "stub.cfg", debugfs(boot, "cat /grub2/grub.cfg"));
   EXPECT_EQ(test::read_text(s_dir->path() / "stub.cfg"), slots::make_prefix_stub_cfg());
-  EXPECT_NE(slots::make_prefix_stub_cfg().find("configfile \"(${kiln_prefix_dev})/grub/grub.cfg\""),
-            std::string::npos);
-  auto stub_check = util::run({test::require_program("grub-script-check", "grub-common"),
-                               (s_dir->path() / "stub.cfg").string()});
+  EXPECT_NE(slots::make_prefix_stub_cfg().find("configfile \"(${kiln_prefix_dev})/grub/grub.cfg\""), std::string::npos);
+  auto stub_check =
+    util::run({test::require_program("grub-script-check", "grub-common"), (s_dir->path() / "stub.cfg").string()});
   EXPECT_EQ(stub_check.exit_code, 0) << stub_check.out << stub_check.err;
   // grub.cfg: kiln's, GRUB's parser accepts it, the slots' PARTUUIDs are on the command lines.
   test::write_text(s_dir->path() / "grub.cfg", debugfs(boot, "cat /grub/grub.cfg"));
-  auto check = util::run({test::require_program("grub-script-check", "grub-common"),
-                          (s_dir->path() / "grub.cfg").string()});
+  auto check =
+    util::run({test::require_program("grub-script-check", "grub-common"), (s_dir->path() / "grub.cfg").string()});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   std::string cfg = test::read_text(s_dir->path() / "grub.cfg");
   std::string uuid_a = part("kiln-a").uuid, uuid_b = part("kiln-b").uuid;
@@ -251,7 +250,8 @@ TEST_F(AbLayout, KilnBootHoldsGrubCfgAndTheInitialGrubenv)
   std::transform(uuid_b.begin(), uuid_b.end(), uuid_b.begin(), ::tolower);
   EXPECT_NE(cfg.find("linux (${kiln_disk},gpt4)/boot/vmlinuz root=PARTUUID=" + uuid_a +
                      " ro kiln.slot=A panic=5 console=tty0 console=ttyS0,115200 quiet fsck.mode=skip "
-                     "kiln.dcos_role=slave_public kiln.test=" + kiln_tag() + "\n"),
+                     "kiln.dcos_role=slave_public kiln.test=" +
+                     kiln_tag() + "\n"),
             std::string::npos)
     << cfg;
   EXPECT_NE(cfg.find("root=PARTUUID=" + uuid_b + " ro kiln.slot=B"), std::string::npos);
@@ -295,7 +295,8 @@ TEST_F(AbLayout, SlotBIsEmptyAndTheBundleVerifies)
   bool zero = true;
   while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
     auto n = static_cast<size_t>(in.gcount());
-    zero = zero && std::all_of(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n), [](char c) { return c == 0; });
+    zero =
+      zero && std::all_of(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n), [](char c) { return c == 0; });
     total += n;
   }
   EXPECT_TRUE(zero);
@@ -356,8 +357,8 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_NE(fstab.find("\nLABEL=KILN-ESP /boot/efi vfat "), std::string::npos) << fstab;
   EXPECT_NE(fstab.find("\nLABEL=kiln-data /var/lib/kiln-data xfs defaults 0 2\n"), std::string::npos) << fstab;
   for (const char* dir : {"/var/lib/docker", "/var/lib/mesos", "/var/lib/dcos", "/var/log"}) {
-    std::string line = std::string("/var/lib/kiln-data/") + fs::path(dir).filename().string() + " " + dir +
-                       " none bind 0 0\n";
+    std::string line =
+      std::string("/var/lib/kiln-data/") + fs::path(dir).filename().string() + " " + dir + " none bind 0 0\n";
     EXPECT_NE(fstab.find(line), std::string::npos) << line << fstab;
     EXPECT_TRUE(g.is_dir(dir)) << dir;
     EXPECT_TRUE(g.ls(dir).empty()) << dir; // the content moved to kiln-data

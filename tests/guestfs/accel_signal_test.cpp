@@ -56,8 +56,11 @@ fs::path
 write_recipe(const fs::path& dir, const std::string& name, const std::string& step)
 {
   fs::path tar = tiny_root_tar(dir);
-  test::write_text(dir / (name + ".yaml"), "name: " + name + "\n"
-                                             "base: {path: " + tar.string() + ", format: tar}\n"
+  test::write_text(dir / (name + ".yaml"), "name: " + name +
+                                             "\n"
+                                             "base: {path: " +
+                                             tar.string() +
+                                             ", format: tar}\n"
                                              "size: 64M\n"
                                              "sysprep: false\n"
                                              "trim: false\n"
@@ -65,7 +68,8 @@ write_recipe(const fs::path& dir, const std::string& name, const std::string& st
                                              "stages:\n"
                                              "  - name: s\n"
                                              "    steps:\n"
-                                             "      - " + step + "\n");
+                                             "      - " +
+                                             step + "\n");
   return dir / (name + ".yaml");
 }
 
@@ -95,9 +99,8 @@ TEST(Accel, KvmThatHangsTheApplianceFallsBackOnceAndIsRemembered)
                                                {"KILN_TEST_HV_LOG", log.string()},
                                                {"KILN_ACCEL", ""}};
   fs::path recipe = write_recipe(dir.path(), "fallback", "file: {path: /etc/kiln-nonce, content: one}");
-  auto first = test::run_kiln({"build", recipe.string(), "-o", (dir / "out1").string(), "--cache", cache.string(),
-                               "--json"},
-                              env);
+  auto first =
+    test::run_kiln({"build", recipe.string(), "-o", (dir / "out1").string(), "--cache", cache.string(), "--json"}, env);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const bool have_kvm = ::access("/dev/kvm", R_OK | W_OK) == 0;
   std::string hv_log = test::read_text(log);
@@ -128,9 +131,8 @@ TEST(Accel, KvmThatHangsTheApplianceFallsBackOnceAndIsRemembered)
   // The next build (a changed stage: one launch) skips KVM at once: no KVM run at all.
   fs::remove(log);
   fs::path recipe2 = write_recipe(dir.path(), "fallback", "file: {path: /etc/kiln-nonce, content: two}");
-  auto second = test::run_kiln({"build", recipe2.string(), "-o", (dir / "out2").string(), "--cache", cache.string(),
-                                "--json"},
-                               env);
+  auto second = test::run_kiln(
+    {"build", recipe2.string(), "-o", (dir / "out2").string(), "--cache", cache.string(), "--json"}, env);
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_EQ(json::parse(second.out)["launches"], 1) << second.out;
   hv_log = test::read_text(log);

@@ -43,42 +43,45 @@ write_recipe(const fs::path& dir, const std::string& last = "v1\n")
                                                                fs::perms::group_exec | fs::perms::others_read |
                                                                fs::perms::others_exec);
   test::write_text(dir / "files/last.txt", last);
-  test::write_text(dir / "recipe.yaml",
-                   "name: fixture\n" + base_yaml() +
-                   "outputs: {formats: [qcow2, raw, vmdk, vhd, pxe]}\n"
-                   "stages:\n"
-                   "  - name: prep\n"
-                   "    steps:\n"
-                   // Unique to this run, so the stages are cold even in a reused build tree.
-                   "      - file: {path: /etc/kiln/nonce, content: '" + dir.filename().string() + "'}\n"
-                   "      - group: {name: dcos, gid: 4242}\n"
-                   "      - user: {name: core, uid: 1500, groups: [dcos]}\n"
-                   "      - file: {path: /etc/kiln/owned, content: \"x\\n\", mode: '0640', owner: core, group: dcos}\n"
-                   "      - overlay: node\n"
-                   "      - edit: {path: /etc/kiln/overlay.conf, set: {added: yes}}\n"
-                   "      - edit: {path: /etc/kiln/overlay.conf, match: '^from=', line: 'from=edit'}\n"
-                   "      - file: {path: /etc/kiln/doomed, content: gone}\n"
-                   "      - delete: [/etc/kiln/doomed]\n"
-                   "      - unit: {name: kiln-demo.service, content: \"[Unit]\\nDescription=demo\\n[Service]\\n"
-                   "ExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n\"}\n"
-                   "      - systemd: {enable: [kiln-demo.service], mask: [firewalld.service]}\n"
-                   "      - selinux: {mode: permissive}\n"
-                   "      - run: 'echo ran > /etc/kiln/ran; mkdir -p /etc/ssh; echo key > /etc/ssh/ssh_host_rsa_key'\n"
-                   // No network unless the recipe asks: the appliance has no interface but lo.
-                   "      - run: 'ls /sys/class/net > /etc/kiln/interfaces'\n"
-                   "      - firstboot: {name: dcos-install, script: 'echo installing', after: [docker.service]}\n"
-                   "      - file: {path: /boot/vmlinuz-6.1.0-kiln, content: kernel}\n"
-                   "      - file: {path: /boot/initrd.img-6.1.0-kiln, content: initrd}\n"
-                   "  - name: last\n"
-                   "    steps:\n"
-                   "      - file: {path: /etc/kiln/last, src: files/last.txt}\n");
+  test::write_text(
+    dir / "recipe.yaml",
+    "name: fixture\n" + base_yaml() +
+      "outputs: {formats: [qcow2, raw, vmdk, vhd, pxe]}\n"
+      "stages:\n"
+      "  - name: prep\n"
+      "    steps:\n"
+      // Unique to this run, so the stages are cold even in a reused build tree.
+      "      - file: {path: /etc/kiln/nonce, content: '" +
+      dir.filename().string() +
+      "'}\n"
+      "      - group: {name: dcos, gid: 4242}\n"
+      "      - user: {name: core, uid: 1500, groups: [dcos]}\n"
+      "      - file: {path: /etc/kiln/owned, content: \"x\\n\", mode: '0640', owner: core, group: dcos}\n"
+      "      - overlay: node\n"
+      "      - edit: {path: /etc/kiln/overlay.conf, set: {added: yes}}\n"
+      "      - edit: {path: /etc/kiln/overlay.conf, match: '^from=', line: 'from=edit'}\n"
+      "      - file: {path: /etc/kiln/doomed, content: gone}\n"
+      "      - delete: [/etc/kiln/doomed]\n"
+      "      - unit: {name: kiln-demo.service, content: \"[Unit]\\nDescription=demo\\n[Service]\\n"
+      "ExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n\"}\n"
+      "      - systemd: {enable: [kiln-demo.service], mask: [firewalld.service]}\n"
+      "      - selinux: {mode: permissive}\n"
+      "      - run: 'echo ran > /etc/kiln/ran; mkdir -p /etc/ssh; echo key > /etc/ssh/ssh_host_rsa_key'\n"
+      // No network unless the recipe asks: the appliance has no interface but lo.
+      "      - run: 'ls /sys/class/net > /etc/kiln/interfaces'\n"
+      "      - firstboot: {name: dcos-install, script: 'echo installing', after: [docker.service]}\n"
+      "      - file: {path: /boot/vmlinuz-6.1.0-kiln, content: kernel}\n"
+      "      - file: {path: /boot/initrd.img-6.1.0-kiln, content: initrd}\n"
+      "  - name: last\n"
+      "    steps:\n"
+      "      - file: {path: /etc/kiln/last, src: files/last.txt}\n");
 }
 
 util::RunResult
 kiln_build(const fs::path& dir, const std::vector<std::string>& extra = {})
 {
-  std::vector<std::string> args{"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache",
-                                k_cache.string(), "--json"};
+  std::vector<std::string> args{
+    "build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache", k_cache.string(), "--json"};
   args.insert(args.end(), extra.begin(), extra.end());
   return test::run_kiln(args);
 }
@@ -198,8 +201,8 @@ TEST_F(Build, EveryStepEveryFormatAndTheCache)
   EXPECT_EQ(again["launches"], 0);
   EXPECT_EQ(again["built"], json::array());
   EXPECT_EQ(again["reused"], json({"prep", "last", "finalize"}));
-  EXPECT_EQ(crypto::sha256_file(out / "fixture.raw"), m.files[0].name == "fixture.raw" ? m.files[0].sha256
-                                                                                       : crypto::sha256_file(out / "fixture.raw"));
+  EXPECT_EQ(crypto::sha256_file(out / "fixture.raw"),
+            m.files[0].name == "fixture.raw" ? m.files[0].sha256 : crypto::sha256_file(out / "fixture.raw"));
 
   // One file of the last stage changed: one launch, the first stage reused.
   write_recipe(dir.path(), "v2\n");
@@ -238,10 +241,11 @@ fs::path
 make_deb(const fs::path& dir, const std::string& name, const std::string& depends = "")
 {
   fs::path root = dir / ("deb-" + name);
-  test::write_text(root / "DEBIAN/control", "Package: " + name + "\nVersion: 1.0-1\nArchitecture: all\n"
-                                            "Maintainer: kiln tests <kiln@example.invalid>\n" +
-                                            (depends.empty() ? "" : "Depends: " + depends + "\n") +
-                                            "Description: kiln test package\n");
+  test::write_text(root / "DEBIAN/control", "Package: " + name +
+                                              "\nVersion: 1.0-1\nArchitecture: all\n"
+                                              "Maintainer: kiln tests <kiln@example.invalid>\n" +
+                                              (depends.empty() ? "" : "Depends: " + depends + "\n") +
+                                              "Description: kiln test package\n");
   test::write_text(root / ("usr/share/" + name + "/installed"), "yes\n");
   fs::path deb = dir / (name + "_1.0-1_all.deb");
   auto r = util::run({"dpkg-deb", "--build", "--root-owner-group", root.string(), deb.string()});
@@ -261,8 +265,8 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
   std::string digest = crypto::sha256_file(dir / "www/served.qcow2");
   test::HttpServer server(dir / "www");
   // compress: true gives a compressed qcow2, clearly smaller than a plain conversion.
-  auto plain = util::run({"qemu-img", "convert", "-O", "qcow2", (dir / "www/served.qcow2").string(),
-                          (dir / "plain.qcow2").string()});
+  auto plain = util::run(
+    {"qemu-img", "convert", "-O", "qcow2", (dir / "www/served.qcow2").string(), (dir / "plain.qcow2").string()});
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   EXPECT_LT(fs::file_size(dir / "www/served.qcow2") * 10, fs::file_size(dir / "plain.qcow2") * 8);
 
@@ -281,26 +285,28 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
   make_deb(dir.path(), "kiln-broken", "kiln-no-such-dependency");
   test::write_text(dir / "recipe.yaml",
                    "name: fromurl\n"
-                   "base: {url: '" + server.url("/files/served.qcow2") + "', sha256: " + digest + ", format: qcow2}\n"
-                   "outputs: {formats: [qcow2]}\n"
-                   "stages:\n"
-                   "  - name: s\n"
-                   "    steps:\n"
-                   "      - packages: {files: [kiln-hello_1.0-1_all.deb]}\n"
-                   "      - overlay: ./repo-overlay\n"
-                   "      - packages: {install: [kiln-from-repo], repos: [{name: local, gpgcheck: false,"
-                   " baseurl: 'file:/var/tmp/kiln-repo ./'}]}\n"
-                   "      - packages: {files: [kiln-bye_1.0-1_all.deb]}\n"
-                   "      - packages: {remove: [kiln-bye]}\n"
-                   // 64 MiB that sysprep deletes again: trim must keep them out of the output.
-                   "      - run: 'head -c 67108864 /dev/urandom > /var/tmp/big'\n"
-                   "      - unit: {name: kiln-a.service, content: \"[Service]\\nExecStart=/bin/true\\n"
-                   "[Install]\\nWantedBy=multi-user.target\\nAlias=kiln-alias.service\\n\"}\n"
-                   "      - systemd: {enable: [kiln-a.service]}\n"
-                   "      - systemd: {disable: [kiln-a.service]}\n"
-                   // Without its file_contexts the policy cannot be applied offline.
-                   "      - delete: [/etc/selinux/default/contexts/files/file_contexts]\n"
-                   "      - selinux: {mode: enforcing}\n");
+                   "base: {url: '" +
+                     server.url("/files/served.qcow2") + "', sha256: " + digest +
+                     ", format: qcow2}\n"
+                     "outputs: {formats: [qcow2]}\n"
+                     "stages:\n"
+                     "  - name: s\n"
+                     "    steps:\n"
+                     "      - packages: {files: [kiln-hello_1.0-1_all.deb]}\n"
+                     "      - overlay: ./repo-overlay\n"
+                     "      - packages: {install: [kiln-from-repo], repos: [{name: local, gpgcheck: false,"
+                     " baseurl: 'file:/var/tmp/kiln-repo ./'}]}\n"
+                     "      - packages: {files: [kiln-bye_1.0-1_all.deb]}\n"
+                     "      - packages: {remove: [kiln-bye]}\n"
+                     // 64 MiB that sysprep deletes again: trim must keep them out of the output.
+                     "      - run: 'head -c 67108864 /dev/urandom > /var/tmp/big'\n"
+                     "      - unit: {name: kiln-a.service, content: \"[Service]\\nExecStart=/bin/true\\n"
+                     "[Install]\\nWantedBy=multi-user.target\\nAlias=kiln-alias.service\\n\"}\n"
+                     "      - systemd: {enable: [kiln-a.service]}\n"
+                     "      - systemd: {disable: [kiln-a.service]}\n"
+                     // Without its file_contexts the policy cannot be applied offline.
+                     "      - delete: [/etc/selinux/default/contexts/files/file_contexts]\n"
+                     "      - selinux: {mode: enforcing}\n");
   // Signed at build time; the manifest and every file it lists verify against a trust dir.
   auto keygen = test::run_kiln({"keygen", "--out", (dir / "keys").string(), "--name", "release"});
   ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
@@ -308,8 +314,8 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
   fs::copy_file(dir / "keys/release.pub", dir / "trust.d/release.pem");
   r = kiln_build(dir.path(), {"--sign", (dir / "keys/release.key").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto verified = test::run_kiln({"verify-signature", (dir / "out/fromurl.manifest.json").string(), "--trust",
-                                  (dir / "trust.d").string()});
+  auto verified = test::run_kiln(
+    {"verify-signature", (dir / "out/fromurl.manifest.json").string(), "--trust", (dir / "trust.d").string()});
   EXPECT_EQ(verified.exit_code, 0) << verified.err;
   EXPECT_NE(verified.out.find("good signature"), std::string::npos) << verified.out;
   // At most one download: the served image is reproducible, so a reused build tree may
@@ -349,8 +355,8 @@ TEST_F(Build, UrlBasePackagesUnitsAndSelinuxFallback)
                    "name: broken\n"
                    "base: {path: www/served.qcow2}\n"
                    "stages: [{name: s, steps: [{packages: {files: [kiln-broken_1.0-1_all.deb]}}]}]\n");
-  r = test::run_kiln({"build", (dir / "broken.yaml").string(), "-o", (dir / "out2").string(), "--cache",
-                      k_cache.string()});
+  r = test::run_kiln(
+    {"build", (dir / "broken.yaml").string(), "-o", (dir / "out2").string(), "--cache", k_cache.string()});
   EXPECT_EQ(r.exit_code, 1);
   auto lines = test::lines(r.err);
   ASSERT_FALSE(lines.empty());
@@ -385,7 +391,8 @@ TEST_F(Build, InterruptedBuildLeavesNothingHalfWritten)
 {
   test::write_text(dir / "recipe.yaml", "name: interrupted\n" + base_yaml() +
                                           "stages:\n"
-                                          "  - name: one\n    steps: [{run: 'echo " + dir.path().filename().string() +
+                                          "  - name: one\n    steps: [{run: 'echo " +
+                                          dir.path().filename().string() +
                                           "; sleep 3'}]\n"
                                           "  - name: two\n    steps: [{run: 'sleep 3'}]\n");
   // A scratch directory of a build that died by SIGKILL: the next build clears it.
@@ -420,8 +427,8 @@ TEST_F(Build, InterruptedBuildLeavesNothingHalfWritten)
 TEST_F(Build, BadRecipeTouchesNothing)
 {
   test::write_text(dir / "recipe.yaml", "name: bad\n" + base_yaml() + "stages: [{name: s, steps: [{nope: 1}]}]\n");
-  auto r = test::run_kiln({"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache",
-                           (dir / "cache").string()});
+  auto r = test::run_kiln(
+    {"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache", (dir / "cache").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_FALSE(fs::exists(dir / "out"));
   EXPECT_FALSE(fs::exists(dir / "cache"));

@@ -36,8 +36,8 @@ make_docker_deb(const fs::path& dir)
                    "[Unit]\nDescription=stand-in docker\n[Service]\nExecStart=/bin/sleep infinity\n"
                    "[Install]\nWantedBy=multi-user.target\n");
   fs::path deb = dir / "docker-ce_19.03.15_amd64.deb";
-  util::run_checked({test::require_program("dpkg-deb", "dpkg"), "--root-owner-group", "--build", root.string(),
-                     deb.string()});
+  util::run_checked(
+    {test::require_program("dpkg-deb", "dpkg"), "--root-owner-group", "--build", root.string(), deb.string()});
   return deb;
 }
 
@@ -63,16 +63,20 @@ write_fixture_recipe(const fs::path& dir)
 {
   test::make_serve_tree(dir / "serve");
   make_docker_deb(dir);
-  test::write_text(dir / "recipe.yaml",
-                   "name: dcos-fixture\n" + ab_fixture_base_and_size() +
-                   "stages:\n"
-                   "  - name: host\n"
-                   "    steps:\n"
-                   "      - file: {path: /etc/kiln/nonce, content: '" + dir.filename().string() + "'}\n"
-                   "      - packages: {files: [docker-ce_19.03.15_amd64.deb]}\n"
-                   "      - systemd: {enable: [docker.service, systemd-timesyncd.service], mask: [firewalld.service, dnsmasq.service]}\n"
-                   "      - file: {path: /etc/selinux/config, content: \"SELINUX=permissive\\nSELINUXTYPE=targeted\\n\"}\n"
-                   "dcos: {bundle: serve, role: slave, version: 2.2.1}\n");
+  test::write_text(
+    dir / "recipe.yaml",
+    "name: dcos-fixture\n" + ab_fixture_base_and_size() +
+      "stages:\n"
+      "  - name: host\n"
+      "    steps:\n"
+      "      - file: {path: /etc/kiln/nonce, content: '" +
+      dir.filename().string() +
+      "'}\n"
+      "      - packages: {files: [docker-ce_19.03.15_amd64.deb]}\n"
+      "      - systemd: {enable: [docker.service, systemd-timesyncd.service], mask: [firewalld.service, "
+      "dnsmasq.service]}\n"
+      "      - file: {path: /etc/selinux/config, content: \"SELINUX=permissive\\nSELINUXTYPE=targeted\\n\"}\n"
+      "dcos: {bundle: serve, role: slave, version: 2.2.1}\n");
 }
 
 std::vector<std::string>
@@ -110,8 +114,8 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
   auto t0 = clock::now();
   test::ScratchDir dir;
   write_fixture_recipe(dir.path());
-  util::RunResult b = test::run_kiln({"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache",
-                                      k_cache.string(), "--json"});
+  util::RunResult b = test::run_kiln(
+    {"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache", k_cache.string(), "--json"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   json built = json::parse(b.out);
   EXPECT_NE(b.err.find("Checking docker version: PASS (19.03.15 >= 18.09.1)"), std::string::npos) << b.err;
@@ -124,29 +128,39 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
   // The variants: qcow2 overlays on the passing image, each broken in one way.
   std::vector<Variant> variants = {
     {"docker-missing", "slave", [](gfs::Handle& g) { g.rm_f("/usr/bin/docker"); }, {"docker is installed"}},
-    {"firewalld-enabled", "slave",
+    {"firewalld-enabled",
+     "slave",
      [](gfs::Handle& g) {
        g.rm_f("/etc/systemd/system/firewalld.service");
-       g.ln_sf("/lib/systemd/system/firewalld.service", "/etc/systemd/system/multi-user.target.wants/firewalld.service");
+       g.ln_sf("/lib/systemd/system/firewalld.service",
+               "/etc/systemd/system/multi-user.target.wants/firewalld.service");
      },
      {"firewalld is not enabled"}},
-    {"selinux-enforcing-mls", "master",
-     [](gfs::Handle& g) { g.write("/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=mls\n"); }, {"SELinux mode"}},
-    {"no-time-sync", "slave",
+    {"selinux-enforcing-mls",
+     "master",
+     [](gfs::Handle& g) { g.write("/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=mls\n"); },
+     {"SELinux mode"}},
+    {"no-time-sync",
+     "slave",
      [](gfs::Handle& g) {
        for (const auto& p : g.glob("/etc/systemd/system/*.wants/systemd-timesyncd*")) {
          g.rm_f(p);
        }
      },
      {"time synchronisation is enabled"}},
-    {"preexisting-mesosphere", "slave_public", [](gfs::Handle& g) {
+    {"preexisting-mesosphere",
+     "slave_public",
+     [](gfs::Handle& g) {
        g.mkdir_p("/opt/mesosphere");
        g.write("/opt/mesosphere/bootstrap", "");
      },
      {"if DC/OS is already installed"}},
-    {"bundle-incomplete", "slave", [](gfs::Handle& g) { g.rm_rf("/opt/dcos_install_tmp/packages/mesos"); },
+    {"bundle-incomplete",
+     "slave",
+     [](gfs::Handle& g) { g.rm_rf("/opt/dcos_install_tmp/packages/mesos"); },
      {"DC/OS bundle in /opt/dcos_install_tmp"}},
-    {"port-conflict", "slave",
+    {"port-conflict",
+     "slave",
      [](gfs::Handle& g) {
        g.ln_sf("/lib/systemd/system/named.service", "/etc/systemd/system/multi-user.target.wants/named.service");
      },
@@ -155,8 +169,8 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
   std::vector<fs::path> overlays;
   for (const auto& var : variants) {
     overlays.push_back(dir / (var.name + ".qcow2"));
-    util::run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", image.string(), "-F", "qcow2",
-                       overlays.back().string()});
+    util::run_checked(
+      {"qemu-img", "create", "-q", "-f", "qcow2", "-b", image.string(), "-F", "qcow2", overlays.back().string()});
   }
 
   // One launch: the passing image verified for every role, then each variant broken
@@ -196,8 +210,8 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
 
   // The CLI on a broken variant, in both output modes' terms: exit 1, the installer-style
   // FAIL line, and --json with every other check passing.
-  util::RunResult bad = test::run_kiln({"verify", overlays[0].string(), "--role", "slave", "--dcos-version", "2.2.1",
-                                        "--json"});
+  util::RunResult bad =
+    test::run_kiln({"verify", overlays[0].string(), "--role", "slave", "--dcos-version", "2.2.1", "--json"});
   EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
   json checks = json::parse(bad.out);
   ASSERT_TRUE(checks.is_array());
@@ -212,8 +226,9 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
   }
   auto t3 = clock::now();
   auto s = [](auto a, auto z) { return std::chrono::duration_cast<std::chrono::seconds>(z - a).count(); };
-  std::cout << "timing: build " << s(t0, t1) << " s (" << built["launches"] << " launches), verify 3 roles, break and verify "
-            << variants.size() << " variants " << s(t1, t2) << " s, verify CLI (fail) " << s(t2, t3) << " s\n";
+  std::cout << "timing: build " << s(t0, t1) << " s (" << built["launches"]
+            << " launches), verify 3 roles, break and verify " << variants.size() << " variants " << s(t1, t2)
+            << " s, verify CLI (fail) " << s(t2, t3) << " s\n";
 }
 
 } // namespace

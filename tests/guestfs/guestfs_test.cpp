@@ -246,8 +246,8 @@ TEST(GuestfsImage, BuildThenReopenReadOnly)
     util::run_checked({"chmod", "4755", (tree / "usr/bin/suid").string()});
     util::run_checked({"chmod", "1777", (tree / "tmp").string()});
     fs::path tar = dir / "tree.tar";
-    util::run_checked({"tar", "--numeric-owner", "--owner=0", "--group=0", "-cf", tar.string(), "-C", tree.string(),
-                       "."});
+    util::run_checked(
+      {"tar", "--numeric-owner", "--owner=0", "--group=0", "-cf", tar.string(), "-C", tree.string(), "."});
     h.tar_in(tar.string(), "/");
     EXPECT_EQ(h.read_file("/etc/motd"), "from the tar\n");
     EXPECT_EQ(h.lstat("/usr/bin/suid").mode & 07777, 04755u);

@@ -20,13 +20,18 @@ const fs::path k_cache = KILN_TEST_CACHE;
 fs::path
 build_rpm(const fs::path& top, const std::string& name, const std::string& version)
 {
-  test::write_text(top / "SPECS" / (name + ".spec"),
-                   "Name: " + name + "\nVersion: " + version + "\nRelease: 1\nSummary: kiln test package\n"
-                   "License: MIT\nBuildArch: noarch\nAutoReqProv: no\n"
-                   "%description\nkiln test package\n"
-                   "%install\nmkdir -p %{buildroot}/usr/share/" + name + "\n"
-                   "echo " + name + "-" + version + " > %{buildroot}/usr/share/" + name + "/version\n"
-                   "%files\n/usr/share/" + name + "/version\n");
+  test::write_text(top / "SPECS" / (name + ".spec"), "Name: " + name + "\nVersion: " + version +
+                                                       "\nRelease: 1\nSummary: kiln test package\n"
+                                                       "License: MIT\nBuildArch: noarch\nAutoReqProv: no\n"
+                                                       "%description\nkiln test package\n"
+                                                       "%install\nmkdir -p %{buildroot}/usr/share/" +
+                                                       name +
+                                                       "\n"
+                                                       "echo " +
+                                                       name + "-" + version + " > %{buildroot}/usr/share/" + name +
+                                                       "/version\n"
+                                                       "%files\n/usr/share/" +
+                                                       name + "/version\n");
   util::run_checked({test::require_program("rpmbuild", "rpm"), "--define", "_topdir " + top.string(), "-bb",
                      (top / "SPECS" / (name + ".spec")).string()});
   return top / "RPMS/noarch" / (name + "-" + version + "-1.noarch.rpm");
@@ -43,14 +48,15 @@ TEST(RpmPath, PackagesStepInstallsFromALocalRepoAndFilesWithDnf)
   ASSERT_TRUE(fs::exists(repo / "repodata/repomd.xml"));
 
   // The fixture image: Debian with dnf, built by kiln (its base is cached in KILN_TEST_CACHE).
-  test::write_text(dir / "recipe.yaml", "name: rpmfix\n"
-                                        "base:\n  bootstrap:\n    suite: bookworm\n    variant: minbase\n"
-                                        "    packages: [systemd, dnf, rpm]\n" // dnf needs librpm only; rpm -q needs the CLI
-                                        "size: 1G\n"
-                                        "stages:\n  - name: s\n    steps:\n"
-                                        "      - file: {path: /etc/kiln/rpmfix, content: x}\n");
-  util::RunResult b = test::run_kiln({"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(),
-                                      "--cache", k_cache.string()});
+  test::write_text(dir / "recipe.yaml",
+                   "name: rpmfix\n"
+                   "base:\n  bootstrap:\n    suite: bookworm\n    variant: minbase\n"
+                   "    packages: [systemd, dnf, rpm]\n" // dnf needs librpm only; rpm -q needs the CLI
+                   "size: 1G\n"
+                   "stages:\n  - name: s\n    steps:\n"
+                   "      - file: {path: /etc/kiln/rpmfix, content: x}\n");
+  util::RunResult b = test::run_kiln(
+    {"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache", k_cache.string()});
   ASSERT_EQ(b.exit_code, 0) << b.err;
 
   fs::path work = dir / "work.qcow2";

@@ -36,8 +36,8 @@ TEST(Cli, Version)
 
 TEST(Cli, UsageErrorsAreOneLine)
 {
-  for (const auto& args : std::vector<std::vector<std::string>>{{}, {"frobnicate"}, {"plan"}, {"plan", "a", "b"},
-                                                                {"fetch", "--retries", "x", "u"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+         {}, {"frobnicate"}, {"plan"}, {"plan", "a", "b"}, {"fetch", "--retries", "x", "u"}}) {
     auto r = test::run_kiln(args);
     EXPECT_EQ(r.exit_code, 2);
     auto lines = test::lines(r.err);
@@ -73,8 +73,9 @@ TEST(Cli, BadRecipeReportsEveryErrorAsFileLineCol)
 TEST(Cli, PlanJsonAndText)
 {
   ScratchDir dir;
-  test::write_text(dir / "base.yaml", "name: base\nvars: {ntp: a}\nbase: {url: 'https://x.invalid/a', sha256: " +
-                                        std::string(64, 'b') + "}\nstages:\n  - name: os\n    steps: [{run: 'echo ${ntp}'}]\n");
+  test::write_text(dir / "base.yaml",
+                   "name: base\nvars: {ntp: a}\nbase: {url: 'https://x.invalid/a', sha256: " + std::string(64, 'b') +
+                     "}\nstages:\n  - name: os\n    steps: [{run: 'echo ${ntp}'}]\n");
   test::write_text(dir / "r.yaml", "extends: base.yaml\nname: r\n");
   auto r = test::run_kiln({"plan", (dir / "r.yaml").string(), "--json", "--set", "ntp=b"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -94,9 +95,10 @@ TEST(Cli, PlanJsonAndText)
 TEST(Cli, PlanWritesNothing)
 {
   ScratchDir dir;
-  test::write_text(dir / "r.yaml", "name: r\nbase: {url: 'https://x.invalid/a', sha256: " + std::string(64, 'b') + "}\n");
-  auto r = test::run_kiln({"plan", (dir / "r.yaml").string()}, {{"KILN_CACHE", (dir / "cache").string()},
-                                                                {"HOME", (dir / "home").string()}});
+  test::write_text(dir / "r.yaml",
+                   "name: r\nbase: {url: 'https://x.invalid/a', sha256: " + std::string(64, 'b') + "}\n");
+  auto r = test::run_kiln({"plan", (dir / "r.yaml").string()},
+                          {{"KILN_CACHE", (dir / "cache").string()}, {"HOME", (dir / "home").string()}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(fs::exists(dir / "cache"));
   EXPECT_FALSE(fs::exists(dir / "home"));

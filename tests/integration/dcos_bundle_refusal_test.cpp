@@ -18,7 +18,8 @@ write_recipe(const fs::path& dir, const std::string& bundle)
                                         "base:\n  bootstrap: {suite: bookworm, variant: minbase}\n"
                                         "size: 1G\n"
                                         "stages:\n  - name: s\n    steps:\n      - file: {path: /etc/x, content: x}\n"
-                                        "dcos: {bundle: '" + bundle + "', role: slave}\n");
+                                        "dcos: {bundle: '" +
+                                          bundle + "', role: slave}\n");
 }
 
 util::RunResult

@@ -124,23 +124,25 @@ TEST(DcosFirstbootRun, DcosSetupFailingAfterTheInstallerReturnedLeavesTheMarker)
   EXPECT_TRUE(has(marker, "role: slave (image default)\n")) << marker;
   EXPECT_TRUE(has(marker, "reason: dcos-setup.service failed (ActiveState=failed SubState=failed Result=exit-code "
                           "ExecMainStatus=3)\n"))
-      << marker;
+    << marker;
   // dcos-setup's journal, read after the fact, is in the log and the marker's tail.
   EXPECT_TRUE(has(marker, "dcos-setup[1]: pkgpanda: Exception: cannot activate mesos--1.11.0\n")) << marker;
   EXPECT_TRUE(has(n.log(), "dcos-setup[1]: pkgpanda: Exception: cannot activate mesos--1.11.0\n")) << n.log();
   EXPECT_TRUE(has(n.log(), "stand-in dcos_install.sh: after the journald restart\n")) << n.log();
-  EXPECT_TRUE(has(n.systemd.calls(), "journalctl --no-pager -b -n 300 -u dcos-download.service -u dcos-setup.service\n"));
+  EXPECT_TRUE(
+    has(n.systemd.calls(), "journalctl --no-pager -b -n 300 -u dcos-download.service -u dcos-setup.service\n"));
 }
 
 TEST(DcosFirstbootRun, DcosDownloadFailingMeansDcosSetupNeverRanAndIsAFailure)
 {
   Node n("master");
-  n.systemd.set_exec("dcos-download.service", "echo 'curl: (37) Couldn'\\''t open file /opt/dcos_install_tmp/x'\nexit 37\n");
+  n.systemd.set_exec("dcos-download.service",
+                     "echo 'curl: (37) Couldn'\\''t open file /opt/dcos_install_tmp/x'\nexit 37\n");
   std::string marker = n.run_failing(1);
   EXPECT_TRUE(has(marker, "reason: dcos-setup.service did not run (ActiveState=inactive SubState=dead Result=success "
                           "ExecMainStatus=0; dcos-download.service: ActiveState=failed SubState=failed "
                           "Result=exit-code ExecMainStatus=37)\n"))
-      << marker;
+    << marker;
   EXPECT_TRUE(has(marker, "dcos-download[1]: curl: (37) Couldn't open file")) << marker;
 }
 
@@ -151,8 +153,9 @@ TEST(DcosFirstbootRun, DcosSetupNeverFinishingHitsTheDeadline)
   auto start = std::chrono::steady_clock::now();
   std::string marker = n.run_failing(124, 2);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
-  EXPECT_TRUE(has(marker, "reason: dcos-setup.service did not finish within 2 s (ActiveState=activating SubState=start"))
-      << marker;
+  EXPECT_TRUE(
+    has(marker, "reason: dcos-setup.service did not finish within 2 s (ActiveState=activating SubState=start"))
+    << marker;
   EXPECT_TRUE(has(marker, "dcos-setup[1]: pkgpanda: fetching\n")) << marker;
 }
 

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::map<std::string, std::string> k_offline{{"http_proxy", "http://127.0.0.1:9"},
-                                                    {"https_proxy", "http://127.0.0.1:9"}};
+                                                   {"https_proxy", "http://127.0.0.1:9"}};
 
 fs::path
 recipe_path(const std::string& recipe)
@@ -151,7 +151,8 @@ TEST(DcosPlan, AllFourCentos7RecipesResolveOffline)
 // What issue 13 asks of a real CentOS 7 DC/OS node, read from the resolved plan of each role.
 TEST(DcosPlan, EveryRoleIsAnAbNodeWithGrubFirmwarePinnedDockerAndSiteTime)
 {
-  for (const auto& [name, data_size] : {std::pair{"dcos-master.yaml", 8ull << 30}, {"dcos-agent.yaml", 20ull << 30},
+  for (const auto& [name, data_size] : {std::pair{"dcos-master.yaml", 8ull << 30},
+                                        {"dcos-agent.yaml", 20ull << 30},
                                         {"dcos-agent-public.yaml", 20ull << 30}}) {
     SCOPED_TRACE(name);
     json p = plan(name);
@@ -197,7 +198,8 @@ TEST(DcosPlan, EveryRoleIsAnAbNodeWithGrubFirmwarePinnedDockerAndSiteTime)
     EXPECT_TRUE(packages[0].contains("packages"));
     EXPECT_EQ(packages.back(), (json{{"edit", *pin}}));
     // Time: one server line per site server in place of the stock lines, chrony-wait enabled.
-    auto chrony = std::find_if(edits.begin(), edits.end(), [](const json& e) { return e["path"] == "/etc/chrony.conf"; });
+    auto chrony =
+      std::find_if(edits.begin(), edits.end(), [](const json& e) { return e["path"] == "/etc/chrony.conf"; });
     ASSERT_NE(chrony, edits.end());
     EXPECT_EQ((*chrony)["lines"], (json{"server ntp1.example.org iburst", "server ntp2.example.org iburst"}));
     EXPECT_EQ((*chrony)["match"], "^(server|pool) ");
@@ -241,19 +243,20 @@ TEST(DcosPlan, RefusedWithoutTheSiteNtpServersOrTrustKey)
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_NE(lines[0].find("kiln: error: " + base + ":"), std::string::npos) << lines[0];
     EXPECT_NE(lines[0].find(": variable 'ntp_servers' is required: give it with --set ntp_servers=VALUE"),
-              std::string::npos) << lines[0];
+              std::string::npos)
+      << lines[0];
     // No trust key: one line too (not also the key file '${trust_key}' that is missing).
     lines = error_lines(run_plan(recipe_path(name), {"--set", "ntp_servers=ntp1.example.org"}));
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_NE(lines[0].find(": variable 'trust_key' is required"), std::string::npos) << lines[0];
   }
   // An empty list is no list of servers.
-  auto lines = error_lines(run_plan(recipe_path("dcos-agent.yaml"),
-                                    {"--set", "ntp_servers=", "--set", "trust_key=" + trust_key().string()}));
+  auto lines = error_lines(
+    run_plan(recipe_path("dcos-agent.yaml"), {"--set", "ntp_servers=", "--set", "trust_key=" + trust_key().string()}));
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("each: item '' of '' must be one word"), std::string::npos) << lines[0];
   lines = error_lines(run_plan(recipe_path("dcos-agent.yaml"), {"--set", "ntp_servers=a.example,,b.example", "--set",
-                                                                  "trust_key=" + trust_key().string()}));
+                                                                "trust_key=" + trust_key().string()}));
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("each: item '' of 'a.example,,b.example'"), std::string::npos) << lines[0];
   // The public pool is an explicit choice: by its names.
@@ -264,10 +267,10 @@ TEST(DcosPlan, RefusedWithoutTheSiteNtpServersOrTrustKey)
 TEST(DcosPlan, BuildRefusesBeforeTouchingAnything)
 {
   test::ScratchDir dir;
-  util::RunResult r = test::run_kiln({"build", recipe_path("dcos-agent.yaml").string(), "--cache",
-                                      (dir / "cache").string(), "-o", (dir / "out").string(), "--set",
-                                      "trust_key=" + trust_key().string()},
-                                     k_offline);
+  util::RunResult r =
+    test::run_kiln({"build", recipe_path("dcos-agent.yaml").string(), "--cache", (dir / "cache").string(), "-o",
+                    (dir / "out").string(), "--set", "trust_key=" + trust_key().string()},
+                   k_offline);
   auto lines = error_lines(r);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("variable 'ntp_servers' is required"), std::string::npos) << lines[0];
@@ -282,7 +285,7 @@ TEST(DcosPlan, AgentDataThatCanNeverReach20GIsRefused)
     // An agent that keeps kiln-data at 8G: refused at its data_size, by plan and by build.
     const fs::path small = dir / (std::string("small-") + role);
     test::write_text(small, "extends: " + recipe_path(role).string() +
-                                "\nname: small\nab:\n  slot_size: 12G\n  data_size: 8G\n  grow_data: false\n");
+                              "\nname: small\nab:\n  slot_size: 12G\n  data_size: 8G\n  grow_data: false\n");
     util::RunResult r = run_plan(small, site_sets());
     if (std::string(role) == "dcos-master.yaml") {
       EXPECT_EQ(r.exit_code, 0) << r.err; // the 20G rule is the agents'
@@ -291,11 +294,14 @@ TEST(DcosPlan, AgentDataThatCanNeverReach20GIsRefused)
     auto lines = error_lines(r);
     ASSERT_EQ(lines.size(), 1u);
     const std::string role_name = std::string(role) == "dcos-agent.yaml" ? "slave" : "slave_public";
-    EXPECT_EQ(lines[0], "kiln: error: " + small.string() + ":5:14: ab: data_size 8G with grow_data: false can never "
-                        "give the 20G DC/OS " + role_name + " nodes need free under /var: give data_size: 20G or "
-                        "more, or grow_data: true");
-    std::vector<std::string> build{"build", small.string(), "--cache", (dir / "cache").string(), "-o",
-                                   (dir / "out").string()};
+    EXPECT_EQ(lines[0], "kiln: error: " + small.string() +
+                          ":5:14: ab: data_size 8G with grow_data: false can never "
+                          "give the 20G DC/OS " +
+                          role_name +
+                          " nodes need free under /var: give data_size: 20G or "
+                          "more, or grow_data: true");
+    std::vector<std::string> build{"build", small.string(),        "--cache", (dir / "cache").string(),
+                                   "-o",    (dir / "out").string()};
     auto sets = site_sets();
     build.insert(build.end(), sets.begin(), sets.end());
     EXPECT_EQ(error_lines(test::run_kiln(build, k_offline)), lines);
@@ -310,7 +316,7 @@ TEST(DcosPlan, AgentDataThatCanNeverReach20GIsRefused)
     test::write_text(small, "extends: " + recipe_path(role).string() + "\nname: small\nab: {data_size: 8G}\n");
     EXPECT_EQ(run_plan(small, site_sets()).exit_code, 0);
     test::write_text(small, "extends: " + recipe_path(role).string() +
-                                "\nname: small\nab: {data_size: 20G, grow_data: false}\n");
+                              "\nname: small\nab: {data_size: 20G, grow_data: false}\n");
     EXPECT_EQ(run_plan(small, site_sets()).exit_code, 0);
   }
 }

@@ -101,11 +101,11 @@ TEST_F(Fetch, WrongDigestLeavesNothingInTheCache)
 {
   HttpServer server(dir / "www");
   std::string wrong = crypto::sha256_hex("something else");
-  auto r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", wrong, "--cache", cache_dir.string(),
-                           "--retry-delay", "10"});
+  auto r = test::run_kiln(
+    {"fetch", server.url("/files/base.img"), "--sha256", wrong, "--cache", cache_dir.string(), "--retry-delay", "10"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "kiln: error: " + server.url("/files/base.img") + ": sha256 mismatch: expected " + wrong +
-                     ", got " + digest + "\n");
+  EXPECT_EQ(r.err, "kiln: error: " + server.url("/files/base.img") + ": sha256 mismatch: expected " + wrong + ", got " +
+                     digest + "\n");
   EXPECT_EQ(r.out, "");
   EXPECT_TRUE(cache_files(cache_dir).empty());
 }
@@ -113,8 +113,8 @@ TEST_F(Fetch, WrongDigestLeavesNothingInTheCache)
 TEST_F(Fetch, NotFoundIsNotRetried)
 {
   HttpServer server(dir / "www");
-  auto r = test::run_kiln({"fetch", server.url("/files/missing.img"), "--sha256", digest, "--cache",
-                           cache_dir.string(), "--retry-delay", "10"});
+  auto r = test::run_kiln({"fetch", server.url("/files/missing.img"), "--sha256", digest, "--cache", cache_dir.string(),
+                           "--retry-delay", "10"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "kiln: error: " + server.url("/files/missing.img") + ": HTTP 404\n");
   EXPECT_EQ(server.count("/files/missing.img"), 1);
@@ -182,20 +182,20 @@ TEST_F(Fetch, FailingMirrorFallsThroughToAWorkingOne)
 {
   HttpServer server(dir / "www");
   auto r = test::run_kiln({"fetch", server.url("/status/500/base.img"), "--mirror", server.url("/files/nope.img"),
-                           "--mirror", server.url("/files/base.img"), "--sha256", digest, "--cache",
-                           cache_dir.string(), "--retries", "1", "--retry-delay", "10"});
+                           "--mirror", server.url("/files/base.img"), "--sha256", digest, "--cache", cache_dir.string(),
+                           "--retries", "1", "--retry-delay", "10"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(test::read_text(test::lines(r.out).at(0)), data);
   EXPECT_EQ(server.count("/status/500/base.img"), 2); // one retry
-  EXPECT_EQ(server.count("/files/nope.img"), 1);      // 404: straight to the next mirror
+  EXPECT_EQ(server.count("/files/nope.img"), 1); // 404: straight to the next mirror
   EXPECT_EQ(server.count("/files/base.img"), 1);
 }
 
 TEST_F(Fetch, AllMirrorsFailingIsOneLine)
 {
   HttpServer server(dir / "www");
-  auto r = test::run_kiln({"fetch", server.url("/status/404/a"), "--mirror", server.url("/status/403/b"),
-                           "--sha256", digest, "--cache", cache_dir.string()});
+  auto r = test::run_kiln({"fetch", server.url("/status/404/a"), "--mirror", server.url("/status/403/b"), "--sha256",
+                           digest, "--cache", cache_dir.string()});
   EXPECT_EQ(r.exit_code, 1);
   auto err = test::lines(r.err);
   ASSERT_EQ(err.size(), 2u) << r.err;
@@ -230,8 +230,9 @@ TEST_F(Fetch, UnpinnedIsRefusedUnlessAllowed)
   std::string url = server.url("/files/base.img");
   auto r = test::run_kiln({"fetch", url, "--cache", cache_dir.string()});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "kiln: error: " + url +
-                     ": no sha256 given: pin the input with --sha256, or pass --allow-unpinned to accept it unverified\n");
+  EXPECT_EQ(r.err,
+            "kiln: error: " + url +
+              ": no sha256 given: pin the input with --sha256, or pass --allow-unpinned to accept it unverified\n");
   EXPECT_EQ(server.count("/files/base.img"), 0);
   r = test::run_kiln({"fetch", url, "--cache", cache_dir.string(), "--allow-unpinned", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -276,8 +277,8 @@ TEST_F(Fetch, PartialOfAKilledProcessResumesWhileWithinTheBound)
   // A partial past the pinned size is garbage: dropped, fetched from the start.
   fs::remove_all(cache_dir);
   test::write_text(partial, std::string(data.size() + 1, 'x'));
-  r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--size",
-                      std::to_string(data.size()), "--cache", cache_dir.string()});
+  r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--size", std::to_string(data.size()),
+                      "--cache", cache_dir.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(server.requests().back()["range"].is_null());
   EXPECT_EQ(test::read_text(test::lines(r.out).at(0)), data);
@@ -287,8 +288,8 @@ TEST_F(Fetch, EndlessBodyStopsAtMaxSizeAndLeavesNothing)
 {
   HttpServer server(dir / "www");
   auto start = std::chrono::steady_clock::now();
-  auto r = test::run_kiln({"fetch", server.url("/endless/base.img"), "--sha256", digest, "--max-size", "4M",
-                           "--cache", cache_dir.string()});
+  auto r = test::run_kiln(
+    {"fetch", server.url("/endless/base.img"), "--sha256", digest, "--max-size", "4M", "--cache", cache_dir.string()});
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "kiln: error: " + server.url("/endless/base.img") + ": larger than 4194304 bytes\n");
@@ -305,12 +306,12 @@ TEST_F(Fetch, PinnedSizeRefusesOtherSizes)
 {
   HttpServer server(dir / "www");
   std::string url = server.url("/files/base.img");
-  auto r = test::run_kiln({"fetch", url, "--sha256", digest, "--size", std::to_string(data.size() - 1), "--cache",
-                           cache_dir.string()});
+  auto r = test::run_kiln(
+    {"fetch", url, "--sha256", digest, "--size", std::to_string(data.size() - 1), "--cache", cache_dir.string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "kiln: error: " + url + ": larger than " + std::to_string(data.size() - 1) + " bytes\n");
-  r = test::run_kiln({"fetch", url, "--sha256", digest, "--size", std::to_string(data.size() + 1), "--cache",
-                      cache_dir.string()});
+  r = test::run_kiln(
+    {"fetch", url, "--sha256", digest, "--size", std::to_string(data.size() + 1), "--cache", cache_dir.string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "kiln: error: " + url + ": " + std::to_string(data.size()) + " bytes, expected " +
                      std::to_string(data.size() + 1) + "\n");
@@ -329,8 +330,8 @@ TEST_F(Fetch, RecipePinnedSizeIsEnforcedByBuild)
   auto p = test::run_kiln({"plan", (dir / "r.yaml").string(), "--json"});
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_EQ(nlohmann::json::parse(p.out)["base"]["size"], data.size() - 1) << p.out;
-  auto r = test::run_kiln({"build", (dir / "r.yaml").string(), "-o", (dir / "out").string(), "--cache",
-                           cache_dir.string()});
+  auto r =
+    test::run_kiln({"build", (dir / "r.yaml").string(), "-o", (dir / "out").string(), "--cache", cache_dir.string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("kiln: error: " + url + ": larger than " + pinned + " bytes"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("appliance"), std::string::npos) << r.err;
@@ -349,8 +350,8 @@ TEST_F(Fetch, TrickleTimesOutAndReleasesTheLock)
   HttpServer server(dir / "www");
   std::string slow = server.url("/trickle/400/base.img"); // 2.5 B/s
   auto start = std::chrono::steady_clock::now();
-  auto r = test::run_kiln({"fetch", slow, "--sha256", digest, "--stall-timeout", "2", "--retries", "0", "--cache",
-                           cache_dir.string()});
+  auto r = test::run_kiln(
+    {"fetch", slow, "--sha256", digest, "--stall-timeout", "2", "--retries", "0", "--cache", cache_dir.string()});
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "kiln: error: " + slow + ": slower than 1024 bytes/s for 2 s\n");
@@ -400,8 +401,8 @@ TEST_F(Fetch, CacheVerifyRemovesCorruptBlobs)
   auto r = test::run_kiln({"fetch", server.url("/files/base.img"), "--sha256", digest, "--cache", cache_dir.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   fs::path blob = test::lines(r.out).at(0);
-  r = test::run_kiln({"fetch", server.url("/files/other.img"), "--sha256", crypto::sha256_hex("other"), "--cache",
-                      cache_dir.string()});
+  r = test::run_kiln(
+    {"fetch", server.url("/files/other.img"), "--sha256", crypto::sha256_hex("other"), "--cache", cache_dir.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = test::run_kiln({"cache", "verify", "--cache", cache_dir.string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -431,8 +432,8 @@ TEST_F(Fetch, TlsCertificatesAreVerified)
   EXPECT_EQ(r.err.rfind("kiln: error: " + url + ": ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find("certificate"), std::string::npos) << r.err;
   // The same server is accepted once its certificate is trusted.
-  r = test::run_kiln({"fetch", url, "--sha256", digest, "--cache", cache_dir.string(), "--ca-file",
-                      (dir / "cert.pem").string()});
+  r = test::run_kiln(
+    {"fetch", url, "--sha256", digest, "--cache", cache_dir.string(), "--ca-file", (dir / "cert.pem").string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
@@ -441,8 +442,8 @@ TEST_F(Fetch, ProgressOnlyOnATerminal)
   HttpServer server(dir / "www");
   std::string url = server.url("/slow/20/base.img");
   // script(1) gives kiln a pseudo-terminal; everything it prints comes back on stdout.
-  std::string command = std::string(KILN_BIN) + " fetch " + url + " --sha256 " + digest + " --cache " +
-                        (dir / "tty-cache").string();
+  std::string command =
+    std::string(KILN_BIN) + " fetch " + url + " --sha256 " + digest + " --cache " + (dir / "tty-cache").string();
   util::RunOptions tty;
   tty.env["TERM"] = "xterm";
   auto r = util::run({"script", "-qec", command, "/dev/null"}, tty);

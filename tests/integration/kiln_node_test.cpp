@@ -244,7 +244,8 @@ TEST_F(kiln_node, reimage_over_http_resumes_a_dropped_connection)
 {
   test::HttpServer server(m_dir / "bundles");
   std::string name = m_info.path.filename().string();
-  auto r = node({"--booted", "A", "--json", "reimage", server.url("/drop/300000/" + name), "--trust", m_trust.string()});
+  auto r =
+    node({"--booted", "A", "--json", "reimage", server.url("/drop/300000/" + name), "--trust", m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
   json j = json::parse(r.out);
   EXPECT_GE(j["resumes"].get<int>(), 1);
@@ -389,7 +390,8 @@ TEST_F(kiln_node, mark_good_when_healthy_asks_a_master_for_its_log_and_zookeeper
   auto r = mark_good_b(root, env);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("not healthy: Mesos master has not recovered its replicated log (registrar/log/recovered = 0 "
-                       "in " + master.url() + "/metrics/snapshot)"),
+                       "in " +
+                       master.url() + "/metrics/snapshot)"),
             std::string::npos)
     << r.err;
   EXPECT_EQ(status("B")["slots"]["B"]["state"], "trial");
@@ -454,19 +456,20 @@ TEST_F(kiln_node, mark_good_keeps_asking_until_the_deadline)
 TEST_F(kiln_node, wipe_dcos_removes_dcos_state_and_keeps_the_installer)
 {
   fs::path root = m_dir / "root";
-  for (const char* f : {"etc/mesosphere/roles/slave", "opt/mesosphere/bin/x", "var/lib/mesos/slave/meta/slaves/latest",
-                        "var/lib/dcos/cluster-id", "etc/systemd/system/dcos-mesos-slave.service",
-                        "etc/systemd/system/dcos.target", "var/lib/kiln/dcos-installed",
-                        "var/lib/kiln/dcos-install-failed", "opt/dcos_install_tmp/dcos_install.sh",
-                        "var/lib/docker/containers/x", "var/log/mesos/agent.log", "var/log/kiln/dcos-install.log",
-                        "etc/systemd/system/docker.service"}) {
+  for (const char* f :
+       {"etc/mesosphere/roles/slave", "opt/mesosphere/bin/x", "var/lib/mesos/slave/meta/slaves/latest",
+        "var/lib/dcos/cluster-id", "etc/systemd/system/dcos-mesos-slave.service", "etc/systemd/system/dcos.target",
+        "var/lib/kiln/dcos-installed", "var/lib/kiln/dcos-install-failed", "opt/dcos_install_tmp/dcos_install.sh",
+        "var/lib/docker/containers/x", "var/log/mesos/agent.log", "var/log/kiln/dcos-install.log",
+        "etc/systemd/system/docker.service"}) {
     test::write_text(root / f, "x");
   }
   fs::create_directories(root / "etc/systemd/system/dcos.target.wants");
   fs::create_symlink("/etc/systemd/system/dcos-mesos-slave.service",
                      root / "etc/systemd/system/dcos.target.wants/dcos-mesos-slave.service");
   fs::create_directories(root / "etc/systemd/system/multi-user.target.wants");
-  fs::create_symlink("/etc/systemd/system/dcos.target", root / "etc/systemd/system/multi-user.target.wants/dcos.target");
+  fs::create_symlink("/etc/systemd/system/dcos.target",
+                     root / "etc/systemd/system/multi-user.target.wants/dcos.target");
   fs::create_symlink("/etc/systemd/system/docker.service",
                      root / "etc/systemd/system/multi-user.target.wants/docker.service");
   // dcos-link-env.service's link (dangling once /opt/mesosphere is gone).
@@ -476,11 +479,11 @@ TEST_F(kiln_node, wipe_dcos_removes_dcos_state_and_keeps_the_installer)
 
   auto r = test::run_kiln_node({"wipe", "--dcos", "--keep-data", "--root", root.string(), "--json"});
   ASSERT_TRUE(r.ok()) << r.err;
-  for (const char* gone : {"etc/mesosphere", "opt/mesosphere", "var/lib/dcos/cluster-id", "var/lib/mesos/slave",
-                           "etc/systemd/system/dcos-mesos-slave.service", "etc/systemd/system/dcos.target",
-                           "etc/systemd/system/dcos.target.wants", "etc/systemd/system/multi-user.target.wants/dcos.target",
-                           "var/lib/kiln/dcos-installed", "var/lib/kiln/dcos-install-failed",
-                           "etc/profile.d/dcos.sh"}) {
+  for (const char* gone :
+       {"etc/mesosphere", "opt/mesosphere", "var/lib/dcos/cluster-id", "var/lib/mesos/slave",
+        "etc/systemd/system/dcos-mesos-slave.service", "etc/systemd/system/dcos.target",
+        "etc/systemd/system/dcos.target.wants", "etc/systemd/system/multi-user.target.wants/dcos.target",
+        "var/lib/kiln/dcos-installed", "var/lib/kiln/dcos-install-failed", "etc/profile.d/dcos.sh"}) {
     EXPECT_FALSE(fs::exists(fs::symlink_status(root / gone))) << gone;
   }
   EXPECT_TRUE(fs::exists(root / "etc/profile.d/lang.sh"));
@@ -494,10 +497,10 @@ TEST_F(kiln_node, wipe_dcos_removes_dcos_state_and_keeps_the_installer)
     }
   }
   EXPECT_TRUE(checked);
-  for (const char* kept : {"opt/dcos_install_tmp/dcos_install.sh", "var/lib/docker/containers/x",
-                           "var/log/mesos/agent.log", "etc/systemd/system/docker.service",
-                           "etc/systemd/system/multi-user.target.wants/docker.service", "var/lib/mesos",
-                           "var/lib/dcos"}) {
+  for (const char* kept :
+       {"opt/dcos_install_tmp/dcos_install.sh", "var/lib/docker/containers/x", "var/log/mesos/agent.log",
+        "etc/systemd/system/docker.service", "etc/systemd/system/multi-user.target.wants/docker.service",
+        "var/lib/mesos", "var/lib/dcos"}) {
     EXPECT_TRUE(fs::exists(fs::symlink_status(root / kept))) << kept;
   }
   // Without --keep-data the old agent's containers and logs go too; kiln's log stays.
@@ -579,8 +582,7 @@ TEST_F(kiln_node, wipe_dcos_keeps_the_mount_volumes_unless_asked)
 
   // --volumes wipe: emptied, kept as directories (mount points); never into another
   // mount, never through a symlink.
-  r = test::run_kiln_node(
-    {"wipe", "--dcos", "--keep-data", "--root", root.string(), "--volumes", "wipe", "--json"});
+  r = test::run_kiln_node({"wipe", "--dcos", "--keep-data", "--root", root.string(), "--volumes", "wipe", "--json"});
   ASSERT_TRUE(r.ok()) << r.err;
   j = json::parse(r.out);
   EXPECT_EQ(j["volumes_wiped"], json::array({v0, v1})) << r.out;
@@ -613,9 +615,8 @@ disk_with_dcos_in_a(const fs::path& dir, const std::optional<std::string>& a_ver
       R"({"version": ")" + *a_version + R"(", "dcos-image-commit": "0123abcd", "bootstrap-id": "feed"})";
   }
   fs::path a = fx::make_rootfs(dir, "a", 8, files);
-  return fx::make_ab_disk(dir, {"kiln_order=B A", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=good",
-                                "kiln_B_tries=0"},
-                          a);
+  return fx::make_ab_disk(
+    dir, {"kiln_order=B A", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=good", "kiln_B_tries=0"}, a);
 }
 
 TEST_F(kiln_node, rollback_to_an_older_dcos_is_refused_unless_forced)
@@ -696,8 +697,8 @@ TEST_F(kiln_node, install_writes_a_whole_disk_image_from_file_and_http)
   fs::path out = image.parent_path();
   fs::path mpath = manifest::manifest_path(out, "node");
   fs::path target = garbage_target();
-  auto r = test::run_kiln_node({"--json", "install", image.string(), "--disk", target.string(), "--trust",
-                                m_trust.string()});
+  auto r =
+    test::run_kiln_node({"--json", "install", image.string(), "--disk", target.string(), "--trust", m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
   slots::Gpt first = expect_installed(target, image);
   EXPECT_EQ(json::parse(r.out)["identity"]["partitions"][std::string(slots::k_part_a)],
@@ -709,8 +710,8 @@ TEST_F(kiln_node, install_writes_a_whole_disk_image_from_file_and_http)
     fx::write_random(fd.get(), 0, 96u << 20, 4);
   }
   test::HttpServer server(out);
-  r = test::run_kiln_node({"--json", "install", server.url("/files/node.raw"), "--disk", target.string(), "--trust",
-                           m_trust.string()});
+  r = test::run_kiln_node(
+    {"--json", "install", server.url("/files/node.raw"), "--disk", target.string(), "--trust", m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
   slots::Gpt second = expect_installed(target, image);
   // Every install draws its own: two disks written from one image never share a GUID.
@@ -735,8 +736,8 @@ TEST_F(kiln_node, install_onto_a_loop_device)
   auto size = fs::file_size(image);
   {
     fx::LoopDevice loop(target, true);
-    auto r = test::run_kiln_node({"--json", "install", image.string(), "--disk", loop.path(), "--trust",
-                                  m_trust.string()});
+    auto r =
+      test::run_kiln_node({"--json", "install", image.string(), "--disk", loop.path(), "--trust", m_trust.string()});
     ASSERT_TRUE(r.ok()) << r.err;
     json j = json::parse(r.out);
     EXPECT_EQ(j["disk"], loop.path());
@@ -745,7 +746,8 @@ TEST_F(kiln_node, install_onto_a_loop_device)
     slots::Gpt have = expect_installed(loop.path(), image);
     // The installed disk is an A/B disk kiln-node reads through the same device, and
     // booted from it, the command line GRUB makes (the disk's own PARTUUID) names slot A.
-    test::write_text(m_dir / "cmdline", "root=PARTUUID=" + have.by_label(slots::k_part_a).partuuid + " ro kiln.slot=A\n");
+    test::write_text(m_dir / "cmdline",
+                     "root=PARTUUID=" + have.by_label(slots::k_part_a).partuuid + " ro kiln.slot=A\n");
     auto s = test::run_kiln_node({"--disk", loop.path(), "--json", "status"},
                                  {{"KILN_NODE_CMDLINE", (m_dir / "cmdline").string()}});
     ASSERT_TRUE(s.ok()) << s.err;
@@ -839,8 +841,8 @@ TEST_F(kiln_node, install_onto_a_larger_disk_moves_the_backup_gpt_and_grows_kiln
   fx::must({"truncate", "-s", "161M", target.string()});
   {
     fx::LoopDevice loop(target, false);
-    auto r = test::run_kiln_node({"--json", "install", image.string(), "--disk", loop.path(), "--trust",
-                                  m_trust.string()});
+    auto r =
+      test::run_kiln_node({"--json", "install", image.string(), "--disk", loop.path(), "--trust", m_trust.string()});
     ASSERT_TRUE(r.ok()) << r.err;
     json j = json::parse(r.out);
     EXPECT_TRUE(j["data_partition"]["changed"].get<bool>()) << j.dump();
@@ -862,8 +864,8 @@ TEST_F(kiln_node, install_onto_a_larger_disk_moves_the_backup_gpt_and_grows_kiln
   // The same image onto a disk of its own size: nothing to grow.
   fs::path same = m_dir / "same.img";
   fx::must({"truncate", "-s", std::to_string(fs::file_size(image)), same.string()});
-  auto r = test::run_kiln_node({"--json", "install", image.string(), "--disk", same.string(), "--trust",
-                                m_trust.string()});
+  auto r =
+    test::run_kiln_node({"--json", "install", image.string(), "--disk", same.string(), "--trust", m_trust.string()});
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_FALSE(json::parse(r.out)["data_partition"]["changed"].get<bool>()) << r.out;
   // The image's bytes, but for the disk's own GUIDs and the grub.cfg naming them.
@@ -1010,7 +1012,8 @@ TEST_F(kiln_node, grow_data_grows_a_mounted_ext4_kiln_data)
   auto r = n.grow({"--json"});
   EXPECT_EQ(r.exit_code, 1);
   ASSERT_EQ(test::lines(r.err).size(), 1u) << r.err;
-  EXPECT_NE(r.err.find("kiln-node: error: resize2fs: growing kiln-data (" + n.device + ")"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kiln-node: error: resize2fs: growing kiln-data (" + n.device + ")"), std::string::npos)
+    << r.err;
   slots::Gpt gpt = slots::read_gpt(n.loop->path());
   const auto& data = gpt.by_label(slots::k_part_data);
   EXPECT_GT(data.size, 900ull << 20);
@@ -1062,8 +1065,8 @@ TEST_F(kiln_node, loop_devices_with_and_without_partition_nodes)
     {
       fx::LoopDevice device(m_disk.path, partscan);
       loop = device.path();
-      r = test::run_kiln_node({"--disk", loop, "--booted", "A", "--json", "reimage", m_info.path.string(), "--trust",
-                               m_trust.string()});
+      r = test::run_kiln_node(
+        {"--disk", loop, "--booted", "A", "--json", "reimage", m_info.path.string(), "--trust", m_trust.string()});
       EXPECT_TRUE(r.ok()) << r.err;
       s = test::run_kiln_node({"--disk", loop, "--booted", "A", "--json", "status"});
       EXPECT_TRUE(s.ok()) << s.err;

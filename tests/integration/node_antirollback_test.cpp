@@ -32,8 +32,9 @@ protected:
 
   util::RunResult reimage(const fs::path& bundle, const std::vector<std::string>& extra = {})
   {
-    std::vector<std::string> args{"--disk", m_disk.path.string(), "--booted", "A", "--json", "reimage",
-                                  bundle.string(), "--trust", m_trust.string()};
+    std::vector<std::string> args{
+      "--disk",  m_disk.path.string(), "--booted", "A", "--json", "reimage", bundle.string(),
+      "--trust", m_trust.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return test::run_kiln_node(args);
   }

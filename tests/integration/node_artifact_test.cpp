@@ -36,13 +36,13 @@ const fs::path k_libdir = k_libexec / "lib";
 // A library that appears here by surprise (libstdc++, libyaml-cpp, libguestfs, libxml2,
 // ICU) fails the test.
 const std::set<std::string> k_allowed = {
-  "ld-linux-x86-64.so.2", "libc.so.6",         "libcurl.so.4",      "libcrypto.so.3",   "libssl.so.3",
-  "liblzma.so.5",         "libz.so.1",         "libnettle.so.8",    "libnghttp2.so.14", "libidn2.so.0",
-  "librtmp.so.1",         "libssh2.so.1",      "libpsl.so.5",       "libgssapi_krb5.so.2",
-  "libldap-2.5.so.0",     "liblber-2.5.so.0",  "libzstd.so.1",      "libbrotlidec.so.1", "libbrotlicommon.so.1",
-  "libunistring.so.2",    "libgnutls.so.30",   "libhogweed.so.6",   "libgmp.so.10",     "libkrb5.so.3",
-  "libk5crypto.so.3",     "libcom_err.so.2",   "libkrb5support.so.0", "libsasl2.so.2",  "libp11-kit.so.0",
-  "libtasn1.so.6",        "libkeyutils.so.1",  "libresolv.so.2",    "libffi.so.8"};
+  "ld-linux-x86-64.so.2", "libc.so.6",           "libcurl.so.4",      "libcrypto.so.3",       "libssl.so.3",
+  "liblzma.so.5",         "libz.so.1",           "libnettle.so.8",    "libnghttp2.so.14",     "libidn2.so.0",
+  "librtmp.so.1",         "libssh2.so.1",        "libpsl.so.5",       "libgssapi_krb5.so.2",  "libldap-2.5.so.0",
+  "liblber-2.5.so.0",     "libzstd.so.1",        "libbrotlidec.so.1", "libbrotlicommon.so.1", "libunistring.so.2",
+  "libgnutls.so.30",      "libhogweed.so.6",     "libgmp.so.10",      "libkrb5.so.3",         "libk5crypto.so.3",
+  "libcom_err.so.2",      "libkrb5support.so.0", "libsasl2.so.2",     "libp11-kit.so.0",      "libtasn1.so.6",
+  "libkeyutils.so.1",     "libresolv.so.2",      "libffi.so.8"};
 
 std::string
 readelf(const std::vector<std::string>& args, const fs::path& file)
@@ -261,9 +261,8 @@ protected:
     fs::create_directories(work);
     fs::path old_fs = fx::make_rootfs(work, "old", 16, fx::sample_files("1"));
     fs::path new_fs = fx::make_rootfs(work, "new", 16, fx::sample_files("2"));
-    m_disk = fx::make_ab_disk(work, {"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=empty",
-                                     "kiln_B_tries=0"},
-                              old_fs);
+    m_disk = fx::make_ab_disk(
+      work, {"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=empty", "kiln_B_tries=0"}, old_fs);
     fs::rename(m_disk.path, m_root / "disk.img");
     m_disk.path = m_root / "disk.img";
     fx::Keys key = fx::make_key(work / "keys", "release");
@@ -279,8 +278,8 @@ protected:
   {
     std::string script = with_proc ? "mount -t proc proc \"$0/proc\" && exec chroot \"$0\" /usr/bin/kiln-node \"$@\""
                                    : "exec chroot \"$0\" /usr/bin/kiln-node \"$@\"";
-    std::vector<std::string> argv{"unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                                  m_root.string()};
+    std::vector<std::string> argv{"unshare", "--mount", "--propagation", "private",
+                                  "sh",      "-c",      script,          m_root.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     util::RunOptions options;
     options.env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -355,16 +354,16 @@ TEST_F(node_empty_root, reimage_over_http_and_https_by_host_name)
 {
   test::HttpServer server(m_root / "srv/files");
   const std::string name = m_bundle.path.filename().string();
-  json r = node_json({"--booted", "A", "reimage",
-                      "http://bundles.kiln.test:" + std::to_string(server.port()) + "/files/" + name});
+  json r = node_json(
+    {"--booted", "A", "reimage", "http://bundles.kiln.test:" + std::to_string(server.port()) + "/files/" + name});
   EXPECT_EQ(r["slot"], "B");
 
   fs::path tls = m_dir / "tls";
   fs::create_directories(tls);
-  util::RunResult gen = util::run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-keyout", (tls / "key.pem").string(), "-out", (tls / "cert.pem").string(),
-                                   "-days", "1", "-subj", "/CN=bundles.kiln.test", "-addext",
-                                   "subjectAltName=DNS:bundles.kiln.test"});
+  util::RunResult gen =
+    util::run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+               (tls / "key.pem").string(), "-out", (tls / "cert.pem").string(), "-days", "1", "-subj",
+               "/CN=bundles.kiln.test", "-addext", "subjectAltName=DNS:bundles.kiln.test"});
   ASSERT_TRUE(gen.ok()) << gen.err;
   test::HttpServer tls_server(m_root / "srv/files",
                               {"--tls-cert", (tls / "cert.pem").string(), "--tls-key", (tls / "key.pem").string()});
@@ -406,11 +405,11 @@ TEST_F(node_empty_root, reimage_over_http_resolves_the_name_by_dns)
   util::RunOptions options;
   options.env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
   options.env["TMPDIR"] = "/tmp";
-  util::RunResult r = util::run({"unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script,
-                                 m_root.string(), (fs::path(KILN_TEST_SUPPORT_DIR) / "dns_http.py").string(),
-                                 log.string(), "--disk", "/disk.img", "--booted", "A", "--json", "reimage",
-                                 "http://dns.kiln.test:8080/" + name},
-                                options);
+  util::RunResult r =
+    util::run({"unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, m_root.string(),
+               (fs::path(KILN_TEST_SUPPORT_DIR) / "dns_http.py").string(), log.string(), "--disk", "/disk.img",
+               "--booted", "A", "--json", "reimage", "http://dns.kiln.test:8080/" + name},
+              options);
   ASSERT_EQ(r.exit_code, 0) << r.err << (fs::exists(log) ? test::read_text(log) : "");
   EXPECT_EQ(json::parse(r.out)["slot"], "B");
   // The control: a name the responder does not know fails as a resolution error.

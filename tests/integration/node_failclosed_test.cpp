@@ -96,9 +96,7 @@ protected:
                 ",sizelimit=" + std::to_string(boot.size) + " '" + m_disk.path.string() + "' '" + mnt.string() +
                 "'; B='" + mnt.string() + "'; " + script + "; umount '" + mnt.string() + "'"});
   }
-
 };
-
 
 TEST_F(node_failclosed, root_partuuid_alone_names_the_booted_slot_and_a_reimage_spares_it)
 {
@@ -122,10 +120,10 @@ TEST_F(node_failclosed, a_command_line_that_disagrees_is_refused)
   std::string a = hash(slots::k_part_a);
   std::string b = hash(slots::k_part_b);
   for (const std::string& cmdline :
-       {"root=PARTUUID=" + partuuid(slots::k_part_a) + " kiln.slot=B",       // root= says A
+       {"root=PARTUUID=" + partuuid(slots::k_part_a) + " kiln.slot=B", // root= says A
         "kiln.slot=A root=PARTUUID=" + partuuid(slots::k_part_b) + " kiln.slot=A", // the last kiln.slot wins
-        std::string("root=/dev/sda4 kiln.slot=B"),                             // not this disk's partition
-        std::string("kiln.slot=A"),                                            // no root= at all
+        std::string("root=/dev/sda4 kiln.slot=B"), // not this disk's partition
+        std::string("kiln.slot=A"), // no root= at all
         "root=PARTUUID=" + partuuid(slots::k_part_a) + " kiln.slot=C"}) {
     auto r = node({"--json", "reimage", m_info.path.string(), "--trust", m_trust.string()}, cmdline);
     EXPECT_EQ(r.exit_code, 1) << cmdline << ": " << r.err;
@@ -166,9 +164,9 @@ TEST_F(node_failclosed, a_grubenv_that_is_a_symlink_a_fifo_or_the_wrong_size_is_
                         Case{"head -c 2048 /dev/zero | tr '\\0' '#' > $B/grub/grubenv", "is 2048 bytes"},
                         Case{"mv $B/grub $B/real; ln -s real $B/grub", "cannot resolve inside kiln-boot"}}) {
     edit_boot(c.script);
-    for (std::vector<std::string> cmd : {std::vector<std::string>{"--booted", "A", "status"},
-                                         std::vector<std::string>{"--booted", "A", "mark-good"},
-                                         std::vector<std::string>{"--booted", "A", "rollback"}}) {
+    for (std::vector<std::string> cmd :
+         {std::vector<std::string>{"--booted", "A", "status"}, std::vector<std::string>{"--booted", "A", "mark-good"},
+          std::vector<std::string>{"--booted", "A", "rollback"}}) {
       auto r = util::run({"timeout", "20", KILN_NODE_BIN, "--disk", m_disk.path.string(), cmd[0], cmd[1], cmd[2]});
       EXPECT_EQ(r.exit_code, 1) << c.script << ": " << r.err; // 124 would be a hang
       EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
@@ -193,7 +191,6 @@ TEST_F(node_failclosed, a_block_too_small_for_the_final_environment_is_refused_b
   EXPECT_EQ(hash(slots::k_part_b), b);
   EXPECT_EQ(fx::grubenv_list(m_disk, m_dir.path()), env_before); // slot B was never marked empty
 }
-
 
 // Patches partition `label`'s entry in both GPT copies as an attacker would (CRCs fixed).
 void
@@ -222,12 +219,14 @@ patch_gpt(const fx::AbDisk& disk, std::string_view label, std::uint64_t first_lb
   unsigned number = disk.gpt.by_label(label).number;
   for (std::uint64_t header_lba : {std::uint64_t{1}, lbas - 1}) {
     std::vector<unsigned char> h(sector);
-    ASSERT_EQ(::pread(fd.get(), h.data(), sector, static_cast<off_t>(header_lba * sector)), static_cast<ssize_t>(sector));
+    ASSERT_EQ(::pread(fd.get(), h.data(), sector, static_cast<off_t>(header_lba * sector)),
+              static_cast<ssize_t>(sector));
     std::uint64_t entries_lba = le64(&h[72]);
     std::uint32_t count = h[80] | h[81] << 8 | h[82] << 16 | static_cast<std::uint32_t>(h[83]) << 24;
     std::uint32_t size = h[84] | h[85] << 8;
     std::vector<unsigned char> e(static_cast<std::size_t>(count) * size);
-    ASSERT_EQ(::pread(fd.get(), e.data(), e.size(), static_cast<off_t>(entries_lba * sector)), static_cast<ssize_t>(e.size()));
+    ASSERT_EQ(::pread(fd.get(), e.data(), e.size(), static_cast<off_t>(entries_lba * sector)),
+              static_cast<ssize_t>(e.size()));
     unsigned char* entry = &e[(number - 1) * size];
     put64(entry + 32, first_lba);
     put64(entry + 40, last_lba);
@@ -235,8 +234,10 @@ patch_gpt(const fx::AbDisk& disk, std::string_view label, std::uint64_t first_lb
     std::uint32_t header_size = h[12] | h[13] << 8;
     put32(&h[16], 0);
     put32(&h[16], slots::crc32(h.data(), header_size));
-    ASSERT_EQ(::pwrite(fd.get(), e.data(), e.size(), static_cast<off_t>(entries_lba * sector)), static_cast<ssize_t>(e.size()));
-    ASSERT_EQ(::pwrite(fd.get(), h.data(), sector, static_cast<off_t>(header_lba * sector)), static_cast<ssize_t>(sector));
+    ASSERT_EQ(::pwrite(fd.get(), e.data(), e.size(), static_cast<off_t>(entries_lba * sector)),
+              static_cast<ssize_t>(e.size()));
+    ASSERT_EQ(::pwrite(fd.get(), h.data(), sector, static_cast<off_t>(header_lba * sector)),
+              static_cast<ssize_t>(sector));
   }
 }
 
@@ -261,8 +262,8 @@ TEST_F(node_failclosed, a_patched_gpt_with_overlapping_outside_or_unequal_slots_
     disk.path = copy / "disk.img";
     fs::copy_file(m_disk.path, disk.path);
     patch_gpt(disk, c.label, c.first, c.last);
-    auto r = test::run_kiln_node({"--disk", disk.path.string(), "--booted", "A", "reimage", m_info.path.string(),
-                                  "--trust", m_trust.string()});
+    auto r = test::run_kiln_node(
+      {"--disk", disk.path.string(), "--booted", "A", "reimage", m_info.path.string(), "--trust", m_trust.string()});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
     EXPECT_EQ(fx::slot_hash(disk, slots::k_part_a), a_hash);
@@ -326,15 +327,16 @@ TEST_F(node_failclosed, a_boot_kiln_that_is_not_the_disks_own_kiln_boot_is_refus
                          "grub-editenv /boot/kiln/grub/grubenv create; "
                          "grub-editenv /boot/kiln/grub/grubenv set kiln_order='B A' kiln_A_state=good "
                          "kiln_B_state=good kiln_A_name=decoy; "
-                         "'" + std::string(KILN_NODE_TEST_BIN) + "' --disk '" + m_disk.path.string() + "' " + command +
+                         "'" +
+                         std::string(KILN_NODE_TEST_BIN) + "' --disk '" + m_disk.path.string() + "' " + command +
                          "; echo decoy-env:; grub-editenv /boot/kiln/grub/grubenv list";
     util::RunOptions o;
     o.env = {{"KILN_NODE_CMDLINE", (m_dir / "cmdline").string()}};
     auto r = util::run({"unshare", "-m", "sh", "-c", script}, o);
     EXPECT_NE(r.exit_code, 0) << command << ": " << r.out;
-    EXPECT_NE(r.err.find("/boot/kiln: is not the kiln-boot partition of " + m_disk.path.string() +
-                         " (device numbers differ)"),
-              std::string::npos)
+    EXPECT_NE(
+      r.err.find("/boot/kiln: is not the kiln-boot partition of " + m_disk.path.string() + " (device numbers differ)"),
+      std::string::npos)
       << command << ": " << r.err;
     EXPECT_EQ(r.out.find("decoy"), std::string::npos) << command << ": the decoy grubenv was read: " << r.out;
   }

@@ -80,7 +80,8 @@ copy_into(const fs::path& from, const fs::path& disk, std::uint64_t offset)
 {
   std::string data = util::read_file(from);
   util::Fd fd = util::open_file(disk, O_WRONLY);
-  ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(data.size()));
+  ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(offset)),
+            static_cast<ssize_t>(data.size()));
 }
 
 struct AbDisk {
@@ -119,8 +120,8 @@ make_ab_disk(const fs::path& dir, const std::vector<std::string>& vars, const fs
     write_text(boot_tree / path, content);
   }
   fs::path boot_img = dir / "boot.fs";
-  must({"mkfs.ext4", "-q", "-F", "-O", "^metadata_csum", "-L", "kiln-boot", "-d", boot_tree.string(),
-        boot_img.string(), "8M"});
+  must({"mkfs.ext4", "-q", "-F", "-O", "^metadata_csum", "-L", "kiln-boot", "-d", boot_tree.string(), boot_img.string(),
+        "8M"});
   const auto& boot = disk.gpt.by_label(slots::k_part_boot);
   copy_into(boot_img, disk.path, boot.offset);
   const auto& b = disk.gpt.by_label(slots::k_part_b);

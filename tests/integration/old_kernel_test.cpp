@@ -116,7 +116,6 @@ TEST(old_kernel, setup_errors_are_one_line_with_exit_127)
   EXPECT_EQ(r.err, "old-kernel: error: /nonexistent/program: No such file or directory\n");
 }
 
-
 TEST(old_kernel, run_kiln_node_runs_kiln_node_through_the_wrapper)
 {
   ScratchDir dir;

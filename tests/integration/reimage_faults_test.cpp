@@ -32,8 +32,8 @@ protected:
   util::RunResult reimage(const std::string& bundle, const std::map<std::string, std::string>& env = {},
                           const fs::path& trust = {})
   {
-    return test::run_kiln_node({"--disk", m_disk.path.string(), "--booted", "A", "--json", "reimage", bundle,
-                                "--trust", (trust.empty() ? m_trust : trust).string()},
+    return test::run_kiln_node({"--disk", m_disk.path.string(), "--booted", "A", "--json", "reimage", bundle, "--trust",
+                                (trust.empty() ? m_trust : trust).string()},
                                env);
   }
 
@@ -109,7 +109,10 @@ protected:
     fx::must(argv);
     return out;
   }
-  std::vector<std::string> all_members() { return {"manifest.json", "manifest.json.sig", "rootfs.bmap", "rootfs.data"}; }
+  std::vector<std::string> all_members()
+  {
+    return {"manifest.json", "manifest.json.sig", "rootfs.bmap", "rootfs.data"};
+  }
 
   // Signs `text` as the bundle's manifest into dir (manifest.json + manifest.json.sig).
   void sign_into(const fs::path& dir, const std::string& text)
@@ -130,9 +133,8 @@ TEST_F(reimage_faults, a_crash_at_any_phase_leaves_the_booted_slot_booting_and_a
     SCOPED_TRACE(phase);
     fs::path where = m_dir / phase;
     fs::create_directories(where);
-    m_disk = fx::make_ab_disk(where, {"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=empty",
-                                      "kiln_B_tries=0"},
-                              old);
+    m_disk = fx::make_ab_disk(
+      where, {"kiln_order=A B", "kiln_A_state=good", "kiln_A_tries=0", "kiln_B_state=empty", "kiln_B_tries=0"}, old);
     m_a = fx::slot_hash(m_disk, slots::k_part_a);
     auto r = reimage(m_info.path.string(), {{"KILN_NODE_FAULT", phase}});
     EXPECT_EQ(r.exit_code, 99) << r.err;

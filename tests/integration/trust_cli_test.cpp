@@ -199,8 +199,17 @@ TEST_F(trust_cli, OpensslVerifiesKilnSignature)
   }
   keygen("release");
   ASSERT_EQ(sign("release").exit_code, 0);
-  std::vector<std::string> check{"openssl", "pkeyutl", "-verify",       "-pubin", "-inkey",   pub("release"),
-                                 "-rawin",  "-in",      m_manifest,      "-sigfile", m_manifest + ".sig.bin"};
+  std::vector<std::string> check{"openssl",
+                                 "pkeyutl",
+                                 "-verify",
+                                 "-pubin",
+                                 "-inkey",
+                                 pub("release"),
+                                 "-rawin",
+                                 "-in",
+                                 m_manifest,
+                                 "-sigfile",
+                                 m_manifest + ".sig.bin"};
   auto ok = util::run(check);
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
   EXPECT_NE(ok.out.find("Signature Verified Successfully"), std::string::npos) << ok.out;
@@ -221,8 +230,8 @@ TEST_F(trust_cli, KilnVerifiesOpensslSignature)
   // Sign with the openssl tool and build the .sig file from standard tools' output.
   util::run_checked({"openssl", "pkeyutl", "-sign", "-inkey", key("release"), "-rawin", "-in", m_manifest, "-out",
                      (m_dir / "raw.sig").string()});
-  auto digest = util::run_checked({"sh", "-c", "openssl pkey -pubin -in \"$1\" -outform DER | openssl dgst -sha256 -r",
-                                   "sh", pub("release")});
+  auto digest = util::run_checked(
+    {"sh", "-c", "openssl pkey -pubin -in \"$1\" -outform DER | openssl dgst -sha256 -r", "sh", pub("release")});
   std::string openssl_id = digest.out.substr(0, 64);
   EXPECT_EQ(openssl_id, id) << "key id is the sha256 of the DER SubjectPublicKeyInfo";
   auto b64 = util::run_checked({"openssl", "base64", "-A", "-in", (m_dir / "raw.sig").string()});

@@ -82,8 +82,8 @@ TEST(wipe_escape, root_must_be_an_absolute_existing_directory)
   ScratchDir dir;
   test::write_text(dir / "cwd/etc/mesosphere/roles/slave", "x");
   test::write_text(dir / "a-file", "x");
-  for (const std::string& bad : {std::string(""), std::string("relative/root"), (dir / "missing").string(),
-                                 (dir / "a-file").string()}) {
+  for (const std::string& bad :
+       {std::string(""), std::string("relative/root"), (dir / "missing").string(), (dir / "a-file").string()}) {
     util::RunOptions options;
     options.cwd = (dir / "cwd").string();
     std::vector<std::string> argv{KILN_NODE_BIN, "wipe", "--dcos", "--root", bad};
@@ -99,7 +99,7 @@ TEST(wipe_escape, root_must_be_an_absolute_existing_directory)
 TEST(wipe_escape, symlinks_beneath_the_root_are_never_followed)
 {
   ScratchDir dir;
-  const std::vector<std::string> files{"mesos/slave/x", "dcos/y", "docker/z", "kiln/dcos-installed",
+  const std::vector<std::string> files{"mesos/slave/x",     "dcos/y",  "docker/z", "kiln/dcos-installed",
                                        "dcos-evil.service", "etc.conf"};
   // var/log -> victim: /victim/* would go with the logs.
   fs::path log_root = dir / "r-log";
@@ -183,7 +183,8 @@ TEST(wipe_escape, bind_mounts_of_the_same_file_system_are_never_entered)
   // A bind-mounted single file too.
   test::write_text(dir / "file-src", "precious");
   test::write_text(root / "var/lib/mesos/slave/secret", "");
-  json j = wipe_with_binds(root, false, {{volume, volume_target}, {dir / "file-src", root / "var/lib/mesos/slave/secret"}});
+  json j =
+    wipe_with_binds(root, false, {{volume, volume_target}, {dir / "file-src", root / "var/lib/mesos/slave/secret"}});
   expect_all_present(volume, files);
   EXPECT_EQ(test::read_text(dir / "file-src"), "precious");
   EXPECT_TRUE(lists(j, "mount_points_skipped", volume_target)) << j.dump();

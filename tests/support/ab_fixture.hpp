@@ -14,14 +14,14 @@
 namespace kiln::test {
 
 struct AbFixture {
-  std::filesystem::path out;   // ab-fixture.{raw,raw.bmap,qcow2,kbundle,vmlinuz,initrd,ipxe,manifest.json[.sig]},
-                               // build.json (what `kiln build --json` printed)
-  std::filesystem::path bad;   // ab-fixture-bad.kbundle: slot A with /usr/sbin/init -> /bin/false, signed
-  std::filesystem::path key;   // the signing key (tests/fixtures/ab-keys/release.key)
+  std::filesystem::path out; // ab-fixture.{raw,raw.bmap,qcow2,kbundle,vmlinuz,initrd,ipxe,manifest.json[.sig]},
+    // build.json (what `kiln build --json` printed)
+  std::filesystem::path bad; // ab-fixture-bad.kbundle: slot A with /usr/sbin/init -> /bin/false, signed
+  std::filesystem::path key; // the signing key (tests/fixtures/ab-keys/release.key)
   std::filesystem::path trust; // its public key, the one the image trusts
   std::filesystem::path recipe;
   std::vector<std::string> sets; // the --set arguments the fixture is built with
-  std::string error;           // why it could not be built (every test using it then fails with it)
+  std::string error; // why it could not be built (every test using it then fails with it)
 };
 
 // Builds (or finds) the fixture; computed once per process.

@@ -18,8 +18,12 @@ ab_sfdisk_script(unsigned slot_mib)
          "size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=kiln-bios\n"
          "size=2MiB, type=U, name=kiln-esp\n"
          "size=8MiB, name=kiln-boot\n"
-         "size=" + std::to_string(slot_mib) + "MiB, name=kiln-a\n"
-         "size=" + std::to_string(slot_mib) + "MiB, name=kiln-b\n"
+         "size=" +
+         std::to_string(slot_mib) +
+         "MiB, name=kiln-a\n"
+         "size=" +
+         std::to_string(slot_mib) +
+         "MiB, name=kiln-b\n"
          "name=kiln-data\n";
 }
 

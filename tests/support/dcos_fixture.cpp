@@ -30,14 +30,18 @@ stand_in_script(const ServeTree& t, const ServeTreeOptions& o)
          "configure_dcos() {\n"
          "mkdir -p /etc/mesosphere/setup-flags\n"
          "cat <<'EOF' > \"/etc/mesosphere/setup-flags/repository-url\"\n" +
-         o.bootstrap_url + "\nEOF\n"
+         o.bootstrap_url +
+         "\nEOF\n"
          "cat <<'EOF' > \"/etc/mesosphere/setup-flags/cluster-package-list\"\n" +
-         t.package_list_id + "\nEOF\n"
+         t.package_list_id +
+         "\nEOF\n"
          "}\n"
          "# dcos-download.service: ExecStartPre=/usr/bin/curl -fLsSv --retry 20 " +
          o.bootstrap_url + "/bootstrap/" + t.bootstrap_id +
          ".bootstrap.tar.xz -o /tmp/bootstrap.tar.xz\n"
-         "record=\"${KILN_ROOT:-}" + std::string(k_install_record) + "\"\n"
+         "record=\"${KILN_ROOT:-}" +
+         std::string(k_install_record) +
+         "\"\n"
          "mkdir -p \"$(dirname \"$record\")\"\n"
          "{\n"
          "  echo \"args: $*\"\n"

@@ -256,8 +256,8 @@ FakeEditor::tar_in(const std::string& local_tar, const std::string& dir)
       if (Node* old = find(path, false); old != nullptr && old->kind != Kind::dir) {
         m_nodes.erase(resolve(path, false));
       }
-      put("tar_in", path, Node{e.type == 'l' ? Kind::symlink : Kind::file, e.type == 'l' ? e.link : e.data, e.mode,
-                               e.uid, e.gid});
+      put("tar_in", path,
+          Node{e.type == 'l' ? Kind::symlink : Kind::file, e.type == 'l' ? e.link : e.data, e.mode, e.uid, e.gid});
     }
   }
 }

@@ -44,8 +44,7 @@ std::map<std::string, std::string>
 FakeSystemd::env() const
 {
   const char* path = std::getenv("PATH");
-  return {{"KILN_FAKE_SYSTEMD", dir_.string()},
-          {"PATH", bin_dir().string() + ":" + (path ? path : "/usr/bin:/bin")}};
+  return {{"KILN_FAKE_SYSTEMD", dir_.string()}, {"PATH", bin_dir().string() + ":" + (path ? path : "/usr/bin:/bin")}};
 }
 
 void

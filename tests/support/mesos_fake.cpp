@@ -11,8 +11,9 @@ namespace kiln::test {
 MesosFake::MesosFake(const std::filesystem::path& dir, const std::string& role, const std::string& zookeeper)
   : m_metrics(dir / ("mesos-" + role + "-metrics.json"))
 {
-  std::vector<std::string> argv{"python3", (support_dir() / "mesosd.py").string(), "--role", role, "--metrics",
-                                m_metrics.string(), "--zk", zookeeper};
+  std::vector<std::string> argv{
+    "python3", (support_dir() / "mesosd.py").string(), "--role", role, "--metrics", m_metrics.string(), "--zk",
+    zookeeper};
   util::RunOptions options;
   options.capture_stderr = false;
   m_child = std::make_unique<util::Child>(argv, options);

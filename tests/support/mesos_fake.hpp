@@ -21,9 +21,9 @@ public:
 
   // The metrics the snapshot reports from now on, over the defaults (null drops one).
   void set(const nlohmann::json& metrics);
-  std::string url() const;        // http://127.0.0.1:PORT
-  std::string zookeeper() const;  // 127.0.0.1:PORT
-  std::string refused() const;    // http://127.0.0.1:PORT with nothing listening
+  std::string url() const; // http://127.0.0.1:PORT
+  std::string zookeeper() const; // 127.0.0.1:PORT
+  std::string refused() const; // http://127.0.0.1:PORT with nothing listening
   // KILN_NODE_MESOS and KILN_NODE_ZOOKEEPER pointing at this stand-in.
   std::map<std::string, std::string> env() const;
 

@@ -108,8 +108,8 @@ make_filter()
       continue; // newer than the installed libseccomp: it cannot name it
     }
     if (number != call.number) {
-      fail(call.name, "libseccomp numbers it " + std::to_string(number) + ", post_3_10_syscalls.h " +
-                        std::to_string(call.number));
+      fail(call.name,
+           "libseccomp numbers it " + std::to_string(number) + ", post_3_10_syscalls.h " + std::to_string(call.number));
     }
     check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), number, 0), call.name);
   }

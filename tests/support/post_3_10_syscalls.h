@@ -19,7 +19,7 @@ namespace kiln::test {
 
 struct PostSyscall {
   const char* name;
-  int number;        // x86_64
+  int number; // x86_64
   const char* since; // the Linux release that added it
 };
 

@@ -96,10 +96,21 @@ QemuVm::QemuVm(VmOptions options) : m_options(std::move(options))
   m_qemu_log = m_options.dir / (m_options.name + ".qemu.log");
   util::write_file_atomic(m_serial, "");
 
-  std::vector<std::string> argv{"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none",
-                                "-accel", vm_accelerator(), "-m", std::to_string(m_options.memory_mb), "-smp",
-                                std::to_string(m_options.cpus), "-serial", "file:" + m_serial.string(),
-                                "-monitor", "none"};
+  std::vector<std::string> argv{"qemu-system-x86_64",
+                                "-nodefaults",
+                                "-no-user-config",
+                                "-display",
+                                "none",
+                                "-accel",
+                                vm_accelerator(),
+                                "-m",
+                                std::to_string(m_options.memory_mb),
+                                "-smp",
+                                std::to_string(m_options.cpus),
+                                "-serial",
+                                "file:" + m_serial.string(),
+                                "-monitor",
+                                "none"};
   if (m_options.no_reboot) {
     argv.push_back("-no-reboot");
   }
@@ -117,8 +128,8 @@ QemuVm::QemuVm(VmOptions options) : m_options(std::move(options))
   for (size_t i = 0; i < m_options.disks.size(); ++i) {
     // cache=unsafe: the guest's flushes cost nothing; the data still reaches the file
     // before qemu exits, which is all a test reads afterwards.
-    const std::string drive = "file=" + qemu_escape(m_options.disks[i].string()) +
-                              ",format=qcow2,cache=unsafe,discard=unmap";
+    const std::string drive =
+      "file=" + qemu_escape(m_options.disks[i].string()) + ",format=qcow2,cache=unsafe,discard=unmap";
     if (m_options.uefi) {
       // The firmware boots the disk first (bootindex), not the NIC's PXE.
       const std::string id = "disk" + std::to_string(i);
@@ -248,8 +259,8 @@ QemuVm::tail(size_t lines) const
 void
 QemuVm::fail(const std::string& why) const
 {
-  throw BootFailure(m_options.name + ": " + why + " (after " + std::to_string(static_cast<int>(elapsed())) +
-                    " s)\n" + tail());
+  throw BootFailure(m_options.name + ": " + why + " (after " + std::to_string(static_cast<int>(elapsed())) + " s)\n" +
+                    tail());
 }
 
 std::optional<std::vector<std::string>>

@@ -36,19 +36,19 @@ struct GuestForward {
 };
 
 struct VmOptions {
-  std::string name = "vm";               // names the log files in `dir`
-  fs::path dir;                          // serial log and qemu log go here
-  std::vector<fs::path> disks;           // qcow2 files, attached as virtio disks in order
+  std::string name = "vm"; // names the log files in `dir`
+  fs::path dir; // serial log and qemu log go here
+  std::vector<fs::path> disks; // qcow2 files, attached as virtio disks in order
   int memory_mb = 1024;
   int cpus = 1;
-  bool no_reboot = false;                // a guest reboot ends qemu instead of rebooting in place
-  std::vector<GuestForward> forwards;    // the guest's only network destinations
-  bool network = true;                   // a virtio NIC on restricted user networking
-  std::optional<fs::path> tftp_root;     // qemu's built-in TFTP server serves this directory
-  std::string bootfile;                  // DHCP boot file name (with tftp_root)
-  bool boot_network_once = false;        // -boot once=n: PXE first, the disk on later boots
-  bool uefi = false;                     // OVMF (Debian's ovmf) instead of SeaBIOS; the first disk boots
-  std::chrono::seconds limit{900};       // every wait fails once the run is this old
+  bool no_reboot = false; // a guest reboot ends qemu instead of rebooting in place
+  std::vector<GuestForward> forwards; // the guest's only network destinations
+  bool network = true; // a virtio NIC on restricted user networking
+  std::optional<fs::path> tftp_root; // qemu's built-in TFTP server serves this directory
+  std::string bootfile; // DHCP boot file name (with tftp_root)
+  bool boot_network_once = false; // -boot once=n: PXE first, the disk on later boots
+  bool uefi = false; // OVMF (Debian's ovmf) instead of SeaBIOS; the first disk boots
+  std::chrono::seconds limit{900}; // every wait fails once the run is this old
 };
 
 // qemu-img create -f qcow2 -b BASE OVERLAY: a throwaway disk on top of a fixture image.

@@ -77,20 +77,19 @@ probe_features(const std::string& dir)
 
   report("open_o_tmpfile", close_if_open(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)));
   report("openat_o_tmpfile", close_if_open(::openat(AT_FDCWD, dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600)));
-  report("openat_plain", close_if_open(::openat(AT_FDCWD, (dir + "/plain").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)));
+  report("openat_plain",
+         close_if_open(::openat(AT_FDCWD, (dir + "/plain").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)));
 
-  report("fallocate_allocate", on_data_file(dir + "/allocate", [](int fd) -> long {
-           return ::fallocate(fd, 0, 0, 1 << 17);
-         }));
+  report("fallocate_allocate",
+         on_data_file(dir + "/allocate", [](int fd) -> long { return ::fallocate(fd, 0, 0, 1 << 17); }));
   report("fallocate_keep_size", on_data_file(dir + "/keep-size", [](int fd) -> long {
            return ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 17);
          }));
   report("fallocate_punch_hole", on_data_file(dir + "/punch", [](int fd) -> long {
            return ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096);
          }));
-  report("fallocate_zero_range", on_data_file(dir + "/zero", [](int fd) -> long {
-           return ::fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 4096);
-         }));
+  report("fallocate_zero_range",
+         on_data_file(dir + "/zero", [](int fd) -> long { return ::fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 4096); }));
 }
 
 } // namespace

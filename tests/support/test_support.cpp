@@ -23,7 +23,6 @@ const bool g_accel_state_set = [] {
 }();
 } // namespace
 
-
 ScratchDir::ScratchDir()
 {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -41,8 +41,7 @@ std::string read_text(const fs::path& path);
 
 // Runs the kiln (or kiln-node) binary built with the tests.
 util::RunResult run_kiln(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
-util::RunResult run_kiln_node(const std::vector<std::string>& args,
-                              const std::map<std::string, std::string>& env = {});
+util::RunResult run_kiln_node(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
 
 // Sets (value non-null) or unsets an environment variable for one scope and restores it.
 class EnvVar {

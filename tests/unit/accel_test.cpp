@@ -84,7 +84,8 @@ TEST(accel, QemuThatExitsAtOnceIsAFailureWithItsLastLine)
 {
   test::ScratchDir dir;
   fs::path fake = dir / "qemu";
-  test::write_text(fake, "#!/bin/sh\necho 'qemu-system-x86_64: failed to initialize kvm: Permission denied' >&2\nexit 1\n");
+  test::write_text(fake,
+                   "#!/bin/sh\necho 'qemu-system-x86_64: failed to initialize kvm: Permission denied' >&2\nexit 1\n");
   fs::permissions(fake, fs::perms::owner_all);
   EnvVar hv("LIBGUESTFS_HV", fake.c_str());
   KernelBoot b = boot_probe_kernel("kvm", 20s);

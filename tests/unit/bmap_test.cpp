@@ -19,8 +19,8 @@
 namespace kiln {
 namespace {
 
-using test::ScratchDir;
 using test::error_of;
+using test::ScratchDir;
 namespace fs = std::filesystem;
 
 constexpr std::uint64_t k_bs = 4096;
@@ -176,8 +176,7 @@ TEST(Bmap, RenderedDocumentParsesBack)
   EXPECT_NE(xml.find("<Range chksum=\"" + written.ranges[2].sha256 + "\"> 30-31 </Range>"), std::string::npos);
   EXPECT_NE(xml.find("\"> 20 </Range>"), std::string::npos);
   // The file checksum is the digest of the document with the value zeroed.
-  EXPECT_EQ(crypto::sha256_hex(replace_once(xml, written.file_checksum, std::string(64, '0'))),
-            written.file_checksum);
+  EXPECT_EQ(crypto::sha256_hex(replace_once(xml, written.file_checksum, std::string(64, '0'))), written.file_checksum);
 }
 
 TEST(Bmap, BmaptoolCopiesWhatKilnMaps)
@@ -303,7 +302,8 @@ TEST(BmapEngine, ComparesZeroesGapsCallsTheHalfHookAndVerifies)
   // compare off: written straight, the sink never read.
   sink.reads = 0;
   options.compare = false;
-  bmap::WriteStats straight = bmap::write_mapped(map, sink, bmap::image_reader(map, {in.get(), image.string()}), options);
+  bmap::WriteStats straight =
+    bmap::write_mapped(map, sink, bmap::image_reader(map, {in.get(), image.string()}), options);
   EXPECT_EQ(straight.written, map.mapped_bytes());
   EXPECT_EQ(sink.reads, 0);
 

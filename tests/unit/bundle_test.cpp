@@ -131,8 +131,9 @@ TEST(bundle, nothing_appears_when_writing_fails)
   manifest::Manifest m = base();
   m.recipe_digest = "not-a-digest";
   fs::path image = sparse_image(dir.path());
-  EXPECT_NE(test::error_of([&] { bundle::write_bundle(image, dir / "bad.kbundle", m, nullptr); }).reason().find("recipe"),
-            std::string::npos);
+  EXPECT_NE(
+    test::error_of([&] { bundle::write_bundle(image, dir / "bad.kbundle", m, nullptr); }).reason().find("recipe"),
+    std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "bad.kbundle"));
   for (const auto& e : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(e.path().extension(), ".img") << e.path(); // no temporary left behind

@@ -66,7 +66,7 @@ struct Damage {
   const char* what;
   std::function<void(const test::ServeTree&)> apply;
   std::function<std::string(const test::ServeTree&)> file; // expected subject, relative
-  const char* reason;                                       // a fragment of the reason
+  const char* reason; // a fragment of the reason
 };
 
 TEST(DcosBundle, DamageIsRefusedNamingTheFile)

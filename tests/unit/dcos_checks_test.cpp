@@ -112,8 +112,8 @@ TEST(DcosChecks, PassingTreePassesForEveryRole)
   make_passing_root(dir / "root", dir.path());
   dcos::DirView view(dir / "root");
   for (const auto& role : dcos::roles()) {
-    for (std::optional<std::string> version : {std::optional<std::string>(), std::optional<std::string>("2.2.1"),
-                                               std::optional<std::string>("1.12.2")}) {
+    for (std::optional<std::string> version :
+         {std::optional<std::string>(), std::optional<std::string>("2.2.1"), std::optional<std::string>("1.12.2")}) {
       auto results = dcos::run_checks(view, {role, version});
       EXPECT_TRUE(dcos::all_pass(results)) << role << "\n" << dump(results);
     }
@@ -162,8 +162,7 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
      },
      "docker version"},
     {"live-restore on", "slave", std::nullopt,
-     [](const fs::path& r) { put(r, "/etc/docker/daemon.json", "{\"live-restore\": true}"); },
-     "docker storage driver"},
+     [](const fs::path& r) { put(r, "/etc/docker/daemon.json", "{\"live-restore\": true}"); }, "docker storage driver"},
     {"devicemapper loop", "slave", std::nullopt,
      [](const fs::path& r) { put(r, "/etc/docker/daemon.json", "{\"storage-driver\": \"devicemapper\"}"); },
      "docker storage driver"},
@@ -182,8 +181,7 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
      },
      "dnsmasq is not enabled", "ports for slave"}, // dnsmasq holds port 53
     {"selinux enforcing, mls", "master", "2.2.1",
-     [](const fs::path& r) { put(r, "/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=mls\n"); },
-     "SELinux mode"},
+     [](const fs::path& r) { put(r, "/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=mls\n"); }, "SELinux mode"},
     {"selinux enforcing on 1.11", "master", "1.11.4",
      [](const fs::path& r) { put(r, "/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=targeted\n"); },
      "SELinux mode"},
@@ -205,8 +203,7 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
      },
      "if DC/OS is already installed"},
     {"dcos.target", "master", std::nullopt,
-     [](const fs::path& r) { put(r, "/etc/systemd/system/dcos.target", "[Unit]\n"); },
-     "if DC/OS is already installed"},
+     [](const fs::path& r) { put(r, "/etc/systemd/system/dcos.target", "[Unit]\n"); }, "if DC/OS is already installed"},
     {"no nogroup", "slave", std::nullopt, [](const fs::path& r) { put(r, "/etc/group", "root:x:0:\n"); },
      "group nogroup"},
     {"ipset missing", "slave", std::nullopt, [](const fs::path& r) { fs::remove(r / "usr/sbin/ipset"); },
@@ -230,8 +227,7 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
             "/etc/systemd/system/multi-user.target.wants/zookeeper.service");
      },
      "ports for master"},
-    {"port-conflicting unit (nginx... only masters need 80, so an agent needs 53: named)", "slave_public",
-     std::nullopt,
+    {"port-conflicting unit (nginx... only masters need 80, so an agent needs 53: named)", "slave_public", std::nullopt,
      [](const fs::path& r) {
        link(r, "/usr/lib/systemd/system/named.service", "/etc/systemd/system/multi-user.target.wants/named.service");
      },
@@ -265,13 +261,34 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
 class CountingView : public dcos::FsView {
 public:
   explicit CountingView(dcos::FsView& inner) : m_inner(inner) {}
-  bool exists(const std::string& p) override { return ask("exists", p, [&] { return m_inner.exists(p); }); }
-  bool is_file(const std::string& p) override { return ask("is_file", p, [&] { return m_inner.is_file(p); }); }
-  bool is_dir(const std::string& p) override { return ask("is_dir", p, [&] { return m_inner.is_dir(p); }); }
-  bool is_symlink(const std::string& p) override { return ask("is_symlink", p, [&] { return m_inner.is_symlink(p); }); }
-  std::string readlink(const std::string& p) override { return ask("readlink", p, [&] { return m_inner.readlink(p); }); }
-  std::string read_file(const std::string& p) override { return ask("read_file", p, [&] { return m_inner.read_file(p); }); }
-  std::vector<std::string> list(const std::string& p) override { return ask("list", p, [&] { return m_inner.list(p); }); }
+  bool exists(const std::string& p) override
+  {
+    return ask("exists", p, [&] { return m_inner.exists(p); });
+  }
+  bool is_file(const std::string& p) override
+  {
+    return ask("is_file", p, [&] { return m_inner.is_file(p); });
+  }
+  bool is_dir(const std::string& p) override
+  {
+    return ask("is_dir", p, [&] { return m_inner.is_dir(p); });
+  }
+  bool is_symlink(const std::string& p) override
+  {
+    return ask("is_symlink", p, [&] { return m_inner.is_symlink(p); });
+  }
+  std::string readlink(const std::string& p) override
+  {
+    return ask("readlink", p, [&] { return m_inner.readlink(p); });
+  }
+  std::string read_file(const std::string& p) override
+  {
+    return ask("read_file", p, [&] { return m_inner.read_file(p); });
+  }
+  std::vector<std::string> list(const std::string& p) override
+  {
+    return ask("list", p, [&] { return m_inner.list(p); });
+  }
   std::optional<std::string> package_version(const std::string& n) override
   {
     return ask("package_version", n, [&] { return m_inner.package_version(n); });

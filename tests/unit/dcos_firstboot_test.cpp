@@ -14,11 +14,11 @@ namespace {
 TEST(DcosFirstboot, UnitOrderingGuardAndDeadline)
 {
   std::string unit = dcos::firstboot_unit();
-  for (const char* line : {"Type=oneshot\n", "RemainAfterExit=yes\n",
-                           "After=docker.service network-online.target time-sync.target\n",
-                           "Wants=docker.service network-online.target time-sync.target\n",
-                           "ConditionPathExists=!/var/lib/kiln/dcos-installed\n", "WantedBy=multi-user.target\n",
-                           "ExecStart=/bin/bash /usr/libexec/kiln/dcos-install\n"}) {
+  for (const char* line :
+       {"Type=oneshot\n", "RemainAfterExit=yes\n", "After=docker.service network-online.target time-sync.target\n",
+        "Wants=docker.service network-online.target time-sync.target\n",
+        "ConditionPathExists=!/var/lib/kiln/dcos-installed\n", "WantedBy=multi-user.target\n",
+        "ExecStart=/bin/bash /usr/libexec/kiln/dcos-install\n"}) {
     EXPECT_NE(unit.find(line), std::string::npos) << line;
   }
   // A deadline past both of the script's own bounds, so the script, not systemd, decides

@@ -83,9 +83,11 @@ TEST(GrubCfg, EverySlotHasEveryBranchAndTheTriesTable)
     // "0" (or garbage) turns the slot bad, saved; a decrement is saved before booting.
     has(block, "else\n          # No tries left: the slot never confirmed itself.\n          set kiln_" + s +
                  "_state=bad\n          save_env --file \"$kiln_env\" kiln_" + s + "_state\n");
-    has(block, "if [ \"$kiln_pick\" = \"" + s + "\" ]; then\n"
-               "          # Saved before booting: a crash or hang of this try still counts.\n"
-               "          save_env --file \"$kiln_env\" kiln_" + s + "_tries\n");
+    has(block, "if [ \"$kiln_pick\" = \"" + s +
+                 "\" ]; then\n"
+                 "          # Saved before booting: a crash or hang of this try still counts.\n"
+                 "          save_env --file \"$kiln_env\" kiln_" +
+                 s + "_tries\n");
     // The last-resort walk picks a non-empty slot without touching the block.
     has(cfg, "        if [ \"$kiln_" + s + "_state\" != \"empty\" ]; then\n          set kiln_pick=" + s + "\n");
     has(cfg, "menuentry \"kiln slot " + s + "\" --id kiln-" + s + " {\n");
@@ -114,7 +116,8 @@ TEST(GrubCfg, KernelCommandLinePerSlot)
   has(cfg, "  linux (${kiln_disk},gpt5)/boot/vmlinuz root=PARTUUID=0b5a6c1e-2222-4b4b-8b8b-000000000005 ro kiln.slot=B "
            "panic=7 console=tty0 console=ttyS0,115200 net.ifnames=0 quiet\n"
            "  initrd (${kiln_disk},gpt5)/boot/initrd.img\n");
-  has(cfg, "  linux (${kiln_disk},gpt4)/boot/vmlinuz root=PARTUUID=0b5a6c1e-1111-4a4a-8a8a-000000000004 ro kiln.slot=A ");
+  has(cfg,
+      "  linux (${kiln_disk},gpt4)/boot/vmlinuz root=PARTUUID=0b5a6c1e-1111-4a4a-8a8a-000000000004 ro kiln.slot=A ");
   EXPECT_EQ(cfg.find("linuxefi"), std::string::npos);
   EXPECT_EQ(slots::make_grub_cfg(config()).find("panic=10 "), slots::make_grub_cfg(config()).find("panic="));
 }

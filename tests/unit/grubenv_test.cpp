@@ -17,8 +17,8 @@
 namespace kiln {
 namespace {
 
-using test::ScratchDir;
 using test::error_of;
+using test::ScratchDir;
 namespace fs = std::filesystem;
 
 std::string

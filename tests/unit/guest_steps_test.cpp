@@ -137,8 +137,10 @@ TEST_F(Guest, SystemdStepEnablesAsSystemctlWouldDisablesAndMasks)
   EXPECT_EQ(link("/etc/systemd/system/timesync.service"), "/usr/lib/systemd/system/chronyd.service");
   EXPECT_EQ(link("/etc/systemd/system/time-sync.target.wants/chrony-wait.service"), // Also=
             "/usr/lib/systemd/system/chrony-wait.service");
-  EXPECT_EQ(link("/etc/systemd/system/getty.target.wants/getty@tty1.service"), "/usr/lib/systemd/system/getty@.service");
-  EXPECT_EQ(link("/etc/systemd/system/getty.target.wants/getty@tty2.service"), "/usr/lib/systemd/system/getty@.service");
+  EXPECT_EQ(link("/etc/systemd/system/getty.target.wants/getty@tty1.service"),
+            "/usr/lib/systemd/system/getty@.service");
+  EXPECT_EQ(link("/etc/systemd/system/getty.target.wants/getty@tty2.service"),
+            "/usr/lib/systemd/system/getty@.service");
   EXPECT_EQ(link("/etc/systemd/system/firewalld.service"), "/dev/null"); // masking needs no unit file
 
   recipe::SystemdStep d;
@@ -217,9 +219,7 @@ TEST_F(Guest, GroupAndUserStepsRunQuotedCommandsAndCheckTheGid)
 
 TEST_F(Guest, RunStepFailureNamesTheCommandStatusAndTheLastLines)
 {
-  g.on_sh = [](const std::string&, FakeEditor&) {
-    return edit::CommandResult{3, "doing\n", "1\n2\n\n3\n4\n5\n6\n"};
-  };
+  g.on_sh = [](const std::string&, FakeEditor&) { return edit::CommandResult{3, "doing\n", "1\n2\n\n3\n4\n5\n6\n"}; };
   recipe::RunStep r{"make it so"};
   EXPECT_EQ(error_of(r, "run"),
             "run step at /r/recipe.yaml:7:9: command 'make it so': exit status 3: 2 | 3 | 4 | 5 | 6");
@@ -277,7 +277,8 @@ TEST_F(Guest, PackagesOnADebGuestAndOnAnUnknownOne)
   EXPECT_NE(g.scripts[0].find("update\n"), std::string::npos);
   EXPECT_NE(g.scripts[0].find("-o Dir::Etc::sourcelist=sources.list.d/local.list -o Dir::Etc::sourceparts=-"),
             std::string::npos);
-  EXPECT_NE(g.scripts[0].find("apt-get -y -o Dpkg::Options::=--force-confnew install 'kiln-hello'\n"), std::string::npos);
+  EXPECT_NE(g.scripts[0].find("apt-get -y -o Dpkg::Options::=--force-confnew install 'kiln-hello'\n"),
+            std::string::npos);
 
   info.package_manager = "zypper";
   EXPECT_EQ(error_of(p, "packages"),
@@ -320,8 +321,8 @@ TEST_F(Selinux, TheAppliancesSetfilesWhenTheGuestsFails)
   g.on_sh = [](const std::string&, FakeEditor&) { return edit::CommandResult{255, "", "policy version mismatch"}; };
   selinux_relabel(ctx);
   ASSERT_EQ(g.relabels.size(), 1u);
-  EXPECT_EQ(g.relabels[0], std::make_pair(std::string("/etc/selinux/targeted/contexts/files/file_contexts"),
-                                          std::string("/")));
+  EXPECT_EQ(g.relabels[0],
+            std::make_pair(std::string("/etc/selinux/targeted/contexts/files/file_contexts"), std::string("/")));
   EXPECT_FALSE(g.exists("/.autorelabel"));
   ASSERT_EQ(logged.size(), 1u);
   EXPECT_EQ(logged[0], "selinux: the image's setfiles failed (exit 255): policy version mismatch");

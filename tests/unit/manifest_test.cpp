@@ -18,8 +18,8 @@ namespace {
 
 using crypto::Refusal;
 using nlohmann::json;
-using test::ScratchDir;
 using test::refusal_of;
+using test::ScratchDir;
 namespace fs = std::filesystem;
 
 const std::string k_digest_a(64, 'a');
@@ -90,8 +90,8 @@ TEST(manifest, CanonicalTextAndRoundTrip)
   EXPECT_EQ(text.back(), '\n');
   EXPECT_EQ(text.rfind("{\n  \"files\": [\n    {\n      \"format\": \"raw\",", 0), 0u) << text.substr(0, 80);
   // Top-level keys in sorted order.
-  std::vector<std::string> keys{"files", "inputs", "kiln_manifest", "kiln_version", "libguestfs_version",
-                                "name",  "packages", "recipe", "sbom", "stages"};
+  std::vector<std::string> keys{"files", "inputs",   "kiln_manifest", "kiln_version", "libguestfs_version",
+                                "name",  "packages", "recipe",        "sbom",         "stages"};
   size_t last = 0;
   for (const auto& key : keys) {
     size_t at = text.find("\n  \"" + key + "\": ");
@@ -158,10 +158,7 @@ protected:
     manifest::write_manifest(m_manifest, sample_build(m_dir / "out"));
   }
 
-  std::string sign()
-  {
-    return manifest::sign_manifest(m_manifest, crypto::load_private_key(m_keys.private_key));
-  }
+  std::string sign() { return manifest::sign_manifest(m_manifest, crypto::load_private_key(m_keys.private_key)); }
   crypto::TrustStore trust() { return crypto::TrustStore::load(m_dir / "trust.d"); }
 
   ScratchDir m_dir;
@@ -262,8 +259,7 @@ TEST_F(manifest_signed, RewritingRemovesStaleSignature)
 TEST_F(manifest_signed, RefusesToSignWhatIsNotAManifest)
 {
   test::write_text(m_dir / "out/other.json", "{\"a\": 1}\n");
-  EXPECT_THROW(manifest::sign_manifest(m_dir / "out/other.json", crypto::load_private_key(m_keys.private_key)),
-               Error);
+  EXPECT_THROW(manifest::sign_manifest(m_dir / "out/other.json", crypto::load_private_key(m_keys.private_key)), Error);
   EXPECT_FALSE(fs::exists(m_dir / "out/other.json.sig"));
 }
 

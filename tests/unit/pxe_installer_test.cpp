@@ -49,8 +49,8 @@ TEST_F(PxeInstaller, InitScriptIsValidShell)
   auto r = util::run({"busybox", "sh", "-n", (dir / "init").string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::string init = formats::installer_init_script();
-  for (const char* key : {"kiln.install_url", "kiln.install_disk", "kiln.install_verify", "kiln.install_done",
-                          "kiln.install_failed"}) {
+  for (const char* key :
+       {"kiln.install_url", "kiln.install_disk", "kiln.install_verify", "kiln.install_done", "kiln.install_failed"}) {
     EXPECT_NE(init.find(key), std::string::npos) << key;
   }
 }
@@ -80,8 +80,8 @@ TEST_F(PxeInstaller, ImageInitramfsThenKilnsArchive)
   // A stand-in image initramfs: an uncompressed cpio with the image's /init.
   fs::path image_root = dir / "image-root";
   test::write_text(image_root / "init", "#!/bin/sh\necho image init\n");
-  auto made = util::run({"sh", "-c", "cd \"$0\" && echo init | busybox cpio -o -H newc > ../image.cpio",
-                         image_root.string()});
+  auto made =
+    util::run({"sh", "-c", "cd \"$0\" && echo init | busybox cpio -o -H newc > ../image.cpio", image_root.string()});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   fs::create_directories(dir / "keys");
   crypto::KeyPairFiles key = crypto::generate_keypair(dir / "keys", "release");
@@ -107,8 +107,8 @@ TEST_F(PxeInstaller, ImageInitramfsThenKilnsArchive)
 
   // Exactly kiln's files and the artifact's: no libraries collected from the host.
   std::vector<std::string> names = cpio_list(dir / "kiln.cpio.gz");
-  std::vector<std::string> expected = {"init", "kiln", "kiln/bin", "kiln/bin/busybox", "kiln/udhcpc.script",
-                                       "kiln/trust.d", "kiln/trust.d/release.pem"};
+  std::vector<std::string> expected = {
+    "init", "kiln", "kiln/bin", "kiln/bin/busybox", "kiln/udhcpc.script", "kiln/trust.d", "kiln/trust.d/release.pem"};
   for (fs::recursive_directory_iterator it(artifact), end; it != end; ++it) {
     expected.push_back(it->path().lexically_relative(artifact).string());
   }
@@ -119,8 +119,8 @@ TEST_F(PxeInstaller, ImageInitramfsThenKilnsArchive)
   // Unpacked, the artifact is the same tree (same digest: contents, modes, symlinks).
   fs::path root = dir / "unpacked";
   fs::create_directories(root);
-  auto unpack = util::run({"sh", "-c", "cd \"$0\" && gzip -dc < ../kiln.cpio.gz | busybox cpio -i -d 2>/dev/null",
-                           root.string()});
+  auto unpack =
+    util::run({"sh", "-c", "cd \"$0\" && gzip -dc < ../kiln.cpio.gz | busybox cpio -i -d 2>/dev/null", root.string()});
   ASSERT_EQ(unpack.exit_code, 0) << unpack.err;
   fs::path unpacked_node = dir / "unpacked-node";
   fs::create_directories(unpacked_node);
@@ -151,8 +151,8 @@ TEST_F(PxeInstaller, ASingleExecutableArtifactBecomesUsrBinKilnNode)
   }
   fs::path root = dir / "unpacked";
   fs::create_directories(root);
-  auto unpack = util::run({"sh", "-c", "cd \"$0\" && gzip -dc < ../kiln.cpio.gz | busybox cpio -i -d 2>/dev/null",
-                           root.string()});
+  auto unpack =
+    util::run({"sh", "-c", "cd \"$0\" && gzip -dc < ../kiln.cpio.gz | busybox cpio -i -d 2>/dev/null", root.string()});
   ASSERT_EQ(unpack.exit_code, 0) << unpack.err;
   EXPECT_EQ(util::read_file(root / "usr/bin/kiln-node"), util::read_file(KILN_NODE_BIN));
   EXPECT_EQ(fs::status(root / "usr/bin/kiln-node").permissions() & fs::perms::owner_exec, fs::perms::owner_exec);

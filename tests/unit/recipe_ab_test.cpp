@@ -16,9 +16,9 @@ namespace kiln::recipe {
 namespace {
 
 namespace fs = std::filesystem;
+using nlohmann::json;
 using test::ScratchDir;
 using test::write_text;
-using nlohmann::json;
 
 std::string
 minimal(const std::string& extra = "")
@@ -139,7 +139,7 @@ TEST(RecipeAb, BadValuesAreReportedAtOnce)
   ScratchDir dir;
   write_text(dir / "r.yaml", minimal("layout: ab\n"
                                      "ab:\n"
-                                     "  esp_size: 8M\n"           // line 7
+                                     "  esp_size: 8M\n" // line 7
                                      "  slot_size: 1500K\n"
                                      "  root_fs: btrfs\n"
                                      "  tries: 10\n"
@@ -174,7 +174,8 @@ TEST(RecipeAb, AgentDataMustReach20GUnlessGrown)
     auto errors = errors_of(recipe(role, "ab:\n  grow_data: false\n  data_size: 20479M\n"));
     ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
     EXPECT_EQ(errors[0], "9:14: ab: data_size 20479M with grow_data: false can never give the 20G DC/OS " +
-                           std::string(role) + " nodes need free under /var: give data_size: 20G or more, or grow_data: true");
+                           std::string(role) +
+                           " nodes need free under /var: give data_size: 20G or more, or grow_data: true");
     errors = errors_of(recipe(role, "ab: {grow_data: false}\n"));
     ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
     EXPECT_EQ(errors[0].rfind("7:5: ab: data_size 4G with grow_data: false", 0), 0u) << errors[0];
@@ -337,8 +338,8 @@ TEST(RecipeAbNode, NodeErrorsAtTheirPosition)
                                      "  node: absent\n")); // line 7
   auto errors = errors_of(dir / "r.yaml");
   ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);
-  EXPECT_EQ(errors[0], "7:9: node: no kiln-node artifact '" + (dir / "absent").string() +
-                         "' (a directory or an executable)");
+  EXPECT_EQ(errors[0],
+            "7:9: node: no kiln-node artifact '" + (dir / "absent").string() + "' (a directory or an executable)");
   write_text(dir / "r.yaml", minimal("layout: ab\nab:\n  node: empty\n"));
   errors = errors_of(dir / "r.yaml");
   ASSERT_EQ(errors.size(), 1u) << testing::PrintToString(errors);

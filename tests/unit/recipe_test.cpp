@@ -194,7 +194,10 @@ TEST(Recipe, VariableWithoutValueIsRequired)
   ASSERT_EQ(errors.size(), 3u) << testing::PrintToString(errors);
   EXPECT_EQ(errors[0], "8:3: variable 'spare' is required: give it with --set spare=VALUE");
   EXPECT_EQ(errors[1].rfind("12:22: variable 'zone' is required: give it with --set zone=VALUE (declared without "
-                            "a value at ", 0), 0u) << errors[1];
+                            "a value at ",
+                            0),
+            0u)
+    << errors[1];
   EXPECT_NE(errors[1].find("base.yaml:7:3)"), std::string::npos) << errors[1];
   EXPECT_EQ(errors[2].rfind("13:14: variable 'ntp' is required", 0), 0u) << errors[2];
 
@@ -213,13 +216,16 @@ TEST(Recipe, VariableWithoutValueIsRequired)
 TEST(Recipe, EditEachExpandsOneLinePerItem)
 {
   ScratchDir dir;
-  write_text(dir / "r.yaml", minimal("vars: {servers: ' a.example ,b.example'}\n"
-                                     "stages:\n  - name: t\n    steps:\n"
-                                     "      - edit: {path: /etc/c, match: '^server ', each: '${servers}', line: 'server {} iburst # {}'}\n"
-                                     "      - edit: {path: /etc/d, each: [x, y], line: 'allow {}'}\n"));
+  write_text(
+    dir / "r.yaml",
+    minimal("vars: {servers: ' a.example ,b.example'}\n"
+            "stages:\n  - name: t\n    steps:\n"
+            "      - edit: {path: /etc/c, match: '^server ', each: '${servers}', line: 'server {} iburst # {}'}\n"
+            "      - edit: {path: /etc/d, each: [x, y], line: 'allow {}'}\n"));
   Recipe r = load_recipe(dir / "r.yaml");
   const auto& c = std::get<EditStep>(r.stages[0].steps[0].spec);
-  EXPECT_EQ(c.lines, (std::vector<std::string>{"server a.example iburst # a.example", "server b.example iburst # b.example"}));
+  EXPECT_EQ(c.lines,
+            (std::vector<std::string>{"server a.example iburst # a.example", "server b.example iburst # b.example"}));
   EXPECT_EQ(std::get<EditStep>(r.stages[0].steps[1].spec).lines, (std::vector<std::string>{"allow x", "allow y"}));
   nlohmann::json step = to_json(r.stages[0].steps[0]);
   EXPECT_EQ(step["edit"]["lines"][1], "server b.example iburst # b.example");
@@ -332,15 +338,16 @@ TEST(Recipe, StepsAndLocalInputs)
   ScratchDir dir;
   write_text(dir / "files/motd", "hello\n");
   write_text(dir / "overlays/node/etc/x.conf", "x\n");
-  write_text(dir / "recipes/r.yaml", minimal("stages:\n  - name: s\n    steps:\n"
-                                             "      - file: {path: /etc/motd, src: ../files/motd, mode: '0600'}\n"
-                                             "      - overlay: node\n"
-                                             "      - unit: {name: kiln-x.service, content: '[Unit]'}\n"
-                                             "      - systemd: {enable: docker.service, mask: [firewalld.service]}\n"
-                                             "      - user: {name: core, uid: 1000, groups: [wheel]}\n"
-                                             "      - firstboot: {name: dcos, script: 'echo hi', after: [docker.service]}\n"
-                                             "      - delete: [/etc/ssh/ssh_host_rsa_key]\n"
-                                             "      - edit: {path: /etc/selinux/config, set: {SELINUX: permissive}}\n"));
+  write_text(dir / "recipes/r.yaml",
+             minimal("stages:\n  - name: s\n    steps:\n"
+                     "      - file: {path: /etc/motd, src: ../files/motd, mode: '0600'}\n"
+                     "      - overlay: node\n"
+                     "      - unit: {name: kiln-x.service, content: '[Unit]'}\n"
+                     "      - systemd: {enable: docker.service, mask: [firewalld.service]}\n"
+                     "      - user: {name: core, uid: 1000, groups: [wheel]}\n"
+                     "      - firstboot: {name: dcos, script: 'echo hi', after: [docker.service]}\n"
+                     "      - delete: [/etc/ssh/ssh_host_rsa_key]\n"
+                     "      - edit: {path: /etc/selinux/config, set: {SELINUX: permissive}}\n"));
   Recipe r = load_recipe(dir / "recipes/r.yaml");
   const auto& steps = r.stages.at(0).steps;
   ASSERT_EQ(steps.size(), 8u);
@@ -374,7 +381,9 @@ protected:
   {
     write_text(dir / "in.txt", last_file);
     write_text(dir / "r.yaml", minimal("stages:\n"
-                                       "  - name: one\n    steps: [{run: '" + first_run + "'}]\n"
+                                       "  - name: one\n    steps: [{run: '" +
+                                       first_run +
+                                       "'}]\n"
                                        "  - name: two\n    steps: [{file: {path: /x, src: in.txt}}]\n"));
   }
   std::vector<std::string> keys()
@@ -410,9 +419,10 @@ TEST_F(PlanKeys, FormattingAndLocationDoNotMatter)
 {
   write("a", "x");
   auto k1 = keys();
-  write_text(dir / "r.yaml", minimal("# a comment\nstages:\n"
-                                     "  - {name: one, steps: [{run: a}]}\n"
-                                     "  - name: two\n    steps:\n      - file:\n          src: in.txt\n          path: /x\n"));
+  write_text(dir / "r.yaml",
+             minimal("# a comment\nstages:\n"
+                     "  - {name: one, steps: [{run: a}]}\n"
+                     "  - name: two\n    steps:\n      - file:\n          src: in.txt\n          path: /x\n"));
   EXPECT_EQ(keys(), k1);
   fs::rename(dir.path() / "r.yaml", dir.path() / "moved.yaml");
   fs::create_directories(dir / "elsewhere");
@@ -449,12 +459,12 @@ TEST(Recipe, AliasBombStopsAtTheNodeBudget)
   }
   ASSERT_LT(bomb.size(), 500u);
   write_text(dir / "r.yaml", minimal("vars:\n" + [&] {
-    std::string indented;
-    for (const auto& line : test::lines(bomb)) {
-      indented += "  " + line + "\n";
-    }
-    return indented;
-  }()));
+               std::string indented;
+               for (const auto& line : test::lines(bomb)) {
+                 indented += "  " + line + "\n";
+               }
+               return indented;
+             }()));
   try {
     load_recipe(dir / "r.yaml");
     FAIL() << "the alias bomb loaded";
@@ -506,8 +516,10 @@ TEST(Recipe, ExtendsOfAForeignFileQuotesAtMostTheToken)
                              "sysprep: maybe SECRETBOOL\n"
                              "description: \"${unterminated SECRETVAR\"\n");
   for (const char* foreign : {"shadow", "config"}) {
-    write_text(dir / "r.yaml", std::string("extends: ") + foreign + "\nbase:\n  url: https://example.invalid/b.qcow2\n"
-                                 "  sha256: " + k_digest + "\n");
+    write_text(dir / "r.yaml", std::string("extends: ") + foreign +
+                                 "\nbase:\n  url: https://example.invalid/b.qcow2\n"
+                                 "  sha256: " +
+                                 k_digest + "\n");
     auto errs = errors_of(dir / "r.yaml");
     ASSERT_FALSE(errs.empty()) << foreign;
     for (const auto& e : errs) {
@@ -520,7 +532,8 @@ TEST(Recipe, ExtendsOfAForeignFileQuotesAtMostTheToken)
   }
   // The offending token itself is quoted (shortened), so the error still says what is wrong.
   auto errs = errors_of(dir / "r.yaml");
-  EXPECT_NE(::testing::PrintToString(errs).find("'first-token...'"), std::string::npos) << ::testing::PrintToString(errs);
+  EXPECT_NE(::testing::PrintToString(errs).find("'first-token...'"), std::string::npos)
+    << ::testing::PrintToString(errs);
 }
 
 // version: the image's monotonic version for kiln-node's anti-rollback (manifest "version").
@@ -544,7 +557,8 @@ TEST(Recipe, ImageNameLongerThan64IsRefused)
   write_text(dir / "r.yaml", minimal("outputs: {name: " + std::string(65, 'n') + "}\n"));
   auto errs = errors_of(dir / "r.yaml");
   ASSERT_EQ(errs.size(), 1u) << ::testing::PrintToString(errs);
-  EXPECT_EQ(errs[0], "5:17: the image name must be 1-64 characters of A-Z a-z 0-9 . _ - (not '.' or '..'): 65 characters");
+  EXPECT_EQ(errs[0],
+            "5:17: the image name must be 1-64 characters of A-Z a-z 0-9 . _ - (not '.' or '..'): 65 characters");
 }
 
 } // namespace

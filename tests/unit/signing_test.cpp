@@ -12,8 +12,8 @@ namespace kiln {
 namespace {
 
 using crypto::Refusal;
-using test::ScratchDir;
 using test::refusal_of;
+using test::ScratchDir;
 namespace fs = std::filesystem;
 
 unsigned
@@ -121,8 +121,7 @@ TEST(signing, Rfc8032TestVector)
                                         "33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b");
   // The public key d75a9801...: its SubjectPublicKeyInfo PEM round-trips to the same id.
   std::string pub_pem = crypto::public_key_pem(key.public_key());
-  EXPECT_NE(pub_pem.find("MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="), std::string::npos)
-    << pub_pem;
+  EXPECT_NE(pub_pem.find("MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="), std::string::npos) << pub_pem;
   EXPECT_EQ(crypto::key_id(crypto::public_key_from_pem(pub_pem, "pub")), crypto::key_id(key.public_key()));
 }
 
@@ -134,8 +133,8 @@ TEST(signing, LoadRejectsOtherKeyTypes)
   ScratchDir dir;
   util::run_checked({"openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out",
                      (dir / "rsa.key").string()});
-  util::run_checked({"openssl", "pkey", "-in", (dir / "rsa.key").string(), "-pubout", "-out",
-                     (dir / "rsa.pub").string()});
+  util::run_checked(
+    {"openssl", "pkey", "-in", (dir / "rsa.key").string(), "-pubout", "-out", (dir / "rsa.pub").string()});
   util::run_checked({"openssl", "genpkey", "-algorithm", "ED448", "-out", (dir / "ed448.key").string()});
   EXPECT_EQ(error_reason([&] { crypto::load_private_key(dir / "rsa.key"); }), "not an Ed25519 key (RSA)");
   EXPECT_EQ(error_reason([&] { crypto::load_public_key(dir / "rsa.pub"); }), "not an Ed25519 key (RSA)");
@@ -159,7 +158,8 @@ TEST(signing, LoadErrorsAreClear)
   EXPECT_EQ(error_reason([&] { crypto::load_private_key(files.public_key); }),
             "this is a public key; signing needs the private key (NAME.key)");
   EXPECT_EQ(error_reason([&] { crypto::load_private_key(dir / "absent.key"); }), "No such file or directory");
-  test::write_text(dir / "enc.key", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n");
+  test::write_text(dir / "enc.key",
+                   "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n");
   EXPECT_NE(error_reason([&] { crypto::load_private_key(dir / "enc.key"); }).find("encrypted"), std::string::npos);
 }
 
@@ -185,9 +185,8 @@ TEST(signing, RevocationListFormat)
 {
   std::string a(64, 'a');
   std::string b(64, 'b');
-  auto ids = crypto::parse_revocation_list("# revoked keys\n\n" + a + "\n  " + std::string(64, 'B') +
-                                             "   # leaked 2024-05\n",
-                                           "revoked.list");
+  auto ids = crypto::parse_revocation_list(
+    "# revoked keys\n\n" + a + "\n  " + std::string(64, 'B') + "   # leaked 2024-05\n", "revoked.list");
   EXPECT_EQ(ids, (std::set<std::string>{a, b}));
   try {
     crypto::parse_revocation_list("# x\n" + a + "\nnot-a-key\n", "revoked.list");

@@ -44,9 +44,10 @@ TEST(AbGrowDataUnit, RunsGrowDataAfterTheMountBeforeDcosAndDocker)
 
 TEST(AbFstab, NamesNoSlotBindsTheStateDirectoriesAndKeepsVirtualMounts)
 {
-  std::string fstab = ab::ab_fstab("xfs", "ext4",
-                                   "# old\nUUID=1234 / ext4 defaults 0 1\nUUID=5678 /boot ext4 defaults 0 2\n"
-                                   "tmpfs /tmp tmpfs defaults 0 0\nnfs:/x /mnt/x nfs4 ro 0 0\n/swap none swap sw 0 0\n");
+  std::string fstab =
+    ab::ab_fstab("xfs", "ext4",
+                 "# old\nUUID=1234 / ext4 defaults 0 1\nUUID=5678 /boot ext4 defaults 0 2\n"
+                 "tmpfs /tmp tmpfs defaults 0 0\nnfs:/x /mnt/x nfs4 ro 0 0\n/swap none swap sw 0 0\n");
   std::vector<std::string> lines;
   for (const auto& l : test::lines(fstab)) {
     if (!l.empty() && l[0] != '#') {
@@ -101,8 +102,8 @@ TEST(AbSlotRoot, WritesFstabKernelLinksMountPointsAndEnabledUnits)
   g.add_dir("/boot");
   g.add_dir("/etc/systemd/system");
   g.add_file("/var/log/old.log", "x");
-  std::vector<std::string> added =
-    ab::prepare_slot_root(g, {"xfs", "ext4", true, {"vmlinuz-3.10", "initramfs-3.10.img"}, "UUID=1 / ext4 defaults 0 1\n"});
+  std::vector<std::string> added = ab::prepare_slot_root(
+    g, {"xfs", "ext4", true, {"vmlinuz-3.10", "initramfs-3.10.img"}, "UUID=1 / ext4 defaults 0 1\n"});
   EXPECT_EQ(g.read_file("/etc/fstab"), ab::ab_fstab("xfs", "ext4", "UUID=1 / ext4 defaults 0 1\n"));
   EXPECT_EQ(g.readlink("/boot/vmlinuz"), "vmlinuz-3.10"); // relative: right in either slot
   EXPECT_EQ(g.readlink("/boot/initrd.img"), "initramfs-3.10.img");

@@ -14,8 +14,8 @@ namespace kiln::archive {
 struct TarOptions {
   std::uint32_t uid = 0;
   std::uint32_t gid = 0;
-  std::int64_t mtime = 0;     // every entry's modification time (seconds since the epoch)
-  std::string prefix;         // prepended to every entry name, e.g. "etc/kiln"
+  std::int64_t mtime = 0; // every entry's modification time (seconds since the epoch)
+  std::string prefix; // prepended to every entry name, e.g. "etc/kiln"
 };
 
 // Packs the tree under `dir` (files, directories, symlinks; sorted by name) into an
@@ -26,13 +26,13 @@ void tar_directory(const std::filesystem::path& dir, const std::filesystem::path
 // One entry of a tar listing, for tests and checks.
 struct Entry {
   std::string name;
-  char type = 'f';            // f, d, l
-  unsigned mode = 0;          // permission bits
+  char type = 'f'; // f, d, l
+  unsigned mode = 0; // permission bits
   std::uint32_t uid = 0;
   std::uint32_t gid = 0;
   std::uint64_t size = 0;
-  std::string link;           // symlink target
-  std::string data;           // a regular file's content (read_all only)
+  std::string link; // symlink target
+  std::string data; // a regular file's content (read_all only)
 };
 
 // Reads the entries of a tar file (any compression libarchive knows).

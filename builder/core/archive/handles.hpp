@@ -21,7 +21,7 @@ struct EntryFree {
 };
 
 using WriteHandle = std::unique_ptr<struct archive, WriteFree>; // from archive_write_new()
-using ReadHandle = std::unique_ptr<struct archive, ReadFree>;   // from archive_read_new()
+using ReadHandle = std::unique_ptr<struct archive, ReadFree>; // from archive_read_new()
 using EntryHandle = std::unique_ptr<struct archive_entry, EntryFree>;
 
 } // namespace kiln::archive

@@ -38,7 +38,7 @@ struct Element {
   std::string name;
   std::vector<std::pair<std::string, std::string>> attributes;
   std::vector<Element> children;
-  std::string text;         // decoded character data directly inside
+  std::string text; // decoded character data directly inside
   size_t content_begin = 0; // raw bytes between the start and end tags
   size_t content_end = 0;
   size_t line = 0;
@@ -405,7 +405,6 @@ private:
   std::uint64_t m_first = 0;
   std::uint64_t m_last = 0;
 };
-
 
 } // namespace
 

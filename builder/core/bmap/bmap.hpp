@@ -54,7 +54,7 @@ struct Bmap {
   std::uint64_t mapped_blocks_count = 0;
   std::string checksum_type = "sha256";
   std::string file_checksum; // BmapFileChecksum; empty until rendered or parsed
-  std::vector<Range> ranges;  // ascending, disjoint
+  std::vector<Range> ranges; // ascending, disjoint
 
   // Byte offset of `range` in the image and its length clipped at image_size.
   std::uint64_t offset_of(const Range& range) const noexcept { return range.first * block_size; }

@@ -171,9 +171,9 @@ image_reader(const Bmap& bmap, const Endpoint& source)
       const Range& range = bmap.ranges[s.range];
       const std::uint64_t end = bmap.offset_of(range) + bmap.length_of(range);
       auto fail = [&](ssize_t n, std::uint64_t byte) {
-        throw Error(source.name, n == 0 ? "source ends at byte " + std::to_string(byte) + ", inside blocks " +
-                                            range.text()
-                                        : "read failed in blocks " + range.text() + ": " + errno_text(errno));
+        throw Error(source.name, n == 0
+                                   ? "source ends at byte " + std::to_string(byte) + ", inside blocks " + range.text()
+                                   : "read failed in blocks " + range.text() + ": " + errno_text(errno));
       };
       if (!s.seekable) {
         while (s.position < s.at) { // a pipe: read and drop the unmapped bytes
@@ -190,8 +190,8 @@ image_reader(const Bmap& bmap, const Endpoint& source)
         }
       }
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(end - s.at, size));
-      ssize_t n = s.seekable ? ::pread(source.fd, buffer, want, static_cast<off_t>(s.at))
-                             : ::read(source.fd, buffer, want);
+      ssize_t n =
+        s.seekable ? ::pread(source.fd, buffer, want, static_cast<off_t>(s.at)) : ::read(source.fd, buffer, want);
       if (n < 0 && errno == EINTR) {
         continue;
       }

@@ -50,7 +50,7 @@ struct WriteOptions {
 struct WriteStats {
   std::uint64_t written = 0; // bytes written
   std::uint64_t skipped = 0; // bytes already equal (compare)
-  std::uint64_t zeroed = 0;  // bytes of gaps made zero
+  std::uint64_t zeroed = 0; // bytes of gaps made zero
 };
 
 // Streams the mapped ranges from `next` to the same offsets of `sink`. A range whose

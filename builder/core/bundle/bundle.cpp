@@ -411,8 +411,8 @@ Reader::verify(const crypto::TrustStore* trust)
     } else if (f.name == slots::k_bundle_data && f.role == k_role_data) {
       data_file = &f;
     } else {
-      throw Error(manifest_subject, "lists '" + f.name + "' (role " + f.role +
-                                      "); a slot bundle lists only rootfs.bmap and rootfs.data");
+      throw Error(manifest_subject,
+                  "lists '" + f.name + "' (role " + f.role + "); a slot bundle lists only rootfs.bmap and rootfs.data");
     }
   }
   if (bmap_file == nullptr || data_file == nullptr) {
@@ -464,8 +464,8 @@ Reader::read_data(char* buffer, std::size_t size)
   d.finished = true;
   const std::string data_subject = d.member(slots::k_bundle_data);
   if (d.data_read != d.data_size) {
-    throw Error(data_subject, "truncated: " + std::to_string(d.data_read) + " of " + std::to_string(d.data_size) +
-                                " bytes");
+    throw Error(data_subject,
+                "truncated: " + std::to_string(d.data_read) + " of " + std::to_string(d.data_size) + " bytes");
   }
   std::string digest = d.data_hash.hex_digest();
   if (!d.expected_data_sha256.empty() && digest != d.expected_data_sha256) {

@@ -38,13 +38,13 @@ inline constexpr std::string_view k_role_data = "rootfs-data";
 fs::path bundle_path(const fs::path& dir, const std::string& name);
 
 struct BundleInfo {
-  fs::path path;               // the bundle written
+  fs::path path; // the bundle written
   std::string manifest_sha256; // sha256 of the manifest.json member (kiln_X_digest)
-  std::string manifest_text;   // that member's exact bytes
-  std::string key_id;          // signer; empty when unsigned
+  std::string manifest_text; // that member's exact bytes
+  std::string key_id; // signer; empty when unsigned
   manifest::Manifest manifest; // as written (files filled in)
-  bmap::Bmap bmap;             // the rootfs image's map
-  std::uint64_t size = 0;      // bytes of the .kbundle file
+  bmap::Bmap bmap; // the rootfs image's map
+  std::uint64_t size = 0; // bytes of the .kbundle file
 };
 
 // Writes a bundle from the raw root file system image `rootfs_image` atomically (a
@@ -65,11 +65,11 @@ crypto::Signature parse_signature(std::string_view text, const std::string& subj
 // Byte sources: a local file or an http(s)/file URL, read front to back.
 
 struct SourceOptions {
-  std::string ca_file;         // extra CA bundle (PEM) instead of the system trust; TLS is always verified
+  std::string ca_file; // extra CA bundle (PEM) instead of the system trust; TLS is always verified
   long connect_timeout_s = 30;
-  long stall_timeout_s = 60;   // no byte for this long: the connection counts as dropped
-  int retries = 5;             // reconnects after a dropped connection (each resumes with Range)
-  long retry_delay_ms = 500;   // doubled after every retry
+  long stall_timeout_s = 60; // no byte for this long: the connection counts as dropped
+  int retries = 5; // reconnects after a dropped connection (each resumes with Range)
+  long retry_delay_ms = 500; // doubled after every retry
 };
 
 // The first readable CA bundle among the well-known places of EL, Debian, SUSE and

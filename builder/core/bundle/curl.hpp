@@ -27,13 +27,13 @@ using CurlMultiHandle = std::unique_ptr<CURLM, CurlMultiFree>;
 // What differs between kiln's downloads; everything else is the same for all of them.
 struct Transfer {
   std::string url;
-  const char* protocols = "http,https";  // CURLOPT_PROTOCOLS_STR
+  const char* protocols = "http,https"; // CURLOPT_PROTOCOLS_STR
   long connect_timeout_s = 30;
-  long low_speed_limit = 1;               // bytes/s below which...
-  long low_speed_time_s = 60;             // ...for this long the transfer fails
+  long low_speed_limit = 1; // bytes/s below which...
+  long low_speed_time_s = 60; // ...for this long the transfer fails
   const char* user_agent = "kiln";
-  std::string ca_file;                    // "" : libcurl's default trust store
-  char* errbuf = nullptr;                 // CURL_ERROR_SIZE bytes, or null
+  std::string ca_file; // "" : libcurl's default trust store
+  char* errbuf = nullptr; // CURL_ERROR_SIZE bytes, or null
 };
 
 // A new easy handle for `t`: redirects among http/https only (at most 10), TLS peer and

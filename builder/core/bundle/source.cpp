@@ -82,8 +82,8 @@ public:
       }
     }
     for (;;) {
-      ssize_t n = m_seekable ? ::pread(m_fd.get(), buffer, size, static_cast<off_t>(m_pos))
-                             : ::read(m_fd.get(), buffer, size);
+      ssize_t n =
+        m_seekable ? ::pread(m_fd.get(), buffer, size, static_cast<off_t>(m_pos)) : ::read(m_fd.get(), buffer, size);
       if (n < 0 && errno == EINTR) {
         util::check_interrupted();
         continue;
@@ -239,16 +239,16 @@ private:
       return code == 408 || code == 429 || code >= 500;
     }
     switch (rc) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_LOGIN_DENIED:
-    case CURLE_WRITE_ERROR:
-      return false;
-    default:
-      return true;
+      case CURLE_UNSUPPORTED_PROTOCOL:
+      case CURLE_URL_MALFORMAT:
+      case CURLE_PEER_FAILED_VERIFICATION:
+      case CURLE_SSL_CACERT_BADFILE:
+      case CURLE_SSL_CERTPROBLEM:
+      case CURLE_LOGIN_DENIED:
+      case CURLE_WRITE_ERROR:
+        return false;
+      default:
+        return true;
     }
   }
 
@@ -333,10 +333,12 @@ private:
 
 namespace {
 // EL (CentOS 7's ca-certificates), Debian, SUSE, older EL, EL's extracted store, Alpine.
-constexpr std::array<const char*, 6> k_ca_files = {
-  "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt",
-  "/etc/ssl/ca-bundle.pem",           "/etc/pki/tls/cacert.pem",
-  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"};
+constexpr std::array<const char*, 6> k_ca_files = {"/etc/pki/tls/certs/ca-bundle.crt",
+                                                   "/etc/ssl/certs/ca-certificates.crt",
+                                                   "/etc/ssl/ca-bundle.pem",
+                                                   "/etc/pki/tls/cacert.pem",
+                                                   "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+                                                   "/etc/ssl/cert.pem"};
 } // namespace
 
 std::string

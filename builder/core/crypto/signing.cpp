@@ -380,8 +380,7 @@ base64_decode(std::string_view text)
       if (i + 3 < text.size()) {
         return std::nullopt; // '=' only in the last two places
       }
-    } else if (padding != 0 ||
-               !(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '/')) {
+    } else if (padding != 0 || !(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '/')) {
       return std::nullopt;
     }
   }
@@ -402,20 +401,20 @@ std::string_view
 refusal_name(Refusal refusal)
 {
   switch (refusal) {
-  case Refusal::not_signed:
-    return "not_signed";
-  case Refusal::unknown_key:
-    return "unknown_key";
-  case Refusal::revoked_key:
-    return "revoked_key";
-  case Refusal::bad_signature:
-    return "bad_signature";
-  case Refusal::file_missing:
-    return "file_missing";
-  case Refusal::file_size:
-    return "file_size";
-  case Refusal::file_digest:
-    return "file_digest";
+    case Refusal::not_signed:
+      return "not_signed";
+    case Refusal::unknown_key:
+      return "unknown_key";
+    case Refusal::revoked_key:
+      return "revoked_key";
+    case Refusal::bad_signature:
+      return "bad_signature";
+    case Refusal::file_missing:
+      return "file_missing";
+    case Refusal::file_size:
+      return "file_size";
+    case Refusal::file_digest:
+      return "file_digest";
   }
   return "unknown";
 }
@@ -510,7 +509,8 @@ TrustStore::verify(const std::string& subject, std::string_view data, const std:
   }
   auto it = m_keys.find(id);
   if (it == m_keys.end()) {
-    throw VerificationError(Refusal::unknown_key, subject, "signed by unknown key " + id + " (not trusted by " + where + ")");
+    throw VerificationError(Refusal::unknown_key, subject,
+                            "signed by unknown key " + id + " (not trusted by " + where + ")");
   }
   if (!crypto::verify(data, signature->bytes, it->second.key)) {
     throw VerificationError(Refusal::bad_signature, subject,

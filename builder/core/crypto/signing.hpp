@@ -64,7 +64,7 @@ private:
 // Where generate_keypair() put the keys.
 struct KeyPairFiles {
   fs::path private_key; // DIR/NAME.key
-  fs::path public_key;  // DIR/NAME.pub
+  fs::path public_key; // DIR/NAME.pub
   std::string key_id;
 };
 
@@ -107,13 +107,13 @@ std::optional<std::string> base64_decode(std::string_view text);
 // Why verification refused a signed artefact. The names (refusal_name) are stable:
 // `kiln verify-signature --json` prints them.
 enum class Refusal {
-  not_signed,    // no signature at all
-  unknown_key,   // signed by a key the trust store does not hold
-  revoked_key,   // signed by a key listed in revoked.list
+  not_signed, // no signature at all
+  unknown_key, // signed by a key the trust store does not hold
+  revoked_key, // signed by a key listed in revoked.list
   bad_signature, // the signature does not match the content (tampered), or is malformed
-  file_missing,  // a file the manifest lists is absent
-  file_size,     // ... has another size
-  file_digest,   // ... has another sha256
+  file_missing, // a file the manifest lists is absent
+  file_size, // ... has another size
+  file_digest, // ... has another sha256
 };
 
 std::string_view refusal_name(Refusal refusal);
@@ -123,8 +123,7 @@ class VerificationError : public Error {
 public:
   VerificationError(Refusal refusal, std::string subject, std::string reason)
     : Error(std::move(subject), std::move(reason)), m_refusal(refusal)
-  {
-  }
+  {}
   Refusal refusal() const noexcept { return m_refusal; }
 
 private:

@@ -24,7 +24,7 @@ inline constexpr std::string_view k_offline_bootstrap_url = "file:///opt/dcos_in
 const std::vector<std::string>& roles();
 
 struct BundleFile {
-  std::string path;   // relative to the serve root, e.g. "bootstrap/ID.bootstrap.tar.xz"
+  std::string path; // relative to the serve root, e.g. "bootstrap/ID.bootstrap.tar.xz"
   std::string sha256;
   std::uint64_t size = 0;
 };
@@ -33,7 +33,7 @@ struct Bundle {
   std::string bootstrap_id;
   std::string package_list_id;
   std::vector<std::string> packages; // package ids ("name--version"), as listed
-  std::vector<BundleFile> files;     // what the installer reads, sorted by path
+  std::vector<BundleFile> files; // what the installer reads, sorted by path
   // sha256 over the ids and every file's path and digest: what a stage key needs.
   std::string digest;
 };
@@ -41,7 +41,7 @@ struct Bundle {
 // "name--version" -> "packages/name/name--version.tar.xz". Throws Error(subject, ...)
 // for an id without "--" or with path characters.
 std::string package_path(const std::string& id, const std::string& subject);
-std::string bootstrap_path(const std::string& bootstrap_id);       // bootstrap/ID.bootstrap.tar.xz
+std::string bootstrap_path(const std::string& bootstrap_id); // bootstrap/ID.bootstrap.tar.xz
 std::string package_list_path(const std::string& package_list_id); // package_lists/ID.package_list.json
 
 // The id in a *.latest file (one word; surrounding white space ignored). Throws

@@ -201,8 +201,8 @@ check_sort(FsView& view)
   return pass(name, "sort present");
 }
 
-const std::vector<std::string> k_docker_packages{"docker-ce", "docker-ee", "docker", "docker-engine", "docker.io",
-                                                 "moby-engine"};
+const std::vector<std::string> k_docker_packages{"docker-ce",     "docker-ee", "docker",
+                                                 "docker-engine", "docker.io", "moby-engine"};
 
 std::optional<std::pair<std::string, std::string>>
 docker_package(FsView& view)
@@ -398,7 +398,8 @@ check_xfs(FsView& view, const std::string& what, const std::string& path)
     return fail(name, "XFS on " + f->mountpoint + " but its superblock cannot be read");
   }
   if (!*f->ftype) {
-    return fail(name, "XFS on " + f->mountpoint + " (" + f->device + ") has ftype=0; overlay needs mkfs.xfs -n ftype=1");
+    return fail(name,
+                "XFS on " + f->mountpoint + " (" + f->device + ") has ftype=0; overlay needs mkfs.xfs -n ftype=1");
   }
   return pass(name, "XFS ftype=1 on " + f->mountpoint);
 }
@@ -553,8 +554,8 @@ role_ports(const std::string& role, const std::optional<std::string>& version_te
   bool before_21 = !v || !since(v, 2, 1);
   std::vector<int> ports;
   if (role == "master") {
-    ports = {53, 80, 443, 1050, 2181, 5050, 7070, 8080, 8101, 8123, 8181, 9000, 9942, 9990, 36771, 41281, 46839,
-             61053, 61091, 62080, 62501};
+    ports = {53,   80,   443,  1050,  2181,  5050,  7070,  8080,  8101,  8123, 8181,
+             9000, 9942, 9990, 36771, 41281, 46839, 61053, 61091, 62080, 62501};
     if (before_21) {
       ports.push_back(15055);
     }
@@ -584,17 +585,21 @@ const std::map<std::string, std::vector<int>>&
 listening_units()
 {
   static const std::map<std::string, std::vector<int>> units{
-    {"named.service", {53}},          {"bind9.service", {53}},         {"dnsmasq.service", {53}},
-    {"unbound.service", {53}},        {"pdns.service", {53}},          {"pdns-recursor.service", {53}},
+    {"named.service", {53}},          {"bind9.service", {53}},
+    {"dnsmasq.service", {53}},        {"unbound.service", {53}},
+    {"pdns.service", {53}},           {"pdns-recursor.service", {53}},
     {"coredns.service", {53}},        {"systemd-resolved.service", {53}},
-    {"httpd.service", {80, 443}},     {"nginx.service", {80, 443}},    {"apache2.service", {80, 443}},
-    {"lighttpd.service", {80, 443}},  {"haproxy.service", {80, 443}},  {"caddy.service", {80, 443}},
-    {"traefik.service", {80, 443}},   {"bird.service", {179}},         {"bgpd.service", {179}},
-    {"frr.service", {179}},           {"zookeeper.service", {2181}},   {"etcd.service", {2379, 2380}},
-    {"mesos-master.service", {5050}}, {"mesos-slave.service", {5051}}, {"mesos-agent.service", {5051}},
-    {"marathon.service", {8080}},     {"jenkins.service", {8080}},     {"tomcat.service", {8080}},
-    {"exhibitor.service", {8181}},    {"polipo.service", {8123}},      {"php-fpm.service", {9000}},
-    {"minio.service", {9000}},
+    {"httpd.service", {80, 443}},     {"nginx.service", {80, 443}},
+    {"apache2.service", {80, 443}},   {"lighttpd.service", {80, 443}},
+    {"haproxy.service", {80, 443}},   {"caddy.service", {80, 443}},
+    {"traefik.service", {80, 443}},   {"bird.service", {179}},
+    {"bgpd.service", {179}},          {"frr.service", {179}},
+    {"zookeeper.service", {2181}},    {"etcd.service", {2379, 2380}},
+    {"mesos-master.service", {5050}}, {"mesos-slave.service", {5051}},
+    {"mesos-agent.service", {5051}},  {"marathon.service", {8080}},
+    {"jenkins.service", {8080}},      {"tomcat.service", {8080}},
+    {"exhibitor.service", {8181}},    {"polipo.service", {8123}},
+    {"php-fpm.service", {9000}},      {"minio.service", {9000}},
   };
   return units;
 }

@@ -18,7 +18,7 @@
 namespace kiln::dcos {
 
 struct VerifyOptions {
-  std::string role;                   // master | slave | slave_public
+  std::string role; // master | slave | slave_public
   std::optional<std::string> version; // DC/OS version ("2.2.1", "1.12.x"); unknown: strictest
 };
 

@@ -22,8 +22,8 @@ inline constexpr const char* k_firstboot_script = "/usr/libexec/kiln/dcos-instal
 
 // The script's bounds, and the unit's TimeoutStartSec past both (with room for the
 // journal capture and the marker).
-inline constexpr int k_installer_timeout_s = 900;  // dcos_install.sh: preflight, journald and docker restarts
-inline constexpr int k_setup_timeout_s = 2700;     // dcos-setup.service: bootstrap + ~80 packages
+inline constexpr int k_installer_timeout_s = 900; // dcos_install.sh: preflight, journald and docker restarts
+inline constexpr int k_setup_timeout_s = 2700; // dcos-setup.service: bootstrap + ~80 packages
 inline constexpr int k_setup_poll_s = 3;
 inline constexpr int k_unit_timeout_s = k_installer_timeout_s + k_setup_timeout_s + 300;
 

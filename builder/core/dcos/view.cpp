@@ -40,8 +40,7 @@ be32(const std::string& b, size_t off)
 
 DirView::DirView(fs::path root, std::map<std::string, Filesystem> mounts)
   : m_root(std::move(root)), m_mounts(std::move(mounts))
-{
-}
+{}
 
 std::optional<fs::path>
 DirView::resolve(const std::string& path, bool follow_last) const

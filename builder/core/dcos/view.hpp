@@ -16,9 +16,9 @@ namespace kiln::dcos {
 
 // The file system that holds a path.
 struct Filesystem {
-  std::string mountpoint;  // in the image
-  std::string device;      // what it was mounted from (informational)
-  std::string type;        // xfs, ext4, ...
+  std::string mountpoint; // in the image
+  std::string device; // what it was mounted from (informational)
+  std::string type; // xfs, ext4, ...
   std::optional<bool> ftype; // XFS only: directory entries carry the file type (ftype=1)
 };
 

@@ -192,7 +192,8 @@ Cache::fetch(const FetchOptions& options)
     throw UsageError(first, "sha256 must be 64 lower-case hex digits, not '" + *options.sha256 + "'");
   }
   if (!options.sha256 && !options.allow_unpinned) {
-    throw UsageError(first, "no sha256 given: pin the input with --sha256, or pass --allow-unpinned to accept it unverified");
+    throw UsageError(first,
+                     "no sha256 given: pin the input with --sha256, or pass --allow-unpinned to accept it unverified");
   }
   if (options.sha256) {
     if (auto hit = checked_lookup(*options.sha256, options.size, options.verify_hits)) {

@@ -24,18 +24,18 @@ namespace fs = std::filesystem;
 inline constexpr std::uint64_t k_default_max_size = 64ULL << 30; // 64 GiB
 
 struct FetchOptions {
-  std::vector<std::string> urls;   // the first URL, then mirrors, tried in order
+  std::vector<std::string> urls; // the first URL, then mirrors, tried in order
   std::optional<std::string> sha256;
   std::optional<std::uint64_t> size; // pinned size: a download or a blob of another size is refused
   std::uint64_t max_size = k_default_max_size; // bound for an input whose size is not pinned
-  std::uint64_t min_rate = 1024;   // bytes/s averaged over stall_timeout_s; slower aborts the attempt
-  bool verify_hits = false;        // rehash a cached blob before returning it (also: marker file)
+  std::uint64_t min_rate = 1024; // bytes/s averaged over stall_timeout_s; slower aborts the attempt
+  bool verify_hits = false; // rehash a cached blob before returning it (also: marker file)
   bool allow_unpinned = false;
-  int attempts = 4;                // per URL, for transient failures
+  int attempts = 4; // per URL, for transient failures
   std::chrono::milliseconds backoff{500}; // doubled after each failed attempt
   long connect_timeout_s = 30;
-  long stall_timeout_s = 60;       // abort a transfer that moves no byte for this long
-  std::string ca_file;             // CA bundle (PEM) to trust instead of the system's
+  long stall_timeout_s = 60; // abort a transfer that moves no byte for this long
+  std::string ca_file; // CA bundle (PEM) to trust instead of the system's
   // Called with (bytes so far, total or 0) while downloading.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
   // Called with one line per retry or mirror switch ("retrying ... in 1s").
@@ -43,11 +43,11 @@ struct FetchOptions {
 };
 
 struct FetchResult {
-  fs::path path;        // the verified blob in the cache
+  fs::path path; // the verified blob in the cache
   std::string sha256;
   std::uint64_t size = 0;
   bool cache_hit = false;
-  std::string url;      // where it came from (empty on a cache hit)
+  std::string url; // where it came from (empty on a cache hit)
 };
 
 class Cache {

@@ -25,12 +25,12 @@ struct Sink {
   CURL* curl = nullptr;
   util::Fd* fd = nullptr;
   crypto::Sha256* hasher = nullptr;
-  std::uint64_t offset = 0;   // bytes already in the file when the request started
-  std::uint64_t written = 0;  // bytes written by this request
-  bool checked = false;       // response code looked at
-  bool restarted = false;     // server ignored the Range: file truncated
+  std::uint64_t offset = 0; // bytes already in the file when the request started
+  std::uint64_t written = 0; // bytes written by this request
+  bool checked = false; // response code looked at
+  bool restarted = false; // server ignored the Range: file truncated
   bool failed = false;
-  bool too_large = false;     // the body went past options->limit
+  bool too_large = false; // the body went past options->limit
   std::string error;
   const TransferOptions* options = nullptr;
 };
@@ -199,18 +199,18 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
                    std::to_string(options.stall_timeout_s) + " s";
   }
   switch (rc) {
-  case CURLE_UNSUPPORTED_PROTOCOL:
-  case CURLE_URL_MALFORMAT:
-  case CURLE_FILE_COULDNT_READ_FILE:
-  case CURLE_REMOTE_FILE_NOT_FOUND:
-  case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_LOGIN_DENIED:
-    result.outcome = TransferResult::Outcome::permanent;
-    break;
-  default:
-    result.outcome = TransferResult::Outcome::transient;
-    break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_FILE_COULDNT_READ_FILE:
+    case CURLE_REMOTE_FILE_NOT_FOUND:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_LOGIN_DENIED:
+      result.outcome = TransferResult::Outcome::permanent;
+      break;
+    default:
+      result.outcome = TransferResult::Outcome::transient;
+      break;
   }
   return result;
 }

@@ -14,15 +14,15 @@ namespace kiln::fetch {
 struct TransferResult {
   enum class Outcome { ok, transient, permanent, interrupted, too_large };
   Outcome outcome = Outcome::ok;
-  std::string error;   // one line: "HTTP 404", "connection reset", ...
+  std::string error; // one line: "HTTP 404", "connection reset", ...
   std::uint64_t size = 0; // bytes in the partial file afterwards
 };
 
 struct TransferOptions {
   long connect_timeout_s = 30;
   long stall_timeout_s = 60;
-  std::uint64_t min_rate = 1024;     // bytes/s over stall_timeout_s, else the attempt aborts
-  std::uint64_t limit = UINT64_MAX;  // the file may not grow past this many bytes
+  std::uint64_t min_rate = 1024; // bytes/s over stall_timeout_s, else the attempt aborts
+  std::uint64_t limit = UINT64_MAX; // the file may not grow past this many bytes
   std::string ca_file; // extra CA bundle (PEM) instead of the system's; empty: system trust
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };

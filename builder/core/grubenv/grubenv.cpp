@@ -112,8 +112,8 @@ Env::set(std::string_view name, std::string_view value)
 bool
 Env::unset(std::string_view name)
 {
-  auto it = std::find_if(m_lines.begin(), m_lines.end(),
-                         [&](const Line& line) { return !line.comment && line.name == name; });
+  auto it =
+    std::find_if(m_lines.begin(), m_lines.end(), [&](const Line& line) { return !line.comment && line.name == name; });
   if (it == m_lines.end()) {
     return false;
   }
@@ -240,8 +240,8 @@ parse(std::string_view block, const std::string& subject, std::optional<std::siz
       ++pos;
     }
     if (env.get(name)) {
-      throw Error(subject, "broken block: variable " + std::string(name) + " is set twice (second " + where(start) +
-                             ")");
+      throw Error(subject,
+                  "broken block: variable " + std::string(name) + " is set twice (second " + where(start) + ")");
     }
     env.set(name, value);
   }

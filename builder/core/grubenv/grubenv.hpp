@@ -90,8 +90,7 @@ private:
 // Parses a whole block. `subject` names it in errors (Error(subject, reason)).
 // Refuses a block without the signature, shorter than the signature, not exactly
 // `expected_size` bytes when given, or with a broken record or padding.
-Env parse(std::string_view block, const std::string& subject,
-          std::optional<std::size_t> expected_size = std::nullopt);
+Env parse(std::string_view block, const std::string& subject, std::optional<std::size_t> expected_size = std::nullopt);
 
 // The block for `env`, exactly `size` bytes, '#'-padded. Throws Error(subject,
 // "... needs N bytes, the block has SIZE") when the records do not fit.

@@ -189,7 +189,8 @@ image_name_problem(std::string_view name)
   bool quotable = name.size() <= k_max_image_name &&
                   std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c < 0x7f; });
   std::string shown = quotable ? "'" + std::string(name) + "'" : std::to_string(name.size()) + " characters";
-  return "must be 1-" + std::to_string(k_max_image_name) + " characters of A-Z a-z 0-9 . _ - (not '.' or '..'): " + shown;
+  return "must be 1-" + std::to_string(k_max_image_name) +
+         " characters of A-Z a-z 0-9 . _ - (not '.' or '..'): " + shown;
 }
 
 void
@@ -217,7 +218,8 @@ validate(const Manifest& m, const std::string& subject)
                   "must be a file name relative to the manifest's directory (no '/', not '.' or '..'): '" + f.name +
                     "'");
     check.require(names.insert(f.name).second, where + ".name", "listed twice: '" + f.name + "'");
-    check.require(valid_role(f.role), where + ".role", "must be a lower-case word (image, bmap, kernel, ...): '" + f.role + "'");
+    check.require(valid_role(f.role), where + ".role",
+                  "must be a lower-case word (image, bmap, kernel, ...): '" + f.role + "'");
     check.non_empty(f.format, where + ".format");
     check.digest(f.sha256, where + ".sha256");
   }
@@ -300,8 +302,8 @@ from_json(const nlohmann::json& j, const std::string& subject)
   const json& files = top.array("files");
   for (std::size_t i = 0; i < files.size(); ++i) {
     Reader r(files[i], item("files", i), subject);
-    m.files.push_back({r.string("name"), r.string("role"), r.string("format"), r.string("sha256"),
-                       r.unsigned_number("size")});
+    m.files.push_back(
+      {r.string("name"), r.string("role"), r.string("format"), r.string("sha256"), r.unsigned_number("size")});
   }
   const json& packages = top.array("packages");
   for (std::size_t i = 0; i < packages.size(); ++i) {

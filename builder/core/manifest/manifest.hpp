@@ -48,7 +48,7 @@ namespace fs = std::filesystem;
 inline constexpr int k_manifest_format = 1;
 
 struct Input {
-  std::string kind;   // base, file, unit, overlay, package, firstboot
+  std::string kind; // base, file, unit, overlay, package, firstboot
   std::string source; // URL or local path
   std::string sha256; // empty when unpinned
 };
@@ -59,8 +59,8 @@ struct StageKey {
 };
 
 struct File {
-  std::string name;   // relative to the manifest's directory
-  std::string role;   // image, bmap, kernel, initramfs, ipxe, rootfs, sbom, ...
+  std::string name; // relative to the manifest's directory
+  std::string role; // image, bmap, kernel, initramfs, ipxe, rootfs, sbom, ...
   std::string format; // raw, qcow2, bmap, cpio.gz, ...
   std::string sha256;
   std::uint64_t size = 0;

@@ -101,7 +101,7 @@ std::string
 spdx_time(std::int64_t seconds)
 {
   std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm {};
+  std::tm tm{};
   if (::gmtime_r(&t, &tm) == nullptr) {
     throw Error("sbom", "time out of range: " + std::to_string(seconds));
   }

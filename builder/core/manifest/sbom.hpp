@@ -16,11 +16,11 @@
 namespace kiln::manifest {
 
 struct SbomOptions {
-  std::string name;         // document name, usually the image name
-  std::string digest;       // image or recipe digest (hex): namespace https://kiln.invalid/spdx/DIGEST
-  std::string created;      // creation time, YYYY-MM-DDThh:mm:ssZ (see spdx_time)
+  std::string name; // document name, usually the image name
+  std::string digest; // image or recipe digest (hex): namespace https://kiln.invalid/spdx/DIGEST
+  std::string created; // creation time, YYYY-MM-DDThh:mm:ssZ (see spdx_time)
   std::string kiln_version; // creator "Tool: kiln-VERSION"
-  std::string distro;       // package flavour: "rpm" (CentOS) or "deb" (Debian)
+  std::string distro; // package flavour: "rpm" (CentOS) or "deb" (Debian)
 };
 
 // The SPDX document. Packages are listed sorted by (name, version, arch), each with

@@ -33,7 +33,6 @@
 
 namespace kiln::node::detail {
 
-
 std::string
 slot_str(char slot)
 {

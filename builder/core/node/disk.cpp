@@ -130,8 +130,8 @@ cmdline_booted_slot(const slots::Gpt& gpt, const std::string& cmdline)
   }
   if (!root) {
     if (named) {
-      throw Error("kernel command line", std::string(slots::k_cmdline_slot) +
-                                           "= without root=; cannot prove which slot runs");
+      throw Error("kernel command line",
+                  std::string(slots::k_cmdline_slot) + "= without root=; cannot prove which slot runs");
     }
     return std::nullopt;
   }
@@ -166,8 +166,8 @@ cmdline_booted_slot(const slots::Gpt& gpt, const std::string& cmdline)
     }
   }
   if (named && *named != *by_root) {
-    throw Error("kernel command line", "kiln.slot=" + std::string(1, *named) + " but root=" + *root +
-                                         " is slot " + std::string(1, *by_root) + "'s partition; refusing to guess");
+    throw Error("kernel command line", "kiln.slot=" + std::string(1, *named) + " but root=" + *root + " is slot " +
+                                         std::string(1, *by_root) + "'s partition; refusing to guess");
   }
   return by_root;
 }
@@ -180,8 +180,10 @@ booted_slot(const slots::Gpt& gpt, std::optional<char> override_slot, bool force
   }
   std::optional<char> running = cmdline_booted_slot(gpt, read_cmdline());
   if (override_slot && running && *running != *override_slot) {
-    throw UsageError("--booted", std::string(1, *override_slot) + " contradicts the kernel command line, which "
-                                   "booted slot " + std::string(1, *running) + " of this disk; add --force to override");
+    throw UsageError("--booted", std::string(1, *override_slot) +
+                                   " contradicts the kernel command line, which "
+                                   "booted slot " +
+                                   std::string(1, *running) + " of this disk; add --force to override");
   }
   return override_slot ? override_slot : running;
 }
@@ -214,7 +216,8 @@ partition_node(const fs::path& disk, unsigned number)
   if (::stat(disk.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
     return {};
   }
-  fs::path sys = fs::path("/sys/dev/block") / (std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev)));
+  fs::path sys =
+    fs::path("/sys/dev/block") / (std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev)));
   for (fs::directory_iterator it(sys, ec), end; !ec && it != end; it.increment(ec)) {
     fs::path partition_file = it->path() / "partition";
     if (!fs::exists(partition_file, ec)) {
@@ -388,8 +391,9 @@ BootFs::grubenv() const
     if (errno == ENOENT) {
       return path;
     }
-    throw Error(path.string(), errno == ELOOP ? std::string("is a symlink; kiln-node never follows one out of kiln-boot")
-                                              : "cannot open: " + errno_text(errno));
+    throw Error(path.string(), errno == ELOOP
+                                 ? std::string("is a symlink; kiln-node never follows one out of kiln-boot")
+                                 : "cannot open: " + errno_text(errno));
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {

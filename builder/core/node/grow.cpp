@@ -110,8 +110,8 @@ grow_data(const GrowDataOptions& options)
   const slots::Partition& data = gpt.by_label(slots::k_part_data);
   fs::path node = partition_node(disk, data.number);
   if (node.empty()) {
-    throw Error(disk.string(), "the kernel has no device node for kiln-data (partition " +
-                                 std::to_string(data.number) + ")");
+    throw Error(disk.string(),
+                "the kernel has no device node for kiln-data (partition " + std::to_string(data.number) + ")");
   }
   // The file system to grow must be kiln-data's, mounted where we were told.
   struct stat mount_st {};
@@ -147,8 +147,8 @@ grow_data(const GrowDataOptions& options)
     kernel["how"] = tell_kernel(fd.get(), disk, data.number, data.offset, want);
     std::uint64_t now = block_size_of(node);
     if (now != want) {
-      throw Error(node.string(), "the kernel reports " + std::to_string(now) + " bytes after the resize, not " +
-                                   std::to_string(want));
+      throw Error(node.string(),
+                  "the kernel reports " + std::to_string(now) + " bytes after the resize, not " + std::to_string(want));
     }
   }
   kernel["size"] = want;
@@ -161,8 +161,8 @@ grow_data(const GrowDataOptions& options)
   ro.timeout = std::chrono::seconds(1800);
   util::RunResult r = util::run(argv, ro);
   if (!r.ok()) {
-    throw Error(argv[0], "growing kiln-data (" + node.string() + ") failed, exit " + std::to_string(r.exit_code) + ": " +
-                           r.tail(2));
+    throw Error(argv[0], "growing kiln-data (" + node.string() + ") failed, exit " + std::to_string(r.exit_code) +
+                           ": " + r.tail(2));
   }
   const std::uint64_t after = fs_bytes(options.mount);
   json filesystem = {{"type", type}, {"size_before", before}, {"size", after}, {"changed", after != before}};

@@ -20,8 +20,8 @@ namespace kiln::node {
 nlohmann::json grow_data_partition(int fd, const fs::path& disk, std::uint32_t sector_size, std::uint64_t disk_size);
 
 struct GrowDataOptions {
-  DiskOptions disk;                            // --booted is refused: proof comes from the command line
-  fs::path mount = "/var/lib/kiln-data";       // where kiln-data is mounted (slots::k_data_mount)
+  DiskOptions disk; // --booted is refused: proof comes from the command line
+  fs::path mount = "/var/lib/kiln-data"; // where kiln-data is mounted (slots::k_data_mount)
 };
 
 // Grows kiln-data on the disk that holds the booted slot: partition, kernel's view,

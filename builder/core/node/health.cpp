@@ -31,7 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds k_deadline{5000}; // connect + reply, per request
-constexpr std::size_t k_reply_limit = 4u << 20;       // a master's snapshot is some 100 KiB
+constexpr std::size_t k_reply_limit = 4u << 20; // a master's snapshot is some 100 KiB
 
 // ---- HTTP: one GET with a deadline and a size bound ----
 

@@ -48,8 +48,7 @@ install(const InstallOptions& options)
   std::string dir_prefix = source.substr(0, source.size() - file_name.size());
   std::string stem = file_name.substr(0, file_name.find_last_of('.'));
   std::string bmap_source = options.bmap.empty() ? source + ".bmap" : options.bmap;
-  std::string manifest_source =
-    options.manifest.empty() ? dir_prefix + stem + ".manifest.json" : options.manifest;
+  std::string manifest_source = options.manifest.empty() ? dir_prefix + stem + ".manifest.json" : options.manifest;
 
   // Manifest, signature, bmap: all checked before the disk is opened.
   std::string manifest_text = *bundle::read_small(manifest_source, 64u << 20, false, options.source_options);
@@ -134,7 +133,8 @@ install(const InstallOptions& options)
           range_left = map.length_of(range);
           stream = bundle::open_stream(source, map.offset_of(range), range_left, options.source_options);
         }
-        std::size_t n = stream->read(buffer + done, static_cast<std::size_t>(std::min<std::uint64_t>(size - done, range_left)));
+        std::size_t n =
+          stream->read(buffer + done, static_cast<std::size_t>(std::min<std::uint64_t>(size - done, range_left)));
         if (n == 0) {
           throw Error(source, "ends early");
         }
@@ -161,11 +161,16 @@ install(const InstallOptions& options)
   if (S_ISBLK(st.st_mode)) {
     util::run({"blockdev", "--rereadpt", options.disk.string()}); // best effort: the new table
   }
-  return {{"disk", options.disk.string()},        {"name", m.name},
-          {"data_partition", grown},              {"identity", identity},
-          {"digest", crypto::sha256_hex(manifest_text)}, {"key_id", key_id.empty() ? json(nullptr) : json(key_id)},
-          {"image_size", map.image_size},          {"mapped_bytes", map.mapped_bytes()},
-          {"written_bytes", stats.written},        {"skipped_bytes", stats.skipped},
+  return {{"disk", options.disk.string()},
+          {"name", m.name},
+          {"data_partition", grown},
+          {"identity", identity},
+          {"digest", crypto::sha256_hex(manifest_text)},
+          {"key_id", key_id.empty() ? json(nullptr) : json(key_id)},
+          {"image_size", map.image_size},
+          {"mapped_bytes", map.mapped_bytes()},
+          {"written_bytes", stats.written},
+          {"skipped_bytes", stats.skipped},
           {"zeroed_bytes", stats.zeroed}};
 }
 

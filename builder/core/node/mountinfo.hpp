@@ -10,9 +10,9 @@
 namespace kiln::node {
 
 struct MountEntry {
-  dev_t device = 0;    // field 3, major:minor of the mounted file system (its st_dev)
-  std::string root;    // field 4, the directory of that file system mounted here ("/": all of it)
-  std::string point;   // field 5, the mount point (absolute, unescaped)
+  dev_t device = 0; // field 3, major:minor of the mounted file system (its st_dev)
+  std::string root; // field 4, the directory of that file system mounted here ("/": all of it)
+  std::string point; // field 5, the mount point (absolute, unescaped)
 };
 
 // The entries of a mountinfo text; malformed lines are skipped.

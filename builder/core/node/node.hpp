@@ -25,7 +25,7 @@ using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 struct DiskOptions {
   fs::path disk;
   std::optional<char> booted; // --booted: names the booted slot when /proc/cmdline does not
-  bool force = false;         // --force: --booted wins even against /proc/cmdline
+  bool force = false; // --force: --booted wins even against /proc/cmdline
 };
 
 // Both slots (state, tries, digest, name), the booted slot, the next boot as GRUB will
@@ -34,11 +34,11 @@ nlohmann::json status(const DiskOptions& disk, const fs::path& root);
 
 struct ReimageOptions {
   DiskOptions disk;
-  std::string source;                // bundle path or URL
+  std::string source; // bundle path or URL
   fs::path trust_dir = "/etc/kiln/trust.d";
   bool verify_signature = true;
-  std::optional<unsigned> tries;     // default slots::k_default_tries
-  bool allow_downgrade = false;      // accept a manifest version below the node's highest
+  std::optional<unsigned> tries; // default slots::k_default_tries
+  bool allow_downgrade = false; // accept a manifest version below the node's highest
   std::optional<std::string> expect_name; // the manifest's name must be this (image family)
   bundle::SourceOptions source_options;
   Progress progress;
@@ -50,7 +50,7 @@ nlohmann::json reimage(const ReimageOptions& options);
 struct RollbackOptions {
   DiskOptions disk;
   fs::path root = "/"; // the booted slot's running root, where its DC/OS version is read
-  bool force = false;  // roll back to an older DC/OS anyway ("warning" in the result)
+  bool force = false; // roll back to an older DC/OS anyway ("warning" in the result)
 };
 
 // Next boot the other slot (it must be good, and must not run an older DC/OS than the
@@ -61,7 +61,7 @@ struct MarkGoodOptions {
   DiskOptions disk;
   bool when_healthy = false;
   fs::path root = "/";
-  std::chrono::seconds deadline{0};  // --deadline: ask for health until then (0: once)
+  std::chrono::seconds deadline{0}; // --deadline: ask for health until then (0: once)
   std::chrono::seconds interval{30}; // --interval: between two asks
   std::function<void(const std::string& problem)> waiting; // told before each wait
 };
@@ -71,9 +71,9 @@ nlohmann::json mark_good(const MarkGoodOptions& options);
 
 struct InstallOptions {
   fs::path disk;
-  std::string source;               // NAME.raw path or URL (a raw whole-disk image)
-  std::string bmap;                 // default SOURCE.bmap
-  std::string manifest;             // default NAME.manifest.json beside SOURCE
+  std::string source; // NAME.raw path or URL (a raw whole-disk image)
+  std::string bmap; // default SOURCE.bmap
+  std::string manifest; // default NAME.manifest.json beside SOURCE
   fs::path trust_dir = "/etc/kiln/trust.d";
   bool verify_signature = true;
   bundle::SourceOptions source_options;

@@ -57,8 +57,7 @@ status(const DiskOptions& disk, const fs::path& root)
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!lock.held()) {
     mounted = mounted_boot_fs(gpt);
-    if (!mounted.empty() || boot_mount_in_place || std::chrono::steady_clock::now() > deadline ||
-        lock.try_shared()) {
+    if (!mounted.empty() || boot_mount_in_place || std::chrono::steady_clock::now() > deadline || lock.try_shared()) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

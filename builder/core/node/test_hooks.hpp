@@ -10,10 +10,10 @@ namespace kiln::node {
 
 struct TestHooks {
   std::filesystem::path cmdline; // a file read instead of /proc/cmdline
-  std::string systemctl;         // the program run instead of systemctl
-  std::string fault;             // the fault_point() phase that ends the process
-  std::string mesos;             // base URL asked instead of http://localhost:5050 or :5051
-  std::string zookeeper;         // HOST:PORT asked instead of localhost:2181
+  std::string systemctl; // the program run instead of systemctl
+  std::string fault; // the fault_point() phase that ends the process
+  std::string mesos; // base URL asked instead of http://localhost:5050 or :5051
+  std::string zookeeper; // HOST:PORT asked instead of localhost:2181
 };
 
 // The process's hooks (all empty unless the test build's main set them).

@@ -25,8 +25,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t k_max_depth = 256;          // directory levels beneath the root
-constexpr std::size_t k_max_entries = 8'000'000;  // entries one wipe may plan
+constexpr std::size_t k_max_depth = 256; // directory levels beneath the root
+constexpr std::size_t k_max_entries = 8'000'000; // entries one wipe may plan
 
 constexpr int k_dir_flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
@@ -137,8 +137,7 @@ class Planner {
 public:
   Planner(WipePlan& plan, int root_fd, std::set<std::string> mounts)
     : m_plan(plan), m_root_fd(root_fd), m_mounts(std::move(mounts))
-  {
-  }
+  {}
 
   // Removes `absolute` beneath the root (a directory with its content); a directory that
   // is a mount point, or `keep_top`, is emptied and kept.
@@ -213,8 +212,8 @@ public:
     auto db = open_dir(split(b));
     struct stat sa {};
     struct stat sb {};
-    return da && db && ::fstat(da->fd.get(), &sa) == 0 && ::fstat(db->fd.get(), &sb) == 0 &&
-           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return da && db && ::fstat(da->fd.get(), &sa) == 0 && ::fstat(db->fd.get(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
   }
 
 private:
@@ -419,8 +418,8 @@ plan_wipe(const WipeOptions& options)
   std::vector<std::string> volume_names;
   p.each_entry(volume_dir, [&](int fd, const std::string& name) {
     struct stat st {};
-    if (name.rfind(slots::k_dcos_volume_prefix, 0) == 0 &&
-        ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+    if (name.rfind(slots::k_dcos_volume_prefix, 0) == 0 && ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode)) {
       volume_names.push_back(name);
     }
   });
@@ -465,8 +464,8 @@ execute_wipe(const WipePlan& plan)
       for (const auto& part : want) {
         util::Fd next(::openat(cur.get(), part.c_str(), k_dir_flags));
         if (!next) {
-          throw Error(join(plan.root.string(), want), "cannot open without following a symlink (" +
-                                                        errno_text(errno) + "); nothing more removed");
+          throw Error(join(plan.root.string(), want),
+                      "cannot open without following a symlink (" + errno_text(errno) + "); nothing more removed");
         }
         cur = std::move(next);
       }

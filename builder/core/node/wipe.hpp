@@ -43,8 +43,8 @@ struct WipeEntry {
 };
 
 struct WipePlan {
-  fs::path root;                    // the canonical root
-  std::vector<WipeEntry> entries;   // in deletion order (children before their directory)
+  fs::path root; // the canonical root
+  std::vector<WipeEntry> entries; // in deletion order (children before their directory)
   std::vector<std::string> targets; // top-level paths removed or emptied (for the report)
   std::vector<std::string> mount_points_skipped;
   std::vector<std::string> symlinks_not_followed;

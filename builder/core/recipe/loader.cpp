@@ -48,8 +48,8 @@ over_budget(const std::string& out, const Location& loc, ExpandBudget& budget, D
 // report that, with where they were declared.
 bool
 expand(const std::string& text, const Location& loc,
-       const std::function<const std::string*(const std::string&)>& lookup, std::string& out,
-       Diagnostics& diags, ExpandBudget& budget, const std::map<std::string, Location>& required = {})
+       const std::function<const std::string*(const std::string&)>& lookup, std::string& out, Diagnostics& diags,
+       ExpandBudget& budget, const std::map<std::string, Location>& required = {})
 {
   out.clear();
   bool ok = true;
@@ -79,8 +79,8 @@ expand(const std::string& text, const Location& loc,
     } else if (const std::string* value = lookup(name)) {
       out += *value;
     } else if (auto req = required.find(name); req != required.end()) {
-      diags.error(loc, "variable '" + name + "' is required: give it with --set " + name + "=VALUE (declared without a value at " +
-                         req->second.str() + ")");
+      diags.error(loc, "variable '" + name + "' is required: give it with --set " + name +
+                         "=VALUE (declared without a value at " + req->second.str() + ")");
       ok = false;
     } else {
       diags.error(loc, "undefined variable '" + name + "' (define it under vars: or with --set " + name + "=...)");
@@ -210,27 +210,27 @@ substitute_within(Value& value, const std::map<std::string, std::string>& vars, 
     return it == vars.end() ? nullptr : &it->second;
   };
   switch (value.kind) {
-  case Value::Kind::null:
-    break;
-  case Value::Kind::scalar: {
-    if (value.scalar.find('$') != std::string::npos) {
-      std::string out;
-      if (expand(value.scalar, value.location, lookup, out, diags, budget, required)) {
-        value.scalar = std::move(out);
+    case Value::Kind::null:
+      break;
+    case Value::Kind::scalar: {
+      if (value.scalar.find('$') != std::string::npos) {
+        std::string out;
+        if (expand(value.scalar, value.location, lookup, out, diags, budget, required)) {
+          value.scalar = std::move(out);
+        }
       }
+      break;
     }
-    break;
-  }
-  case Value::Kind::sequence:
-    for (auto& item : value.items) {
-      substitute_within(item, vars, diags, budget, required, used);
-    }
-    break;
-  case Value::Kind::mapping:
-    for (auto& [k, v] : value.entries) {
-      substitute_within(v, vars, diags, budget, required, used);
-    }
-    break;
+    case Value::Kind::sequence:
+      for (auto& item : value.items) {
+        substitute_within(item, vars, diags, budget, required, used);
+      }
+      break;
+    case Value::Kind::mapping:
+      for (auto& [k, v] : value.entries) {
+        substitute_within(v, vars, diags, budget, required, used);
+      }
+      break;
   }
 }
 

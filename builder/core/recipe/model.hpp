@@ -17,12 +17,12 @@ namespace kiln::recipe {
 struct BaseImage {
   enum class Kind { url, bootstrap, path };
   Kind kind = Kind::url;
-  std::vector<std::string> urls;     // url first, then mirrors, tried in order
+  std::vector<std::string> urls; // url first, then mirrors, tried in order
   std::optional<std::string> sha256; // required for url unless --allow-unpinned
   std::optional<std::uint64_t> size; // url: the download's size in bytes, pinned (else fetch's --max-size bound)
-  std::string format;                // qcow2 | raw | tar (path only)
-  std::string path;                  // kind == path
-  std::string suite;                 // kind == bootstrap
+  std::string format; // qcow2 | raw | tar (path only)
+  std::string path; // kind == path
+  std::string suite; // kind == bootstrap
   std::string mirror;
   std::string variant;
   std::vector<std::string> packages;
@@ -50,8 +50,8 @@ struct EditStep {
   std::string path;
   std::map<std::string, std::string> set; // KEY=VALUE lines, replaced or appended
   std::string separator = "=";
-  std::optional<std::string> match;       // regex of whole lines to replace
-  std::optional<std::string> line;        // replacement (and the line appended when nothing matches)
+  std::optional<std::string> match; // regex of whole lines to replace
+  std::optional<std::string> line; // replacement (and the line appended when nothing matches)
   // `each:` given: `line` is a template and these are its expansions, one per item ({}
   // replaced by the item), in order. With `match` they replace the first matching line as
   // a block and every other matching line goes; without a match they are appended.
@@ -121,8 +121,8 @@ struct FirstbootStep {
   std::vector<std::string> after;
 };
 
-using StepSpec = std::variant<FileStep, OverlayStep, EditStep, DeleteStep, UnitStep, SystemdStep, GroupStep,
-                              UserStep, SelinuxStep, PackagesStep, RunStep, FirstbootStep>;
+using StepSpec = std::variant<FileStep, OverlayStep, EditStep, DeleteStep, UnitStep, SystemdStep, GroupStep, UserStep,
+                              SelinuxStep, PackagesStep, RunStep, FirstbootStep>;
 
 struct Step {
   std::string kind; // the recipe key: file, overlay, edit, ...
@@ -137,9 +137,9 @@ struct Stage {
 };
 
 struct Outputs {
-  std::string name;                  // file name stem; defaults to the recipe name
-  std::vector<std::string> formats;  // qcow2 raw vmdk vhd pxe
-  bool compress = false;             // qcow2 compression
+  std::string name; // file name stem; defaults to the recipe name
+  std::vector<std::string> formats; // qcow2 raw vmdk vhd pxe
+  bool compress = false; // qcow2 compression
 };
 
 // kiln-data's size when `ab:` gives no data_size.
@@ -152,12 +152,12 @@ inline constexpr std::uint64_t k_dcos_agent_min_data = 20ull << 30;
 struct AbLayout {
   std::uint64_t esp_size = 128ull << 20;
   std::uint64_t boot_size = 256ull << 20;
-  std::uint64_t slot_size = 0;       // each root slot; 0: derived from the root file system
-  std::uint64_t data_size = 0;       // 0: k_default_data_size
-  std::string root_fs = "xfs";       // xfs | ext4, for the slots
-  std::string data_fs = "xfs";       // xfs | ext4, for kiln-data
-  unsigned tries = 3;                // boot tries of a newly written slot (1..9)
-  unsigned panic = 10;               // panic=N on the kernel command line
+  std::uint64_t slot_size = 0; // each root slot; 0: derived from the root file system
+  std::uint64_t data_size = 0; // 0: k_default_data_size
+  std::string root_fs = "xfs"; // xfs | ext4, for the slots
+  std::string data_fs = "xfs"; // xfs | ext4, for kiln-data
+  unsigned tries = 3; // boot tries of a newly written slot (1..9)
+  unsigned panic = 10; // panic=N on the kernel command line
   std::vector<std::string> kernel_args;
   // kiln-data grows to the end of the disk (at first boot and in `kiln-node install`), so
   // data_size is only its size in the image. false: it stays data_size on every disk.
@@ -171,15 +171,15 @@ struct AbLayout {
 // `dcos:` -- a DC/OS node: the cluster's genconf/serve tree pre-staged for an offline
 // first-boot install, and the checks of `kiln verify`.
 struct DcosSpec {
-  std::string bundle;                // genconf/serve: absolute local directory or http(s) URL
-  std::string role;                  // default role: master | slave | slave_public
+  std::string bundle; // genconf/serve: absolute local directory or http(s) URL
+  std::string role; // default role: master | slave | slave_public
   std::optional<std::string> version; // DC/OS version, for verify's version-dependent checks
   Location location;
 };
 
 // `trust:` -- the keys an image trusts for its next reimage (/etc/kiln/trust.d).
 struct TrustSpec {
-  std::vector<std::string> keys;     // absolute paths of Ed25519 public keys (PEM)
+  std::vector<std::string> keys; // absolute paths of Ed25519 public keys (PEM)
   std::optional<std::string> revoked; // absolute path of a revocation list
   Location location;
 };
@@ -190,22 +190,22 @@ struct Recipe {
   // The image's monotonic version (`version:`), written into its manifests and signed;
   // kiln-node refuses a bundle older than the highest a node installed. 0: none.
   std::uint32_t version = 0;
-  std::string file;                  // the recipe file given on the command line (absolute)
-  std::vector<std::string> chain;    // the extends chain, the given file first
+  std::string file; // the recipe file given on the command line (absolute)
+  std::vector<std::string> chain; // the extends chain, the given file first
   BaseImage base;
-  std::uint64_t size = 0;            // disk size in bytes; 0 keeps the base's size
-  bool network = false;              // appliance network for all steps
+  std::uint64_t size = 0; // disk size in bytes; 0 keeps the base's size
+  bool network = false; // appliance network for all steps
   std::vector<Stage> stages;
   bool sysprep = true;
   bool trim = true;
-  std::string layout = "plain";      // plain | ab
-  AbLayout ab;                       // used when layout == "ab"
+  std::string layout = "plain"; // plain | ab
+  AbLayout ab; // used when layout == "ab"
   std::optional<DcosSpec> dcos;
   std::optional<TrustSpec> trust;
   Outputs outputs;
   std::optional<std::string> signing_key;
   std::map<std::string, std::string> vars; // final variable values
-  Value tree;                        // the resolved document, for `kiln plan`
+  Value tree; // the resolved document, for `kiln plan`
 };
 
 // Every recipe key that names a step, in documentation order.

@@ -43,8 +43,8 @@ describe_node_artifact(const fs::path& path)
   }
   const fs::path version = a.path / k_node_artifact_version;
   if (!fs::is_regular_file(version, ec) || fs::file_size(version, ec) > k_max_version_bytes || ec) {
-    throw Error(subject, "the kiln-node artifact has no " + std::string(k_node_artifact_version) + " (one line, at most " +
-                           std::to_string(k_max_version_bytes) + " bytes)");
+    throw Error(subject, "the kiln-node artifact has no " + std::string(k_node_artifact_version) +
+                           " (one line, at most " + std::to_string(k_max_version_bytes) + " bytes)");
   }
   std::string text = util::read_file(version);
   a.version = text.substr(0, text.find('\n'));

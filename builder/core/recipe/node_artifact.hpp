@@ -22,8 +22,8 @@ inline constexpr std::string_view k_node_artifact_version = "usr/lib/kiln/node/V
 struct NodeArtifact {
   std::filesystem::path path; // absolute: the ROOT tree, or the single executable
   bool directory = true;
-  std::string version;        // VERSION's line; for a single executable "unknown (single executable)"
-  std::string sha256;         // sha256_tree of the ROOT tree, sha256_file of a single executable
+  std::string version; // VERSION's line; for a single executable "unknown (single executable)"
+  std::string sha256; // sha256_tree of the ROOT tree, sha256_file of a single executable
 };
 
 // Checks the shape of `path` and digests it. Throws Error (subject: the path) when it is

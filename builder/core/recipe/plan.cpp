@@ -131,17 +131,18 @@ json
 to_json(const BaseImage& base)
 {
   switch (base.kind) {
-  case BaseImage::Kind::url:
-    return {{"url", base.urls.empty() ? "" : base.urls.front()},
-            {"mirrors", std::vector<std::string>(base.urls.begin() + (base.urls.empty() ? 0 : 1), base.urls.end())},
-            {"sha256", base.sha256.value_or("")},
-            {"size", base.size ? json(*base.size) : json(nullptr)},
-            {"format", base.format}};
-  case BaseImage::Kind::bootstrap:
-    return {{"bootstrap",
-             {{"suite", base.suite}, {"mirror", base.mirror}, {"variant", base.variant}, {"packages", base.packages}}}};
-  case BaseImage::Kind::path:
-    return {{"path", base.path}, {"format", base.format}};
+    case BaseImage::Kind::url:
+      return {{"url", base.urls.empty() ? "" : base.urls.front()},
+              {"mirrors", std::vector<std::string>(base.urls.begin() + (base.urls.empty() ? 0 : 1), base.urls.end())},
+              {"sha256", base.sha256.value_or("")},
+              {"size", base.size ? json(*base.size) : json(nullptr)},
+              {"format", base.format}};
+    case BaseImage::Kind::bootstrap:
+      return {
+        {"bootstrap",
+         {{"suite", base.suite}, {"mirror", base.mirror}, {"variant", base.variant}, {"packages", base.packages}}}};
+    case BaseImage::Kind::path:
+      return {{"path", base.path}, {"format", base.format}};
   }
   return nullptr;
 }
@@ -190,8 +191,9 @@ ab_stage(const Recipe& recipe, const PlanOptions& options)
 {
   PlannedStage planned;
   planned.name = "ab";
-  fs::path path = recipe.ab.node ? fs::path(*recipe.ab.node)
-                                 : options.node_artifact ? *options.node_artifact : own_node_artifact();
+  fs::path path = recipe.ab.node          ? fs::path(*recipe.ab.node)
+                  : options.node_artifact ? *options.node_artifact
+                                          : own_node_artifact();
   NodeArtifact node = describe_node_artifact(path);
   json body = {{"settings", to_json(recipe.ab)},
                {"name", recipe.outputs.name},
@@ -247,24 +249,24 @@ make_plan(const Recipe& recipe, const PlanOptions& options)
   Input base{"base", "", "", {}, {}};
   json base_def = to_json(recipe.base);
   switch (recipe.base.kind) {
-  case BaseImage::Kind::url:
-    base.source = recipe.base.urls.empty() ? "" : recipe.base.urls.front();
-    base.mirrors.assign(recipe.base.urls.begin() + (recipe.base.urls.empty() ? 0 : 1), recipe.base.urls.end());
-    base.sha256 = recipe.base.sha256.value_or("");
-    // Mirrors do not change what is fetched: the key depends on the digest only.
-    base_def = {{"sha256", base.sha256}, {"format", recipe.base.format}};
-    if (base.sha256.empty()) {
-      base_def["url"] = base.source;
-    }
-    break;
-  case BaseImage::Kind::bootstrap:
-    base.source = "mmdebstrap:" + recipe.base.suite;
-    break;
-  case BaseImage::Kind::path:
-    base.source = recipe.base.path;
-    base.sha256 = crypto::sha256_file(recipe.base.path);
-    base_def = {{"sha256", base.sha256}, {"format", recipe.base.format}};
-    break;
+    case BaseImage::Kind::url:
+      base.source = recipe.base.urls.empty() ? "" : recipe.base.urls.front();
+      base.mirrors.assign(recipe.base.urls.begin() + (recipe.base.urls.empty() ? 0 : 1), recipe.base.urls.end());
+      base.sha256 = recipe.base.sha256.value_or("");
+      // Mirrors do not change what is fetched: the key depends on the digest only.
+      base_def = {{"sha256", base.sha256}, {"format", recipe.base.format}};
+      if (base.sha256.empty()) {
+        base_def["url"] = base.source;
+      }
+      break;
+    case BaseImage::Kind::bootstrap:
+      base.source = "mmdebstrap:" + recipe.base.suite;
+      break;
+    case BaseImage::Kind::path:
+      base.source = recipe.base.path;
+      base.sha256 = crypto::sha256_file(recipe.base.path);
+      base_def = {{"sha256", base.sha256}, {"format", recipe.base.format}};
+      break;
   }
   plan.inputs.push_back(base);
   json base_key_src = {{"base", base_def}, {"size", recipe.size}};
@@ -334,10 +336,11 @@ plan_json(const Recipe& recipe, const Plan& plan)
     stages.push_back(st);
   }
   if (plan.ab) {
-    json st = {{"name", "ab"}, {"key", plan.ab->key}, {"steps", plan.ab->definition["steps"]},
-               {"inputs", json::array()}};
+    json st = {
+      {"name", "ab"}, {"key", plan.ab->key}, {"steps", plan.ab->definition["steps"]}, {"inputs", json::array()}};
     for (const auto& in : plan.ab->inputs) {
-      st["inputs"].push_back({{"kind", in.kind}, {"source", in.source}, {"sha256", in.sha256}, {"version", in.version}});
+      st["inputs"].push_back(
+        {{"kind", in.kind}, {"source", in.source}, {"sha256", in.sha256}, {"version", in.version}});
     }
     if (plan.ab->key.empty()) {
       st["resolved"] = "at build";
@@ -353,7 +356,8 @@ plan_json(const Recipe& recipe, const Plan& plan)
           {"base_key", plan.base_key},
           {"inputs", inputs},
           {"stages", stages},
-          {"outputs", {{"name", recipe.outputs.name}, {"formats", recipe.outputs.formats}, {"compress", recipe.outputs.compress}}},
+          {"outputs",
+           {{"name", recipe.outputs.name}, {"formats", recipe.outputs.formats}, {"compress", recipe.outputs.compress}}},
           {"layout", recipe.layout},
           {"ab", recipe.layout == "ab" ? to_json(recipe.ab) : json(nullptr)},
           {"sysprep", recipe.sysprep}};

@@ -17,7 +17,7 @@
 namespace kiln::recipe {
 
 struct Input {
-  std::string kind;   // base, file, unit, overlay, package, firstboot, kiln-node
+  std::string kind; // base, file, unit, overlay, package, firstboot, kiln-node
   std::string source; // URL or absolute local path
   std::string sha256; // empty for an unpinned remote base
   std::vector<std::string> mirrors;

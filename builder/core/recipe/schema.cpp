@@ -20,9 +20,8 @@ namespace fs = std::filesystem;
 const std::vector<std::string>&
 step_kinds()
 {
-  static const std::vector<std::string> kinds = {"file",    "overlay", "edit",     "delete",  "unit",
-                                                 "systemd", "group",   "user",     "selinux", "packages",
-                                                 "run",     "firstboot"};
+  static const std::vector<std::string> kinds = {"file",  "overlay", "edit",    "delete",   "unit", "systemd",
+                                                 "group", "user",    "selinux", "packages", "run",  "firstboot"};
   return kinds;
 }
 
@@ -105,7 +104,8 @@ join(const std::vector<std::string>& items, const std::string& sep = ", ")
 // reports the rest as unknown. A missing mapping reports once and yields nothing.
 class MapReader {
 public:
-  MapReader(const Value& map, std::string what, Diagnostics& diags) : m_map(map), m_what(std::move(what)), m_diags(diags)
+  MapReader(const Value& map, std::string what, Diagnostics& diags)
+    : m_map(map), m_what(std::move(what)), m_diags(diags)
   {
     if (!map.is_mapping()) {
       diags.error(map.location, m_what + " must be a mapping, not " + describe(map));
@@ -139,7 +139,8 @@ public:
     }
     for (const auto& [k, v] : m_map.entries) {
       if (std::find(m_known.begin(), m_known.end(), k.scalar) == m_known.end()) {
-        m_diags.error(k.location, "unknown key " + quote_token(k.scalar) + " in " + m_what + suggestion(k.scalar, m_known));
+        m_diags.error(k.location,
+                      "unknown key " + quote_token(k.scalar) + " in " + m_what + suggestion(k.scalar, m_known));
       }
     }
   }
@@ -169,8 +170,8 @@ public:
     if (v->is_scalar() && !v->quoted && (v->scalar == "true" || v->scalar == "false")) {
       return v->scalar == "true";
     }
-    m_diags.error(v->location, key + " must be true or false, not " +
-                                   (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
+    m_diags.error(v->location,
+                  key + " must be true or false, not " + (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
     return std::nullopt;
   }
 
@@ -188,7 +189,7 @@ public:
       }
     }
     m_diags.error(v->location, key + " must be a whole number from 0 to 4294967294, not " +
-                                   (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
+                                 (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
     return std::nullopt;
   }
 
@@ -240,7 +241,7 @@ public:
       return static_cast<unsigned>(std::stoul(v->scalar, nullptr, 8));
     }
     m_diags.error(v->location, key + " must be an octal mode such as 0644, not " +
-                                   (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
+                                 (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
     return std::nullopt;
   }
 
@@ -248,9 +249,8 @@ public:
   {
     auto s = string(key);
     if (s && !crypto::is_sha256_hex(*s)) {
-      m_diags.error(m_map.find(key)->location,
-                    key + " must be 64 lower-case hex digits, not " + quote_token(*s) + " (" + std::to_string(s->size()) +
-                        " characters)");
+      m_diags.error(m_map.find(key)->location, key + " must be 64 lower-case hex digits, not " + quote_token(*s) +
+                                                 " (" + std::to_string(s->size()) + " characters)");
       return std::nullopt;
     }
     return s;
@@ -391,8 +391,8 @@ expand_each(MapReader& r, const Value& each, EditStep& step)
   if (items.empty()) {
     diags.error(each.location, "each: the list is empty (give at least one item)");
   } else if (items.size() > k_max_each_items) {
-    diags.error(each.location, "each: " + std::to_string(items.size()) + " items, at most " +
-                                   std::to_string(k_max_each_items));
+    diags.error(each.location,
+                "each: " + std::to_string(items.size()) + " items, at most " + std::to_string(k_max_each_items));
     return;
   }
   if (!step.line || step.line->find("{}") == std::string::npos) {
@@ -436,7 +436,7 @@ read_step(const std::string& kind, const Value& body, const LoadOptions& options
     fs::path dir = find_overlay(body.scalar, body.location, options);
     if (dir.empty() || !fs::is_directory(dir)) {
       diags.error(body.location, "overlay '" + body.scalar + "' not found (looked for overlays/" + body.scalar +
-                                     " beside the recipe and in its parent folders)");
+                                   " beside the recipe and in its parent folders)");
       return std::nullopt;
     }
     OverlayStep step;
@@ -602,7 +602,8 @@ read_step(const std::string& kind, const Value& body, const LoadOptions& options
     step.name = r.string("name", true).value_or("");
     static const std::regex name_re("[A-Za-z0-9_.-]+");
     if (!step.name.empty() && !std::regex_match(step.name, name_re)) {
-      diags.error(r.get("name")->location, "firstboot name '" + step.name + "' may hold only letters, digits, '.', '_' and '-'");
+      diags.error(r.get("name")->location,
+                  "firstboot name '" + step.name + "' may hold only letters, digits, '.', '_' and '-'");
     }
     content_or_source(r, "script", step.script, step.source, true);
     step.after = r.list("after");
@@ -691,7 +692,8 @@ read_number(MapReader& r, const std::string& key, unsigned low, unsigned high)
     }
   }
   r.diags().error(v->location, key + " must be a whole number from " + std::to_string(low) + " to " +
-                                   std::to_string(high) + ", not " + (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
+                                 std::to_string(high) + ", not " +
+                                 (v->is_scalar() ? quote_token(v->scalar) : describe(*v)));
   return std::nullopt;
 }
 
@@ -883,14 +885,16 @@ check_agent_data(const Value& doc, const Recipe& recipe, Diagnostics& diags)
   }
   const Value* ab_value = doc.find("ab");
   const Value* given = ab_value != nullptr && ab_value->is_mapping() ? ab_value->find("data_size") : nullptr;
-  Location where = given != nullptr ? given->location : ab_value != nullptr ? ab_value->location : recipe.dcos->location;
+  Location where = given != nullptr      ? given->location
+                   : ab_value != nullptr ? ab_value->location
+                                         : recipe.dcos->location;
   auto text = [](std::uint64_t bytes) {
     return bytes % (1ull << 30) == 0 ? std::to_string(bytes >> 30) + "G" : std::to_string(bytes >> 20) + "M";
   };
   diags.error(where, "ab: data_size " + text(size) + " with grow_data: false can never give the " +
-                         std::to_string(k_dcos_agent_min_data >> 30) + "G DC/OS " + role +
-                         " nodes need free under /var: give data_size: " + std::to_string(k_dcos_agent_min_data >> 30) +
-                         "G or more, or grow_data: true");
+                       std::to_string(k_dcos_agent_min_data >> 30) + "G DC/OS " + role +
+                       " nodes need free under /var: give data_size: " + std::to_string(k_dcos_agent_min_data >> 30) +
+                       "G or more, or grow_data: true");
 }
 
 } // namespace
@@ -904,7 +908,8 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
   recipe.name = r.string("name", true).value_or("");
   static const std::regex name_re("[A-Za-z0-9][A-Za-z0-9_.-]*");
   if (!recipe.name.empty() && !std::regex_match(recipe.name, name_re)) {
-    diags.error(r.get("name")->location, "name " + quote_token(recipe.name) + " may hold only letters, digits, '.', '_' and '-'");
+    diags.error(r.get("name")->location,
+                "name " + quote_token(recipe.name) + " may hold only letters, digits, '.', '_' and '-'");
   }
   recipe.description = r.string("description").value_or("");
   recipe.version = r.id("version").value_or(0);
@@ -936,7 +941,7 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
       for (const Value& item : f->is_sequence() ? f->items : std::vector<Value>{*f}) {
         if (item.is_scalar() && std::find(known.begin(), known.end(), item.scalar) == known.end()) {
           diags.error(item.location, "formats: unknown format '" + item.scalar + "' (known: " + join(known) + ")" +
-                                         suggestion(item.scalar, known));
+                                       suggestion(item.scalar, known));
         }
       }
     }
@@ -979,14 +984,14 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
             for (const auto& step_value : steps->items) {
               if (!step_value.is_mapping() || step_value.entries.size() != 1) {
                 diags.error(step_value.location, "a step must be a mapping with exactly one key, the step kind (" +
-                                                     join(step_kinds()) + ")");
+                                                   join(step_kinds()) + ")");
                 continue;
               }
               const auto& [key, body] = step_value.entries.front();
               const auto& kinds = step_kinds();
               if (std::find(kinds.begin(), kinds.end(), key.scalar) == kinds.end()) {
-                diags.error(key.location,
-                            "unknown step '" + key.scalar + "' (known: " + join(kinds) + ")" + suggestion(key.scalar, kinds));
+                diags.error(key.location, "unknown step '" + key.scalar + "' (known: " + join(kinds) + ")" +
+                                            suggestion(key.scalar, kinds));
                 continue;
               }
               if (auto spec = read_step(key.scalar, body, options, diags)) {

@@ -24,7 +24,8 @@ void
 Diagnostics::error(const Location& location, std::string message)
 {
   // One line each, whatever a message quoted.
-  std::replace_if(message.begin(), message.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  std::replace_if(
+    message.begin(), message.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   m_items.push_back({location, std::move(message)});
 }
 
@@ -136,24 +137,24 @@ nlohmann::json
 Value::to_json() const
 {
   switch (kind) {
-  case Kind::null:
-    return nullptr;
-  case Kind::scalar:
-    return scalar;
-  case Kind::sequence: {
-    auto out = nlohmann::json::array();
-    for (const auto& item : items) {
-      out.push_back(item.to_json());
+    case Kind::null:
+      return nullptr;
+    case Kind::scalar:
+      return scalar;
+    case Kind::sequence: {
+      auto out = nlohmann::json::array();
+      for (const auto& item : items) {
+        out.push_back(item.to_json());
+      }
+      return out;
     }
-    return out;
-  }
-  case Kind::mapping: {
-    auto out = nlohmann::json::object();
-    for (const auto& [k, v] : entries) {
-      out[k.scalar] = v.to_json();
+    case Kind::mapping: {
+      auto out = nlohmann::json::object();
+      for (const auto& [k, v] : entries) {
+        out[k.scalar] = v.to_json();
+      }
+      return out;
     }
-    return out;
-  }
   }
   return nullptr;
 }
@@ -164,31 +165,31 @@ void
 emit(YAML::Emitter& out, const Value& value)
 {
   switch (value.kind) {
-  case Value::Kind::null:
-    out << YAML::Null;
-    break;
-  case Value::Kind::scalar:
-    if (value.quoted) {
-      out << YAML::DoubleQuoted << value.scalar;
-    } else {
-      out << value.scalar;
-    }
-    break;
-  case Value::Kind::sequence:
-    out << YAML::BeginSeq;
-    for (const auto& item : value.items) {
-      emit(out, item);
-    }
-    out << YAML::EndSeq;
-    break;
-  case Value::Kind::mapping:
-    out << YAML::BeginMap;
-    for (const auto& [k, v] : value.entries) {
-      out << YAML::Key << k.scalar << YAML::Value;
-      emit(out, v);
-    }
-    out << YAML::EndMap;
-    break;
+    case Value::Kind::null:
+      out << YAML::Null;
+      break;
+    case Value::Kind::scalar:
+      if (value.quoted) {
+        out << YAML::DoubleQuoted << value.scalar;
+      } else {
+        out << value.scalar;
+      }
+      break;
+    case Value::Kind::sequence:
+      out << YAML::BeginSeq;
+      for (const auto& item : value.items) {
+        emit(out, item);
+      }
+      out << YAML::EndSeq;
+      break;
+    case Value::Kind::mapping:
+      out << YAML::BeginMap;
+      for (const auto& [k, v] : value.entries) {
+        out << YAML::Key << k.scalar << YAML::Value;
+        emit(out, v);
+      }
+      out << YAML::EndMap;
+      break;
   }
 }
 
@@ -238,42 +239,42 @@ convert(const YAML::Node& node, const std::string& file, Diagnostics& diags, Bud
   Value out;
   out.location = location_of(file, node.Mark());
   switch (node.Type()) {
-  case YAML::NodeType::Undefined:
-  case YAML::NodeType::Null:
-    out.kind = Value::Kind::null;
-    break;
-  case YAML::NodeType::Scalar:
-    out.kind = Value::Kind::scalar;
-    out.scalar = node.Scalar();
-    out.quoted = node.Tag() == "!";
-    break;
-  case YAML::NodeType::Sequence:
-    out.kind = Value::Kind::sequence;
-    for (const auto& item : node) {
-      out.items.push_back(convert_child(item, file, diags, budget));
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      out.kind = Value::Kind::null;
+      break;
+    case YAML::NodeType::Scalar:
+      out.kind = Value::Kind::scalar;
+      out.scalar = node.Scalar();
+      out.quoted = node.Tag() == "!";
+      break;
+    case YAML::NodeType::Sequence:
+      out.kind = Value::Kind::sequence;
+      for (const auto& item : node) {
+        out.items.push_back(convert_child(item, file, diags, budget));
+      }
+      break;
+    case YAML::NodeType::Map: {
+      out.kind = Value::Kind::mapping;
+      std::set<std::string> seen;
+      for (const auto& entry : node) {
+        Value key = convert_child(entry.first, file, diags, budget);
+        if (budget.exceeded) {
+          break;
+        }
+        if (!key.is_scalar()) {
+          diags.error(key.location, "mapping keys must be plain names, not " + describe(key));
+          continue;
+        }
+        if (!seen.insert(key.scalar).second) {
+          diags.error(key.location, "duplicate key " + quote_token(key.scalar));
+          continue;
+        }
+        Value value = convert_child(entry.second, file, diags, budget);
+        out.entries.emplace_back(std::move(key), std::move(value));
+      }
+      break;
     }
-    break;
-  case YAML::NodeType::Map: {
-    out.kind = Value::Kind::mapping;
-    std::set<std::string> seen;
-    for (const auto& entry : node) {
-      Value key = convert_child(entry.first, file, diags, budget);
-      if (budget.exceeded) {
-        break;
-      }
-      if (!key.is_scalar()) {
-        diags.error(key.location, "mapping keys must be plain names, not " + describe(key));
-        continue;
-      }
-      if (!seen.insert(key.scalar).second) {
-        diags.error(key.location, "duplicate key " + quote_token(key.scalar));
-        continue;
-      }
-      Value value = convert_child(entry.second, file, diags, budget);
-      out.entries.emplace_back(std::move(key), std::move(value));
-    }
-    break;
-  }
   }
   return out;
 }
@@ -317,8 +318,7 @@ load_yaml_file(const std::filesystem::path& path, Diagnostics& diags)
     std::error_code ec;
     auto size = std::filesystem::file_size(path, ec);
     if (!ec && size > k_max_recipe_bytes) {
-      diags.error({path.string(), 0, 0}, "larger than " + std::to_string(k_max_recipe_bytes) +
-                                           " bytes: not a recipe");
+      diags.error({path.string(), 0, 0}, "larger than " + std::to_string(k_max_recipe_bytes) + " bytes: not a recipe");
       return {};
     }
     text = util::read_file(path);
@@ -333,14 +333,14 @@ std::string
 describe(const Value& value)
 {
   switch (value.kind) {
-  case Value::Kind::null:
-    return "nothing";
-  case Value::Kind::scalar:
-    return "a scalar";
-  case Value::Kind::sequence:
-    return "a list";
-  case Value::Kind::mapping:
-    return "a mapping";
+    case Value::Kind::null:
+      return "nothing";
+    case Value::Kind::scalar:
+      return "a scalar";
+    case Value::Kind::sequence:
+      return "a list";
+    case Value::Kind::mapping:
+      return "a mapping";
   }
   return "?";
 }
@@ -353,8 +353,7 @@ quote_token(std::string_view text)
   // A token is what names and values of a recipe are made of; a ':' after a user name in
   // /etc/shadow is followed by '$', '!' or '*', so the hash is never shown.
   auto token_char = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-' || c == '/' ||
-           c == ':';
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-' || c == '/' || c == ':';
   };
   while (end < text.size() && end < k_max && token_char(text[end])) {
     ++end;

@@ -18,7 +18,7 @@ namespace kiln::recipe {
 
 struct Location {
   std::string file;
-  int line = 0;   // 1-based; 0 when unknown
+  int line = 0; // 1-based; 0 when unknown
   int column = 0; // 1-based
 
   // "FILE:LINE:COL", or FILE alone when the position is unknown.

@@ -92,14 +92,14 @@ inline constexpr std::string_view k_bundle_data = "rootfs.data";
 inline constexpr std::string_view k_bundle_extension = ".kbundle";
 
 // Kernel command line keys.
-inline constexpr std::string_view k_cmdline_slot = "kiln.slot";          // A | B
+inline constexpr std::string_view k_cmdline_slot = "kiln.slot"; // A | B
 inline constexpr std::string_view k_cmdline_dcos_role = "kiln.dcos_role"; // master | slave | slave_public
 
 // In the image.
-inline constexpr std::string_view k_trust_dir = "/etc/kiln/trust.d";     // *.pem, revoked.list
+inline constexpr std::string_view k_trust_dir = "/etc/kiln/trust.d"; // *.pem, revoked.list
 inline constexpr std::string_view k_dcos_role_file = "/etc/kiln/dcos-role";
-inline constexpr std::string_view k_boot_mount = "/boot/kiln";           // kiln-boot mounted here
-inline constexpr std::string_view k_data_mount = "/var/lib/kiln-data";   // kiln-data mounted here
+inline constexpr std::string_view k_boot_mount = "/boot/kiln"; // kiln-boot mounted here
+inline constexpr std::string_view k_data_mount = "/var/lib/kiln-data"; // kiln-data mounted here
 
 // DC/OS first boot (kiln-dcos-install.service). Success leaves the stamp; failure the
 // marker (with the exit status and the log's tail); the log is kept in both cases.

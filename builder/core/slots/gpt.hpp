@@ -20,14 +20,14 @@ namespace kiln::slots {
 namespace fs = std::filesystem;
 
 struct Partition {
-  unsigned number = 0;       // 1-based index in the entry array (the kernel's partition number)
-  std::string label;         // PARTLABEL (UTF-16LE name, ASCII here; other characters as '?')
-  std::string partuuid;      // unique partition GUID, lower case
-  std::string type_guid;     // lower case
+  unsigned number = 0; // 1-based index in the entry array (the kernel's partition number)
+  std::string label; // PARTLABEL (UTF-16LE name, ASCII here; other characters as '?')
+  std::string partuuid; // unique partition GUID, lower case
+  std::string type_guid; // lower case
   std::uint64_t first_lba = 0;
   std::uint64_t last_lba = 0;
-  std::uint64_t offset = 0;  // bytes from the disk's start
-  std::uint64_t size = 0;    // bytes
+  std::uint64_t offset = 0; // bytes from the disk's start
+  std::uint64_t size = 0; // bytes
 };
 
 struct Gpt {
@@ -36,7 +36,7 @@ struct Gpt {
   std::uint32_t sector_size = 512;
   std::uint64_t disk_size = 0;
   std::string disk_guid;
-  bool from_backup = false;  // the primary header or entries were damaged
+  bool from_backup = false; // the primary header or entries were damaged
   std::vector<Partition> partitions; // used entries only, in entry order
 
   // The partition with PARTLABEL `label`; throws Error(disk, ...) when there is none

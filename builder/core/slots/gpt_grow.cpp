@@ -178,9 +178,10 @@ plan_gpt_growth(const GptTable& primary, std::uint64_t disk_sectors, std::string
 {
   const std::uint64_t entry_sectors = primary.entry_sectors();
   if (disk_sectors < primary.alternate_lba + 1 || disk_sectors < entry_sectors + 3) {
-    throw Error(subject, "the disk (" + std::to_string(disk_sectors) + " sectors) is smaller than its partition table "
-                           "says (backup header at LBA " + std::to_string(primary.alternate_lba) +
-                           "): shrunk or truncated; refusing to touch it");
+    throw Error(subject, "the disk (" + std::to_string(disk_sectors) +
+                           " sectors) is smaller than its partition table "
+                           "says (backup header at LBA " +
+                           std::to_string(primary.alternate_lba) + "): shrunk or truncated; refusing to touch it");
   }
   const std::uint64_t last_usable = disk_sectors - 2 - entry_sectors;
   if (last_usable < primary.last_usable) {

@@ -17,15 +17,15 @@
 namespace kiln::slots {
 
 struct GptEntry {
-  std::array<unsigned char, 16> type{};   // all zero: unused
+  std::array<unsigned char, 16> type{}; // all zero: unused
   std::array<unsigned char, 16> unique{};
   std::uint64_t first_lba = 0;
   std::uint64_t last_lba = 0;
   std::uint64_t attributes = 0;
-  std::array<unsigned char, 72> name{};   // UTF-16LE
-  std::vector<unsigned char> rest;        // bytes past 128 when entry_size is larger
+  std::array<unsigned char, 72> name{}; // UTF-16LE
+  std::vector<unsigned char> rest; // bytes past 128 when entry_size is larger
   bool used() const noexcept;
-  std::string label() const;              // ASCII view of name (others as '?')
+  std::string label() const; // ASCII view of name (others as '?')
 };
 
 // One copy of a GPT (header + entries), as kiln reads it from the primary location.
@@ -40,7 +40,7 @@ struct GptTable {
   std::array<unsigned char, 16> disk_guid{};
   std::uint64_t entries_lba = 2;
   std::uint32_t entry_size = 128;
-  std::vector<GptEntry> entries;          // all of them, used or not (entry_count = size())
+  std::vector<GptEntry> entries; // all of them, used or not (entry_count = size())
   std::vector<unsigned char> header_extra; // header bytes 92..header_size (reserved, kept)
 
   std::uint64_t entry_sectors() const;
@@ -61,12 +61,12 @@ struct SectorWrite {
 };
 
 struct GrowPlan {
-  bool changed = false;              // false: the table already reaches the disk's end
-  GptTable table;                    // the grown table (the input when unchanged)
-  unsigned partition = 0;            // 1-based number of the grown partition
+  bool changed = false; // false: the table already reaches the disk's end
+  GptTable table; // the grown table (the input when unchanged)
+  unsigned partition = 0; // 1-based number of the grown partition
   std::uint64_t old_last_lba = 0, new_last_lba = 0; // of that partition
   std::uint64_t old_last_usable = 0, new_last_usable = 0;
-  std::uint64_t old_backup_lba = 0;  // the old backup header (zeroed after the primary is written)
+  std::uint64_t old_backup_lba = 0; // the old backup header (zeroed after the primary is written)
   // In crash-safe order: backup entries, backup header, primary entries, primary header.
   std::vector<SectorWrite> backup_writes;
   std::vector<SectorWrite> primary_writes;

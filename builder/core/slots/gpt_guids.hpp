@@ -18,13 +18,13 @@ namespace kiln::slots {
 using Guid = std::array<unsigned char, 16>;
 
 struct GuidChange {
-  std::string label;     // PARTLABEL
-  std::string old_guid;  // text, lower case
+  std::string label; // PARTLABEL
+  std::string old_guid; // text, lower case
   std::string new_guid;
 };
 
 struct GuidPlan {
-  GrowPlan rewrite;                 // the table with the new GUIDs, layout unchanged
+  GrowPlan rewrite; // the table with the new GUIDs, layout unchanged
   std::string old_disk_guid, new_disk_guid;
   std::vector<GuidChange> partitions; // used entries, in entry order
 };

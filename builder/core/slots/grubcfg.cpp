@@ -15,7 +15,8 @@ const char* const k_slots[] = {"A", "B"};
 bool
 safe_char(char c)
 {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("_.,:=/+@%-").find(c) != std::string_view::npos;
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+         std::string_view("_.,:=/+@%-").find(c) != std::string_view::npos;
 }
 
 void
@@ -98,8 +99,8 @@ boot_lines(const GrubConfig& config, char slot, const std::string& linux_cmd, co
     words += " " + grub_quote(cmdline.substr(start, end - start));
     start = end + 1;
   }
-  return indent + linux_cmd + " " + part + grub_quote(config.kernel) + words + "\n" + indent + initrd_cmd + " " +
-         part + grub_quote(config.initrd) + "\n";
+  return indent + linux_cmd + " " + part + grub_quote(config.kernel) + words + "\n" + indent + initrd_cmd + " " + part +
+         grub_quote(config.initrd) + "\n";
 }
 
 } // namespace
@@ -153,10 +154,14 @@ make_grub_cfg(const GrubConfig& config)
        "serial --unit=0 --speed=115200\n"
        "terminal_input console serial\n"
        "terminal_output console serial\n"
-       "set timeout=" + std::to_string(config.timeout) + "\n"
+       "set timeout=" +
+       std::to_string(config.timeout) +
        "\n"
-       "# The disk GRUB came from: kiln-boot is its partition " + std::to_string(k_partnum_boot) +
-       ", the slots " + std::to_string(k_partnum_a) + " and " + std::to_string(k_partnum_b) + ".\n"
+       "\n"
+       "# The disk GRUB came from: kiln-boot is its partition " +
+       std::to_string(k_partnum_boot) + ", the slots " + std::to_string(k_partnum_a) + " and " +
+       std::to_string(k_partnum_b) +
+       ".\n"
        "set kiln_disk=\"\"\n"
        "regexp --set=1:kiln_disk '^([^,()]+),' \"$root\"\n"
        "if [ -z \"$kiln_disk\" ]; then\n"
@@ -166,21 +171,27 @@ make_grub_cfg(const GrubConfig& config)
        "  set kiln_disk=hd0\n"
        "fi\n"
        "export kiln_disk\n"
-       "set kiln_env=\"(${kiln_disk}," + boot_part + ")" + std::string(k_grubenv_path) + "\"\n"
+       "set kiln_env=\"(${kiln_disk}," +
+       boot_part + ")" + std::string(k_grubenv_path) +
+       "\"\n"
        "\n"
        "# Defaults first: a missing or unreadable block means nothing is bootable.\n"
-       "set " + std::string(k_env_order) + "=\"A B\"\n";
+       "set " +
+       std::string(k_env_order) + "=\"A B\"\n";
   std::string whitelist = std::string(k_env_order);
   for (const char* slot : k_slots) {
     s += "set " + var(slot, k_env_state_suffix) + "=empty\n";
     s += "set " + var(slot, k_env_tries_suffix) + "=0\n";
     whitelist += " " + var(slot, k_env_state_suffix) + " " + var(slot, k_env_tries_suffix);
   }
-  s += "load_env --file \"$kiln_env\" " + whitelist + "\n"
+  s += "load_env --file \"$kiln_env\" " + whitelist +
+       "\n"
        "\n"
        "# Walk the order: the first good slot, or trial slot with tries left, boots.\n"
        "set kiln_pick=\"\"\n"
-       "for kiln_slot in $" + std::string(k_env_order) + "; do\n"
+       "for kiln_slot in $" +
+       std::string(k_env_order) +
+       "; do\n"
        "  if [ -z \"$kiln_pick\" ]; then\n";
   for (const char* slot : k_slots) {
     s += walk_block(slot);
@@ -190,12 +201,19 @@ make_grub_cfg(const GrubConfig& config)
        "\n"
        "# Nothing qualifies: the first slot in the order that holds an image, as a last resort.\n"
        "if [ -z \"$kiln_pick\" ]; then\n"
-       "  for kiln_slot in $" + std::string(k_env_order) + "; do\n"
+       "  for kiln_slot in $" +
+       std::string(k_env_order) +
+       "; do\n"
        "    if [ -z \"$kiln_pick\" ]; then\n";
   for (const char* slot : k_slots) {
-    s += "      if [ \"$kiln_slot\" = \"" + std::string(slot) + "\" ]; then\n"
-         "        if [ \"$" + var(slot, k_env_state_suffix) + "\" != \"empty\" ]; then\n"
-         "          set kiln_pick=" + slot + "\n"
+    s += "      if [ \"$kiln_slot\" = \"" + std::string(slot) +
+         "\" ]; then\n"
+         "        if [ \"$" +
+         var(slot, k_env_state_suffix) +
+         "\" != \"empty\" ]; then\n"
+         "          set kiln_pick=" +
+         slot +
+         "\n"
          "        fi\n"
          "      fi\n";
   }
@@ -204,11 +222,16 @@ make_grub_cfg(const GrubConfig& config)
        "fi\n"
        "# Every slot empty (or the block unreadable): the first slot of the order, else A.\n"
        "if [ -z \"$kiln_pick\" ]; then\n"
-       "  for kiln_slot in $" + std::string(k_env_order) + "; do\n"
+       "  for kiln_slot in $" +
+       std::string(k_env_order) +
+       "; do\n"
        "    if [ -z \"$kiln_pick\" ]; then\n";
   for (const char* slot : k_slots) {
-    s += "      if [ \"$kiln_slot\" = \"" + std::string(slot) + "\" ]; then\n"
-         "        set kiln_pick=" + slot + "\n"
+    s += "      if [ \"$kiln_slot\" = \"" + std::string(slot) +
+         "\" ]; then\n"
+         "        set kiln_pick=" +
+         slot +
+         "\n"
          "      fi\n";
   }
   s += "    fi\n"
@@ -250,9 +273,12 @@ make_esp_stub_cfg()
          "if [ -z \"$kiln_disk\" ]; then\n"
          "  set kiln_disk=hd0\n"
          "fi\n"
-         "set root=\"${kiln_disk},gpt" + std::to_string(k_partnum_boot) + "\"\n"
+         "set root=\"${kiln_disk},gpt" +
+         std::to_string(k_partnum_boot) +
+         "\"\n"
          "set prefix=\"($root)/grub\"\n"
-         "configfile \"($root)" + std::string(k_grubcfg_path) + "\"\n";
+         "configfile \"($root)" +
+         std::string(k_grubcfg_path) + "\"\n";
 }
 
 std::string
@@ -266,7 +292,8 @@ make_prefix_stub_cfg()
          "if [ -z \"$kiln_prefix_dev\" ]; then\n"
          "  set kiln_prefix_dev=\"$root\"\n"
          "fi\n"
-         "configfile \"(${kiln_prefix_dev})" + std::string(k_grubcfg_path) + "\"\n";
+         "configfile \"(${kiln_prefix_dev})" +
+         std::string(k_grubcfg_path) + "\"\n";
 }
 
 } // namespace kiln::slots

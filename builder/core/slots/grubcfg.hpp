@@ -25,17 +25,17 @@
 namespace kiln::slots {
 
 struct GrubConfig {
-  std::string partuuid_a;                // GPT partition GUID of kiln-a (lower case)
-  std::string partuuid_b;                // GPT partition GUID of kiln-b
-  unsigned panic = 10;                   // panic=N: a hung kernel reboots into the next try
-  std::vector<std::string> kernel_args;  // appended to the command line, one word each
-  std::string kernel = "/boot/vmlinuz";  // in the slot's root file system
+  std::string partuuid_a; // GPT partition GUID of kiln-a (lower case)
+  std::string partuuid_b; // GPT partition GUID of kiln-b
+  unsigned panic = 10; // panic=N: a hung kernel reboots into the next try
+  std::vector<std::string> kernel_args; // appended to the command line, one word each
+  std::string kernel = "/boot/vmlinuz"; // in the slot's root file system
   std::string initrd = "/boot/initrd.img";
-  std::string root_fs = "xfs";           // xfs | ext4: the GRUB module for the slots
+  std::string root_fs = "xfs"; // xfs | ext4: the GRUB module for the slots
   // Red Hat's GRUB (EL7) boots kernels under UEFI with linuxefi/initrdefi; upstream
   // GRUB 2.06 has only linux/initrd. True adds an EFI branch using the former.
   bool efi_linux_commands = false;
-  unsigned timeout = 1;                  // menu timeout in seconds (serial console users can pick)
+  unsigned timeout = 1; // menu timeout in seconds (serial console users can pick)
 };
 
 // Partition numbers on the disk (abi.hpp order).

@@ -157,7 +157,7 @@ highest_version(const grubenv::Env& env)
                 std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits) {
     throw Error(std::string(k_env_highest_version), "is not a version number (" + std::to_string(text->size()) +
-                                                        " characters); refusing to guess the node's highest version");
+                                                      " characters); refusing to guess the node's highest version");
   }
   return std::stoull(*text);
 }

@@ -29,8 +29,8 @@ std::string slot_var(char slot, std::string_view suffix);
 
 struct SlotEnv {
   char slot = 'A';
-  std::string state;  // as GRUB sees it: "empty" when unset
-  std::string tries;  // "0" when unset
+  std::string state; // as GRUB sees it: "empty" when unset
+  std::string tries; // "0" when unset
   std::string digest; // empty when unset
   std::string name;
 };
@@ -40,13 +40,13 @@ struct BootPrediction {
   // How GRUB gets there: "good", "trial" (tries decremented to tries_after),
   // "last-resort" (nothing qualified: first non-empty slot), "empty" (every slot empty).
   std::string reason;
-  std::string tries_after;          // for "trial"
-  std::vector<char> marked_bad;     // trial slots out of tries GRUB marks bad on the way
+  std::string tries_after; // for "trial"
+  std::vector<char> marked_bad; // trial slots out of tries GRUB marks bad on the way
 };
 
 struct BootEnv {
-  std::string order_text;          // kiln_order as GRUB reads it ("A B" when unset)
-  std::vector<char> order;         // its A/B words in order (others ignored, as GRUB does)
+  std::string order_text; // kiln_order as GRUB reads it ("A B" when unset)
+  std::vector<char> order; // its A/B words in order (others ignored, as GRUB does)
   SlotEnv a;
   SlotEnv b;
 

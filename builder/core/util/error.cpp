@@ -5,12 +5,9 @@
 namespace kiln {
 
 Error::Error(std::string subject, std::string reason, int exit_code)
-  : std::runtime_error(subject.empty() ? reason : subject + ": " + reason),
-    m_subject(std::move(subject)),
-    m_reason(std::move(reason)),
-    m_exit_code(exit_code)
-{
-}
+  : std::runtime_error(subject.empty() ? reason : subject + ": " + reason), m_subject(std::move(subject)),
+    m_reason(std::move(reason)), m_exit_code(exit_code)
+{}
 
 std::string
 errno_text(int errnum)

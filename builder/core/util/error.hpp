@@ -10,8 +10,8 @@
 namespace kiln {
 
 // Exit status conventions shared by kiln and kiln-node.
-inline constexpr int k_exit_failure = 1;     // the operation failed
-inline constexpr int k_exit_usage = 2;       // bad input: arguments, recipes, bundles
+inline constexpr int k_exit_failure = 1; // the operation failed
+inline constexpr int k_exit_usage = 2; // bad input: arguments, recipes, bundles
 inline constexpr int k_exit_interrupted = 130;
 
 class Error : public std::runtime_error {

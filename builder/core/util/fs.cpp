@@ -86,7 +86,8 @@ std::string
 read_file(const fs::path& path)
 {
   std::string data;
-  read_chunks(path, [&](const char* chunk, size_t size) { data.append(chunk, size); }, 65536);
+  read_chunks(
+    path, [&](const char* chunk, size_t size) { data.append(chunk, size); }, 65536);
   return data;
 }
 
@@ -175,9 +176,7 @@ AtomicFile::AtomicFile(fs::path target, unsigned mode) : m_target(std::move(targ
 }
 
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
-  : m_target(std::move(other.m_target)),
-    m_temp(std::move(other.m_temp)),
-    m_fd(std::move(other.m_fd)),
+  : m_target(std::move(other.m_target)), m_temp(std::move(other.m_temp)), m_fd(std::move(other.m_fd)),
     m_committed(other.m_committed)
 {
   other.m_committed = true; // the moved-from object owns nothing

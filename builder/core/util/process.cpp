@@ -331,8 +331,7 @@ Child::Child(const std::vector<std::string>& argv, const RunOptions& options)
   }
 }
 
-Child::Child(Child&& other) noexcept
-  : m_pid(other.m_pid), m_out(other.m_out), m_buffer(std::move(other.m_buffer))
+Child::Child(Child&& other) noexcept : m_pid(other.m_pid), m_out(other.m_out), m_buffer(std::move(other.m_buffer))
 {
   other.m_pid = -1;
   other.m_out = -1;

@@ -12,10 +12,10 @@
 namespace kiln::util {
 
 struct RunOptions {
-  std::optional<std::string> stdin_data;    // fed to the child, then closed
-  std::map<std::string, std::string> env;   // added to (or replacing in) the environment
+  std::optional<std::string> stdin_data; // fed to the child, then closed
+  std::map<std::string, std::string> env; // added to (or replacing in) the environment
   std::string cwd;
-  bool capture_stdout = true;               // else inherited
+  bool capture_stdout = true; // else inherited
   bool capture_stderr = true;
   // Every wait has a deadline: past it the child is stopped (SIGTERM, then SIGKILL after
   // `kill_grace`) and run() throws Error("ARGV0", "did not finish within N s").
@@ -27,7 +27,7 @@ struct RunOptions {
 };
 
 struct RunResult {
-  int exit_code = -1;   // exit status, or 128+signal when killed by a signal
+  int exit_code = -1; // exit status, or 128+signal when killed by a signal
   std::string out;
   std::string err;
 

@@ -94,8 +94,7 @@ human_bytes(std::uint64_t bytes)
 
 ProgressLine::ProgressLine(std::string label, bool enabled)
   : m_label(std::move(label)), m_enabled(enabled && is_smart_terminal(STDERR_FILENO))
-{
-}
+{}
 
 ProgressLine::~ProgressLine()
 {

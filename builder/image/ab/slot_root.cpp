@@ -96,19 +96,24 @@ ab_data_dirs()
 std::string
 ab_fstab(const std::string& root_fs, const std::string& data_fs, const std::string& old_fstab)
 {
-  std::string out =
-    "# kiln A/B layout (kiln's builder/core/slots/abi.hpp). The root file system is the\n"
-    "# booted slot's, named on the kernel command line (root=PARTUUID=... kiln.slot=A|B):\n"
-    "# nothing here names a slot, so this file system works in slot A and in slot B.\n"
-    "/dev/root / " + root_fs + " defaults 0 0\n"
-    "LABEL=" + std::string(slots::k_label_boot) + " " + std::string(slots::k_boot_mount) + " ext4 defaults 0 2\n"
-    "LABEL=" + std::string(slots::k_label_esp) + " /boot/efi vfat umask=0077,shortname=winnt 0 2\n"
-    "LABEL=" + std::string(slots::k_label_data) + " " + std::string(slots::k_data_mount) + " " + data_fs +
-    " defaults 0 2\n"
-    "# Node state lives on kiln-data and survives a reimage of either slot.\n";
+  std::string out = "# kiln A/B layout (kiln's builder/core/slots/abi.hpp). The root file system is the\n"
+                    "# booted slot's, named on the kernel command line (root=PARTUUID=... kiln.slot=A|B):\n"
+                    "# nothing here names a slot, so this file system works in slot A and in slot B.\n"
+                    "/dev/root / " +
+                    root_fs +
+                    " defaults 0 0\n"
+                    "LABEL=" +
+                    std::string(slots::k_label_boot) + " " + std::string(slots::k_boot_mount) +
+                    " ext4 defaults 0 2\n"
+                    "LABEL=" +
+                    std::string(slots::k_label_esp) +
+                    " /boot/efi vfat umask=0077,shortname=winnt 0 2\n"
+                    "LABEL=" +
+                    std::string(slots::k_label_data) + " " + std::string(slots::k_data_mount) + " " + data_fs +
+                    " defaults 0 2\n"
+                    "# Node state lives on kiln-data and survives a reimage of either slot.\n";
   for (const auto& dir : ab_data_dirs()) {
-    out += std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string() + " " + dir +
-           " none bind 0 0\n";
+    out += std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string() + " " + dir + " none bind 0 0\n";
   }
   // Virtual and network file systems of the image's own fstab stay.
   std::istringstream in(old_fstab);
@@ -120,7 +125,8 @@ ab_fstab(const std::string& root_fs, const std::string& data_fs, const std::stri
     if (spec.empty() || spec[0] == '#') {
       continue;
     }
-    static const std::vector<std::string> keep = {"tmpfs", "proc", "sysfs", "devpts", "nfs", "nfs4", "cifs", "hugetlbfs"};
+    static const std::vector<std::string> keep = {"tmpfs", "proc", "sysfs", "devpts",
+                                                  "nfs",   "nfs4", "cifs",  "hugetlbfs"};
     if (std::find(keep.begin(), keep.end(), type) != keep.end()) {
       if (!header) {
         out += "# Kept from the image's fstab.\n";
@@ -138,7 +144,8 @@ prepare_slot_root(edit::Editor& g, const SlotRoot& slot)
   g.write("/etc/fstab", ab_fstab(slot.root_fs, slot.data_fs, slot.old_fstab));
   g.ln_sf(slot.kernel.kernel, "/boot/vmlinuz");
   g.ln_sf(slot.kernel.initrd, "/boot/initrd.img");
-  for (const auto& dir : {std::string(slots::k_boot_mount), std::string("/boot/efi"), std::string(slots::k_data_mount)}) {
+  for (const auto& dir :
+       {std::string(slots::k_boot_mount), std::string("/boot/efi"), std::string(slots::k_data_mount)}) {
     g.mkdir_p(dir);
   }
   for (const auto& dir : ab_data_dirs()) {
@@ -150,7 +157,8 @@ prepare_slot_root(edit::Editor& g, const SlotRoot& slot)
   g.chmod(0644, unit_path);
   steps::enable_unit(g, std::string(slots::k_mark_good_unit));
   std::vector<std::string> added = {"/etc/fstab", "/boot", unit_path,
-                                    "/etc/systemd/system/multi-user.target.wants/" + std::string(slots::k_mark_good_unit),
+                                    "/etc/systemd/system/multi-user.target.wants/" +
+                                      std::string(slots::k_mark_good_unit),
                                     std::string(slots::k_data_mount)};
   if (slot.grow_data) {
     const std::string grow_path = "/usr/lib/systemd/system/" + std::string(slots::k_grow_data_unit);

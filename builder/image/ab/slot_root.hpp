@@ -21,11 +21,11 @@ struct Kernel {
 Kernel find_kernel(edit::Editor& g);
 
 struct SlotRoot {
-  std::string root_fs;       // xfs | ext4
-  std::string data_fs;       // kiln-data's
-  bool grow_data = false;    // install kiln-grow-data.service
+  std::string root_fs; // xfs | ext4
+  std::string data_fs; // kiln-data's
+  bool grow_data = false; // install kiln-grow-data.service
   Kernel kernel;
-  std::string old_fstab;     // the image's own
+  std::string old_fstab; // the image's own
 };
 
 // Writes the slot's /etc/fstab, /boot/vmlinuz and /boot/initrd.img (stable names that

@@ -12,7 +12,7 @@ namespace kiln::edit {
 
 struct SelinuxConfig {
   std::string mode = "enforcing"; // SELINUX= (enforcing | permissive | disabled)
-  std::string type = "targeted";  // SELINUXTYPE=
+  std::string type = "targeted"; // SELINUXTYPE=
   // The policy's file contexts: /etc/selinux/TYPE/contexts/files/file_contexts.
   std::string file_contexts() const;
 };

@@ -112,18 +112,25 @@ write_format(const std::string& format, const Source& source, const std::string&
       }
       write_installer_initramfs(in, dir / (stem + ".initrd"));
       util::write_file_atomic(dir / (stem + ".ipxe"), installer_ipxe_script(stem, source.kernel_cmdline));
-      return {{stem + ".vmlinuz", "kernel", "pxe"}, {stem + ".initrd", "initramfs", "pxe"},
-              {stem + ".ipxe", "ipxe", "pxe"}};
+      return {
+        {stem + ".vmlinuz", "kernel", "pxe"}, {stem + ".initrd", "initramfs", "pxe"}, {stem + ".ipxe", "ipxe", "pxe"}};
     }
     copy_out(source.initramfs, dir / (stem + ".initrd"));
     std::string script = "#!ipxe\n"
-                         "# Boots " + stem + " over the network: kernel and initramfs from beside this script.\n"
-                         "kernel " + stem + ".vmlinuz initrd=" + stem + ".initrd" +
-                         (source.kernel_cmdline.empty() ? "" : " " + source.kernel_cmdline) + "\n"
-                         "initrd " + stem + ".initrd\n"
+                         "# Boots " +
+                         stem +
+                         " over the network: kernel and initramfs from beside this script.\n"
+                         "kernel " +
+                         stem + ".vmlinuz initrd=" + stem + ".initrd" +
+                         (source.kernel_cmdline.empty() ? "" : " " + source.kernel_cmdline) +
+                         "\n"
+                         "initrd " +
+                         stem +
+                         ".initrd\n"
                          "boot\n";
     util::write_file_atomic(dir / (stem + ".ipxe"), script);
-    return {{stem + ".vmlinuz", "kernel", "pxe"}, {stem + ".initrd", "initramfs", "pxe"}, {stem + ".ipxe", "ipxe", "pxe"}};
+    return {
+      {stem + ".vmlinuz", "kernel", "pxe"}, {stem + ".initrd", "initramfs", "pxe"}, {stem + ".ipxe", "ipxe", "pxe"}};
   }
   throw UsageError("output " + format, "unknown format (known: qcow2, raw, vmdk, vhd, pxe)");
 }

@@ -14,16 +14,16 @@
 namespace kiln::formats {
 
 struct Written {
-  std::string name;   // file name
-  std::string role;   // image, bmap, kernel, initramfs, ipxe
+  std::string name; // file name
+  std::string role; // image, bmap, kernel, initramfs, ipxe
   std::string format; // qcow2, raw, bmap, vmdk, vhd, pxe
 };
 
 struct Source {
-  std::filesystem::path image;      // final layer (qcow2, may have a backing chain)
-  std::filesystem::path kernel;     // empty when the image has none
+  std::filesystem::path image; // final layer (qcow2, may have a backing chain)
+  std::filesystem::path kernel; // empty when the image has none
   std::filesystem::path initramfs;
-  std::string kernel_cmdline;       // extra arguments for the PXE boot
+  std::string kernel_cmdline; // extra arguments for the PXE boot
   // pxe of an A/B image (layout "ab") is the installer (pxe_installer.hpp), which trusts
   // the recipe's trust: keys when it verifies the image.
   std::string layout = "plain";

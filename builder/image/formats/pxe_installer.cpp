@@ -226,10 +226,7 @@ public:
     check(archive_write_header(m_a.get(), e.get()));
   }
 
-  void close()
-  {
-    check(archive_write_close(m_a.get()));
-  }
+  void close() { check(archive_write_close(m_a.get())); }
 
 private:
   void parents(const std::string& name)
@@ -260,10 +257,7 @@ private:
     }
   }
 
-  [[noreturn]] void fail()
-  {
-    throw Error(m_subject, archive::error_message(m_a.get(), "libarchive failed"));
-  }
+  [[noreturn]] void fail() { throw Error(m_subject, archive::error_message(m_a.get(), "libarchive failed")); }
 
   std::string m_subject;
   ArchivePtr m_a;
@@ -336,18 +330,26 @@ std::string
 installer_ipxe_script(const std::string& stem, const std::string& kernel_cmdline)
 {
   return "#!ipxe\n"
-         "# kiln: installs " + stem + " (an A/B whole-disk image) onto this machine's disk and reboots into it.\n"
-         "# Set kiln_install_url to the URL of " + stem + ".raw (" + stem + ".raw.bmap and " + stem +
+         "# kiln: installs " +
+         stem +
+         " (an A/B whole-disk image) onto this machine's disk and reboots into it.\n"
+         "# Set kiln_install_url to the URL of " +
+         stem + ".raw (" + stem + ".raw.bmap and " + stem +
          ".manifest.json beside it)\n"
          "# and optionally kiln_install_disk (e.g. /dev/sda), then chain this script.\n"
          "isset ${kiln_install_url} || goto no_url\n"
-         "kernel " + stem + ".vmlinuz initrd=" + stem + ".initrd" +
-         (kernel_cmdline.empty() ? "" : " " + kernel_cmdline) + " " + std::string(k_install_url_key) +
-         "=${kiln_install_url} " + std::string(k_install_disk_key) + "=${kiln_install_disk}\n"
-         "initrd " + stem + ".initrd\n"
+         "kernel " +
+         stem + ".vmlinuz initrd=" + stem + ".initrd" + (kernel_cmdline.empty() ? "" : " " + kernel_cmdline) + " " +
+         std::string(k_install_url_key) + "=${kiln_install_url} " + std::string(k_install_disk_key) +
+         "=${kiln_install_disk}\n"
+         "initrd " +
+         stem +
+         ".initrd\n"
          "boot\n"
          ":no_url\n"
-         "echo kiln: set kiln_install_url to the URL of " + stem + ".raw, then chain " + stem + ".ipxe\n"
+         "echo kiln: set kiln_install_url to the URL of " +
+         stem + ".raw, then chain " + stem +
+         ".ipxe\n"
          "exit 1\n";
 }
 
@@ -374,8 +376,7 @@ write_installer_initramfs(const InstallerInputs& inputs, const fs::path& out)
       cpio.file("kiln/trust.d/" + key.stem().string() + ".pem", util::read_file(key), 0644);
     }
     if (inputs.revoked) {
-      cpio.file("kiln/trust.d/" + std::string(crypto::k_revocation_list_name), util::read_file(*inputs.revoked),
-                0644);
+      cpio.file("kiln/trust.d/" + std::string(crypto::k_revocation_list_name), util::read_file(*inputs.revoked), 0644);
     }
     if (!inputs.ca_bundle.empty()) {
       cpio.file("kiln/ca.pem", util::read_file(inputs.ca_bundle), 0644);

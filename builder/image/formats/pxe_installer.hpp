@@ -39,12 +39,12 @@ inline constexpr std::string_view k_install_done_key = "kiln.install_done";
 inline constexpr std::string_view k_install_failed_key = "kiln.install_failed";
 
 struct InstallerInputs {
-  std::filesystem::path image_initramfs;          // the image's own initramfs
-  std::filesystem::path node_artifact;            // the kiln-node artifact (a ROOT tree or one executable)
-  std::filesystem::path busybox;                  // static busybox (find_static_busybox())
-  std::vector<std::filesystem::path> trust_keys;  // installed as /kiln/trust.d/STEM.pem
-  std::optional<std::filesystem::path> revoked;   // installed as /kiln/trust.d/revoked.list
-  std::filesystem::path ca_bundle;                // empty: none
+  std::filesystem::path image_initramfs; // the image's own initramfs
+  std::filesystem::path node_artifact; // the kiln-node artifact (a ROOT tree or one executable)
+  std::filesystem::path busybox; // static busybox (find_static_busybox())
+  std::vector<std::filesystem::path> trust_keys; // installed as /kiln/trust.d/STEM.pem
+  std::optional<std::filesystem::path> revoked; // installed as /kiln/trust.d/revoked.list
+  std::filesystem::path ca_bundle; // empty: none
 };
 
 // A statically linked busybox: $KILN_BUSYBOX, else busybox in PATH (or /bin/busybox).

@@ -106,10 +106,24 @@ public:
     }
     util::Fd read_end(fds[0]);
     util::Fd write_end(fds[1]);
-    std::vector<std::string> argv{hv,        "-no-user-config", "-nodefaults", "-display", "none", "-no-reboot",
-                                  "-machine", "pc,accel=" + accel, "-cpu", "max", "-m", "256", "-kernel",
-                                  kernel.string(), "-append", "console=ttyS0 panic=-1 loglevel=1",
-                                  "-serial", "stdio"};
+    std::vector<std::string> argv{hv,
+                                  "-no-user-config",
+                                  "-nodefaults",
+                                  "-display",
+                                  "none",
+                                  "-no-reboot",
+                                  "-machine",
+                                  "pc,accel=" + accel,
+                                  "-cpu",
+                                  "max",
+                                  "-m",
+                                  "256",
+                                  "-kernel",
+                                  kernel.string(),
+                                  "-append",
+                                  "console=ttyS0 panic=-1 loglevel=1",
+                                  "-serial",
+                                  "stdio"};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -462,7 +476,8 @@ probe_acceleration_uncached()
     d.kvm_boot_seconds = kvm.result().panicked ? kvm.result().seconds : 0;
     if (kvm.result().panicked) {
       d.accel = Accel::kvm;
-      d.reason = kvm.result().reason + (tcg.result().panicked ? " (TCG: " + seconds_text(tcg.result().seconds) + " s)" : "");
+      d.reason =
+        kvm.result().reason + (tcg.result().panicked ? " (TCG: " + seconds_text(tcg.result().seconds) + " s)" : "");
     } else {
       d.accel = Accel::tcg;
       d.reason = kvm.result().reason;

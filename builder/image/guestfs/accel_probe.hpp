@@ -28,10 +28,10 @@ const char* accel_name(Accel accel);
 
 struct AccelDecision {
   Accel accel = Accel::tcg;
-  std::string reason;            // one line, e.g. "KVM did not boot the probe kernel within 14 s"
-  bool remembered = false;       // read from the state directory, not probed now
-  double tcg_boot_seconds = 0;   // the probe kernel's boot to panic under TCG (0: not measured)
-  double kvm_boot_seconds = 0;   // the same under KVM (0: did not finish)
+  std::string reason; // one line, e.g. "KVM did not boot the probe kernel within 14 s"
+  bool remembered = false; // read from the state directory, not probed now
+  double tcg_boot_seconds = 0; // the probe kernel's boot to panic under TCG (0: not measured)
+  double kvm_boot_seconds = 0; // the same under KVM (0: did not finish)
 };
 
 // Where decisions are remembered; empty (the default) remembers nothing across processes.
@@ -66,9 +66,9 @@ std::chrono::seconds kvm_launch_deadline(const AccelDecision& decision);
 
 // One boot of the probe kernel under `accel` ("kvm" or "tcg"), killed at `deadline`.
 struct KernelBoot {
-  bool panicked = false;  // the kernel ran up to its root-mount panic
+  bool panicked = false; // the kernel ran up to its root-mount panic
   double seconds = 0;
-  std::string reason;     // one line
+  std::string reason; // one line
 };
 KernelBoot boot_probe_kernel(const std::string& accel, std::chrono::milliseconds deadline);
 

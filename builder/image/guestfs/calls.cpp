@@ -122,7 +122,7 @@ void
 Handle::mkfs(const std::string& fstype, const std::string& device, const MkfsOptions& options)
 {
   Impl& im = impl();
-  struct guestfs_mkfs_opts_argv optargs{};
+  struct guestfs_mkfs_opts_argv optargs {};
   if (!options.features.empty()) {
     // libguestfs passes this as `-O LIST`, which only mke2fs understands.
     if (fstype != "ext2" && fstype != "ext3" && fstype != "ext4") {
@@ -274,7 +274,7 @@ void
 Handle::tar_in(const std::string& local_tar, const std::string& dir)
 {
   Impl& im = impl();
-  struct guestfs_tar_in_opts_argv optargs{};
+  struct guestfs_tar_in_opts_argv optargs {};
   optargs.bitmask =
     GUESTFS_TAR_IN_OPTS_XATTRS_BITMASK | GUESTFS_TAR_IN_OPTS_SELINUX_BITMASK | GUESTFS_TAR_IN_OPTS_ACLS_BITMASK;
   optargs.xattrs = 1;
@@ -288,7 +288,7 @@ void
 Handle::tar_out(const std::string& dir, const std::string& local_tar)
 {
   Impl& im = impl();
-  struct guestfs_tar_out_opts_argv optargs{};
+  struct guestfs_tar_out_opts_argv optargs {};
   optargs.bitmask = GUESTFS_TAR_OUT_OPTS_NUMERICOWNER_BITMASK | GUESTFS_TAR_OUT_OPTS_XATTRS_BITMASK |
                     GUESTFS_TAR_OUT_OPTS_SELINUX_BITMASK | GUESTFS_TAR_OUT_OPTS_ACLS_BITMASK;
   optargs.numericowner = 1;
@@ -383,7 +383,7 @@ void
 Handle::trim(const std::string& mountpoint)
 {
   Impl& im = impl();
-  struct guestfs_fstrim_argv optargs{};
+  struct guestfs_fstrim_argv optargs {};
   if (guestfs_fstrim_argv(im.g.get(), mountpoint.c_str(), &optargs) != -1) {
     return;
   }
@@ -402,11 +402,10 @@ Handle::selinux_relabel(const std::string& specfile, const std::string& path)
   if (available != 1) {
     return false;
   }
-  struct guestfs_selinux_relabel_argv optargs{};
+  struct guestfs_selinux_relabel_argv optargs {};
   optargs.bitmask = GUESTFS_SELINUX_RELABEL_FORCE_BITMASK;
   optargs.force = 1;
-  im.check(guestfs_selinux_relabel_argv(im.g.get(), specfile.c_str(), path.c_str(), &optargs), "selinux_relabel",
-           path);
+  im.check(guestfs_selinux_relabel_argv(im.g.get(), specfile.c_str(), path.c_str(), &optargs), "selinux_relabel", path);
   return true;
 }
 

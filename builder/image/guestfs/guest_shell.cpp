@@ -60,9 +60,14 @@ Handle::sh(const std::string& script)
 
   std::string wrapper = k_sh_wrapper;
   std::string name = "kiln-sh";
-  std::vector<char*> argv = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), wrapper.data(), name.data(),
-                             const_cast<char*>(script_path.c_str()), const_cast<char*>(out_path.c_str()),
-                             const_cast<char*>(err_path.c_str()), nullptr};
+  std::vector<char*> argv = {const_cast<char*>("/bin/sh"),
+                             const_cast<char*>("-c"),
+                             wrapper.data(),
+                             name.data(),
+                             const_cast<char*>(script_path.c_str()),
+                             const_cast<char*>(out_path.c_str()),
+                             const_cast<char*>(err_path.c_str()),
+                             nullptr};
   std::string status = im.take_string(guestfs_command(g, argv.data()), "sh", "/bin/sh");
 
   CommandResult result;

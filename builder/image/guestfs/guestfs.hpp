@@ -20,14 +20,14 @@
 namespace kiln::gfs {
 
 struct HandleOptions {
-  bool network = false;      // appliance networking (off unless a recipe asks)
-  int memsize_mb = 0;        // 0: libguestfs default
-  int smp = 0;               // 0: libguestfs default
+  bool network = false; // appliance networking (off unless a recipe asks)
+  int memsize_mb = 0; // 0: libguestfs default
+  int smp = 0; // 0: libguestfs default
   // Deadlines: a launch under TCG, and every other call (a guest command included). A KVM
   // launch has its own, derived from the probe (kvm_launch_deadline).
   std::chrono::seconds launch_timeout{900};
   std::chrono::seconds call_timeout{3600};
-  std::function<void(const std::string&)> log;      // appliance/library messages, one line each
+  std::function<void(const std::string&)> log; // appliance/library messages, one line each
   std::function<void(std::uint64_t, std::uint64_t)> progress; // long transfers (upload, tar_in, ...)
 };
 
@@ -43,7 +43,7 @@ using CommandResult = edit::CommandResult;
 
 struct MkfsOptions {
   std::string label;
-  std::string features;   // ext2/3/4 only: mke2fs -O list, e.g. "^metadata_csum,^64bit"
+  std::string features; // ext2/3/4 only: mke2fs -O list, e.g. "^metadata_csum,^64bit"
   int blocksize = 0;
 };
 

@@ -95,11 +95,11 @@ struct Handle::Impl {
   std::vector<Drive> drives;
   Accel accel = Accel::tcg;
   bool force_tcg = false;
-  bool launching = false;               // the launch arms its own deadline
-  mutable ApplianceWatchdog watchdog;   // deadlines and signals: kills the appliance's qemu
-  std::string partial_line;             // an appliance message without its newline yet
+  bool launching = false; // the launch arms its own deadline
+  mutable ApplianceWatchdog watchdog; // deadlines and signals: kills the appliance's qemu
+  std::string partial_line; // an appliance message without its newline yet
   std::deque<std::string> recent_lines; // the last appliance lines, for launch errors
-  HandlePtr g;                          // last member: closed first, while the rest is alive
+  HandlePtr g; // last member: closed first, while the rest is alive
 
   explicit Impl(HandleOptions opts) : options(std::move(opts)) {}
 
@@ -109,13 +109,14 @@ struct Handle::Impl {
   {
     // A call the watchdog cut short failed because of that, whatever libguestfs says.
     switch (watchdog.fired()) {
-    case ApplianceWatchdog::Fired::interrupt:
-      throw Error("interrupted", "stopped by a signal during guestfs " + std::string(op) + "; the appliance was stopped",
-                  util::interrupted_exit_code());
-    case ApplianceWatchdog::Fired::deadline:
-      throw Error(subject_of(op, subject), watchdog.fired_reason() + "; the appliance was stopped");
-    case ApplianceWatchdog::Fired::no:
-      break;
+      case ApplianceWatchdog::Fired::interrupt:
+        throw Error("interrupted",
+                    "stopped by a signal during guestfs " + std::string(op) + "; the appliance was stopped",
+                    util::interrupted_exit_code());
+      case ApplianceWatchdog::Fired::deadline:
+        throw Error(subject_of(op, subject), watchdog.fired_reason() + "; the appliance was stopped");
+      case ApplianceWatchdog::Fired::no:
+        break;
     }
     throw Error(subject_of(op, subject), one_line(guestfs_last_error(g.get())));
   }
@@ -227,8 +228,8 @@ struct Handle::Impl {
   {
     // Called from inside libguestfs (C): nothing may escape.
     try {
-      static_cast<Impl*>(opaque)->on_event(event, std::string_view(buf != nullptr ? buf : "", buf != nullptr ? buf_len : 0),
-                                           array, array_len);
+      static_cast<Impl*>(opaque)->on_event(
+        event, std::string_view(buf != nullptr ? buf : "", buf != nullptr ? buf_len : 0), array, array_len);
     } catch (...) {
     }
   }
@@ -265,7 +266,7 @@ struct Handle::Impl {
 
   void add_drive_to_handle(const Drive& d)
   {
-    struct guestfs_add_drive_opts_argv optargs{};
+    struct guestfs_add_drive_opts_argv optargs {};
     optargs.bitmask = GUESTFS_ADD_DRIVE_OPTS_READONLY_BITMASK;
     optargs.readonly = d.readonly ? 1 : 0;
     if (!d.format.empty()) {

@@ -62,7 +62,7 @@ log(const BuildOptions& options, const std::string& line)
 }
 
 struct Part {
-  std::string name;   // PARTLABEL
+  std::string name; // PARTLABEL
   std::string type;
   std::uint64_t start = 0; // bytes
   std::uint64_t size = 0;
@@ -181,8 +181,9 @@ make_fs(const std::string& type, const fs::path& file, std::uint64_t size, const
 {
   make_sparse_file(file, size);
   if (type == "xfs") {
-    run_tool("mkfs.xfs " + label, {"mkfs.xfs", "-q", "-f", "-L", label, "-m", std::string("uuid=") + uuid + "," + k_xfs_meta,
-                                   "-i", k_xfs_inode, "-n", "ftype=1", file.string()});
+    run_tool("mkfs.xfs " + label,
+             {"mkfs.xfs", "-q", "-f", "-L", label, "-m", std::string("uuid=") + uuid + "," + k_xfs_meta, "-i",
+              k_xfs_inode, "-n", "ftype=1", file.string()});
   } else if (type == "ext4") {
     run_tool("mkfs.ext4 " + label, {"mkfs.ext4", "-q", "-F", "-T", "default", "-L", label, "-U", uuid, "-E",
                                     "hash_seed=" + uuid, "-O", k_ext4_features, file.string()});
@@ -205,8 +206,8 @@ partition(const fs::path& disk, const Layout& l)
 {
   std::string script = "label: gpt\nlabel-id: " + l.disk_guid + "\nfirst-lba: 2048\nunit: sectors\n\n";
   for (const auto& p : l.parts) {
-    script += "start=" + std::to_string(p.start / 512) + ", size=" + std::to_string(p.size / 512) +
-              ", type=" + p.type + ", uuid=" + p.guid + ", name=\"" + p.name + "\"\n";
+    script += "start=" + std::to_string(p.start / 512) + ", size=" + std::to_string(p.size / 512) + ", type=" + p.type +
+              ", uuid=" + p.guid + ", name=\"" + p.name + "\"\n";
   }
   util::RunOptions o;
   o.stdin_data = script;
@@ -265,21 +266,24 @@ install_node(edit::Editor& g, const recipe::Plan& plan, const fs::path& scratch,
   fs::path tar = scratch / "kiln-node.tar";
   util::RunOptions o;
   o.stdin_data = list;
-  run_tool("kiln-node artifact", {"tar", "-cf", tar.string(), "--format=gnu", "--owner=0", "--group=0",
-                                  "--numeric-owner", "--no-recursion", "-C", root.string(), "-T", "-"}, o);
+  run_tool("kiln-node artifact",
+           {"tar", "-cf", tar.string(), "--format=gnu", "--owner=0", "--group=0", "--numeric-owner", "--no-recursion",
+            "-C", root.string(), "-T", "-"},
+           o);
   g.tar_in(tar.string(), "/");
   fs::remove(tar);
   if (!node.directory) {
     fs::remove_all(root);
     return {"/" + std::string(recipe::k_node_artifact_bin)};
   }
-  return {"/" + std::string(recipe::k_node_artifact_bin), "/" + fs::path(recipe::k_node_artifact_lib).parent_path().string()};
+  return {"/" + std::string(recipe::k_node_artifact_bin),
+          "/" + fs::path(recipe::k_node_artifact_lib).parent_path().string()};
 }
 
 struct GrubTools {
-  std::string install;  // grub2-install | grub-install
-  bool bios = false;    // i386-pc modules
-  bool efi = false;     // x86_64-efi modules
+  std::string install; // grub2-install | grub-install
+  bool bios = false; // i386-pc modules
+  bool efi = false; // x86_64-efi modules
   std::string signed_efi; // EFI/<vendor> directory under /boot/efi holding a prebuilt grubx64.efi
 };
 
@@ -287,7 +291,8 @@ GrubTools
 find_grub(gfs::Handle& g)
 {
   GrubTools t;
-  for (const char* p : {"/usr/sbin/grub2-install", "/sbin/grub2-install", "/usr/sbin/grub-install", "/sbin/grub-install"}) {
+  for (const char* p :
+       {"/usr/sbin/grub2-install", "/sbin/grub2-install", "/usr/sbin/grub-install", "/sbin/grub-install"}) {
     if (t.install.empty() && g.is_file(p)) {
       t.install = fs::path(p).filename().string();
     }
@@ -311,8 +316,9 @@ find_grub(gfs::Handle& g)
     if (!t.efi && t.signed_efi.empty()) {
       missing += std::string(missing.empty() ? "" : ", ") + "x86_64-efi modules or a signed grubx64.efi";
     }
-    throw Error("layout ab", "the image lacks GRUB (" + missing + "); add the packages grub2-pc grub2-pc-modules "
-                             "grub2-efi-x64-modules (EL7) or grub-pc-bin grub-efi-amd64-bin grub2-common (Debian)");
+    throw Error("layout ab", "the image lacks GRUB (" + missing +
+                               "); add the packages grub2-pc grub2-pc-modules "
+                               "grub2-efi-x64-modules (EL7) or grub-pc-bin grub-efi-amd64-bin grub2-common (Debian)");
   }
   return t;
 }
@@ -501,11 +507,14 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   // The appliance kernel's name for the new disk may differ from the API's (libguestfs
   // translates names in its calls, not in scripts): take it from the kiln-boot mount.
   edit::checked_sh(editor,
-                   "dev=$(awk '$2 == \"" + boot_dir + "\" { print $1 }' /proc/mounts)\n"
-                   "disk=${dev%" + std::to_string(slots::k_partnum_boot) + "}\n"
-                   "if [ ! -b \"$disk\" ]; then echo \"no disk for " + boot_dir + " ($dev)\" >&2; exit 1; fi\n" +
-                     grub.install + " --target=i386-pc --boot-directory=" + boot_dir +
-                     " --modules='part_gpt ext2' \"$disk\"",
+                   "dev=$(awk '$2 == \"" + boot_dir +
+                     "\" { print $1 }' /proc/mounts)\n"
+                     "disk=${dev%" +
+                     std::to_string(slots::k_partnum_boot) +
+                     "}\n"
+                     "if [ ! -b \"$disk\" ]; then echo \"no disk for " +
+                     boot_dir + " ($dev)\" >&2; exit 1; fi\n" + grub.install +
+                     " --target=i386-pc --boot-directory=" + boot_dir + " --modules='part_gpt ext2' \"$disk\"",
                    "layout ab: " + grub.install + " --target=i386-pc");
   if (grub.efi) {
     edit::checked_sh(editor,
@@ -514,15 +523,27 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
                      "layout ab: " + grub.install + " --target=x86_64-efi");
   } else {
     std::string vendor = fs::path(grub.signed_efi).filename().string();
-    std::string script = "set -e\nmkdir -p /boot/efi/EFI/BOOT /boot/efi/EFI/" + vendor + "\n"
-                         "cp -r " + efi_stash + "/" + vendor + "/. /boot/efi/EFI/" + vendor + "/\n"
-                         "if [ -f " + efi_stash + "/" + vendor + "/shimx64.efi ]; then\n"
-                         "  cp " + efi_stash + "/" + vendor + "/shimx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI\n"
-                         "  cp " + efi_stash + "/" + vendor + "/grubx64.efi /boot/efi/EFI/BOOT/grubx64.efi\n"
+    std::string script = "set -e\nmkdir -p /boot/efi/EFI/BOOT /boot/efi/EFI/" + vendor +
+                         "\n"
+                         "cp -r " +
+                         efi_stash + "/" + vendor + "/. /boot/efi/EFI/" + vendor +
+                         "/\n"
+                         "if [ -f " +
+                         efi_stash + "/" + vendor +
+                         "/shimx64.efi ]; then\n"
+                         "  cp " +
+                         efi_stash + "/" + vendor +
+                         "/shimx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI\n"
+                         "  cp " +
+                         efi_stash + "/" + vendor +
+                         "/grubx64.efi /boot/efi/EFI/BOOT/grubx64.efi\n"
                          "else\n"
-                         "  cp " + efi_stash + "/" + vendor + "/grubx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI\n"
+                         "  cp " +
+                         efi_stash + "/" + vendor +
+                         "/grubx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI\n"
                          "fi\n"
-                         "rm -rf " + efi_stash + "\n";
+                         "rm -rf " +
+                         efi_stash + "\n";
     edit::checked_sh(editor, script, "layout ab: install the prebuilt EFI loader");
     g.write("/boot/efi/EFI/" + vendor + "/grub.cfg", slots::make_esp_stub_cfg());
     g.write("/boot/efi/EFI/BOOT/grub.cfg", slots::make_esp_stub_cfg());
@@ -538,8 +559,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   g.mkdir_p(boot_dir + "/grub");
   g.write(boot_dir + std::string(slots::k_grubcfg_path), slots::make_grub_cfg(cfg));
   // For kiln-node: the boot tries of a newly written slot (GRUB only counts down).
-  g.write(boot_dir + "/grub/kiln-ab.conf", "tries=" + std::to_string(ab.tries) + "\npanic=" +
-                                             std::to_string(ab.panic) + "\n");
+  g.write(boot_dir + "/grub/kiln-ab.conf",
+          "tries=" + std::to_string(ab.tries) + "\npanic=" + std::to_string(ab.panic) + "\n");
   // GRUB's own directory (its $prefix, holding the platform modules) is whatever the
   // image's grub-install made: /grub on Debian, /grub2 on EL7. Elsewhere than /grub, a
   // stub there leads to kiln's one grub.cfg (abi.hpp).

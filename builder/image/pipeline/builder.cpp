@@ -222,8 +222,8 @@ package_inventory(gfs::Handle& g, const GuestInfo& guest)
     if (t1 == std::string::npos || t2 == std::string::npos) {
       continue;
     }
-    packages.push_back({{"name", line.substr(0, t1)}, {"version", line.substr(t1 + 1, t2 - t1 - 1)},
-                        {"arch", line.substr(t2 + 1)}});
+    packages.push_back(
+      {{"name", line.substr(0, t1)}, {"version", line.substr(t1 + 1, t2 - t1 - 1)}, {"arch", line.substr(t2 + 1)}});
   }
   std::sort(packages.begin(), packages.end(),
             [](const json& a, const json& b) { return a["name"].get<std::string>() < b["name"].get<std::string>(); });
@@ -283,9 +283,8 @@ short_key(const std::string& key)
 
 } // namespace
 
-BuildResult
-build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
-             const fs::path& scratch, fs::path& final_layer, json& final_meta);
+BuildResult build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
+                         const BuildOptions& options, const fs::path& scratch, fs::path& final_layer, json& final_meta);
 
 manifest::Manifest
 manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json& meta, const std::string& name)
@@ -317,8 +316,8 @@ namespace {
 // then the manifest (and its signature), then moves them into place. A failure before
 // the moves leaves the output directory as it was.
 void
-write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::path& final_layer,
-              const json& meta, const BuildOptions& options, BuildResult& result)
+write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::path& final_layer, const json& meta,
+              const BuildOptions& options, BuildResult& result)
 {
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
@@ -488,7 +487,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     std::string name;
     std::string key;
     const recipe::Stage* stage; // nullptr for finalize
-    bool dcos = false;          // the implicit dcos stage (dcos_stage.cpp)
+    bool dcos = false; // the implicit dcos stage (dcos_stage.cpp)
   };
   std::vector<Pending> stages;
   for (size_t i = 0; i < recipe.stages.size(); ++i) {
@@ -522,8 +521,8 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   Layer parent = first == 0 ? resolve_base(recipe, plan, cache, layers, options, result)
                             : Layer{layer_path(layers, stages[first - 1].key), "qcow2"};
   fs::path working = scratch / "working.qcow2";
-  qemu_img({"create", "-q", "-f", "qcow2", "-b", fs::absolute(parent.image).string(), "-F", parent.format,
-            working.string()});
+  qemu_img(
+    {"create", "-q", "-f", "qcow2", "-b", fs::absolute(parent.image).string(), "-F", parent.format, working.string()});
 
   bool network = options.network || recipe.network;
   for (size_t i = first; i < stages.size(); ++i) {
@@ -537,7 +536,8 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   }
   gfs::Handle g(handle_options(options, network));
   g.add_drive(working.string(), "qcow2");
-  say(options, "appliance: launching (" + std::string(gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "software emulation") + ")");
+  say(options, "appliance: launching (" +
+                 std::string(gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "software emulation") + ")");
   g.launch();
   ++result.launches;
   GuestInfo guest = inspect(g);
@@ -547,9 +547,14 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
 
   for (size_t i = first; i < stages.size(); ++i) {
     const Pending& p = stages[i];
-    json meta = {{"key", p.key}, {"name", p.name}, {"recipe", recipe.name},
-                 {"guest", {{"distro", guest.distro}, {"package_format", guest.package_format},
-                            {"package_manager", guest.package_manager}, {"major_version", guest.major_version}}}};
+    json meta = {{"key", p.key},
+                 {"name", p.name},
+                 {"recipe", recipe.name},
+                 {"guest",
+                  {{"distro", guest.distro},
+                   {"package_format", guest.package_format},
+                   {"package_manager", guest.package_manager},
+                   {"major_version", guest.major_version}}}};
     if (p.stage != nullptr) {
       say(options, "stage " + p.name + ": running " + std::to_string(p.stage->steps.size()) + " steps (" +
                      short_key(p.key) + ")");

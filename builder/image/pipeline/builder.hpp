@@ -29,30 +29,30 @@ namespace kiln::build {
 
 struct BuildOptions {
   std::filesystem::path output_dir;
-  std::vector<std::string> formats;     // empty: the recipe's
-  bool no_cache = false;                // build every layer afresh; the layer cache is neither read nor written
-  bool network = false;                 // appliance network for every step (--network)
-  std::optional<std::string> sign_key;  // sign the manifest with this Ed25519 key
-  std::function<void(const std::string&)> status;  // progress lines: stages, steps, outputs
-  std::function<void(const std::string&)> log;     // appliance and tool messages
+  std::vector<std::string> formats; // empty: the recipe's
+  bool no_cache = false; // build every layer afresh; the layer cache is neither read nor written
+  bool network = false; // appliance network for every step (--network)
+  std::optional<std::string> sign_key; // sign the manifest with this Ed25519 key
+  std::function<void(const std::string&)> status; // progress lines: stages, steps, outputs
+  std::function<void(const std::string&)> log; // appliance and tool messages
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };
 
 struct OutputFile {
-  std::string name;   // file name in the output directory
-  std::string role;   // image, bmap, kernel, initramfs, ipxe, manifest
+  std::string name; // file name in the output directory
+  std::string role; // image, bmap, kernel, initramfs, ipxe, manifest
   std::string format;
   std::string sha256;
   std::uint64_t size = 0;
 };
 
 struct BuildResult {
-  int launches = 0;                     // appliance launches this build made
-  std::vector<std::string> reused;      // stage names taken from the cache
-  std::vector<std::string> built;       // stage names run
+  int launches = 0; // appliance launches this build made
+  std::vector<std::string> reused; // stage names taken from the cache
+  std::vector<std::string> built; // stage names run
   std::vector<OutputFile> outputs;
   std::filesystem::path manifest;
-  nlohmann::json packages;              // [{name, version, arch}]
+  nlohmann::json packages; // [{name, version, arch}]
 };
 
 // Runs the build. Throws Error on any failure, after removing every partial output

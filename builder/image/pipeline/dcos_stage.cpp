@@ -100,12 +100,14 @@ prepare(const recipe::Recipe& recipe, recipe::Plan& plan, fetch::Cache& cache, c
   for (const auto& f : b.files) {
     files.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}});
   }
-  util::write_file_atomic(scratch / "dcos-bundle.json",
-                          json{{"dir", dir.string()}, {"bootstrap_id", b.bootstrap_id},
-                               {"package_list_id", b.package_list_id}, {"digest", b.digest}, {"files", files}}
-                              .dump(2));
-  say(options, "dcos: bundle ok: bootstrap " + b.bootstrap_id.substr(0, 12) + ", " +
-                 std::to_string(b.packages.size()) + " packages (" + b.digest.substr(0, 12) + ")");
+  util::write_file_atomic(scratch / "dcos-bundle.json", json{{"dir", dir.string()},
+                                                             {"bootstrap_id", b.bootstrap_id},
+                                                             {"package_list_id", b.package_list_id},
+                                                             {"digest", b.digest},
+                                                             {"files", files}}
+                                                          .dump(2));
+  say(options, "dcos: bundle ok: bootstrap " + b.bootstrap_id.substr(0, 12) + ", " + std::to_string(b.packages.size()) +
+                 " packages (" + b.digest.substr(0, 12) + ")");
 }
 
 void
@@ -116,9 +118,11 @@ run(steps::StepContext& ctx, const recipe::Recipe& recipe, const fs::path& scrat
   const fs::path dir = bundle["dir"].get<std::string>();
   const std::string target = std::string(slots::k_dcos_install_dir);
   // The installer refuses a node with DC/OS on it; so does this stage, early.
-  for (const char* p : {"/etc/mesosphere", "/etc/systemd/system/dcos.target", "/etc/systemd/system/dcos.target.wants"}) {
+  for (const char* p :
+       {"/etc/mesosphere", "/etc/systemd/system/dcos.target", "/etc/systemd/system/dcos.target.wants"}) {
     if (g.exists(p)) {
-      throw Error("dcos stage", std::string("the image already has ") + p + " (a DC/OS install); the installer would refuse it");
+      throw Error("dcos stage",
+                  std::string("the image already has ") + p + " (a DC/OS install); the installer would refuse it");
     }
   }
   if (g.exists(target)) {

@@ -10,17 +10,17 @@ namespace kiln::steps {
 
 // What a build learns about the guest once (libguestfs inspection) and uses in many steps.
 struct GuestInfo {
-  std::string root;               // inspection root device
-  std::string distro;             // centos, debian, ...
-  std::string package_format;     // rpm | deb
-  std::string package_manager;    // yum | dnf | apt
+  std::string root; // inspection root device
+  std::string distro; // centos, debian, ...
+  std::string package_format; // rpm | deb
+  std::string package_manager; // yum | dnf | apt
   int major_version = 0;
 };
 
 struct StepContext {
   edit::Editor& g;
   const GuestInfo& guest;
-  bool network = false;           // the appliance has a network (recipe or --network)
+  bool network = false; // the appliance has a network (recipe or --network)
   std::function<void(const std::string&)> log;
 };
 

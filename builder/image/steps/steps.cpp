@@ -121,7 +121,7 @@ run_group(StepContext& ctx, const recipe::GroupStep& s)
   edit::checked_sh(ctx.g, cmd + " " + shell_quote(s.name), "groupadd " + s.name);
   if (s.gid && guest_gid(ctx.g, s.name) != *s.gid) {
     throw Error("group " + s.name, "already exists in the image with gid " + std::to_string(guest_gid(ctx.g, s.name)) +
-                                       ", not " + std::to_string(*s.gid));
+                                     ", not " + std::to_string(*s.gid));
   }
 }
 
@@ -182,23 +182,30 @@ run_firstboot(StepContext& ctx, const recipe::FirstbootStep& step)
   std::string unit = "kiln-firstboot-" + step.name + ".service";
   // Runs once: the stamp under /var/lib/kiln makes later boots skip it; a failure leaves
   // a visible marker and the unit failed, and the next boot tries again.
-  std::string text = "[Unit]\n"
-                     "Description=kiln first-boot task " + step.name + "\n"
-                     "Wants=network-online.target time-sync.target\n"
-                     "After=" + after + "\n"
-                     "ConditionPathExists=!/var/lib/kiln/firstboot/" + step.name + ".done\n"
-                     "\n[Service]\n"
-                     "Type=oneshot\n"
-                     "RemainAfterExit=yes\n"
-                     "TimeoutStartSec=0\n"
-                     "ExecStart=/bin/sh -c 'mkdir -p /var/log/kiln /var/lib/kiln/firstboot; rm -f /var/lib/kiln/firstboot/" +
-                     step.name + ".failed; if " + script_path + " >>/var/log/kiln/" + step.name +
-                     ".log 2>&1; then touch /var/lib/kiln/firstboot/" + step.name +
-                     ".done; else rc=$?; echo $rc >/var/lib/kiln/firstboot/" + step.name +
-                     ".failed; exit $rc; fi'\n"
-                     "StandardOutput=journal+console\n"
-                     "\n[Install]\n"
-                     "WantedBy=multi-user.target\n";
+  std::string text =
+    "[Unit]\n"
+    "Description=kiln first-boot task " +
+    step.name +
+    "\n"
+    "Wants=network-online.target time-sync.target\n"
+    "After=" +
+    after +
+    "\n"
+    "ConditionPathExists=!/var/lib/kiln/firstboot/" +
+    step.name +
+    ".done\n"
+    "\n[Service]\n"
+    "Type=oneshot\n"
+    "RemainAfterExit=yes\n"
+    "TimeoutStartSec=0\n"
+    "ExecStart=/bin/sh -c 'mkdir -p /var/log/kiln /var/lib/kiln/firstboot; rm -f /var/lib/kiln/firstboot/" +
+    step.name + ".failed; if " + script_path + " >>/var/log/kiln/" + step.name +
+    ".log 2>&1; then touch /var/lib/kiln/firstboot/" + step.name +
+    ".done; else rc=$?; echo $rc >/var/lib/kiln/firstboot/" + step.name +
+    ".failed; exit $rc; fi'\n"
+    "StandardOutput=journal+console\n"
+    "\n[Install]\n"
+    "WantedBy=multi-user.target\n";
   ctx.g.mkdir_p("/etc/systemd/system");
   ctx.g.write("/etc/systemd/system/" + unit, text);
   ctx.g.chmod(0644, "/etc/systemd/system/" + unit);

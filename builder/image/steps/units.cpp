@@ -90,7 +90,8 @@ enable_unit(edit::Editor& g, const std::string& unit)
   }
   for (const char* key : {"WantedBy", "RequiredBy"}) {
     for (const auto& by : install[key]) {
-      std::string dir = std::string("/etc/systemd/system/") + by + (std::string(key) == "WantedBy" ? ".wants" : ".requires");
+      std::string dir =
+        std::string("/etc/systemd/system/") + by + (std::string(key) == "WantedBy" ? ".wants" : ".requires");
       g.mkdir_p(dir);
       g.ln_sf(path, dir + "/" + target);
     }

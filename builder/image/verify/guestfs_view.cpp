@@ -13,8 +13,7 @@ namespace kiln::verify {
 
 GuestfsView::GuestfsView(gfs::Handle& g, std::string root, std::string package_format, std::string name)
   : m_g(g), m_root(std::move(root)), m_package_format(std::move(package_format)), m_name(std::move(name))
-{
-}
+{}
 
 bool
 GuestfsView::exists(const std::string& path)
