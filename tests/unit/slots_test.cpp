@@ -109,6 +109,25 @@ next(const std::vector<std::pair<std::string, std::string>>& vars)
   return slots::read_boot_env(env_of(vars)).next_boot();
 }
 
+TEST(boot_state, a_new_image_boots_its_good_slot_a_and_grub_editenv_reads_it)
+{
+  grubenv::Env env = slots::initial_env(std::string(64, 'a'), "node-7");
+  slots::BootEnv b = slots::read_boot_env(env);
+  EXPECT_EQ(b.order_text, "A B");
+  EXPECT_EQ(b.slot('A').state, "good");
+  EXPECT_EQ(b.slot('A').digest, std::string(64, 'a'));
+  EXPECT_EQ(b.slot('A').name, "node-7");
+  EXPECT_EQ(b.slot('B').state, "empty");
+  EXPECT_EQ(b.next_boot().slot, 'A');
+  // The bytes GRUB and grub-editenv read: the warning comment, then the variables.
+  ScratchDir dir;
+  util::write_file_atomic(dir / "grubenv", grubenv::serialize(env));
+  util::RunResult list = util::run({"grub-editenv", (dir / "grubenv").string(), "list"});
+  ASSERT_TRUE(list.ok()) << list.err;
+  EXPECT_EQ(list.out, "kiln_order=A B\nkiln_A_state=good\nkiln_A_tries=0\nkiln_A_digest=" + std::string(64, 'a') +
+                        "\nkiln_A_name=node-7\nkiln_B_state=empty\nkiln_B_tries=0\n");
+}
+
 TEST(boot_state, prediction_follows_the_grub_script)
 {
   // Missing block: defaults, every slot empty -> A.

@@ -122,6 +122,21 @@ init_env(grubenv::Env& env)
   }
 }
 
+grubenv::Env
+initial_env(const std::string& digest_a, const std::string& name_a)
+{
+  grubenv::Env env;
+  env.add_comment(std::string(grubenv::k_editenv_warning));
+  env.set(k_env_order, "A B");
+  env.set(slot_var('A', k_env_state_suffix), "good");
+  env.set(slot_var('A', k_env_tries_suffix), "0");
+  env.set(slot_var('A', k_env_digest_suffix), digest_a);
+  env.set(slot_var('A', k_env_name_suffix), name_a);
+  env.set(slot_var('B', k_env_state_suffix), "empty");
+  env.set(slot_var('B', k_env_tries_suffix), "0");
+  return env;
+}
+
 void
 set_empty(grubenv::Env& env, char slot)
 {

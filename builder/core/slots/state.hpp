@@ -60,6 +60,10 @@ BootEnv read_boot_env(const grubenv::Env& env);
 // when the block is missing and a command must create it.
 void init_env(grubenv::Env& env);
 
+// The grubenv a built A/B image starts with: the editenv comment, order "A B", slot A
+// good with the image's manifest digest and name (the build verified it), slot B empty.
+grubenv::Env initial_env(const std::string& digest_a, const std::string& name_a);
+
 // Before a slot is written: state empty, tries 0, digest and name cleared, so a
 // half-written slot can never boot.
 void set_empty(grubenv::Env& env, char slot);

@@ -8,6 +8,7 @@
 #include "core/recipe/node_artifact.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/grubcfg.hpp"
+#include "core/slots/state.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
@@ -374,9 +375,10 @@ extract_partition(const fs::path& disk, const std::string& format, std::uint64_t
 }
 
 manifest::Manifest
-bundle_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json& meta, const std::string& key)
+bundle_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const std::vector<manifest::Package>& packages,
+            const std::string& key)
 {
-  manifest::Manifest m = manifest_base(recipe, plan, meta, recipe.outputs.name);
+  manifest::Manifest m = manifest_base(recipe, plan, packages, recipe.outputs.name);
   m.stages.push_back({"ab", key});
   m.sbom = nullptr;
   return m;
@@ -393,23 +395,22 @@ derived_guid(const std::string& key, const std::string& what)
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 
-void
-make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
-              const fs::path& scratch, fs::path& final_layer, json& meta, BuildResult& result)
+Built
+make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers,
+              const BuildOptions& options, const fs::path& scratch, const Built& finalized)
 {
-  const fs::path layers = options.no_cache ? scratch : cache.area("layers");
   const std::string key = ab_key(recipe, plan);
-  const fs::path layer = layers / (key + ".qcow2");
-  const fs::path meta_file = layers / (key + ".json");
-  const fs::path bundle_file = layers / (key + ".kbundle");
-  if (!options.no_cache && fs::is_regular_file(layer) && fs::is_regular_file(meta_file) &&
-      fs::is_regular_file(bundle_file)) {
+  const fs::path layer = layers.image(key);
+  const fs::path bundle_file = layers.file(key, ".kbundle");
+  Built result;
+  result.layer = layer;
+  if (!options.no_cache && layers.has(key) && fs::is_regular_file(bundle_file)) {
     say(options, "stage ab: cached (" + key.substr(0, 12) + ")");
     result.reused.push_back("ab");
-    final_layer = layer;
-    meta = json::parse(util::read_file(meta_file));
-    return;
+    result.meta = layers.read(key);
+    return result;
   }
+  const fs::path& final_layer = finalized.layer;
   const recipe::AbLayout& ab = recipe.ab;
   std::uint64_t slot_size = ab.slot_size != 0 ? ab.slot_size : formats::virtual_size(final_layer);
   slot_size = round_mib(slot_size);
@@ -468,7 +469,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   GrubTools grub = find_grub(g);
   ab::Kernel kernel = ab::find_kernel(editor);
   std::string old_fstab = g.exists("/etc/fstab") ? g.read_file("/etc/fstab") : "";
-  bool rpm = meta.contains("guest") && meta["guest"].value("package_format", "") == "rpm";
+  bool rpm = finalized.meta.guest && finalized.meta.guest->package_format == "rpm";
   say(options, "  slot A: copying the root tree (ownership, xattrs, SELinux labels)");
   fs::path tree = scratch / "ab-root.tar";
   g.tar_out("/", tree.string());
@@ -584,20 +585,12 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
   fs::path rootfs = scratch / "ab-rootfs.raw";
   const Part& a = l.at(slots::k_part_a);
   extract_partition(disk, "raw", a.start, a.size, rootfs);
-  manifest::Manifest base = bundle_base(recipe, plan, meta, key);
+  manifest::Manifest base = bundle_base(recipe, plan, finalized.meta.packages, key);
   bundle::BundleInfo info = bundle::write_bundle(rootfs, bundle_file, base, nullptr);
   fs::remove(rootfs);
 
   // The initial state: A holds this build (verified by it: good), B is empty.
-  grubenv::Env env;
-  env.add_comment(std::string(grubenv::k_editenv_warning));
-  env.set(slots::k_env_order, "A B");
-  env.set("kiln_A" + std::string(slots::k_env_state_suffix), "good");
-  env.set("kiln_A" + std::string(slots::k_env_tries_suffix), "0");
-  env.set("kiln_A" + std::string(slots::k_env_digest_suffix), info.manifest_sha256);
-  env.set("kiln_A" + std::string(slots::k_env_name_suffix), info.manifest.name);
-  env.set("kiln_B" + std::string(slots::k_env_state_suffix), "empty");
-  env.set("kiln_B" + std::string(slots::k_env_tries_suffix), "0");
+  grubenv::Env env = slots::initial_env(info.manifest_sha256, info.manifest.name);
   g.mount(dev(slots::k_part_boot), "/");
   g.write(std::string(slots::k_grubenv_path), grubenv::serialize(env));
   g.umount_all();
@@ -610,36 +603,34 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cac
     out.commit();
   }
   fs::remove(disk);
-  json parts = json::array();
+  AbDisk disk_meta;
+  disk_meta.disk_guid = l.disk_guid;
+  disk_meta.disk_size = l.disk_size;
   for (const auto& p : l.parts) {
-    parts.push_back({{"name", p.name}, {"type", p.type}, {"start", p.start}, {"size", p.size}, {"guid", p.guid}});
+    disk_meta.partitions.push_back({std::string(p.name), p.type, p.start, p.size, p.guid});
   }
-  json out = meta;
-  out["key"] = key;
-  out["name"] = "ab";
-  out["ab"] = {{"disk_guid", l.disk_guid},
-               {"disk_size", l.disk_size},
-               {"partitions", parts},
-               {"filesystems", fs_uuids},
-               {"kernel", kernel.kernel},
-               {"initrd", kernel.initrd},
-               {"grub", grub.efi ? "modules" : "prebuilt-efi"},
-               {"grub_dirs", grub_dirs},
-               {"bundle", bundle_file.filename().string()},
-               {"bundle_manifest", info.manifest_text},
-               {"bundle_digest", info.manifest_sha256}};
-  util::write_file_atomic(meta_file, out.dump(2) + "\n");
+  disk_meta.filesystems = fs_uuids;
+  disk_meta.kernel = kernel.kernel;
+  disk_meta.initrd = kernel.initrd;
+  disk_meta.grub = grub.efi ? "modules" : "prebuilt-efi";
+  disk_meta.grub_dirs = grub_dirs;
+  disk_meta.bundle = bundle_file.filename().string();
+  disk_meta.bundle_manifest = info.manifest_text;
+  disk_meta.bundle_digest = info.manifest_sha256;
+  result.meta = finalized.meta;
+  result.meta.key = key;
+  result.meta.name = "ab";
+  result.meta.ab = std::move(disk_meta);
+  layers.write(result.meta);
   result.built.push_back("ab");
-  final_layer = layer;
-  meta = out;
+  return result;
 }
 
 std::vector<formats::Written>
-write_ab_bundle(const json& meta, const fs::path& final_layer, const std::string& stem, const fs::path& dir,
+write_ab_bundle(const AbDisk& ab, const fs::path& final_layer, const std::string& stem, const fs::path& dir,
                 const std::optional<std::string>& key_path)
 {
-  const json& ab = meta.at("ab");
-  const fs::path cached = final_layer.parent_path() / ab.at("bundle").get<std::string>();
+  const fs::path cached = final_layer.parent_path() / ab.bundle;
   const fs::path out = dir / (stem + std::string(slots::k_bundle_extension));
   if (!key_path) {
     std::error_code ec;
@@ -649,21 +640,14 @@ write_ab_bundle(const json& meta, const fs::path& final_layer, const std::string
     }
   } else {
     // Signed: the same manifest bytes (so kiln_A_digest still names it) plus a signature.
-    std::uint64_t start = 0, size = 0;
-    for (const auto& p : ab.at("partitions")) {
-      if (p.at("name") == slots::k_part_a) {
-        start = p.at("start").get<std::uint64_t>();
-        size = p.at("size").get<std::uint64_t>();
-      }
-    }
+    const AbPartition& slot_a = ab.partition(std::string(slots::k_part_a));
     fs::path rootfs = dir / ("." + stem + ".rootfs.raw");
-    extract_partition(final_layer, "qcow2", start, size, rootfs);
-    manifest::Manifest base =
-      manifest::parse_manifest(ab.at("bundle_manifest").get<std::string>(), "cached bundle manifest");
+    extract_partition(final_layer, "qcow2", slot_a.start, slot_a.size, rootfs);
+    manifest::Manifest base = manifest::parse_manifest(ab.bundle_manifest, "cached bundle manifest");
     crypto::PrivateKey key = crypto::load_private_key(*key_path);
     bundle::BundleInfo info = bundle::write_bundle(rootfs, out, base, &key);
     fs::remove(rootfs);
-    if (info.manifest_sha256 != ab.at("bundle_digest").get<std::string>()) {
+    if (info.manifest_sha256 != ab.bundle_digest) {
       throw Error(out.string(), "the signed bundle's manifest differs from the one recorded in the grubenv");
     }
   }

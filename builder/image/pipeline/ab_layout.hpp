@@ -29,6 +29,7 @@
 #include "core/recipe/model.hpp"
 #include "core/recipe/plan.hpp"
 #include "image/pipeline/builder.hpp"
+#include "image/pipeline/layer_store.hpp"
 #include "image/formats/outputs.hpp"
 
 #include <nlohmann/json.hpp>
@@ -42,16 +43,15 @@ namespace kiln::build {
 // Key of the "ab" stage: the plan's (plan.hpp), which `kiln plan` shows.
 using recipe::ab_key;
 
-// Runs (or reuses from the cache) the "ab" stage on top of `final_layer`; on return
-// `final_layer` is the whole-disk layer and `meta` its metadata (with the finalize
-// layer's packages, kernel and guest). Counts launches and stage names in `result`.
-void make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
-                   const BuildOptions& options, const std::filesystem::path& scratch,
-                   std::filesystem::path& final_layer, nlohmann::json& meta, BuildResult& result);
+// Runs (or reuses from `layers`) the "ab" stage on top of the finalized layer; returns the
+// whole-disk layer with its metadata (the finalize layer's packages, kernel and guest,
+// and the A/B disk), the launches it made and its name as built or reused.
+Built make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers,
+                    const BuildOptions& options, const std::filesystem::path& scratch, const Built& finalized);
 
 // Writes NAME.kbundle into `dir` (signed with `key_path` when given); returns it for
 // the manifest (role "bundle", format "kbundle").
-std::vector<formats::Written> write_ab_bundle(const nlohmann::json& meta, const std::filesystem::path& final_layer,
+std::vector<formats::Written> write_ab_bundle(const AbDisk& ab, const std::filesystem::path& final_layer,
                                               const std::string& stem, const std::filesystem::path& dir,
                                               const std::optional<std::string>& key_path);
 

@@ -10,6 +10,7 @@
 #include "core/util/term.hpp"
 #include "image/pipeline/ab_layout.hpp"
 #include "image/pipeline/dcos_stage.hpp"
+#include "image/pipeline/layer_store.hpp"
 #include "image/formats/outputs.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/guestfs/guestfs_editor.hpp"
@@ -47,25 +48,6 @@ struct Layer {
   std::string format = "qcow2";
 };
 
-fs::path
-layer_path(const fs::path& layers, const std::string& key)
-{
-  return layers / (key + ".qcow2");
-}
-
-fs::path
-meta_path(const fs::path& layers, const std::string& key)
-{
-  return layers / (key + ".json");
-}
-
-// A cached layer counts only with its metadata, which is written after the image.
-bool
-layer_cached(const fs::path& layers, const std::string& key)
-{
-  return fs::is_regular_file(layer_path(layers, key)) && fs::is_regular_file(meta_path(layers, key));
-}
-
 void
 qemu_img(const std::vector<std::string>& args)
 {
@@ -90,8 +72,7 @@ handle_options(const BuildOptions& options, bool network)
 // Makes the base disk from a root filesystem tar: one partition, ext4 with features
 // an EL7 kernel mounts, labelled "root", and an fstab that mounts it by label.
 void
-disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, const BuildOptions& options,
-              BuildResult& result)
+disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, const BuildOptions& options, Built& built)
 {
   util::AtomicFile file(out);
   qemu_img({"create", "-q", "-f", "qcow2", file.temp_path().string(), std::to_string(size)});
@@ -99,7 +80,7 @@ disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, cons
   g.add_drive(file.temp_path().string(), "qcow2");
   say(options, "base: making a " + util::human_bytes(size) + " disk from " + tar.filename().string());
   g.launch();
-  ++result.launches;
+  ++built.launches;
   std::string device = g.list_devices().at(0);
   g.part_disk(device, "mbr");
   std::string part = g.list_partitions().at(0);
@@ -151,8 +132,8 @@ bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cach
 }
 
 Layer
-resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const fs::path& layers,
-             const BuildOptions& options, BuildResult& result)
+resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const LayerStore& layers,
+             const BuildOptions& options, Built& built)
 {
   const recipe::BaseImage& base = recipe.base;
   if (base.kind == recipe::BaseImage::Kind::url) {
@@ -170,20 +151,22 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     // A copy in the cache: layers must never be backed by a file someone may change.
     return {cache.insert_file(base.path, plan.inputs.front().sha256), base.format};
   }
-  fs::path disk = layer_path(layers, plan.base_key);
+  fs::path disk = layers.image(plan.base_key);
   // Builds of different recipes on one base run side by side: one makes the base disk.
   util::FileLock base_lock(cache.area("locks") / (plan.base_key.substr(0, 16) + ".base.lock"));
-  if (layer_cached(layers, plan.base_key)) {
+  if (layers.has(plan.base_key)) {
     say(options, "base: cached");
     return {disk, "qcow2"};
   }
   fs::path tar = base.kind == recipe::BaseImage::Kind::path ? fs::path(base.path)
                                                             : bootstrap_tar(base, plan.base_key, cache, options);
   std::uint64_t size = recipe.size != 0 ? recipe.size : (4ull << 30);
-  disk_from_tar(tar, disk, size, options, result);
-  util::write_file_atomic(meta_path(layers, plan.base_key),
-                          json{{"key", plan.base_key}, {"name", "base"}, {"source", tar.filename().string()}}.dump(2) +
-                            "\n");
+  disk_from_tar(tar, disk, size, options, built);
+  LayerMeta meta;
+  meta.key = plan.base_key;
+  meta.name = "base";
+  meta.source = tar.filename().string();
+  layers.write(meta);
   return {disk, "qcow2"};
 }
 
@@ -204,7 +187,7 @@ inspect(gfs::Handle& g)
   return info;
 }
 
-json
+std::vector<manifest::Package>
 package_inventory(gfs::Handle& g, const GuestInfo& guest)
 {
   std::string script = guest.package_format == "rpm"
@@ -214,7 +197,7 @@ package_inventory(gfs::Handle& g, const GuestInfo& guest)
   if (r.exit_code != 0) {
     throw Error("package inventory", "cannot read the " + guest.package_format + " database: " + r.err);
   }
-  std::vector<json> packages;
+  std::vector<manifest::Package> packages;
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) {
     auto t1 = line.find('\t');
@@ -222,22 +205,20 @@ package_inventory(gfs::Handle& g, const GuestInfo& guest)
     if (t1 == std::string::npos || t2 == std::string::npos) {
       continue;
     }
-    packages.push_back(
-      {{"name", line.substr(0, t1)}, {"version", line.substr(t1 + 1, t2 - t1 - 1)}, {"arch", line.substr(t2 + 1)}});
+    packages.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1)});
   }
-  std::sort(packages.begin(), packages.end(),
-            [](const json& a, const json& b) { return a["name"].get<std::string>() < b["name"].get<std::string>(); });
+  std::sort(packages.begin(), packages.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return packages;
 }
 
 // Newest kernel and its initramfs under /boot, copied into the cache beside the layer.
-json
-extract_kernel(gfs::Handle& g, const fs::path& dir, const std::string& key)
+std::optional<KernelFiles>
+extract_kernel(gfs::Handle& g, const LayerStore& layers, const std::string& key)
 {
   std::vector<std::string> kernels = g.glob("/boot/vmlinuz-*");
   std::erase_if(kernels, [](const std::string& k) { return k.find("rescue") != std::string::npos; });
   if (kernels.empty()) {
-    return nullptr;
+    return std::nullopt;
   }
   std::sort(kernels.begin(), kernels.end());
   std::string kernel = kernels.back();
@@ -249,15 +230,13 @@ extract_kernel(gfs::Handle& g, const fs::path& dir, const std::string& key)
     }
   }
   if (initrd.empty()) {
-    return nullptr;
+    return std::nullopt;
   }
-  json out = {{"version", version}};
-  for (auto [name, remote] : {std::pair{"kernel", kernel}, std::pair{"initramfs", initrd}}) {
-    fs::path local = dir / (key + "." + name);
+  KernelFiles out{version, layers.file(key, ".kernel"), layers.file(key, ".initramfs")};
+  for (auto [local, remote] : {std::pair{out.kernel, kernel}, std::pair{out.initramfs, initrd}}) {
     util::AtomicFile file(local);
     g.download(remote, file.temp_path().string());
     file.commit();
-    out[name] = local.string();
   }
   return out;
 }
@@ -283,11 +262,9 @@ short_key(const std::string& key)
 
 } // namespace
 
-BuildResult build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
-                         const BuildOptions& options, const fs::path& scratch, fs::path& final_layer, json& final_meta);
-
 manifest::Manifest
-manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json& meta, const std::string& name)
+manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const std::vector<manifest::Package>& packages,
+              const std::string& name)
 {
   manifest::Manifest m;
   m.name = name;
@@ -304,9 +281,7 @@ manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const json
     m.stages.push_back({s.name, s.key});
   }
   m.stages.push_back({"finalize", finalize_key(recipe, plan)});
-  for (const auto& p : meta.value("packages", json::array())) {
-    m.packages.push_back({p["name"], p["version"], p["arch"]});
-  }
+  m.packages = packages;
   return m;
 }
 
@@ -316,8 +291,8 @@ namespace {
 // then the manifest (and its signature), then moves them into place. A failure before
 // the moves leaves the output directory as it was.
 void
-write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::path& final_layer, const json& meta,
-              const BuildOptions& options, BuildResult& result)
+write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& final, const BuildOptions& options,
+              BuildResult& result)
 {
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
@@ -329,10 +304,10 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
   util::TempDir staging(options.output_dir, "." + stem + ".kiln-staging");
 
   formats::Source source;
-  source.image = final_layer;
-  if (meta.contains("kernel") && meta["kernel"].is_object()) {
-    source.kernel = meta["kernel"]["kernel"].get<std::string>();
-    source.initramfs = meta["kernel"]["initramfs"].get<std::string>();
+  source.image = final.layer;
+  if (final.meta.kernel) {
+    source.kernel = final.meta.kernel->kernel;
+    source.initramfs = final.meta.kernel->initramfs;
   }
   source.kernel_cmdline = "console=tty0 console=ttyS0,115200";
   source.layout = recipe.layout; // pxe of an A/B image is its installer
@@ -344,16 +319,16 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
     source.revoked = recipe.trust->revoked;
   }
 
-  manifest::Manifest m = manifest_base(recipe, plan, meta, stem);
+  manifest::Manifest m = manifest_base(recipe, plan, final.meta.packages, stem);
   for (const auto& format : formats) {
     say(options, "output " + format);
     for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
   }
-  if (recipe.layout == "ab") {
+  if (final.meta.ab) {
     m.stages.push_back({"ab", ab_key(recipe, plan)});
-    for (const auto& w : write_ab_bundle(meta, final_layer, stem, staging.path(),
+    for (const auto& w : write_ab_bundle(*final.meta.ab, final.layer, stem, staging.path(),
                                          options.sign_key ? options.sign_key : recipe.signing_key)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
@@ -363,7 +338,7 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const fs::
   sbom.digest = plan.recipe_digest;
   sbom.created = manifest::spdx_time(0); // reproducible: the SBOM describes content, not a moment
   sbom.kiln_version = KILN_VERSION;
-  sbom.distro = meta.contains("guest") ? meta["guest"].value("package_format", "rpm") : "rpm";
+  sbom.distro = final.meta.guest ? final.meta.guest->package_format : "rpm";
   m.sbom = manifest::make_sbom(m.packages, sbom);
 
   fs::path staged_manifest = manifest::manifest_path(staging.path(), stem);
@@ -433,16 +408,18 @@ private:
 
 } // namespace
 
+// Runs the recipe's stages, the dcos stage and finalize on top of the deepest cached
+// layer, in one appliance launch (defined below).
+Built build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
+                   const LayerStore& layers, const BuildOptions& options, const fs::path& scratch);
+
 BuildResult
 build(const recipe::Recipe& recipe, const recipe::Plan& given_plan, fetch::Cache& cache, const BuildOptions& options)
 {
-  recipe::Plan plan = given_plan; // the dcos stage's key may be resolved below
-  fs::path final_layer;
-  json meta;
   // One build of the same stages at a time: two builds of one recipe would otherwise both
   // run its stages; the second now finds them cached. Builds of other recipes share the
   // cache at the same time (layers and blobs appear by rename, complete or not at all).
-  const std::string chain_key = plan.stages.empty() ? plan.base_key : plan.stages.back().key;
+  const std::string chain_key = given_plan.stages.empty() ? given_plan.base_key : given_plan.stages.back().key;
   util::FileLock lock(cache.area("locks") / ("build-" + chain_key.substr(0, 16) + ".lock"));
   // Every scratch directory tmp/build.X has a lock file tmp/build.X.alive, made and locked
   // before the directory and held while its build lives. A directory whose lock file is
@@ -462,27 +439,38 @@ build(const recipe::Recipe& recipe, const recipe::Plan& given_plan, fetch::Cache
     fs::remove(alive_file, ec);
   }
   ScratchDir scratch(cache.area("tmp"));
-  if (recipe.dcos) {
-    // Fetch and validate the bundle before any image is touched; it fixes the stage key.
-    dcos_stage::prepare(recipe, plan, cache, scratch.path(), options);
-  }
-  BuildResult result = build_layers(recipe, plan, cache, options, scratch.path(), final_layer, meta);
+  // Remote inputs are resolved into the plan before any image is touched: the DC/OS
+  // bundle is fetched and validated, and its digest fixes the dcos stage's key.
+  const recipe::Plan plan =
+    recipe.dcos ? dcos_stage::prepare(recipe, given_plan, cache, scratch.path(), options) : given_plan;
+  // --no-cache builds every layer in the scratch directory and publishes none: the
+  // cache's layers stay as they are (other layers are backed by them).
+  const LayerStore layers(options.no_cache ? scratch.path() : cache.area("layers"));
+  Built final = build_layers(recipe, plan, cache, layers, options, scratch.path());
+  BuildResult result;
+  result.launches = final.launches;
+  result.reused = final.reused;
+  result.built = final.built;
   if (recipe.layout == "ab") {
-    make_ab_layer(recipe, plan, cache, options, scratch.path(), final_layer, meta, result);
+    Built ab = make_ab_layer(recipe, plan, layers, options, scratch.path(), final);
+    result.launches += ab.launches;
+    result.reused.insert(result.reused.end(), ab.reused.begin(), ab.reused.end());
+    result.built.insert(result.built.end(), ab.built.begin(), ab.built.end());
+    final = std::move(ab);
   }
-  result.packages = meta.value("packages", json::array());
-  write_outputs(recipe, plan, final_layer, meta, options, result);
+  result.packages = json::array();
+  for (const auto& p : final.meta.packages) {
+    result.packages.push_back({{"name", p.name}, {"version", p.version}, {"arch", p.arch}});
+  }
+  write_outputs(recipe, plan, final, options, result);
   return result;
 }
 
-BuildResult
-build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const BuildOptions& options,
-             const fs::path& scratch, fs::path& final_layer, json& final_meta)
+Built
+build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const LayerStore& layers,
+             const BuildOptions& options, const fs::path& scratch)
 {
-  BuildResult result;
-  // --no-cache builds every layer in the scratch directory and publishes none: the
-  // cache's layers stay as they are (other layers are backed by them).
-  const fs::path layers = options.no_cache ? scratch : cache.area("layers");
+  Built result;
   struct Pending {
     std::string name;
     std::string key;
@@ -502,7 +490,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   size_t first = 0;
   if (!options.no_cache) {
     for (size_t i = stages.size(); i > 0; --i) {
-      if (layer_cached(layers, stages[i - 1].key)) {
+      if (layers.has(stages[i - 1].key)) {
         first = i;
         break;
       }
@@ -512,14 +500,14 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     result.reused.push_back(stages[i].name);
     say(options, "stage " + stages[i].name + ": cached (" + short_key(stages[i].key) + ")");
   }
-  final_layer = layer_path(layers, stages.back().key);
+  result.layer = layers.image(stages.back().key);
   if (first == stages.size()) {
-    final_meta = json::parse(util::read_file(meta_path(layers, stages.back().key)));
+    result.meta = layers.read(stages.back().key);
     return result;
   }
 
   Layer parent = first == 0 ? resolve_base(recipe, plan, cache, layers, options, result)
-                            : Layer{layer_path(layers, stages[first - 1].key), "qcow2"};
+                            : Layer{layers.image(stages[first - 1].key), "qcow2"};
   fs::path working = scratch / "working.qcow2";
   qemu_img(
     {"create", "-q", "-f", "qcow2", "-b", fs::absolute(parent.image).string(), "-F", parent.format, working.string()});
@@ -547,14 +535,11 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
 
   for (size_t i = first; i < stages.size(); ++i) {
     const Pending& p = stages[i];
-    json meta = {{"key", p.key},
-                 {"name", p.name},
-                 {"recipe", recipe.name},
-                 {"guest",
-                  {{"distro", guest.distro},
-                   {"package_format", guest.package_format},
-                   {"package_manager", guest.package_manager},
-                   {"major_version", guest.major_version}}}};
+    LayerMeta meta;
+    meta.key = p.key;
+    meta.name = p.name;
+    meta.recipe = recipe.name;
+    meta.guest = GuestFacts{guest.distro, guest.package_format, guest.package_manager, guest.major_version};
     if (p.stage != nullptr) {
       say(options, "stage " + p.name + ": running " + std::to_string(p.stage->steps.size()) + " steps (" +
                      short_key(p.key) + ")");
@@ -576,13 +561,13 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
       }
       if (recipe.dcos) {
         say(options, "verify: role " + recipe.dcos->role);
-        meta["dcos_verify"] = dcos_stage::verify(g, guest, recipe, options);
+        meta.dcos_verify = dcos_stage::verify(g, guest, recipe, options);
       }
       if (recipe.sysprep) {
         steps::sysprep(ctx);
       }
-      meta["packages"] = package_inventory(g, guest);
-      meta["kernel"] = extract_kernel(g, layers, p.key);
+      meta.packages = package_inventory(g, guest);
+      meta.kernel = extract_kernel(g, layers, p.key);
       if (recipe.trim) {
         for (const auto& [mountpoint, device] : g.inspect_mountpoints(guest.root)) {
           g.trim(mountpoint);
@@ -594,13 +579,13 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     if (i + 1 == stages.size()) {
       g.shutdown();
     }
-    snapshot(working, layer_path(layers, p.key));
-    util::write_file_atomic(meta_path(layers, p.key), meta.dump(2) + "\n");
+    snapshot(working, layers.image(p.key));
+    layers.write(meta);
     result.built.push_back(p.name);
     if (i + 1 < stages.size()) {
       g.mount_os(guest.root);
     } else {
-      final_meta = meta;
+      result.meta = std::move(meta);
     }
   }
   return result;

@@ -63,9 +63,10 @@ BuildResult build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch:
 // The key of the implicit final stage ("finalize"): the last stage's key, sysprep and trim (plan.hpp).
 using recipe::finalize_key;
 
-// The manifest's recipe part: name, versions, recipe digest, inputs (kiln-node by its
-// VERSION line and tree digest), stage keys up to finalize, the packages of `meta`.
-manifest::Manifest manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const nlohmann::json& meta,
-                                 const std::string& name);
+// The manifest's recipe part, the same for the outputs' manifest and the slot bundle's:
+// name, versions, recipe digest, inputs (kiln-node by its VERSION line and tree digest),
+// stage keys up to finalize, the image's packages.
+manifest::Manifest manifest_base(const recipe::Recipe& recipe, const recipe::Plan& plan,
+                                 const std::vector<manifest::Package>& packages, const std::string& name);
 
 } // namespace kiln::build

@@ -70,10 +70,11 @@ fetch_tree(fetch::Cache& cache, const std::string& base, const fs::path& tree, c
 
 } // namespace
 
-void
-prepare(const recipe::Recipe& recipe, recipe::Plan& plan, fetch::Cache& cache, const fs::path& scratch,
+recipe::Plan
+prepare(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& cache, const fs::path& scratch,
         const BuildOptions& options)
 {
+  recipe::Plan plan = planned;
   const recipe::DcosSpec& spec = *recipe.dcos;
   fs::path dir = spec.bundle;
   if (dcos::is_url(spec.bundle)) {
@@ -108,6 +109,7 @@ prepare(const recipe::Recipe& recipe, recipe::Plan& plan, fetch::Cache& cache, c
                                                           .dump(2));
   say(options, "dcos: bundle ok: bootstrap " + b.bootstrap_id.substr(0, 12) + ", " + std::to_string(b.packages.size()) +
                  " packages (" + b.digest.substr(0, 12) + ")");
+  return plan;
 }
 
 void

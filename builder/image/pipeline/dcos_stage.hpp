@@ -2,7 +2,7 @@
 // finalize, cached by key like any stage) and the verify that ends such a build.
 //
 //   prepare  before any image is touched: fetch the bundle (URL: file by file into the
-//            cache) and validate it; fill the stage's input digest and key into the plan
+//            cache) and validate it; the resolved plan carries its digest and key
 //   run      in the appliance: stage exactly what the installer reads into
 //            /opt/dcos_install_tmp, the default role, the first-boot script and unit
 //   verify   in the appliance, on the finished image: the checks of `kiln verify`
@@ -21,9 +21,11 @@
 
 namespace kiln::build::dcos_stage {
 
+// Returns the resolved plan: `planned` with the dcos stage's input digest and key (and
+// so every key after it) taken from the validated bundle; nothing changes it afterwards.
 // Throws Error("FILE: reason") for a bad bundle. Writes SCRATCH/dcos-bundle.json.
-void prepare(const recipe::Recipe& recipe, recipe::Plan& plan, fetch::Cache& cache,
-             const std::filesystem::path& scratch, const BuildOptions& options);
+recipe::Plan prepare(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& cache,
+                     const std::filesystem::path& scratch, const BuildOptions& options);
 
 void run(steps::StepContext& ctx, const recipe::Recipe& recipe, const std::filesystem::path& scratch);
 

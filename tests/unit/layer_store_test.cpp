@@ -1,0 +1,85 @@
+// The layer store's metadata: one typed record whose JSON form round-trips, a layer that
+// counts only with both its image and its metadata, and a damaged record refused with
+// the file named.
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "image/pipeline/layer_store.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+namespace kiln::build {
+namespace {
+
+LayerMeta
+ab_layer()
+{
+  LayerMeta m;
+  m.key = std::string(64, 'c');
+  m.name = "ab";
+  m.recipe = "node";
+  m.guest = GuestFacts{"centos", "rpm", "yum", 7};
+  m.packages = {{"docker-ce", "3:19.03.15-3.el7", "x86_64"}, {"ipset", "7.1-1.el7", "x86_64"}};
+  m.kernel = KernelFiles{"3.10.0-1160.el7.x86_64", "/c/layers/k.kernel", "/c/layers/k.initramfs"};
+  m.dcos_verify = nlohmann::json::array({{{"name", "docker"}, {"pass", true}}});
+  AbDisk ab;
+  ab.disk_guid = "11111111-2222-4333-8444-555555555555";
+  ab.disk_size = 8ull << 30;
+  ab.partitions = {{"kiln-a", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", 1 << 20, 2ull << 30, "guid-a"},
+                   {"kiln-b", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", (2ull << 30) + (1 << 20), 2ull << 30, "guid-b"}};
+  ab.filesystems = {{"kiln-a", "uuid-a"}};
+  ab.kernel = "vmlinuz-3.10.0-1160.el7.x86_64";
+  ab.initrd = "initramfs-3.10.0-1160.el7.x86_64.img";
+  ab.grub = "prebuilt-efi";
+  ab.grub_dirs = {"/boot/kiln/grub2"};
+  ab.bundle = m.key + ".kbundle";
+  ab.bundle_manifest = "{\"name\":\"node\"}";
+  ab.bundle_digest = std::string(64, 'd');
+  m.ab = ab;
+  return m;
+}
+
+TEST(LayerStore, MetadataRoundTripsThroughItsJsonForm)
+{
+  LayerMeta m = ab_layer();
+  LayerMeta back = layer_meta_from_json(to_json(m), "test");
+  EXPECT_EQ(to_json(back), to_json(m));
+  ASSERT_TRUE(back.ab && back.guest && back.kernel);
+  EXPECT_EQ(back.ab->partition("kiln-b").start, (2ull << 30) + (1 << 20));
+  EXPECT_EQ(back.packages.at(0).version, "3:19.03.15-3.el7");
+  EXPECT_EQ(back.kernel->initramfs, "/c/layers/k.initramfs");
+  EXPECT_NE(std::string(test::error_of([&] { back.ab->partition("kiln-c"); }).what()).find("no partition kiln-c"),
+            std::string::npos);
+
+  // A base layer has no guest, packages or kernel, and says so by leaving them out.
+  LayerMeta base;
+  base.key = "b";
+  base.name = "base";
+  base.source = "debian.tar";
+  nlohmann::json j = to_json(base);
+  EXPECT_EQ(j, nlohmann::json({{"key", "b"}, {"name", "base"}, {"source", "debian.tar"}}));
+  EXPECT_FALSE(layer_meta_from_json(j, "test").guest);
+}
+
+TEST(LayerStore, ALayerCountsOnlyWithItsMetadataAndADamagedOneIsNamed)
+{
+  test::ScratchDir dir;
+  LayerStore store(dir.path());
+  LayerMeta m = ab_layer();
+  util::write_file_atomic(store.image(m.key), "qcow2 bytes");
+  EXPECT_FALSE(store.has(m.key)); // the image alone is a layer being written
+  store.write(m);
+  EXPECT_TRUE(store.has(m.key));
+  EXPECT_EQ(to_json(store.read(m.key)), to_json(m));
+  EXPECT_EQ(store.file(m.key, ".kbundle"), dir.path() / (m.key + ".kbundle"));
+
+  util::write_file_atomic(store.meta_file(m.key), "{\"key\": \"x\"}");
+  Error e = test::error_of([&] { store.read(m.key); });
+  EXPECT_EQ(e.subject(), store.meta_file(m.key).string());
+  EXPECT_TRUE(e.reason().starts_with("not a layer's metadata")) << e.reason();
+  util::write_file_atomic(store.meta_file(m.key), "{");
+  EXPECT_TRUE(test::error_of([&] { store.read(m.key); }).reason().starts_with("not JSON")) << e.reason();
+}
+
+} // namespace
+} // namespace kiln::build
