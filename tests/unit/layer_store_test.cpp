@@ -23,10 +23,11 @@ ab_layer()
   m.kernel = KernelFiles{"3.10.0-1160.el7.x86_64", "/c/layers/k.kernel", "/c/layers/k.initramfs"};
   m.dcos_verify = nlohmann::json::array({{{"name", "docker"}, {"pass", true}}});
   AbDisk ab;
-  ab.disk_guid = "11111111-2222-4333-8444-555555555555";
-  ab.disk_size = 8ull << 30;
-  ab.partitions = {{"kiln-a", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", 1 << 20, 2ull << 30, "guid-a"},
-                   {"kiln-b", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", (2ull << 30) + (1 << 20), 2ull << 30, "guid-b"}};
+  ab.layout.disk_guid = "11111111-2222-4333-8444-555555555555";
+  ab.layout.disk_size = 8ull << 30;
+  ab.layout.parts = {
+    {"kiln-a", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", 1 << 20, 2ull << 30, "guid-a"},
+    {"kiln-b", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", (2ull << 30) + (1 << 20), 2ull << 30, "guid-b"}};
   ab.filesystems = {{"kiln-a", "uuid-a"}};
   ab.kernel = "vmlinuz-3.10.0-1160.el7.x86_64";
   ab.initrd = "initramfs-3.10.0-1160.el7.x86_64.img";
@@ -45,10 +46,10 @@ TEST(LayerStore, MetadataRoundTripsThroughItsJsonForm)
   LayerMeta back = layer_meta_from_json(to_json(m), "test");
   EXPECT_EQ(to_json(back), to_json(m));
   ASSERT_TRUE(back.ab && back.guest && back.kernel);
-  EXPECT_EQ(back.ab->partition("kiln-b").start, (2ull << 30) + (1 << 20));
+  EXPECT_EQ(back.ab->layout.at("kiln-b").start, (2ull << 30) + (1 << 20));
   EXPECT_EQ(back.packages.at(0).version, "3:19.03.15-3.el7");
   EXPECT_EQ(back.kernel->initramfs, "/c/layers/k.initramfs");
-  EXPECT_NE(std::string(test::error_of([&] { back.ab->partition("kiln-c"); }).what()).find("no partition kiln-c"),
+  EXPECT_NE(std::string(test::error_of([&] { back.ab->layout.at("kiln-c"); }).what()).find("no partition kiln-c"),
             std::string::npos);
 
   // A base layer has no guest, packages or kernel, and says so by leaving them out.

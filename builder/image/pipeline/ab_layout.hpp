@@ -55,7 +55,4 @@ std::vector<formats::Written> write_ab_bundle(const AbDisk& ab, const std::files
                                               const std::string& stem, const std::filesystem::path& dir,
                                               const std::optional<std::string>& key_path);
 
-// Derived, stable GUID (lower case, RFC 4122 version 4 layout) for `what` under `key`.
-std::string derived_guid(const std::string& key, const std::string& what);
-
 } // namespace kiln::build

@@ -9,6 +9,7 @@
 #include "core/util/process.hpp"
 #include "core/util/term.hpp"
 #include "image/pipeline/ab_layout.hpp"
+#include "image/pipeline/phase_timer.hpp"
 #include "image/pipeline/dcos_stage.hpp"
 #include "image/pipeline/layer_store.hpp"
 #include "image/formats/outputs.hpp"
@@ -79,6 +80,7 @@ disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, cons
   gfs::Handle g(handle_options(options, false));
   g.add_drive(file.temp_path().string(), "qcow2");
   say(options, "base: making a " + util::human_bytes(size) + " disk from " + tar.filename().string());
+  PhaseTimer timer(options.log, "base disk");
   g.launch();
   ++built.launches;
   std::string device = g.list_devices().at(0);
@@ -123,7 +125,11 @@ bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cach
   }
   say(options, "base: mmdebstrap " + base.suite + " (" + base.variant + ", " + std::to_string(base.packages.size()) +
                  " extra packages)");
-  util::RunResult r = util::run(argv);
+  util::RunResult r;
+  {
+    PhaseTimer timer(options.log, "mmdebstrap");
+    r = util::run(argv);
+  }
   if (!r.ok()) {
     throw Error("mmdebstrap " + base.suite, "exit status " + std::to_string(r.exit_code) + ": " + r.tail(5));
   }
@@ -322,11 +328,13 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const Buil
   manifest::Manifest m = manifest_base(recipe, plan, final.meta.packages, stem);
   for (const auto& format : formats) {
     say(options, "output " + format);
+    PhaseTimer timer(options.log, "output " + format);
     for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
   }
   if (final.meta.ab) {
+    PhaseTimer timer(options.log, "slot bundle");
     m.stages.push_back({"ab", ab_key(recipe, plan)});
     for (const auto& w : write_ab_bundle(*final.meta.ab, final.layer, stem, staging.path(),
                                          options.sign_key ? options.sign_key : recipe.signing_key)) {
@@ -526,7 +534,10 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   g.add_drive(working.string(), "qcow2");
   say(options, "appliance: launching (" +
                  std::string(gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "software emulation") + ")");
-  g.launch();
+  {
+    PhaseTimer timer(options.log, "launch");
+    g.launch();
+  }
   ++result.launches;
   GuestInfo guest = inspect(g);
   g.mount_os(guest.root);
@@ -543,6 +554,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     if (p.stage != nullptr) {
       say(options, "stage " + p.name + ": running " + std::to_string(p.stage->steps.size()) + " steps (" +
                      short_key(p.key) + ")");
+      PhaseTimer timer(options.log, "stage " + p.name + " steps");
       for (size_t s = 0; s < p.stage->steps.size(); ++s) {
         util::check_interrupted();
         const auto& step = p.stage->steps[s];
@@ -552,34 +564,45 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
       }
     } else if (p.dcos) {
       say(options, "stage dcos: staging the bundle in /opt/dcos_install_tmp (" + short_key(p.key) + ")");
+      PhaseTimer timer(options.log, "stage dcos");
       dcos_stage::run(ctx, recipe, scratch);
     } else {
       say(options, "stage finalize: " + std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" +
                      (recipe.trim ? ", trim" : ""));
       if (recipe::wants_relabel(recipe)) {
+        PhaseTimer timer(options.log, "relabel");
         steps::selinux_relabel(ctx);
       }
       if (recipe.dcos) {
         say(options, "verify: role " + recipe.dcos->role);
+        PhaseTimer timer(options.log, "dcos verify");
         meta.dcos_verify = dcos_stage::verify(g, guest, recipe, options);
       }
       if (recipe.sysprep) {
+        PhaseTimer timer(options.log, "sysprep");
         steps::sysprep(ctx);
       }
-      meta.packages = package_inventory(g, guest);
-      meta.kernel = extract_kernel(g, layers, p.key);
+      {
+        PhaseTimer timer(options.log, "inventory");
+        meta.packages = package_inventory(g, guest);
+        meta.kernel = extract_kernel(g, layers, p.key);
+      }
       if (recipe.trim) {
+        PhaseTimer timer(options.log, "trim");
         for (const auto& [mountpoint, device] : g.inspect_mountpoints(guest.root)) {
           g.trim(mountpoint);
         }
       }
     }
     util::check_interrupted();
-    g.umount_all();
-    if (i + 1 == stages.size()) {
-      g.shutdown();
+    {
+      PhaseTimer timer(options.log, "layer " + p.name);
+      g.umount_all();
+      if (i + 1 == stages.size()) {
+        g.shutdown();
+      }
+      snapshot(working, layers.image(p.key));
     }
-    snapshot(working, layers.image(p.key));
     layers.write(meta);
     result.built.push_back(p.name);
     if (i + 1 < stages.size()) {

@@ -8,17 +8,6 @@ namespace kiln::build {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const AbPartition&
-AbDisk::partition(const std::string& name) const
-{
-  for (const auto& p : partitions) {
-    if (p.name == name) {
-      return p;
-    }
-  }
-  throw Error("layout ab", "the A/B disk has no partition " + name);
-}
-
 json
 to_json(const LayerMeta& meta)
 {
@@ -54,11 +43,11 @@ to_json(const LayerMeta& meta)
   if (meta.ab) {
     const AbDisk& ab = *meta.ab;
     json parts = json::array();
-    for (const auto& p : ab.partitions) {
+    for (const auto& p : ab.layout.parts) {
       parts.push_back({{"name", p.name}, {"type", p.type}, {"start", p.start}, {"size", p.size}, {"guid", p.guid}});
     }
-    j["ab"] = {{"disk_guid", ab.disk_guid},
-               {"disk_size", ab.disk_size},
+    j["ab"] = {{"disk_guid", ab.layout.disk_guid},
+               {"disk_size", ab.layout.disk_size},
                {"partitions", parts},
                {"filesystems", ab.filesystems},
                {"kernel", ab.kernel},
@@ -99,12 +88,12 @@ layer_meta_from_json(const json& j, const std::string& subject)
     if (j.contains("ab")) {
       const json& a = j.at("ab");
       AbDisk ab;
-      ab.disk_guid = a.at("disk_guid").get<std::string>();
-      ab.disk_size = a.at("disk_size").get<std::uint64_t>();
+      ab.layout.disk_guid = a.at("disk_guid").get<std::string>();
+      ab.layout.disk_size = a.at("disk_size").get<std::uint64_t>();
       for (const auto& p : a.at("partitions")) {
-        ab.partitions.push_back({p.at("name").get<std::string>(), p.at("type").get<std::string>(),
-                                 p.at("start").get<std::uint64_t>(), p.at("size").get<std::uint64_t>(),
-                                 p.at("guid").get<std::string>()});
+        ab.layout.parts.push_back({p.at("name").get<std::string>(), p.at("type").get<std::string>(),
+                                   p.at("start").get<std::uint64_t>(), p.at("size").get<std::uint64_t>(),
+                                   p.at("guid").get<std::string>()});
       }
       ab.filesystems = a.at("filesystems");
       ab.kernel = a.at("kernel").get<std::string>();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/manifest/manifest.hpp"
+#include "image/ab/disk_layout.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -32,20 +33,9 @@ struct KernelFiles {
   std::filesystem::path initramfs;
 };
 
-// One partition of an A/B disk as the "ab" stage laid it out.
-struct AbPartition {
-  std::string name; // GPT partition name (kiln-a, kiln-b, ...)
-  std::string type; // GPT type GUID
-  std::uint64_t start = 0;
-  std::uint64_t size = 0;
-  std::string guid;
-};
-
 // The whole-disk A/B image the "ab" stage made, and its slot bundle.
 struct AbDisk {
-  std::string disk_guid;
-  std::uint64_t disk_size = 0;
-  std::vector<AbPartition> partitions;
+  ab::Layout layout; // the partition table (image/ab/disk_layout)
   nlohmann::json filesystems; // partition name -> file system UUID
   std::string kernel; // /boot names in slot A
   std::string initrd;
@@ -54,9 +44,6 @@ struct AbDisk {
   std::string bundle; // KEY.kbundle, beside the layer
   std::string bundle_manifest; // its manifest, byte for byte
   std::string bundle_digest; // sha256 of those bytes (kiln_A_digest)
-
-  // The partition named `name`; throws Error when the disk has none.
-  const AbPartition& partition(const std::string& name) const;
 };
 
 struct LayerMeta {
