@@ -95,7 +95,7 @@ build_fixture()
   auto started = std::chrono::steady_clock::now();
   fs::remove_all(fx.out);
   std::vector<std::string> build_args{"build", fx.recipe.string(), "--cache", cache.string(), "--sign", fx.key.string(),
-                                      "-o",    fx.out.string(),    "--json"};
+                                      "-o",    fx.out.string(),    "--json", "-v"};
   for (const auto& s : fx.sets) {
     build_args.insert(build_args.end(), {"--set", s});
   }
@@ -105,6 +105,7 @@ build_fixture()
     return fx;
   }
   util::write_file_atomic(fx.out / "build.json", r.out);
+  util::write_file_atomic(fx.out / "build.log", r.err); // -v: where the time went ("time:" lines)
   try {
     make_bad_bundle(fx.out, fx.key, fx.bad);
   } catch (const std::exception& e) {
