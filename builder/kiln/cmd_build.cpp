@@ -61,19 +61,15 @@ do_build(const BuildArgs& args)
     progress.finish();
     cli::note(k_prog, line);
   };
+  // Warnings and the acceleration decision: always, as notes.
+  options.notice = [&](const std::string& line) {
+    progress.finish();
+    cli::note(k_prog, line);
+  };
   if (args.verbose) {
     options.log = [&](const std::string& line) {
       progress.finish();
       std::cerr << "  | " << line << "\n";
-    };
-  } else {
-    // Only what matters to a user: the acceleration decision and warnings.
-    options.log = [&](const std::string& line) {
-      if (line.rfind("kvm unusable", 0) == 0 || line.rfind("selinux:", 0) == 0 ||
-          line.find("warning:") != std::string::npos) {
-        progress.finish();
-        cli::note(k_prog, line);
-      }
     };
   }
   options.progress = [&](std::uint64_t done, std::uint64_t total) { progress.update(done, total); };

@@ -28,6 +28,9 @@ struct HandleOptions {
   std::chrono::seconds launch_timeout{900};
   std::chrono::seconds call_timeout{3600};
   std::function<void(const std::string&)> log; // appliance/library messages, one line each
+  // What the user must see even when the log is not shown: the library's warnings and the
+  // KVM fallback, one line each. Unset: they go to the log.
+  std::function<void(const std::string&)> notice;
   std::function<void(std::uint64_t, std::uint64_t)> progress; // long transfers (upload, tar_in, ...)
 };
 
@@ -60,7 +63,7 @@ public:
   void add_drive(const std::string& path, const std::string& format, bool readonly = false);
   // Launches the appliance with the accelerator probe_acceleration() chose. If a KVM launch
   // fails or does not come up within kvm_launch_deadline(), stops it, relaunches once with
-  // TCG, remembers that for this machine and reports it once through the log callback.
+  // TCG, remembers that for this machine and reports it once through the notice callback.
   // Never relaunches after a signal.
   void launch();
   // Flushes and stops the appliance; throws if write-back failed.

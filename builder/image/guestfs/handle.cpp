@@ -63,7 +63,7 @@ Handle::launch()
   if (!kvm) {
     im.set_force_tcg();
     if (kvm_failed_here(decision) && !g_said_kvm_unusable.exchange(true)) {
-      im.emit("kvm unusable (" + std::string(decision.remembered ? "remembered: " : "") + decision.reason +
+      im.notice("kvm unusable (" + std::string(decision.remembered ? "remembered: " : "") + decision.reason +
               "); using software emulation");
     }
   }
@@ -90,7 +90,7 @@ Handle::launch()
     im.add_drive_to_handle(d);
   }
   if (!g_said_kvm_unusable.exchange(true)) {
-    im.emit("kvm unusable (" + summary + "); using software emulation" +
+    im.notice("kvm unusable (" + summary + "); using software emulation" +
             (remembered.empty() ? "" : "; remembered in " + remembered.string()));
   }
   error = im.try_launch(Accel::tcg, im.options.launch_timeout);

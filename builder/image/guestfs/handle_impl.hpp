@@ -170,6 +170,15 @@ struct Handle::Impl {
     }
   }
 
+  void notice(const std::string& line)
+  {
+    if (options.notice) {
+      options.notice(line);
+    } else {
+      emit(line);
+    }
+  }
+
   void remember(const std::string& line)
   {
     recent_lines.push_back(line);
@@ -209,7 +218,11 @@ struct Handle::Impl {
     }
     // Library messages and warnings are whole messages.
     for (const std::string& line : split_lines(buf)) {
-      emit(event == GUESTFS_EVENT_WARNING ? "warning: " + line : line);
+      if (event == GUESTFS_EVENT_WARNING) {
+        notice("warning: " + line);
+      } else {
+        emit(line);
+      }
     }
   }
 

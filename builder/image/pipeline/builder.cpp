@@ -66,6 +66,7 @@ handle_options(const BuildOptions& options, bool network)
   gfs::HandleOptions h;
   h.network = network;
   h.log = options.log;
+  h.notice = options.notice ? options.notice : options.log;
   h.progress = options.progress;
   return h;
 }
@@ -542,7 +543,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   GuestInfo guest = inspect(g);
   g.mount_os(guest.root);
   gfs::GuestfsEditor editor(g);
-  steps::StepContext ctx{editor, guest, network, options.log};
+  steps::StepContext ctx{editor, guest, network, options.notice ? options.notice : options.log};
 
   for (size_t i = first; i < stages.size(); ++i) {
     const Pending& p = stages[i];

@@ -34,7 +34,10 @@ struct BuildOptions {
   bool network = false; // appliance network for every step (--network)
   std::optional<std::string> sign_key; // sign the manifest with this Ed25519 key
   std::function<void(const std::string&)> status; // progress lines: stages, steps, outputs
-  std::function<void(const std::string&)> log; // appliance and tool messages
+  std::function<void(const std::string&)> log; // appliance and tool messages, phase times (-v)
+  // What the user must see even without -v: warnings, the KVM fallback, an SELinux
+  // relabel that fell back to the first boot. One line each; unset: into the log.
+  std::function<void(const std::string&)> notice;
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };
 

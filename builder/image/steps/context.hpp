@@ -21,7 +21,8 @@ struct StepContext {
   edit::Editor& g;
   const GuestInfo& guest;
   bool network = false; // the appliance has a network (recipe or --network)
-  std::function<void(const std::string&)> log;
+  // What the user must see (one line each): an offline relabel that failed or fell back.
+  std::function<void(const std::string&)> notice;
 };
 
 } // namespace kiln::steps

@@ -16,14 +16,14 @@ selinux_relabel(StepContext& ctx)
     return; // not an SELinux guest, or one that does not label
   }
   const std::string spec = config->file_contexts();
-  if (g.exists(spec) && edit::label_paths(g, spec, {"/"}, ctx.log)) {
+  if (g.exists(spec) && edit::label_paths(g, spec, {"/"}, ctx.notice)) {
     g.rm_f("/.autorelabel");
     return;
   }
   // The guest relabels itself at first boot instead.
   g.write("/.autorelabel", "");
-  if (ctx.log) {
-    ctx.log("selinux: cannot relabel offline; the image will relabel at first boot (/.autorelabel)");
+  if (ctx.notice) {
+    ctx.notice("selinux: cannot relabel offline; the image will relabel at first boot (/.autorelabel)");
   }
 }
 
