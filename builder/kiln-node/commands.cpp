@@ -90,7 +90,7 @@ add_status(CLI::App& sub)
 {
   auto root = std::make_shared<std::string>("/");
   sub.add_option("--root", *root, "Root of the system whose DC/OS first-boot state is read (default /)");
-  return [root](Context& ctx) { return Result{node::status(ctx.disk_options(), *root), render_status, {}}; };
+  return [root](Context& ctx) { return report_result(node::status(ctx.disk_options(), *root), render_status); };
 }
 
 std::function<Result(Context&)>
@@ -131,9 +131,9 @@ add_reimage(CLI::App& sub)
     }
     o.source_options = a->src.options;
     o.progress = ctx.progress();
-    nlohmann::json j = node::reimage(o);
+    node::ReimageReport r = node::reimage(o);
     ctx.finish_progress();
-    return Result{j, render_reimage, {}};
+    return report_result(r, render_reimage);
   };
 }
 
@@ -159,9 +159,12 @@ add_rollback(CLI::App& sub)
     o.disk = ctx.disk_options();
     o.root = a->root;
     o.force = a->force_downgrade;
-    nlohmann::json j = node::rollback(o);
-    std::string warning = j.contains("warning") ? j["warning"].get<std::string>() : std::string();
-    return Result{j, render_rollback, warning};
+    node::RollbackReport r = node::rollback(o);
+    std::vector<std::string> warnings;
+    if (!r.warning.empty()) {
+      warnings.push_back(r.warning);
+    }
+    return report_result(r, render_rollback, warnings);
   };
 }
 
@@ -191,7 +194,7 @@ add_mark_good(CLI::App& sub)
       std::cerr << "kiln-node: mark-good: not healthy yet: " << problem << " (asking every " << a->interval
                 << " s for up to " << a->deadline << " s)\n";
     };
-    return Result{node::mark_good(o), render_mark_good, {}};
+    return report_result(node::mark_good(o), render_mark_good);
   };
 }
 
@@ -215,7 +218,7 @@ add_wipe(CLI::App& sub)
     o.root = a->root;
     o.keep_data = a->keep_data;
     o.wipe_volumes = a->volumes == "wipe";
-    return Result{node::wipe_dcos(o), render_wipe, {}};
+    return report_result(node::wipe_dcos(o), render_wipe);
   };
 }
 
@@ -245,9 +248,9 @@ add_install(CLI::App& sub)
     o.verify_signature = !a->src.no_verify;
     o.source_options = a->src.options;
     o.progress = ctx.progress();
-    nlohmann::json j = node::install(o);
+    node::InstallReport r = node::install(o);
     ctx.finish_progress();
-    return Result{j, render_install, {}};
+    return report_result(r, render_install);
   };
 }
 
@@ -260,7 +263,7 @@ add_grow_data(CLI::App& sub)
     node::GrowDataOptions o;
     o.disk = ctx.disk_options();
     o.mount = *mount;
-    return Result{node::grow_data(o), render_grow_data, {}};
+    return report_result(node::grow_data(o), render_grow_data);
   };
 }
 

@@ -1,10 +1,12 @@
 // kiln-node's command table: each command adds its own options to the parser and runs
-// with what was parsed, returning the JSON result core/node made and the renderer that
-// prints it as text. main.cpp only builds the parser from the table and dispatches.
+// with what was parsed, returning the report core/node made in both forms: its JSON
+// (report_json.hpp) and its text (render.hpp). main.cpp only builds the parser from the
+// table and dispatches.
 #pragma once
 
 #include "core/bundle/bundle.hpp"
 #include "core/node/node.hpp"
+#include "core/node/report_json.hpp"
 #include "core/util/term.hpp"
 
 #include <CLI/CLI.hpp>
@@ -45,11 +47,20 @@ private:
   std::shared_ptr<util::ProgressLine> m_progress_line; // created on first use
 };
 
+// A command's report, as --json prints it and as text.
 struct Result {
   nlohmann::json json;
-  std::function<void(std::ostream&, const nlohmann::json&)> render;
-  std::string warning; // printed on stderr as "kiln-node: warning: ..."
+  std::function<void(std::ostream&)> render;
+  std::vector<std::string> warnings; // each printed on stderr as "kiln-node: warning: ..."
 };
+
+template <class Report>
+Result
+report_result(const Report& report, void (*render)(std::ostream&, const Report&),
+              std::vector<std::string> warnings = {})
+{
+  return Result{report, [report, render](std::ostream& out) { render(out, report); }, std::move(warnings)};
+}
 
 // One command: `add` registers its options on its subcommand and returns the function
 // that runs it once parsing is done.

@@ -91,13 +91,13 @@ main(int argc, char** argv)
         continue;
       }
       cli::Result result = run(context);
-      if (!result.warning.empty()) {
-        std::cerr << "kiln-node: warning: " << result.warning << "\n";
+      for (const std::string& warning : result.warnings) {
+        std::cerr << "kiln-node: warning: " << warning << "\n";
       }
       if (globals.json) {
         std::cout << result.json.dump(2) << "\n";
       } else {
-        result.render(std::cout, result.json);
+        result.render(std::cout);
       }
       return 0;
     }

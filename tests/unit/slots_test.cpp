@@ -133,14 +133,14 @@ TEST(boot_state, prediction_follows_the_grub_script)
   // Missing block: defaults, every slot empty -> A.
   auto p = next({});
   EXPECT_EQ(p.slot, 'A');
-  EXPECT_EQ(p.reason, "empty");
+  EXPECT_EQ(p.reason, slots::BootReason::empty);
   // Good first.
   p = next({{"kiln_order", "B A"}, {"kiln_A_state", "good"}, {"kiln_B_state", "good"}});
   EXPECT_EQ(p.slot, 'B');
   // Trial with tries left boots and loses one.
   p = next({{"kiln_order", "B A"}, {"kiln_A_state", "good"}, {"kiln_B_state", "trial"}, {"kiln_B_tries", "3"}});
   EXPECT_EQ(p.slot, 'B');
-  EXPECT_EQ(p.reason, "trial");
+  EXPECT_EQ(p.reason, slots::BootReason::trial);
   EXPECT_EQ(p.tries_after, "2");
   // Trial out of tries (or a value GRUB's table does not know) becomes bad; A boots.
   for (const char* tries : {"0", "10", "", "x"}) {
@@ -152,15 +152,15 @@ TEST(boot_state, prediction_follows_the_grub_script)
   // Nothing qualifies: the first non-empty slot of the order (a bad one too).
   p = next({{"kiln_order", "A B"}, {"kiln_A_state", "empty"}, {"kiln_B_state", "bad"}});
   EXPECT_EQ(p.slot, 'B');
-  EXPECT_EQ(p.reason, "last-resort");
+  EXPECT_EQ(p.reason, slots::BootReason::last_resort);
   // Words other than A and B are ignored, and GRUB walks only the words of kiln_order:
   // a good A that the order does not name is never reached.
   p = next({{"kiln_order", "X B"}, {"kiln_A_state", "good"}, {"kiln_B_state", "bad"}});
   EXPECT_EQ(p.slot, 'B');
-  EXPECT_EQ(p.reason, "last-resort");
+  EXPECT_EQ(p.reason, slots::BootReason::last_resort);
   // An unset state variable reads as empty; a set-but-blank one is "not empty".
   p = next({{"kiln_order", "A B"}, {"kiln_A_state", ""}});
-  EXPECT_EQ(p.reason, "last-resort");
+  EXPECT_EQ(p.reason, slots::BootReason::last_resort);
 }
 
 TEST(boot_state, edits)

@@ -45,21 +45,23 @@ part_label(char slot)
   return std::string(slot == 'A' ? slots::k_part_a : slots::k_part_b);
 }
 
-json
-slot_json(const slots::SlotEnv& s)
+SlotReport
+slot_report(const slots::SlotEnv& s)
 {
-  return {{"state", s.state}, {"tries", s.tries}, {"digest", s.digest}, {"name", s.name}};
+  return SlotReport{s.state, s.tries, s.digest, s.name, {}};
 }
 
-json
-next_boot_json(const slots::BootEnv& env)
+NextBoot
+next_boot_report(const slots::BootEnv& env)
 {
   slots::BootPrediction p = env.next_boot();
-  json j = {{"slot", slot_str(p.slot)}, {"reason", p.reason}};
-  if (!p.tries_after.empty()) {
-    j["tries_after"] = p.tries_after;
-  }
-  return j;
+  return NextBoot{p.slot, p.reason, p.tries_after};
+}
+
+WriteReport
+write_report(const bmap::Bmap& map, const bmap::WriteStats& stats)
+{
+  return WriteReport{map.image_size, map.mapped_bytes(), stats.written, stats.skipped, stats.zeroed};
 }
 
 grubenv::Env

@@ -1,5 +1,5 @@
 // What kiln-node's commands (status, reimage, rollback, mark-good, install) share: the
-// boot state as JSON, the grubenv read, the trust store, the booted-slot re-check and
+// boot state as reports, the grubenv read, the trust store, the booted-slot re-check and
 // the write engine's options. Internal to core/node.
 #pragma once
 
@@ -8,9 +8,8 @@
 #include "core/grubenv/grubenv.hpp"
 #include "core/node/disk.hpp"
 #include "core/node/node.hpp"
+#include "core/node/report.hpp"
 #include "core/slots/state.hpp"
-
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <optional>
@@ -19,15 +18,17 @@
 namespace kiln::node::detail {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
 std::string slot_str(char slot);
 
 std::string part_label(char slot);
 
-json slot_json(const slots::SlotEnv& s);
+// A slot's report without its partuuid (the grubenv does not hold it).
+SlotReport slot_report(const slots::SlotEnv& s);
 
-json next_boot_json(const slots::BootEnv& env);
+NextBoot next_boot_report(const slots::BootEnv& env);
+
+WriteReport write_report(const bmap::Bmap& map, const bmap::WriteStats& stats);
 
 grubenv::Env read_env(const fs::path& path);
 

@@ -22,8 +22,6 @@ namespace kiln::node {
 
 namespace {
 
-using json = nlohmann::json;
-
 constexpr long k_xfs_magic = 0x58465342;
 constexpr long k_ext4_magic = 0xEF53; // ext2/3/4 share it
 
@@ -73,22 +71,22 @@ fs_bytes(const fs::path& mount)
 
 } // namespace
 
-json
+PartitionGrowth
 grow_data_partition(int fd, const fs::path& disk, std::uint32_t sector_size, std::uint64_t disk_size)
 {
   const std::string subject = disk.string();
   slots::GptTable table = slots::read_primary_table(fd, sector_size, subject);
   slots::GrowPlan plan = slots::plan_gpt_growth(table, disk_size / sector_size, slots::k_part_data, subject);
   slots::write_gpt_growth(fd, plan, subject);
-  return {{"changed", plan.changed},
-          {"partition", plan.partition},
-          {"old_end_lba", plan.old_last_lba},
-          {"new_end_lba", plan.new_last_lba},
-          {"added_bytes", (plan.new_last_lba - plan.old_last_lba) * sector_size},
-          {"backup_lba", plan.table.alternate_lba}};
+  return PartitionGrowth{plan.changed,
+                         plan.partition,
+                         plan.old_last_lba,
+                         plan.new_last_lba,
+                         (plan.new_last_lba - plan.old_last_lba) * sector_size,
+                         plan.table.alternate_lba};
 }
 
-json
+GrowDataReport
 grow_data(const GrowDataOptions& options)
 {
   const fs::path& disk = options.disk.disk;
@@ -137,21 +135,25 @@ grow_data(const GrowDataOptions& options)
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     throw Error(disk.string(), "another kiln-node is working on this disk");
   }
-  json part = grow_data_partition(fd.get(), disk, gpt.sector_size, gpt.disk_size);
+  GrowDataReport r;
+  r.disk = disk.string();
+  r.device = node.string();
+  r.mount = options.mount.string();
+  r.partition = grow_data_partition(fd.get(), disk, gpt.sector_size, gpt.disk_size);
 
   // The kernel's view of the partition (also after a run cut short before this step).
-  const std::uint64_t want = (part["new_end_lba"].get<std::uint64_t>() - data.first_lba + 1) * gpt.sector_size;
-  json kernel = {{"size_before", block_size_of(node)}};
-  kernel["changed"] = kernel["size_before"].get<std::uint64_t>() != want;
-  if (kernel["changed"].get<bool>()) {
-    kernel["how"] = tell_kernel(fd.get(), disk, data.number, data.offset, want);
+  const std::uint64_t want = (r.partition.new_end_lba - data.first_lba + 1) * gpt.sector_size;
+  r.kernel.size_before = block_size_of(node);
+  r.kernel.changed = r.kernel.size_before != want;
+  if (r.kernel.changed) {
+    r.kernel.how = tell_kernel(fd.get(), disk, data.number, data.offset, want);
     std::uint64_t now = block_size_of(node);
     if (now != want) {
       throw Error(node.string(),
                   "the kernel reports " + std::to_string(now) + " bytes after the resize, not " + std::to_string(want));
     }
   }
-  kernel["size"] = want;
+  r.kernel.size = want;
 
   // The file system, online.
   const std::uint64_t before = fs_bytes(options.mount);
@@ -159,20 +161,15 @@ grow_data(const GrowDataOptions& options)
                                                 : std::vector<std::string>{"resize2fs", node.string()};
   util::RunOptions ro;
   ro.timeout = std::chrono::seconds(1800);
-  util::RunResult r = util::run(argv, ro);
-  if (!r.ok()) {
-    throw Error(argv[0], "growing kiln-data (" + node.string() + ") failed, exit " + std::to_string(r.exit_code) +
-                           ": " + r.tail(2));
+  util::RunResult run = util::run(argv, ro);
+  if (!run.ok()) {
+    throw Error(argv[0], "growing kiln-data (" + node.string() + ") failed, exit " + std::to_string(run.exit_code) +
+                           ": " + run.tail(2));
   }
   const std::uint64_t after = fs_bytes(options.mount);
-  json filesystem = {{"type", type}, {"size_before", before}, {"size", after}, {"changed", after != before}};
-  return {{"disk", disk.string()},
-          {"device", node.string()},
-          {"mount", options.mount.string()},
-          {"partition", part},
-          {"kernel", kernel},
-          {"filesystem", filesystem},
-          {"changed", part["changed"].get<bool>() || kernel["changed"].get<bool>() || after != before}};
+  r.filesystem = FilesystemGrowth{type, before, after, after != before};
+  r.changed = r.partition.changed || r.kernel.changed || r.filesystem.changed;
+  return r;
 }
 
 } // namespace kiln::node

@@ -5,8 +5,7 @@
 #pragma once
 
 #include "core/node/node.hpp"
-
-#include <nlohmann/json.hpp>
+#include "core/node/report.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -15,9 +14,8 @@ namespace kiln::node {
 
 // Grows the partition table of the disk open read-write as `fd` (`disk` names it in
 // errors) so kiln-data reaches its end (slots::plan_gpt_growth, written backup first and
-// primary last). Returns {"changed", "partition", "old_end_lba", "new_end_lba",
-// "added_bytes"}.
-nlohmann::json grow_data_partition(int fd, const fs::path& disk, std::uint32_t sector_size, std::uint64_t disk_size);
+// primary last).
+PartitionGrowth grow_data_partition(int fd, const fs::path& disk, std::uint32_t sector_size, std::uint64_t disk_size);
 
 struct GrowDataOptions {
   DiskOptions disk; // --booted is refused: proof comes from the command line
@@ -25,7 +23,7 @@ struct GrowDataOptions {
 };
 
 // Grows kiln-data on the disk that holds the booted slot: partition, kernel's view,
-// file system. Idempotent: "changed" is false when there was nothing to do.
-nlohmann::json grow_data(const GrowDataOptions& options);
+// file system. Idempotent: changed is false when there was nothing to do.
+GrowDataReport grow_data(const GrowDataOptions& options);
 
 } // namespace kiln::node

@@ -14,7 +14,6 @@
 namespace kiln::node {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
 
@@ -90,7 +89,7 @@ rewrite_grub_cfg(const std::string& text, const std::vector<slots::GuidChange>& 
   return out;
 }
 
-json
+IdentityReport
 give_own_guids(const fs::path& disk, const std::function<slots::Guid()>& draw)
 {
   const std::string subject = disk.string();
@@ -112,11 +111,12 @@ give_own_guids(const fs::path& disk, const std::function<slots::Guid()>& draw)
     util::Fd fd = util::open_file(disk, O_RDWR | O_CLOEXEC);
     slots::write_gpt_growth(fd.get(), plan.rewrite, subject);
   }
-  json parts = json::object();
+  IdentityReport r;
+  r.disk_guid = plan.new_disk_guid;
   for (const auto& c : plan.partitions) {
-    parts[c.label] = c.new_guid;
+    r.partitions[c.label] = c.new_guid;
   }
-  return {{"disk_guid", plan.new_disk_guid}, {"partitions", parts}};
+  return r;
 }
 
 } // namespace kiln::node

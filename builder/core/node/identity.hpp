@@ -5,9 +5,8 @@
 // a node's disk never passes for the node's own.
 #pragma once
 
+#include "core/node/report.hpp"
 #include "core/slots/gpt_guids.hpp"
-
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <functional>
@@ -25,9 +24,9 @@ std::string rewrite_grub_cfg(const std::string& text, const std::vector<slots::G
                              const std::string& subject);
 
 // New GUIDs for the A/B disk at `disk` (a file or a block device, nothing of it mounted),
-// then kiln-boot's grub.cfg rewritten to match. Returns {"disk_guid", "partitions":
-// {LABEL: PARTUUID}}. A cut in the middle leaves a disk that does not boot: run install
+// then kiln-boot's grub.cfg rewritten to match. Returns the new disk GUID and each
+// partition's new PARTUUID by label. A cut in the middle leaves a disk that does not boot: run install
 // again (it rewrites the whole image).
-nlohmann::json give_own_guids(const std::filesystem::path& disk, const std::function<slots::Guid()>& draw);
+IdentityReport give_own_guids(const std::filesystem::path& disk, const std::function<slots::Guid()>& draw);
 
 } // namespace kiln::node

@@ -39,7 +39,7 @@ namespace kiln::node {
 
 using namespace detail;
 
-json
+InstallReport
 install(const InstallOptions& options)
 {
   std::optional<crypto::TrustStore> trust = load_trust(options.verify_signature, options.trust_dir);
@@ -149,7 +149,7 @@ install(const InstallOptions& options)
   // A disk larger than the image: the backup GPT moves to its end and kiln-data grows
   // (the partition; its file system grows at first boot, kiln-grow-data.service). The
   // primary table is written last.
-  json grown = {{"changed", false}};
+  std::optional<PartitionGrowth> grown;
   if (whole.disk_size > map.image_size) {
     slots::Gpt image_gpt = slots::read_gpt(options.disk);
     util::Fd rw = util::open_file(options.disk, O_RDWR | O_CLOEXEC);
@@ -157,21 +157,12 @@ install(const InstallOptions& options)
   }
   // The disk's own GUIDs, grub.cfg following (node/identity): every disk written from
   // this image differs from the image and from each other.
-  json identity = give_own_guids(options.disk, random_bytes16);
+  IdentityReport identity = give_own_guids(options.disk, random_bytes16);
   if (S_ISBLK(st.st_mode)) {
     util::run({"blockdev", "--rereadpt", options.disk.string()}); // best effort: the new table
   }
-  return {{"disk", options.disk.string()},
-          {"name", m.name},
-          {"data_partition", grown},
-          {"identity", identity},
-          {"digest", crypto::sha256_hex(manifest_text)},
-          {"key_id", key_id.empty() ? json(nullptr) : json(key_id)},
-          {"image_size", map.image_size},
-          {"mapped_bytes", map.mapped_bytes()},
-          {"written_bytes", stats.written},
-          {"skipped_bytes", stats.skipped},
-          {"zeroed_bytes", stats.zeroed}};
+  return InstallReport{options.disk.string(),   m.name, grown, identity, crypto::sha256_hex(manifest_text), key_id,
+                       write_report(map, stats)};
 }
 
 } // namespace kiln::node

@@ -81,7 +81,7 @@ wait_until_healthy(const MarkGoodOptions& options, char booted)
 
 } // namespace
 
-json
+MarkGoodReport
 mark_good(const MarkGoodOptions& options)
 {
   slots::Gpt gpt = slots::read_ab_gpt(options.disk.disk);
@@ -99,7 +99,7 @@ mark_good(const MarkGoodOptions& options)
   read_env(boot.grubenv()); // refuses a disk without a block rather than creating one
   grubenv::Env after = grubenv::update(boot.grubenv(), [&](grubenv::Env& env) { slots::set_good(env, *booted); });
   slots::BootEnv now = slots::read_boot_env(after);
-  return {{"slot", slot_str(*booted)}, {"state", "good"}, {"next_boot", next_boot_json(now)}};
+  return MarkGoodReport{*booted, next_boot_report(now)};
 }
 
 } // namespace kiln::node

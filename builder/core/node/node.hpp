@@ -1,14 +1,13 @@
 // kiln-node's commands, as library calls (the executable only parses arguments and
 // prints): status, reimage, rollback, mark-good, wipe --dcos and install. Each takes
-// the disk holding the A/B layout (abi.hpp) and returns a JSON document that the CLI
-// prints (--json) or renders as text. Refusals are kiln::Error (one line); signature
+// the disk holding the A/B layout (abi.hpp) and returns its report (report.hpp), which
+// the CLI prints as JSON (--json, report_json.hpp) or renders as text. Refusals are kiln::Error (one line); signature
 // problems are crypto::VerificationError and happen before a byte is written.
 #pragma once
 
 #include "core/bundle/bundle.hpp"
+#include "core/node/report.hpp"
 #include "core/node/wipe.hpp" // wipe --dcos
-
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -30,7 +29,7 @@ struct DiskOptions {
 
 // Both slots (state, tries, digest, name), the booted slot, the next boot as GRUB will
 // compute it, and the DC/OS first-boot state read under `root`.
-nlohmann::json status(const DiskOptions& disk, const fs::path& root);
+StatusReport status(const DiskOptions& disk, const fs::path& root);
 
 struct ReimageOptions {
   DiskOptions disk;
@@ -45,17 +44,17 @@ struct ReimageOptions {
 };
 
 // Writes the bundle into the slot that is not booted (see README "kiln-node").
-nlohmann::json reimage(const ReimageOptions& options);
+ReimageReport reimage(const ReimageOptions& options);
 
 struct RollbackOptions {
   DiskOptions disk;
   fs::path root = "/"; // the booted slot's running root, where its DC/OS version is read
-  bool force = false; // roll back to an older DC/OS anyway ("warning" in the result)
+  bool force = false; // roll back to an older DC/OS anyway (RollbackReport::warning says so)
 };
 
 // Next boot the other slot (it must be good, and must not run an older DC/OS than the
 // slot rolled back from unless forced).
-nlohmann::json rollback(const RollbackOptions& options);
+RollbackReport rollback(const RollbackOptions& options);
 
 struct MarkGoodOptions {
   DiskOptions disk;
@@ -67,7 +66,7 @@ struct MarkGoodOptions {
 };
 
 // Confirms the booted slot (optionally only when the node is healthy).
-nlohmann::json mark_good(const MarkGoodOptions& options);
+MarkGoodReport mark_good(const MarkGoodOptions& options);
 
 struct InstallOptions {
   fs::path disk;
@@ -81,6 +80,6 @@ struct InstallOptions {
 };
 
 // Writes a whole-disk image to a disk (installer ramdisk).
-nlohmann::json install(const InstallOptions& options);
+InstallReport install(const InstallOptions& options);
 
 } // namespace kiln::node

@@ -39,7 +39,7 @@ namespace kiln::node {
 
 using namespace detail;
 
-json
+ReimageReport
 reimage(const ReimageOptions& options)
 {
   std::optional<crypto::TrustStore> trust = load_trust(options.verify_signature, options.trust_dir);
@@ -136,23 +136,19 @@ reimage(const ReimageOptions& options)
   });
   slots::BootEnv now = slots::read_boot_env(after);
 
-  json j;
-  j["slot"] = slot_str(target);
-  j["partition"] = io.name();
-  j["name"] = verified.manifest.name;
-  j["version"] = verified.manifest.version;
-  j["highest_version"] = slots::highest_version(after);
-  j["digest"] = verified.manifest_sha256;
-  j["key_id"] = verified.key_id.empty() ? json(nullptr) : json(verified.key_id);
-  j["tries"] = tries;
-  j["image_size"] = map.image_size;
-  j["mapped_bytes"] = map.mapped_bytes();
-  j["written_bytes"] = stats.written;
-  j["skipped_bytes"] = stats.skipped;
-  j["zeroed_bytes"] = stats.zeroed;
-  j["resumes"] = reader.resumes();
-  j["next_boot"] = next_boot_json(now);
-  return j;
+  ReimageReport r;
+  r.slot = target;
+  r.partition = io.name();
+  r.name = verified.manifest.name;
+  r.version = verified.manifest.version;
+  r.highest_version = slots::highest_version(after);
+  r.digest = verified.manifest_sha256;
+  r.key_id = verified.key_id;
+  r.tries = tries;
+  r.write = write_report(map, stats);
+  r.resumes = reader.resumes();
+  r.next_boot = next_boot_report(now);
+  return r;
 }
 
 } // namespace kiln::node

@@ -86,7 +86,7 @@ downgrade_problem(const slots::Gpt& gpt, char from, const std::optional<fs::path
 
 } // namespace
 
-json
+RollbackReport
 rollback(const RollbackOptions& options)
 {
   const DiskOptions& disk = options.disk;
@@ -110,11 +110,11 @@ rollback(const RollbackOptions& options)
   }
   grubenv::Env after = grubenv::update(envfile, [&](grubenv::Env& env) { slots::roll_back(env, from); });
   slots::BootEnv now = slots::read_boot_env(after);
-  json j = {{"from", slot_str(from)}, {"to", slot_str(slots::other_slot(from))}, {"next_boot", next_boot_json(now)}};
+  RollbackReport r{from, slots::other_slot(from), next_boot_report(now), {}};
   if (!problem.empty()) {
-    j["warning"] = "rollback: " + problem + "; rolled back anyway (--force)";
+    r.warning = "rollback: " + problem + "; rolled back anyway (--force)";
   }
-  return j;
+  return r;
 }
 
 } // namespace kiln::node

@@ -39,7 +39,7 @@ namespace kiln::node {
 
 using namespace detail;
 
-json
+StatusReport
 status(const DiskOptions& disk, const fs::path& root)
 {
   slots::Gpt gpt = slots::read_ab_gpt(disk.disk);
@@ -78,25 +78,21 @@ status(const DiskOptions& disk, const fs::path& root)
     env = slots::read_boot_env(block);
     highest = slots::highest_version(block);
   }
-  json j;
-  j["disk"] = disk.disk.string();
-  j["in_progress"] = in_progress;
-  j["booted"] = booted ? json(slot_str(*booted)) : json(nullptr);
-  j["order"] = env.order_text;
-  j["slots"] = {{"A", slot_json(env.a)}, {"B", slot_json(env.b)}};
-  j["slots"]["A"]["partuuid"] = gpt.by_label(slots::k_part_a).partuuid;
-  j["slots"]["B"]["partuuid"] = gpt.by_label(slots::k_part_b).partuuid;
-  j["next_boot"] = next_boot_json(env);
-  j["highest_version"] = highest;
-  json dcos;
-  dcos["installed"] = present(under(root, slots::k_dcos_stamp));
-  dcos["failed"] = present(under(root, slots::k_dcos_failed));
-  auto role = recorded_dcos_role(root);
-  dcos["role"] = role ? json(*role) : json(nullptr);
-  dcos["stamp"] = std::string(slots::k_dcos_stamp);
-  dcos["failed_marker"] = std::string(slots::k_dcos_failed);
-  j["dcos"] = dcos;
-  return j;
+  StatusReport r;
+  r.disk = disk.disk.string();
+  r.in_progress = in_progress;
+  r.booted = booted;
+  r.order = env.order_text;
+  r.a = slot_report(env.a);
+  r.a.partuuid = gpt.by_label(slots::k_part_a).partuuid;
+  r.b = slot_report(env.b);
+  r.b.partuuid = gpt.by_label(slots::k_part_b).partuuid;
+  r.next_boot = next_boot_report(env);
+  r.highest_version = highest;
+  r.dcos.installed = present(under(root, slots::k_dcos_stamp));
+  r.dcos.failed = present(under(root, slots::k_dcos_failed));
+  r.dcos.role = recorded_dcos_role(root);
+  return r;
 }
 
 } // namespace kiln::node

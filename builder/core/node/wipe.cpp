@@ -23,8 +23,6 @@ namespace kiln::node {
 
 namespace {
 
-using json = nlohmann::json;
-
 constexpr std::size_t k_max_depth = 256; // directory levels beneath the root
 constexpr std::size_t k_max_entries = 8'000'000; // entries one wipe may plan
 
@@ -487,19 +485,20 @@ execute_wipe(const WipePlan& plan)
   }
 }
 
-json
+WipeReport
 wipe_dcos(const WipeOptions& options)
 {
   WipePlan plan = plan_wipe(options);
   execute_wipe(plan);
-  return {{"root", plan.root.string()},
-          {"keep_data", options.keep_data},
-          {"removed", plan.targets},
-          {"removed_entries", plan.entries.size()},
-          {"mount_points_skipped", plan.mount_points_skipped},
-          {"symlinks_not_followed", plan.symlinks_not_followed},
-          {"volumes_kept", options.wipe_volumes ? json::array() : json(plan.volumes)},
-          {"volumes_wiped", options.wipe_volumes ? json(plan.volumes) : json::array()}};
+  WipeReport r;
+  r.root = plan.root.string();
+  r.keep_data = options.keep_data;
+  r.removed = plan.targets;
+  r.removed_entries = plan.entries.size();
+  r.mount_points_skipped = plan.mount_points_skipped;
+  r.symlinks_not_followed = plan.symlinks_not_followed;
+  (options.wipe_volumes ? r.volumes_wiped : r.volumes_kept) = plan.volumes;
+  return r;
 }
 
 } // namespace kiln::node

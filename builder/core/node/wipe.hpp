@@ -13,7 +13,7 @@
 // Linux 3.10 system calls only.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include "core/node/report.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -62,6 +62,6 @@ void execute_wipe(const WipePlan& plan);
 
 // plan + execute; returns the paths removed, the mount points and symlinks left alone,
 // and the DC/OS volumes kept or emptied.
-nlohmann::json wipe_dcos(const WipeOptions& options);
+WipeReport wipe_dcos(const WipeOptions& options);
 
 } // namespace kiln::node

@@ -72,6 +72,22 @@ read_boot_env(const grubenv::Env& env)
   return b;
 }
 
+std::string_view
+to_string(BootReason reason)
+{
+  switch (reason) {
+    case BootReason::good:
+      return "good";
+    case BootReason::trial:
+      return "trial";
+    case BootReason::last_resort:
+      return "last-resort";
+    case BootReason::empty:
+      break;
+  }
+  return "empty";
+}
+
 BootPrediction
 BootEnv::next_boot() const
 {
@@ -82,13 +98,13 @@ BootEnv::next_boot() const
     SlotEnv& e = at(s);
     if (e.state == "good") {
       p.slot = s;
-      p.reason = "good";
+      p.reason = BootReason::good;
       return p;
     }
     if (e.state == "trial") {
       if (tries_left(e.tries)) {
         p.slot = s;
-        p.reason = "trial";
+        p.reason = BootReason::trial;
         p.tries_after = std::string(1, static_cast<char>(e.tries[0] - 1));
         return p;
       }
@@ -99,12 +115,12 @@ BootEnv::next_boot() const
   for (char s : order) {
     if (at(s).state != "empty") {
       p.slot = s;
-      p.reason = "last-resort";
+      p.reason = BootReason::last_resort;
       return p;
     }
   }
   p.slot = order.empty() ? 'A' : order.front();
-  p.reason = "empty";
+  p.reason = BootReason::empty;
   return p;
 }
 

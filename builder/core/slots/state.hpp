@@ -35,12 +35,16 @@ struct SlotEnv {
   std::string name;
 };
 
+// How GRUB gets to the slot it boots: a good slot; a trial slot (tries decremented to
+// tries_after); last resort (nothing qualified: the first non-empty slot); every slot empty.
+enum class BootReason { good, trial, last_resort, empty };
+// "good", "trial", "last-resort", "empty"
+std::string_view to_string(BootReason reason);
+
 struct BootPrediction {
   char slot = 'A';
-  // How GRUB gets there: "good", "trial" (tries decremented to tries_after),
-  // "last-resort" (nothing qualified: first non-empty slot), "empty" (every slot empty).
-  std::string reason;
-  std::string tries_after; // for "trial"
+  BootReason reason = BootReason::empty;
+  std::string tries_after; // for a trial: one digit
   std::vector<char> marked_bad; // trial slots out of tries GRUB marks bad on the way
 };
 
