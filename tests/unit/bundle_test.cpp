@@ -1,7 +1,8 @@
-// core/bundle: the .kbundle writer and the streaming reader (local files and a
-// loopback HTTP server with a dropped connection).
+// core/bundle: the .kbundle writer, signing an unsigned bundle, and the streaming
+// reader (local files and a loopback HTTP server with a dropped connection).
 #include "core/archive/archive.hpp"
 #include "core/bundle/bundle.hpp"
+#include "core/bundle/sign.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
@@ -11,6 +12,7 @@
 
 #include <fcntl.h>
 #include <random>
+#include <set>
 #include <unistd.h>
 
 namespace kiln {
@@ -192,6 +194,108 @@ TEST(bundle, a_byte_flipped_in_the_data_fails_the_whole_data_digest)
   bundle::Reader reader((dir / "flipped.kbundle").string());
   reader.verify(nullptr);
   EXPECT_EQ(test::refusal_of([&] { read_all_data(reader); }), crypto::Refusal::file_digest);
+}
+
+// Nothing but `keep` in `dir`: no output, no temporary left behind.
+void
+expect_only(const fs::path& dir, const std::set<std::string>& keep)
+{
+  for (const auto& e : fs::directory_iterator(dir)) {
+    EXPECT_TRUE(keep.count(e.path().filename().string()) != 0) << e.path();
+  }
+}
+
+TEST(sign_bundle, gives_the_bytes_write_bundle_gives_signed)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto key = crypto::generate_key();
+  auto plain = bundle::write_bundle(image, dir / "unsigned.kbundle", base(), nullptr);
+  auto direct = bundle::write_bundle(image, dir / "direct.kbundle", base(), &key);
+  fs::create_directory(dir / "out");
+  bundle::BundleInfo info = bundle::sign_bundle(plain.path, dir / "out", key);
+
+  EXPECT_EQ(info.path, dir / "out" / "slot-image.kbundle");
+  EXPECT_EQ(test::read_text(info.path), test::read_text(direct.path));
+  EXPECT_EQ(info.size, fs::file_size(info.path));
+  EXPECT_EQ(info.size, direct.size);
+  EXPECT_EQ(info.manifest_text, plain.manifest_text);
+  EXPECT_EQ(info.manifest_sha256, plain.manifest_sha256);
+  EXPECT_EQ(info.manifest_sha256, direct.manifest_sha256);
+  EXPECT_EQ(info.key_id, direct.key_id);
+  EXPECT_EQ(info.bmap.ranges, direct.bmap.ranges);
+  EXPECT_EQ(info.manifest.files.size(), 2u);
+
+  // In place: the unsigned bundle becomes the signed one.
+  bundle::sign_bundle(plain.path, plain.path, key);
+  EXPECT_EQ(test::read_text(plain.path), test::read_text(direct.path));
+}
+
+TEST(sign_bundle, the_signed_bundle_verifies_against_a_trust_dir)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto key = crypto::generate_key();
+  auto plain = bundle::write_bundle(image, dir / "unsigned.kbundle", base(), nullptr);
+  auto info = bundle::sign_bundle(plain.path, dir / "signed.kbundle", key);
+  EXPECT_EQ(archive::list(info.path).size(), 4u);
+
+  fs::create_directory(dir / "trust.d");
+  test::write_text(dir / "trust.d" / "build.pem", crypto::public_key_pem(key.public_key()));
+  crypto::TrustStore trust = crypto::TrustStore::load(dir / "trust.d");
+  bundle::Reader reader(info.path.string());
+  bundle::Verified v = reader.verify(&trust);
+  EXPECT_EQ(v.key_id, info.key_id);
+  EXPECT_EQ(v.manifest_sha256, plain.manifest_sha256);
+  EXPECT_EQ(read_all_data(reader), packed(image, info.bmap));
+
+  // A key the trust dir does not hold is refused.
+  auto other = bundle::sign_bundle(plain.path, dir / "other.kbundle", crypto::generate_key());
+  bundle::Reader stranger(other.path.string());
+  EXPECT_EQ(test::refusal_of([&] { stranger.verify(&trust); }), crypto::Refusal::unknown_key);
+}
+
+TEST(sign_bundle, refuses_a_signed_bundle_and_members_out_of_order)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto key = crypto::generate_key();
+  auto signed_info = bundle::write_bundle(image, dir / "signed.kbundle", base(), &key);
+  EXPECT_NE(test::error_of([&] { bundle::sign_bundle(signed_info.path, dir / "again.kbundle", key); })
+              .reason()
+              .find("already signed"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(dir / "again.kbundle"));
+
+  // manifest.json, rootfs.data (no rootfs.bmap before it).
+  auto plain = bundle::write_bundle(image, dir / "unsigned.kbundle", base(), nullptr);
+  fs::create_directory(dir / "tree");
+  for (const auto& e : archive::read_all(plain.path, 64u << 20)) {
+    if (e.name != "rootfs.bmap") {
+      test::write_text(dir / "tree" / e.name, e.data);
+    }
+  }
+  archive::tar_directory(dir / "tree", dir / "disordered.kbundle", {});
+  std::string reason =
+    test::error_of([&] { bundle::sign_bundle(dir / "disordered.kbundle", dir / "out.kbundle", key); }).reason();
+  EXPECT_NE(reason.find("not a slot bundle: member 'rootfs.data' where"), std::string::npos) << reason;
+  EXPECT_FALSE(fs::exists(dir / "out.kbundle"));
+}
+
+TEST(sign_bundle, a_truncated_bundle_leaves_no_output)
+{
+  ScratchDir dir;
+  fs::path image = sparse_image(dir.path());
+  auto key = crypto::generate_key();
+  auto plain = bundle::write_bundle(image, dir / "unsigned.kbundle", base(), nullptr);
+  std::string bytes = test::read_text(plain.path);
+  // Inside rootfs.data (about 300 kB of the file), and inside manifest.json.
+  for (std::size_t cut : {bytes.size() / 2, std::size_t{700}}) {
+    test::write_text(dir / "cut.kbundle", bytes.substr(0, cut));
+    EXPECT_THROW(bundle::sign_bundle(dir / "cut.kbundle", dir / "out.kbundle", key), Error) << cut;
+    EXPECT_FALSE(fs::exists(dir / "out.kbundle")) << cut;
+    expect_only(dir.path(), {"rootfs.img", "unsigned.kbundle", "cut.kbundle"});
+  }
 }
 
 } // namespace

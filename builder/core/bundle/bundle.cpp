@@ -2,6 +2,7 @@
 
 #include "core/archive/error.hpp"
 #include "core/archive/handles.hpp"
+#include "core/bundle/members.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/slots/abi.hpp"
 #include "core/util/error.hpp"
@@ -13,7 +14,6 @@
 
 #include <cerrno>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -23,7 +23,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t k_chunk = 1 << 20;
+using detail::k_chunk;
 constexpr std::size_t k_manifest_limit = 64u << 20; // SBOMs of big images are large
 constexpr std::size_t k_signature_limit = 64u << 10;
 constexpr std::size_t k_bmap_limit = 256u << 20;
@@ -32,14 +32,6 @@ std::string
 archive_message(struct archive* a)
 {
   return archive::error_message(a, "libarchive error");
-}
-
-void
-check_write(struct archive* a, int rc, const std::string& subject)
-{
-  if (rc < ARCHIVE_WARN) {
-    throw Error(subject, archive_message(a));
-  }
 }
 
 // pread of exactly `size` bytes at `offset`; short reads past the end are errors.
@@ -69,40 +61,6 @@ for_each_mapped_chunk(int fd, const bmap::Bmap& map, const std::string& subject,
       left -= n;
     }
   }
-}
-
-void
-write_member_header(struct archive* a, std::string_view name, std::uint64_t size, const std::string& subject)
-{
-  archive::EntryHandle e(archive_entry_new());
-  archive_entry_set_pathname(e.get(), std::string(name).c_str());
-  archive_entry_set_filetype(e.get(), AE_IFREG);
-  archive_entry_set_perm(e.get(), 0644);
-  archive_entry_set_uid(e.get(), 0);
-  archive_entry_set_gid(e.get(), 0);
-  archive_entry_set_mtime(e.get(), 0, 0);
-  archive_entry_set_size(e.get(), static_cast<la_int64_t>(size));
-  check_write(a, archive_write_header(a, e.get()), subject);
-}
-
-void
-write_member_bytes(struct archive* a, const char* data, std::size_t size, const std::string& subject)
-{
-  while (size > 0) {
-    la_ssize_t n = archive_write_data(a, data, size);
-    if (n <= 0) {
-      throw Error(subject, archive_message(a));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-void
-write_member(struct archive* a, std::string_view name, std::string_view content, const std::string& subject)
-{
-  write_member_header(a, name, content.size(), subject);
-  write_member_bytes(a, content.data(), content.size(), subject);
 }
 
 } // namespace
@@ -149,39 +107,21 @@ write_bundle(const fs::path& rootfs_image, const fs::path& out_path, manifest::M
 
   std::optional<std::string> signature_text;
   if (key != nullptr) {
-    std::string signature = crypto::sign(info.manifest_text, *key);
-    info.key_id = crypto::key_id(key->public_key());
-    json sig = {{"algorithm", "ed25519"}, {"key_id", info.key_id}, {"signature", crypto::base64_encode(signature)}};
-    signature_text = manifest::canonical_text(sig);
+    signature_text = detail::signature_text(info.manifest_text, *key, info.key_id);
   }
 
-  util::AtomicFile out(target, 0644);
-  {
-    archive::WriteHandle a(archive_write_new());
-    check_write(a.get(), archive_write_set_format_pax_restricted(a.get()), subject);
-    check_write(a.get(), archive_write_open_fd(a.get(), out.fd()), subject);
-    write_member(a.get(), slots::k_bundle_manifest, info.manifest_text, subject);
-    if (signature_text) {
-      write_member(a.get(), slots::k_bundle_signature, *signature_text, subject);
-    }
-    write_member(a.get(), slots::k_bundle_bmap, bmap_text, subject);
-    write_member_header(a.get(), slots::k_bundle_data, data_size, subject);
+  auto copy_data = [&](const detail::DataSink& sink) {
     crypto::Sha256 again;
     for_each_mapped_chunk(image.get(), info.bmap, image_subject, [&](const char* data, std::size_t size) {
       again.update(data, size);
-      write_member_bytes(a.get(), data, size, subject);
+      sink(data, size);
     });
     // The image must not change between the two passes, or the manifest would lie.
     if (again.hex_digest() != info.manifest.files[1].sha256) {
       throw Error(image_subject, "changed while the bundle was written");
     }
-    check_write(a.get(), archive_write_close(a.get()), subject);
-  }
-  struct stat st {};
-  if (::fstat(out.fd(), &st) == 0) {
-    info.size = static_cast<std::uint64_t>(st.st_size);
-  }
-  out.commit();
+  };
+  info.size = detail::write_file(target, {info.manifest_text, signature_text, bmap_text, data_size, copy_data});
   return info;
 }
 

@@ -13,7 +13,8 @@
 // what kiln-node records as kiln_X_digest.
 //
 // Members are written with owner 0:0, mode 0644 and mtime 0, so the same image, base
-// manifest and key give the same bundle bytes.
+// manifest and key give the same bundle bytes; sign_bundle (core/bundle/sign.hpp) gives
+// those bytes from the unsigned bundle.
 #pragma once
 
 #include "core/bmap/bmap.hpp"

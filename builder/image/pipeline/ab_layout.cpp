@@ -2,6 +2,7 @@
 #include "image/pipeline/phase_timer.hpp"
 
 #include "core/bundle/bundle.hpp"
+#include "core/bundle/sign.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
 #include "core/grubenv/grubenv.hpp"
@@ -336,14 +337,10 @@ write_ab_bundle(const AbDisk& ab, const fs::path& final_layer, const std::string
       throw Error(out.string(), "cannot copy the slot bundle: " + ec.message());
     }
   } else {
-    // Signed: the same manifest bytes (so kiln_A_digest still names it) plus a signature.
-    const ab::Part& slot_a = ab.layout.at(slots::k_part_a);
-    fs::path rootfs = dir / ("." + stem + ".rootfs.raw");
-    ab::extract_partition(util::system_runner(), final_layer, "qcow2", slot_a.start, slot_a.size, rootfs);
-    manifest::Manifest base = manifest::parse_manifest(ab.bundle_manifest, "cached bundle manifest");
+    // Signed: the cached bundle with a signature added; the same manifest bytes (so
+    // kiln_A_digest still names it).
     crypto::PrivateKey key = crypto::load_private_key(*key_path);
-    bundle::BundleInfo info = bundle::write_bundle(rootfs, out, base, &key);
-    fs::remove(rootfs);
+    bundle::BundleInfo info = bundle::sign_bundle(cached, out, key);
     if (info.manifest_sha256 != ab.bundle_digest) {
       throw Error(out.string(), "the signed bundle's manifest differs from the one recorded in the grubenv");
     }
