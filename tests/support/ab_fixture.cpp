@@ -94,8 +94,9 @@ build_fixture()
   }
   auto started = std::chrono::steady_clock::now();
   fs::remove_all(fx.out);
-  std::vector<std::string> build_args{"build", fx.recipe.string(), "--cache", cache.string(), "--sign", fx.key.string(),
-                                      "-o",    fx.out.string(),    "--json", "-v"};
+  std::vector<std::string> build_args{
+    "build",         fx.recipe.string(), "--cache", cache.string(), "--sign", fx.key.string(), "-o",
+    fx.out.string(), "--json",           "-v"};
   for (const auto& s : fx.sets) {
     build_args.insert(build_args.end(), {"--set", s});
   }

@@ -64,7 +64,7 @@ Handle::launch()
     im.set_force_tcg();
     if (kvm_failed_here(decision) && !g_said_kvm_unusable.exchange(true)) {
       im.notice("kvm unusable (" + std::string(decision.remembered ? "remembered: " : "") + decision.reason +
-              "); using software emulation");
+                "); using software emulation");
     }
   }
   const std::chrono::seconds limit = kvm ? kvm_launch_deadline(decision) : im.options.launch_timeout;
@@ -91,7 +91,7 @@ Handle::launch()
   }
   if (!g_said_kvm_unusable.exchange(true)) {
     im.notice("kvm unusable (" + summary + "); using software emulation" +
-            (remembered.empty() ? "" : "; remembered in " + remembered.string()));
+              (remembered.empty() ? "" : "; remembered in " + remembered.string()));
   }
   error = im.try_launch(Accel::tcg, im.options.launch_timeout);
   if (error) {
