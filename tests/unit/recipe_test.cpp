@@ -1,10 +1,14 @@
 #include "core/recipe/loader.hpp"
 #include "core/recipe/plan.hpp"
 #include "core/recipe/schema.hpp"
+#include "core/recipe/schema/steps.hpp"
 #include "core/util/error.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+
+#include <map>
+#include <set>
 
 namespace kiln::recipe {
 namespace {
@@ -559,6 +563,65 @@ TEST(Recipe, ImageNameLongerThan64IsRefused)
   ASSERT_EQ(errs.size(), 1u) << ::testing::PrintToString(errs);
   EXPECT_EQ(errs[0],
             "5:17: the image name must be 1-64 characters of A-Z a-z 0-9 . _ - (not '.' or '..'): 65 characters");
+}
+
+// The step table is the one list of step kinds: step_kinds() is its names and every
+// StepSpec alternative has exactly one entry.
+TEST(StepTable, KindsComeFromTheTableAndCoverEveryAlternative)
+{
+  const auto& table = step_table();
+  ASSERT_EQ(table.size(), std::variant_size_v<StepSpec>);
+  std::vector<std::string> names;
+  std::set<std::size_t> indices;
+  for (const auto& kind : table) {
+    names.push_back(kind.name);
+    indices.insert(kind.index);
+    EXPECT_EQ(find_step_kind(kind.name), &kind);
+  }
+  EXPECT_EQ(names, step_kinds());
+  EXPECT_EQ(indices.size(), table.size());
+  EXPECT_EQ(find_step_kind("nope"), nullptr);
+}
+
+// Each entry reads a minimal body into its own alternative, and plan describes it.
+TEST(StepTable, EveryKindParsesAMinimalBody)
+{
+  ScratchDir dir;
+  write_text(dir / "overlays/o/etc/x", "x\n");
+  const std::map<std::string, std::string> bodies = {{"file", "{path: /etc/x, content: x}"},
+                                                     {"overlay", "o"},
+                                                     {"edit", "{path: /etc/x, set: {A: b}}"},
+                                                     {"delete", "/etc/x"},
+                                                     {"unit", "{name: x.service, content: '[Unit]'}"},
+                                                     {"systemd", "{enable: x.service}"},
+                                                     {"group", "{name: g}"},
+                                                     {"user", "{name: u}"},
+                                                     {"selinux", "{mode: permissive}"},
+                                                     {"packages", "{install: [x]}"},
+                                                     {"run", "'true'"},
+                                                     {"firstboot", "{name: f, script: 'true'}"}};
+  std::string steps;
+  for (const auto& kind : step_kinds()) {
+    ASSERT_EQ(bodies.count(kind), 1u) << "no minimal body for the step kind " << kind;
+    steps += "      - " + kind + ": " + bodies.at(kind) + "\n";
+  }
+  write_text(dir / "r.yaml", minimal("stages:\n  - name: s\n    steps:\n" + steps));
+  Recipe r = load_recipe(dir / "r.yaml");
+  const auto& parsed = r.stages.at(0).steps;
+  ASSERT_EQ(parsed.size(), step_table().size());
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    const StepKind& kind = step_table()[i];
+    EXPECT_EQ(parsed[i].kind, kind.name);
+    EXPECT_EQ(parsed[i].spec.index(), kind.index) << kind.name;
+    EXPECT_EQ(&step_kind_of(parsed[i].spec), &kind);
+    nlohmann::json j = to_json(parsed[i]);
+    EXPECT_TRUE(j.contains(kind.name) && j[kind.name].is_object()) << j.dump();
+  }
+  // The overlay is the one local input here: a tree, of kind overlay.
+  Plan plan = make_plan(r);
+  ASSERT_EQ(plan.inputs.size(), 2u);
+  EXPECT_EQ(plan.inputs[1].kind, "overlay");
+  EXPECT_EQ(plan.inputs[1].source, (dir / "overlays/o").string());
 }
 
 } // namespace

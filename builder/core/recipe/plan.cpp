@@ -4,10 +4,10 @@
 #include "core/dcos/bundle.hpp"
 #include "core/dcos/firstboot.hpp"
 #include "core/recipe/node_artifact.hpp"
+#include "core/recipe/schema/steps.hpp"
 #include "core/util/error.hpp"
 
 #include <filesystem>
-#include <type_traits>
 
 namespace kiln::recipe {
 
@@ -16,107 +16,17 @@ using nlohmann::json;
 
 namespace {
 
-// Host paths are not part of a stage's definition (the checkout may move between
-// runs); the inputs' digests are. Only the file name is kept, for readability.
-std::optional<std::string>
-file_name(const std::optional<std::string>& path)
-{
-  if (!path) {
-    return std::nullopt;
-  }
-  return std::filesystem::path(*path).filename().string();
-}
-
-template <class T>
-void
-put_optional(json& j, const char* key, const std::optional<T>& value)
-{
-  if (value) {
-    j[key] = *value;
-  }
-}
-
-json
-step_body(const StepSpec& spec)
-{
-  return std::visit(
-    [](const auto& s) -> json {
-      using T = std::decay_t<decltype(s)>;
-      json j = json::object();
-      if constexpr (std::is_same_v<T, FileStep>) {
-        j = {{"path", s.path}, {"mode", s.mode}, {"owner", s.owner}, {"group", s.group}};
-        put_optional(j, "content", s.content);
-        put_optional(j, "src", file_name(s.source));
-      } else if constexpr (std::is_same_v<T, OverlayStep>) {
-        j = {{"name", s.name}, {"dest", s.dest}, {"owner", s.owner}, {"group", s.group}};
-      } else if constexpr (std::is_same_v<T, EditStep>) {
-        j = {{"path", s.path}, {"set", s.set}, {"separator", s.separator}};
-        put_optional(j, "match", s.match);
-        put_optional(j, "line", s.line);
-        if (!s.lines.empty()) {
-          j["lines"] = s.lines;
-        }
-      } else if constexpr (std::is_same_v<T, DeleteStep>) {
-        j = {{"paths", s.paths}};
-      } else if constexpr (std::is_same_v<T, UnitStep>) {
-        j = {{"name", s.name}};
-        put_optional(j, "content", s.content);
-        put_optional(j, "src", file_name(s.source));
-      } else if constexpr (std::is_same_v<T, SystemdStep>) {
-        j = {{"enable", s.enable}, {"disable", s.disable}, {"mask", s.mask}};
-      } else if constexpr (std::is_same_v<T, GroupStep>) {
-        j = {{"name", s.name}, {"system", s.system}};
-        put_optional(j, "gid", s.gid);
-      } else if constexpr (std::is_same_v<T, UserStep>) {
-        j = {{"name", s.name}, {"groups", s.groups}, {"shell", s.shell}, {"system", s.system}};
-        put_optional(j, "uid", s.uid);
-        put_optional(j, "group", s.group);
-        put_optional(j, "home", s.home);
-      } else if constexpr (std::is_same_v<T, SelinuxStep>) {
-        j = {{"mode", s.mode}, {"relabel", s.relabel}};
-      } else if constexpr (std::is_same_v<T, PackagesStep>) {
-        json files = json::array();
-        for (const auto& f : s.files) {
-          files.push_back(std::filesystem::path(f).filename().string());
-        }
-        json repos = json::array();
-        for (const auto& r : s.repos) {
-          json rj = {{"name", r.name}, {"baseurl", r.baseurl}, {"gpgcheck", r.gpgcheck}};
-          put_optional(rj, "gpgkey", r.gpgkey);
-          repos.push_back(rj);
-        }
-        j = {{"install", s.install}, {"remove", s.remove}, {"files", files}, {"repos", repos}, {"network", s.network}};
-      } else if constexpr (std::is_same_v<T, RunStep>) {
-        j = {{"command", s.command}};
-      } else if constexpr (std::is_same_v<T, FirstbootStep>) {
-        j = {{"name", s.name}, {"after", s.after}};
-        put_optional(j, "script", s.script);
-        put_optional(j, "src", file_name(s.source));
-      }
-      return j;
-    },
-    spec);
-}
-
+// The local files a step reads, with their digests: its table entry names them.
 void
 step_inputs(const Step& step, std::vector<Input>& out)
 {
-  std::visit(
-    [&](const auto& s) {
-      using T = std::decay_t<decltype(s)>;
-      if constexpr (std::is_same_v<T, FileStep> || std::is_same_v<T, UnitStep> || std::is_same_v<T, FirstbootStep>) {
-        if (s.source) {
-          out.push_back({step.kind, *s.source, crypto::sha256_file(*s.source), {}, {}});
-        }
-      } else if constexpr (std::is_same_v<T, OverlayStep>) {
-        out.push_back({"overlay", s.source, crypto::sha256_tree(s.source), {}, {}});
-      } else if constexpr (std::is_same_v<T, PackagesStep>) {
-        for (const auto& f : s.files) {
-          out.push_back({"package", f, crypto::sha256_file(f), {}, {}});
-        }
-      }
-    },
-    step.spec);
+  for (const auto& source : step_kind_of(step.spec).sources(step.spec)) {
+    out.push_back({source.kind.empty() ? step.kind : source.kind,
+                   source.path,
+                   source.tree ? crypto::sha256_tree(source.path) : crypto::sha256_file(source.path),
+                   {},
+                   {}});
+  }
 }
 
 } // namespace
@@ -124,7 +34,7 @@ step_inputs(const Step& step, std::vector<Input>& out)
 json
 to_json(const Step& step)
 {
-  return {{step.kind, step_body(step.spec)}};
+  return {{step.kind, step_kind_of(step.spec).describe(step.spec)}};
 }
 
 json
@@ -169,7 +79,9 @@ dcos_stage(const DcosSpec& spec, const std::string& parent)
   planned.name = "dcos";
   json body = {{"role", spec.role},
                {"firstboot", crypto::sha256_hex(dcos::firstboot_script(spec.role) + dcos::firstboot_unit())}};
-  put_optional(body, "version", spec.version);
+  if (spec.version) {
+    body["version"] = *spec.version;
+  }
   planned.definition = {{"name", "dcos"}, {"steps", json::array({json{{"dcos", body}}})}};
   if (dcos::is_url(spec.bundle)) {
     planned.inputs.push_back({"dcos-bundle", spec.bundle, "", {}, {}});

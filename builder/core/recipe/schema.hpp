@@ -1,5 +1,8 @@
 // The recipe schema: turns a resolved document into the typed Recipe, reporting
 // unknown keys (with a suggestion), wrong types, missing fields and bad values.
+// Its parts live in schema/: reader (MapReader, sizes, suggestions), steps (the table of
+// step kinds: parse, plan description, local inputs), base, blocks (ab, trust, dcos) and
+// build_model (the recipe's own keys, outputs and stages).
 #pragma once
 
 #include "core/recipe/loader.hpp"
