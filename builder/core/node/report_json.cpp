@@ -1,6 +1,8 @@
 // The JSON form of kiln-node's reports (report_json.hpp).
 #include "core/node/report_json.hpp"
 
+#include "core/node/command_common.hpp"
+
 #include "core/slots/abi.hpp"
 
 namespace kiln::node {
@@ -8,12 +10,6 @@ namespace kiln::node {
 using json = nlohmann::json;
 
 namespace {
-
-json
-slot_text(char slot)
-{
-  return std::string(1, slot);
-}
 
 json
 text_or_null(const std::optional<std::string>& text)
@@ -50,7 +46,7 @@ to_json(json& j, const SlotReport& r)
 void
 to_json(json& j, const NextBoot& r)
 {
-  j = {{"slot", slot_text(r.slot)}, {"reason", std::string(slots::to_string(r.reason))}};
+  j = {{"slot", detail::slot_str(r.slot)}, {"reason", std::string(slots::to_string(r.reason))}};
   if (!r.tries_after.empty()) {
     j["tries_after"] = r.tries_after;
   }
@@ -61,7 +57,7 @@ to_json(json& j, const StatusReport& r)
 {
   j = {{"disk", r.disk},
        {"in_progress", r.in_progress},
-       {"booted", r.booted ? slot_text(*r.booted) : json(nullptr)},
+       {"booted", r.booted ? json(detail::slot_str(*r.booted)) : json(nullptr)},
        {"order", r.order},
        {"slots", {{"A", r.a}, {"B", r.b}}},
        {"next_boot", r.next_boot},
@@ -77,7 +73,7 @@ to_json(json& j, const StatusReport& r)
 void
 to_json(json& j, const ReimageReport& r)
 {
-  j = {{"slot", slot_text(r.slot)},
+  j = {{"slot", detail::slot_str(r.slot)},
        {"partition", r.partition},
        {"name", r.name},
        {"version", r.version},
@@ -93,7 +89,7 @@ to_json(json& j, const ReimageReport& r)
 void
 to_json(json& j, const RollbackReport& r)
 {
-  j = {{"from", slot_text(r.from)}, {"to", slot_text(r.to)}, {"next_boot", r.next_boot}};
+  j = {{"from", detail::slot_str(r.from)}, {"to", detail::slot_str(r.to)}, {"next_boot", r.next_boot}};
   if (!r.warning.empty()) {
     j["warning"] = r.warning;
   }
@@ -102,7 +98,7 @@ to_json(json& j, const RollbackReport& r)
 void
 to_json(json& j, const MarkGoodReport& r)
 {
-  j = {{"slot", slot_text(r.slot)}, {"state", "good"}, {"next_boot", r.next_boot}};
+  j = {{"slot", detail::slot_str(r.slot)}, {"state", "good"}, {"next_boot", r.next_boot}};
 }
 
 void

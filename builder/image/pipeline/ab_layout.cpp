@@ -44,23 +44,12 @@ say(const BuildOptions& options, const std::string& line)
   }
 }
 
-// What the user must see (BuildOptions::notice, else the log).
-void
-notice(const BuildOptions& options, const std::string& line)
-{
-  if (options.notice) {
-    options.notice(line);
-  } else if (options.log) {
-    options.log(line);
-  }
-}
-
 gfs::HandleOptions
 handle_options(const BuildOptions& options)
 {
   gfs::HandleOptions h;
   h.log = options.log;
-  h.notice = [&options](const std::string& line) { notice(options, line); };
+  h.notice = notice_sink(options);
   h.progress = options.progress;
   return h;
 }
@@ -246,7 +235,11 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   std::vector<std::string> node_paths = install_node(editor, plan, scratch, options);
   labelled.insert(labelled.end(), node_paths.begin(), node_paths.end());
   ab::label_added_paths(editor, recipe::wants_relabel(recipe), labelled,
-                        [&](const std::string& line) { notice(options, "layout ab: " + line); });
+                        [notice = notice_sink(options)](const std::string& line) {
+                          if (notice) {
+                            notice("layout ab: " + line);
+                          }
+                        });
 
   // kiln-data: the state directories move there, their mountpoints stay (empty) in the slot.
   g.mount(dev(slots::k_part_data), std::string(slots::k_data_mount));

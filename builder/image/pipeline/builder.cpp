@@ -30,6 +30,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using steps::GuestInfo;
 
+std::function<void(const std::string&)>
+notice_sink(const BuildOptions& options)
+{
+  return options.notice ? options.notice : options.log;
+}
+
 namespace {
 
 // ext4 features CentOS 7's kernel, e2fsck and GRUB understand (mkfs.ext4 on Debian 12
@@ -66,7 +72,7 @@ handle_options(const BuildOptions& options, bool network)
   gfs::HandleOptions h;
   h.network = network;
   h.log = options.log;
-  h.notice = options.notice ? options.notice : options.log;
+  h.notice = notice_sink(options);
   h.progress = options.progress;
   return h;
 }
@@ -543,7 +549,7 @@ build_layers(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   GuestInfo guest = inspect(g);
   g.mount_os(guest.root);
   gfs::GuestfsEditor editor(g);
-  steps::StepContext ctx{editor, guest, network, options.notice ? options.notice : options.log};
+  steps::StepContext ctx{editor, guest, network, notice_sink(options)};
 
   for (size_t i = first; i < stages.size(); ++i) {
     const Pending& p = stages[i];

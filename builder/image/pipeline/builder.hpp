@@ -60,6 +60,9 @@ struct BuildResult {
 
 // Runs the build. Throws Error on any failure, after removing every partial output
 // and leaving the cache as it was (except complete, verified entries).
+// Where notices go: options.notice, else the log (empty when neither is set).
+std::function<void(const std::string&)> notice_sink(const BuildOptions& options);
+
 BuildResult build(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
                   const BuildOptions& options);
 
