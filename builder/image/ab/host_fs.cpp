@@ -68,12 +68,12 @@ copy_sparse(const fs::path& from, const fs::path& to, std::uint64_t offset)
     }
     for (off_t p = data; p < hole;) {
       size_t want = static_cast<size_t>(std::min<off_t>(hole - p, static_cast<off_t>(buffer.size())));
-      ssize_t n = ::pread(in.get(), buffer.data(), want, p);
-      if (n <= 0) {
-        throw Error(from.string(), "read failed: " + (n < 0 ? errno_text(errno) : std::string("unexpected end")));
+      std::size_t n = util::pread_full(in.get(), buffer.data(), want, static_cast<std::uint64_t>(p), from.string());
+      if (n == 0) {
+        throw Error(from.string(), "read failed: unexpected end");
       }
-      util::pwrite_full(out.get(), buffer.data(), static_cast<size_t>(n), static_cast<off_t>(offset) + p, to.string());
-      p += n;
+      util::pwrite_full(out.get(), buffer.data(), n, static_cast<off_t>(offset) + p, to.string());
+      p += static_cast<off_t>(n);
     }
     pos = hole;
   }
