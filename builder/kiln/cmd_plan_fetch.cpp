@@ -68,12 +68,16 @@ do_plan(const PlanArgs& args)
   }
   std::cout << "\nstages:\n";
   std::cout << "  base  " << plan.base_key << "\n";
-  for (const auto& s : plan.stages) {
-    std::cout << "  " << s.name << "  " << s.key << "  (" << s.definition["steps"].size() << " steps)\n";
-  }
-  if (plan.ab) {
-    std::cout << "  ab  " << (plan.ab->key.empty() ? "(resolved at build)" : plan.ab->key) << "  (kiln-node "
-              << plan.ab->inputs.at(0).sha256 << ")\n";
+  for (const auto* s : recipe::stages_in_order(plan)) {
+    std::cout << "  " << s->name << "  " << (s->key.empty() ? "(resolved at build)" : s->key) << "  (";
+    if (s == &plan.finalize) {
+      std::cout << "sysprep " << (r.sysprep ? "on" : "off") << ", trim " << (r.trim ? "on" : "off");
+    } else if (s->name == "ab" && plan.ab) {
+      std::cout << "kiln-node " << s->inputs.at(0).sha256;
+    } else {
+      std::cout << s->definition["steps"].size() << " steps";
+    }
+    std::cout << ")\n";
   }
   std::cout << "\noutputs: " << r.outputs.name << " [";
   for (size_t i = 0; i < r.outputs.formats.size(); ++i) {

@@ -125,17 +125,20 @@ TEST(DcosPlan, AllFourCentos7RecipesResolveOffline)
     EXPECT_NE(steps.find("docker-ce-cli-19.03.5-3.el7"), std::string::npos);
     EXPECT_EQ(steps.find("1.2.10-3.2"), std::string::npos);
     if (std::string(name) == "base.yaml") {
-      EXPECT_EQ(names(p["stages"]), (std::vector<std::string>{"repos", "packages", "host", "time", "trust", "ab"}));
+      EXPECT_EQ(names(p["stages"]),
+                (std::vector<std::string>{"repos", "packages", "host", "time", "trust", "finalize", "ab"}));
+      EXPECT_EQ(stage(p, "finalize")["key"].get<std::string>().size(), 64u); // kiln plan shows every key
       continue;
     }
     EXPECT_EQ(names(p["stages"]),
-              (std::vector<std::string>{"repos", "packages", "host", "time", "trust", "dcos", "ab"}));
+              (std::vector<std::string>{"repos", "packages", "host", "time", "trust", "dcos", "finalize", "ab"}));
     const json& dcos = stage(p, "dcos");
     EXPECT_EQ(dcos["resolved"], "at build");
     EXPECT_EQ(dcos["key"], "");
     EXPECT_EQ(input(p, "dcos-bundle")["source"], "http://10.1.1.8:8080");
     EXPECT_EQ(input(p, "dcos-bundle")["resolved"], "at build");
-    // The A/B stage's key needs the dcos stage's, so it too is resolved at build.
+    // The keys after it need the dcos stage's, so they too are resolved at build.
+    EXPECT_EQ(stage(p, "finalize")["resolved"], "at build");
     EXPECT_EQ(stage(p, "ab")["resolved"], "at build");
   }
   EXPECT_EQ(stage(plan("dcos-master.yaml"), "dcos")["steps"][0]["dcos"]["role"], "master");

@@ -229,6 +229,12 @@ FakeEditor::write(const std::string& path, const std::string& content)
 }
 
 void
+FakeEditor::download(const std::string& remote, const std::string& local)
+{
+  util::write_file_atomic(local, read_file(remote));
+}
+
+void
 FakeEditor::upload(const std::string& local, const std::string& remote)
 {
   write(remote, util::read_file(local));

@@ -55,6 +55,7 @@ public:
   bool is_symlink(const std::string& path) override;
   std::string readlink(const std::string& path) override;
   std::string read_file(const std::string& path) override;
+  void download(const std::string& remote, const std::string& local) override;
   std::vector<std::string> glob(const std::string& pattern) override;
   void write(const std::string& path, const std::string& content) override;
   void upload(const std::string& local, const std::string& remote) override;

@@ -103,7 +103,7 @@ TEST(AbSlotRoot, WritesFstabKernelLinksMountPointsAndEnabledUnits)
   g.add_dir("/etc/systemd/system");
   g.add_file("/var/log/old.log", "x");
   std::vector<std::string> added = ab::prepare_slot_root(
-    g, {"xfs", "ext4", true, {"vmlinuz-3.10", "initramfs-3.10.img"}, "UUID=1 / ext4 defaults 0 1\n"});
+    g, {"xfs", "ext4", true, {"3.10", "vmlinuz-3.10", "initramfs-3.10.img"}, "UUID=1 / ext4 defaults 0 1\n"});
   EXPECT_EQ(g.read_file("/etc/fstab"), ab::ab_fstab("xfs", "ext4", "UUID=1 / ext4 defaults 0 1\n"));
   EXPECT_EQ(g.readlink("/boot/vmlinuz"), "vmlinuz-3.10"); // relative: right in either slot
   EXPECT_EQ(g.readlink("/boot/initrd.img"), "initramfs-3.10.img");
@@ -126,7 +126,7 @@ TEST(AbSlotRoot, WritesFstabKernelLinksMountPointsAndEnabledUnits)
   test::FakeEditor plain;
   plain.add_dir("/boot");
   plain.add_dir("/etc/systemd/system");
-  ab::prepare_slot_root(plain, {"ext4", "ext4", false, {"vmlinuz-6.1", "initrd.img-6.1"}, ""});
+  ab::prepare_slot_root(plain, {"ext4", "ext4", false, {"6.1", "vmlinuz-6.1", "initrd.img-6.1"}, ""});
   EXPECT_FALSE(plain.exists("/usr/lib/systemd/system/kiln-grow-data.service"));
   EXPECT_NE(plain.read_file("/etc/fstab").find("/dev/root / ext4 defaults 0 0\n"), std::string::npos);
 }

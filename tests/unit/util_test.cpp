@@ -2,6 +2,7 @@
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
+#include "core/util/version.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -107,3 +108,18 @@ TEST(Process, MissingProgramIsAnError)
 
 } // namespace
 } // namespace kiln
+
+TEST(Version, OrdersAsRpmDoes)
+{
+  using kiln::util::rpm_version_compare;
+  // CentOS 7's updated kernel is newer than the release's: "83" against "el".
+  EXPECT_GT(rpm_version_compare("3.10.0-1160.83.1.el7.x86_64", "3.10.0-1160.el7.x86_64"), 0);
+  EXPECT_LT(rpm_version_compare("3.10.0-1160.el7.x86_64", "3.10.0-1160.83.1.el7.x86_64"), 0);
+  EXPECT_GT(rpm_version_compare("3.10.0-1160.102.1.el7", "3.10.0-1160.83.1.el7"), 0); // numbers, not text
+  EXPECT_EQ(rpm_version_compare("1.010", "1.10"), 0); // leading zeros
+  EXPECT_EQ(rpm_version_compare("1.2", "1_2"), 0); // separators only separate
+  EXPECT_GT(rpm_version_compare("1.2.1", "1.2"), 0); // more segments: newer
+  EXPECT_GT(rpm_version_compare("1.2b", "1.2a"), 0);
+  EXPECT_GT(rpm_version_compare("6.1.0-18-amd64", "6.1.0-13-amd64"), 0); // Debian's kernels
+  EXPECT_GT(rpm_version_compare("/boot/vmlinuz-6.1.0-18-amd64", "/boot/vmlinuz-6.1.0-9-amd64"), 0);
+}

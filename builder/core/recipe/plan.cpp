@@ -7,6 +7,7 @@
 #include "core/recipe/schema/steps.hpp"
 #include "core/util/error.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 namespace kiln::recipe {
@@ -97,7 +98,7 @@ dcos_stage(const DcosSpec& spec, const std::string& parent)
 // 3: kiln-mark-good.service gives up after a deadline; 4: /var/lib/dcos on kiln-data).
 constexpr int k_ab_version = 4;
 
-// The implicit "ab" stage: its key needs the finalize key, so it is set by ab_key().
+// The implicit "ab" stage: its key needs the finalize key (set by set_keys_after_stages).
 PlannedStage
 ab_stage(const Recipe& recipe, const PlanOptions& options)
 {
@@ -120,7 +121,87 @@ ab_stage(const Recipe& recipe, const PlanOptions& options)
   return planned;
 }
 
+// Bumped when what finalize leaves changes for the same settings.
+constexpr int k_finalize_version = 1;
+
+// The implicit "finalize" stage: what it does depends only on the recipe's sysprep and
+// trim (the relabel and the DC/OS checks follow from the stages before it).
+PlannedStage
+finalize_stage(const Recipe& recipe)
+{
+  PlannedStage planned;
+  planned.name = "finalize";
+  json body = {{"sysprep", recipe.sysprep}, {"trim", recipe.trim}, {"version", k_finalize_version}};
+  planned.definition = {{"name", "finalize"}, {"steps", json::array({json{{"finalize", body}}})}};
+  return planned;
+}
+
+// The keys of finalize and ab from the last stage's (empty while that one is unresolved).
+void
+set_keys_after_stages(Plan& plan)
+{
+  const std::string parent = plan.stages.empty() ? plan.base_key : plan.stages.back().key;
+  if (parent.empty()) {
+    plan.finalize.key.clear();
+  } else {
+    const json& body = plan.finalize.definition["steps"][0]["finalize"];
+    plan.finalize.key = crypto::sha256_hex(json{{"parent", parent}, {"finalize", body}}.dump());
+  }
+  if (plan.ab) {
+    plan.ab->key = plan.finalize.key.empty() ? "" : stage_key(plan.finalize.key, *plan.ab);
+  }
+}
+
 } // namespace
+
+std::vector<const PlannedStage*>
+stages_in_order(const Plan& plan)
+{
+  std::vector<const PlannedStage*> out;
+  for (const auto& s : plan.stages) {
+    out.push_back(&s);
+  }
+  out.push_back(&plan.finalize);
+  if (plan.ab) {
+    out.push_back(&*plan.ab);
+  }
+  return out;
+}
+
+bool
+Plan::resolved() const
+{
+  auto known = [](const PlannedStage& s) { return !s.key.empty(); };
+  return !base_key.empty() && std::all_of(stages.begin(), stages.end(), known) && known(finalize) &&
+         (!ab || known(*ab));
+}
+
+Plan
+resolve_plan(const Plan& planned, const Resolution& resolution)
+{
+  Plan plan = planned;
+  for (size_t i = 0; i < plan.stages.size(); ++i) {
+    PlannedStage& stage = plan.stages[i];
+    if (stage.name != "dcos" || !stage.key.empty()) {
+      continue;
+    }
+    if (resolution.dcos_bundle_sha256.empty()) {
+      throw Error("dcos", "the bundle's digest is not known (internal error: resolved without fetching it)");
+    }
+    stage.inputs.at(0).sha256 = resolution.dcos_bundle_sha256;
+    stage.key = stage_key(i == 0 ? plan.base_key : plan.stages[i - 1].key, stage);
+    for (auto& in : plan.inputs) {
+      if (in.kind == "dcos-bundle" && in.sha256.empty()) {
+        in.sha256 = resolution.dcos_bundle_sha256;
+      }
+    }
+  }
+  set_keys_after_stages(plan);
+  if (!plan.resolved()) {
+    throw Error("plan", "a stage key is still unresolved after resolving the plan (internal error)");
+  }
+  return plan;
+}
 
 bool
 wants_relabel(const Recipe& recipe)
@@ -133,23 +214,6 @@ wants_relabel(const Recipe& recipe)
     }
   }
   return false;
-}
-
-std::string
-finalize_key(const Recipe& recipe, const Plan& plan)
-{
-  std::string parent = plan.stages.empty() ? plan.base_key : plan.stages.back().key;
-  json src = {{"parent", parent}, {"finalize", {{"sysprep", recipe.sysprep}, {"trim", recipe.trim}, {"version", 1}}}};
-  return crypto::sha256_hex(src.dump());
-}
-
-std::string
-ab_key(const Recipe& recipe, const Plan& plan)
-{
-  if (!plan.ab) {
-    throw Error("layout ab", "the plan has no A/B stage (recipe " + recipe.name + ")");
-  }
-  return stage_key(finalize_key(recipe, plan), *plan.ab);
 }
 
 Plan
@@ -203,13 +267,12 @@ make_plan(const Recipe& recipe, const PlanOptions& options)
     plan.stages.push_back(dcos_stage(*recipe.dcos, parent));
     plan.inputs.insert(plan.inputs.end(), plan.stages.back().inputs.begin(), plan.stages.back().inputs.end());
   }
+  plan.finalize = finalize_stage(recipe);
   if (recipe.layout == "ab") {
     plan.ab = ab_stage(recipe, options);
     plan.inputs.insert(plan.inputs.end(), plan.ab->inputs.begin(), plan.ab->inputs.end());
-    if (plan.stages.empty() || !plan.stages.back().key.empty()) {
-      plan.ab->key = ab_key(recipe, plan);
-    }
   }
+  set_keys_after_stages(plan);
   return plan;
 }
 
@@ -240,9 +303,12 @@ plan_json(const Recipe& recipe, const Plan& plan)
     inputs.push_back(j);
   }
   json stages = json::array();
-  for (const auto& s : plan.stages) {
-    json st = {{"name", s.name}, {"key", s.key}, {"steps", s.definition["steps"]}};
-    if (s.key.empty()) {
+  for (const auto* s : stages_in_order(plan)) {
+    if (s->name == "ab" && plan.ab) {
+      break; // below, with its inputs
+    }
+    json st = {{"name", s->name}, {"key", s->key}, {"steps", s->definition["steps"]}};
+    if (s->key.empty()) {
       st["resolved"] = "at build";
     }
     stages.push_back(st);

@@ -36,10 +36,21 @@ struct Plan {
   std::string base_key;
   std::vector<Input> inputs; // all of them, base first (kiln-node last, for layout: ab)
   std::vector<PlannedStage> stages;
+  // The implicit stage after the last one: sysprep, inventory, trim (and the relabel and
+  // the DC/OS checks). Its key is empty while a parent is resolved at build.
+  PlannedStage finalize;
   // layout: ab -- the A/B stage after finalize: its definition (the ab: settings, image
   // name, relabel), its one input (the kiln-node artifact) and its key (empty while a
   // parent is resolved at build).
   std::optional<PlannedStage> ab;
+  // Every key known: nothing is left to resolve at build.
+  bool resolved() const;
+};
+
+// What only a build can learn (it goes to the network): the digest of a DC/OS bundle
+// given by URL, from the bundle fetched and validated.
+struct Resolution {
+  std::string dcos_bundle_sha256;
 };
 
 struct PlanOptions {
@@ -51,16 +62,19 @@ struct PlanOptions {
 // The key of a planned stage: sha256 of the parent key, its definition and its inputs' digests.
 std::string stage_key(const std::string& parent, const PlannedStage& stage);
 
-// Computes the plan; hashes local input files (throws Error if one vanished). A recipe
-// with dcos: gets an implicit last stage "dcos"; for a bundle given by URL its input
-// digest and key stay empty ("resolved at build": plan never goes to the network).
+// Computes the plan and every stage key: the recipe's stages, dcos, finalize and ab.
+// Hashes local input files (throws Error if one vanished). A recipe with dcos: gets an
+// implicit last stage "dcos"; for a bundle given by URL its input digest and the keys
+// from the dcos stage on stay empty ("resolved at build": plan never goes to the network).
 Plan make_plan(const Recipe& recipe, const PlanOptions& options = {});
 
-// The key of the implicit finalize stage (sysprep, trim) after the last planned stage.
-std::string finalize_key(const Recipe& recipe, const Plan& plan);
-// The key of the A/B stage: the finalize key as parent, plan.ab's definition and the
-// kiln-node artifact's digest. Needs make_plan's plan.ab (layout: ab).
-std::string ab_key(const Recipe& recipe, const Plan& plan);
+// Every planned stage in the order a build runs them: the recipe's, dcos, finalize, ab.
+std::vector<const PlannedStage*> stages_in_order(const Plan& plan);
+
+// The resolved plan: `planned` with what the build learnt filled in and every key after
+// it computed. A build resolves its plan once, before any launch; nothing changes it
+// afterwards. Throws Error when something stays unresolved.
+Plan resolve_plan(const Plan& planned, const Resolution& resolution);
 // Whether the recipe asks for SELinux labels (a selinux step with relabel).
 bool wants_relabel(const Recipe& recipe);
 

@@ -57,16 +57,8 @@ const char* const k_grow_data_service_text =
 Kernel
 find_kernel(edit::Editor& g)
 {
-  std::vector<std::string> kernels = g.glob("/boot/vmlinuz-*");
-  std::erase_if(kernels, [](const std::string& k) { return k.find("rescue") != std::string::npos; });
-  std::sort(kernels.begin(), kernels.end());
-  for (auto it = kernels.rbegin(); it != kernels.rend(); ++it) {
-    std::string version = it->substr(std::string("/boot/vmlinuz-").size());
-    for (const auto& initrd : {"initramfs-" + version + ".img", "initrd.img-" + version}) {
-      if (g.is_file("/boot/" + initrd)) {
-        return {it->substr(6), initrd};
-      }
-    }
+  if (std::optional<Kernel> k = edit::newest_kernel(g)) {
+    return *k;
   }
   throw Error("layout ab", "the image has no kernel with an initramfs under /boot (add the kernel package: "
                            "kernel on EL7, linux-image-amd64 on Debian)");

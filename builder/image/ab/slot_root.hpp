@@ -3,6 +3,7 @@
 // interface (so it is unit-tested against the in-memory guest).
 #pragma once
 
+#include "image/edit/boot_kernel.hpp"
 #include "image/edit/editor.hpp"
 
 #include <functional>
@@ -11,13 +12,10 @@
 
 namespace kiln::ab {
 
-struct Kernel {
-  std::string kernel; // file name in /boot: vmlinuz-VERSION
-  std::string initrd; // initramfs-VERSION.img (EL7, dracut) or initrd.img-VERSION (Debian)
-};
+using Kernel = edit::BootKernel;
 
-// The newest kernel under /boot that has an initramfs (rescue kernels skipped).
-// Throws Error("layout ab", ...) when there is none.
+// The kernel the slot boots (edit::newest_kernel). Throws Error("layout ab", ...) when
+// the image has none.
 Kernel find_kernel(edit::Editor& g);
 
 struct SlotRoot {

@@ -33,6 +33,8 @@ public:
   virtual std::string read_file(const std::string& path) = 0;
   // Sorted paths matching a shell pattern; directories end in '/'.
   virtual std::vector<std::string> glob(const std::string& pattern) = 0;
+  // Copies a guest file to `local` on the build host.
+  virtual void download(const std::string& remote, const std::string& local) = 0;
 
   // Changes. write() and upload() need the parent directory to exist.
   virtual void write(const std::string& path, const std::string& content) = 0;

@@ -17,6 +17,7 @@ public:
   bool is_symlink(const std::string& path) override { return m_g.is_symlink(path); }
   std::string readlink(const std::string& path) override { return m_g.readlink(path); }
   std::string read_file(const std::string& path) override { return m_g.read_file(path); }
+  void download(const std::string& remote, const std::string& local) override { m_g.download(remote, local); }
   std::vector<std::string> glob(const std::string& pattern) override { return m_g.glob(pattern); }
   void write(const std::string& path, const std::string& content) override { m_g.write(path, content); }
   void upload(const std::string& local, const std::string& remote) override { m_g.upload(local, remote); }

@@ -36,24 +36,6 @@ using nlohmann::json;
 
 namespace {
 
-void
-say(const BuildOptions& options, const std::string& line)
-{
-  if (options.status) {
-    options.status(line);
-  }
-}
-
-gfs::HandleOptions
-handle_options(const BuildOptions& options)
-{
-  gfs::HandleOptions h;
-  h.log = options.log;
-  h.notice = notice_sink(options);
-  h.progress = options.progress;
-  return h;
-}
-
 // The kiln-node artifact of the plan into the mounted slot: /usr/bin/kiln-node (and
 // /usr/lib/kiln/node/... for a tree), owned by root, through one tar (libguestfs' tar_in).
 // Directories the image already has (/usr, /usr/bin, ...) are not in the tar, so their
@@ -128,23 +110,13 @@ move_tree(gfs::Handle& g, const std::string& from, const std::string& to, const 
   }
 }
 
-manifest::Manifest
-bundle_base(const recipe::Recipe& recipe, const recipe::Plan& plan, const std::vector<manifest::Package>& packages,
-            const std::string& key)
-{
-  manifest::Manifest m = manifest_base(recipe, plan, packages, recipe.outputs.name);
-  m.stages.push_back({"ab", key});
-  m.sbom = nullptr;
-  return m;
-}
-
 } // namespace
 
 Built
 make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers,
               const BuildOptions& options, const fs::path& scratch, const Built& finalized)
 {
-  const std::string key = ab_key(recipe, plan);
+  const std::string& key = plan.ab.value().key;
   const fs::path layer = layers.image(key);
   const fs::path bundle_file = layers.file(key, ".kbundle");
   Built result;
@@ -190,7 +162,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   }
 
   // Appliance: the source read-only as sda, the new disk as sdb.
-  gfs::Handle g(handle_options(options));
+  gfs::Handle g(handle_options(options, false));
   gfs::GuestfsEditor editor(g);
   g.add_drive(final_layer.string(), "qcow2", true);
   g.add_drive(disk.string(), "raw");
@@ -277,7 +249,9 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   fs::path rootfs = scratch / "ab-rootfs.raw";
   const ab::Part& a = l.at(slots::k_part_a);
   ab::extract_partition(runner, disk, "raw", a.start, a.size, rootfs);
-  manifest::Manifest base = bundle_base(recipe, plan, finalized.meta.packages, key);
+  // The bundle's manifest is the outputs' without their files and SBOM (publish.hpp).
+  manifest::Manifest base = manifest_base(recipe, plan, finalized.meta.packages, recipe.outputs.name);
+  base.sbom = nullptr;
   bundle::BundleInfo info = bundle::write_bundle(rootfs, bundle_file, base, nullptr);
   fs::remove(rootfs);
   laps.lap("ab bundle");

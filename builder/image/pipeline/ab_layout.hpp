@@ -28,7 +28,8 @@
 #include "core/fetch/cache.hpp"
 #include "core/recipe/model.hpp"
 #include "core/recipe/plan.hpp"
-#include "image/pipeline/builder.hpp"
+#include "image/pipeline/options.hpp"
+#include "image/pipeline/publish.hpp"
 #include "image/pipeline/layer_store.hpp"
 #include "image/formats/outputs.hpp"
 
@@ -40,10 +41,8 @@
 
 namespace kiln::build {
 
-// Key of the "ab" stage: the plan's (plan.hpp), which `kiln plan` shows.
-using recipe::ab_key;
-
-// Runs (or reuses from `layers`) the "ab" stage on top of the finalized layer; returns the
+// Runs (or reuses from `layers`) the "ab" stage (key: the resolved plan's plan.ab, which
+// `kiln plan` shows) on top of the finalized layer; returns the
 // whole-disk layer with its metadata (the finalize layer's packages, kernel and guest,
 // and the A/B disk), the launches it made and its name as built or reused.
 Built make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers,

@@ -18,14 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-void
-say(const BuildOptions& options, const std::string& line)
-{
-  if (options.status) {
-    options.status(line);
-  }
-}
-
 // One file of the serve tree at URL/rel, through the cache (unpinned: the bundle's
 // digest is computed from what arrived), linked into the local tree under rel.
 void
@@ -70,11 +62,10 @@ fetch_tree(fetch::Cache& cache, const std::string& base, const fs::path& tree, c
 
 } // namespace
 
-recipe::Plan
+recipe::Resolution
 prepare(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& cache, const fs::path& scratch,
         const BuildOptions& options)
 {
-  recipe::Plan plan = planned;
   const recipe::DcosSpec& spec = *recipe.dcos;
   fs::path dir = spec.bundle;
   if (dcos::is_url(spec.bundle)) {
@@ -84,18 +75,14 @@ prepare(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache&
   say(options, "dcos: validating the bundle " + spec.bundle);
   dcos::Bundle b = dcos::validate_bundle(dir, spec.bundle);
 
-  // The plan's "dcos" stage is the last; its key depends on the bundle's digest.
-  if (plan.stages.empty() || plan.stages.back().name != "dcos") {
+  // The plan's "dcos" stage is the last; its key (and those after it) follow from the
+  // bundle's digest (recipe::resolve_plan). A local bundle's was known when planning.
+  if (planned.stages.empty() || planned.stages.back().name != "dcos") {
     throw Error("dcos", "the plan has no dcos stage (internal error)");
   }
-  recipe::PlannedStage& stage = plan.stages.back();
-  stage.inputs.at(0).sha256 = b.digest;
-  std::string parent = plan.stages.size() >= 2 ? plan.stages[plan.stages.size() - 2].key : plan.base_key;
-  stage.key = recipe::stage_key(parent, stage);
-  for (auto& in : plan.inputs) {
-    if (in.kind == "dcos-bundle") {
-      in.sha256 = b.digest;
-    }
+  const std::string& planned_digest = planned.stages.back().inputs.at(0).sha256;
+  if (!planned_digest.empty() && planned_digest != b.digest) {
+    throw Error(spec.bundle, "the bundle changed since the build was planned");
   }
   json files = json::array();
   for (const auto& f : b.files) {
@@ -109,7 +96,7 @@ prepare(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache&
                                                           .dump(2));
   say(options, "dcos: bundle ok: bootstrap " + b.bootstrap_id.substr(0, 12) + ", " + std::to_string(b.packages.size()) +
                  " packages (" + b.digest.substr(0, 12) + ")");
-  return plan;
+  return {b.digest};
 }
 
 void

@@ -11,7 +11,7 @@
 #include "core/fetch/cache.hpp"
 #include "core/recipe/model.hpp"
 #include "core/recipe/plan.hpp"
-#include "image/pipeline/builder.hpp"
+#include "image/pipeline/options.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/steps/context.hpp"
 
@@ -21,11 +21,11 @@
 
 namespace kiln::build::dcos_stage {
 
-// Returns the resolved plan: `planned` with the dcos stage's input digest and key (and
-// so every key after it) taken from the validated bundle; nothing changes it afterwards.
-// Throws Error("FILE: reason") for a bad bundle. Writes SCRATCH/dcos-bundle.json.
-recipe::Plan prepare(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& cache,
-                     const std::filesystem::path& scratch, const BuildOptions& options);
+// Fetches (a URL: file by file into the cache) and validates the bundle; returns its
+// digest, which resolves the plan (recipe::resolve_plan). Throws Error("FILE: reason")
+// for a bad bundle. Writes SCRATCH/dcos-bundle.json.
+recipe::Resolution prepare(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& cache,
+                           const std::filesystem::path& scratch, const BuildOptions& options);
 
 void run(steps::StepContext& ctx, const recipe::Recipe& recipe, const std::filesystem::path& scratch);
 

@@ -1,0 +1,131 @@
+#include "image/pipeline/engine.hpp"
+
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+#include "core/util/process.hpp"
+#include "core/util/term.hpp"
+#include "image/guestfs/guestfs.hpp"
+#include "image/guestfs/guestfs_editor.hpp"
+#include "image/pipeline/base.hpp"
+#include "image/pipeline/phase_timer.hpp"
+#include "image/pipeline/stage.hpp"
+
+namespace kiln::build {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+steps::GuestInfo
+inspect(gfs::Handle& g)
+{
+  std::vector<std::string> roots = g.inspect_os();
+  if (roots.size() != 1) {
+    throw Error("image", roots.empty() ? "no operating system found in the base image"
+                                       : "more than one operating system in the base image");
+  }
+  steps::GuestInfo info;
+  info.root = roots.front();
+  info.distro = g.inspect_get_distro(info.root);
+  info.package_format = g.inspect_get_package_format(info.root);
+  info.package_manager = g.inspect_get_package_management(info.root);
+  info.major_version = g.inspect_get_major_version(info.root);
+  return info;
+}
+
+// Copies the working overlay into the store as a stage's layer (the guest's filesystems
+// are unmounted, so everything it wrote has been flushed to the file).
+void
+snapshot(const fs::path& working, const fs::path& target)
+{
+  util::AtomicFile out(target);
+  util::RunResult r = util::run({"cp", "--sparse=always", working.string(), out.temp_path().string()});
+  if (!r.ok()) {
+    throw Error(target.string(), "cannot copy the stage layer: " + r.tail(2));
+  }
+  out.commit();
+}
+
+} // namespace
+
+Built
+run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const LayerStore& layers,
+           const BuildOptions& options, const fs::path& scratch)
+{
+  const std::vector<std::unique_ptr<Stage>> stages = appliance_stages(recipe, plan);
+  Built result;
+  // The deepest stage already cached; everything after it runs.
+  size_t first = 0;
+  if (!options.no_cache) {
+    for (size_t i = stages.size(); i > 0; --i) {
+      if (layers.has(stages[i - 1]->key())) {
+        first = i;
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < first; ++i) {
+    result.reused.push_back(stages[i]->name());
+    say(options, "stage " + stages[i]->name() + ": cached (" + stages[i]->key().substr(0, 12) + ")");
+  }
+  result.layer = layers.image(stages.back()->key());
+  if (first == stages.size()) {
+    result.meta = layers.read(stages.back()->key());
+    return result;
+  }
+
+  BaseLayer parent = first == 0 ? resolve_base(recipe, plan, cache, layers, options)
+                                : BaseLayer{layers.image(stages[first - 1]->key()), "qcow2", 0};
+  result.launches += parent.launches;
+  fs::path working = scratch / "working.qcow2";
+  qemu_img(
+    {"create", "-q", "-f", "qcow2", "-b", fs::absolute(parent.image).string(), "-F", parent.format, working.string()});
+
+  bool network = options.network || recipe.network;
+  for (size_t i = first; i < stages.size(); ++i) {
+    network = network || stages[i]->needs_network();
+  }
+  gfs::Handle g(handle_options(options, network));
+  g.add_drive(working.string(), "qcow2");
+  say(options, "appliance: launching (" +
+                 std::string(gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "software emulation") + ")");
+  {
+    PhaseTimer timer(options.log, "launch");
+    g.launch();
+  }
+  ++result.launches;
+  const steps::GuestInfo guest = inspect(g);
+  g.mount_os(guest.root);
+  gfs::GuestfsEditor editor(g);
+  steps::StepContext ctx{editor, guest, network, notice_sink(options)};
+  StageRun run{g, ctx, recipe, layers, options, scratch};
+
+  for (size_t i = first; i < stages.size(); ++i) {
+    const Stage& stage = *stages[i];
+    LayerMeta meta = stage.run(run);
+    meta.key = stage.key();
+    meta.name = stage.name();
+    meta.recipe = recipe.name;
+    meta.guest = GuestFacts{guest.distro, guest.package_format, guest.package_manager, guest.major_version};
+    util::check_interrupted();
+    const bool last = i + 1 == stages.size();
+    {
+      PhaseTimer timer(options.log, "layer " + stage.name());
+      g.umount_all();
+      if (last) {
+        g.shutdown();
+      }
+      snapshot(working, layers.image(stage.key()));
+    }
+    layers.write(meta);
+    result.built.push_back(stage.name());
+    if (!last) {
+      g.mount_os(guest.root);
+    } else {
+      result.meta = std::move(meta);
+    }
+  }
+  return result;
+}
+
+} // namespace kiln::build
