@@ -30,7 +30,11 @@ int
 do_verify(const VerifyArgs& args)
 {
   verify::ImageVerifyOptions options;
-  options.checks.role = args.role;
+  std::optional<dcos::Role> role = dcos::parse_role(args.role);
+  if (!role) {
+    throw UsageError("--role " + args.role, "unknown role (known: master, slave, slave_public)");
+  }
+  options.checks.role = *role;
   if (!args.version.empty()) {
     options.checks.version = args.version;
   }

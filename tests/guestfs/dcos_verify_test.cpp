@@ -188,7 +188,7 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
     std::sort(roots.begin(), roots.end()); // /dev/sda1, /dev/sdb1, ... in drive order
     auto check = [&](size_t i, const std::string& role) {
       verify::GuestfsView view(g, roots[i], "deb", roots[i]);
-      return dcos::run_checks(view, {role, std::string("2.2.1")});
+      return dcos::run_checks(view, {dcos::parse_role(role).value(), std::string("2.2.1")});
     };
     g.mount(roots[0], "/");
     for (const char* role : {"slave", "slave_public", "master"}) {

@@ -35,7 +35,8 @@ struct Node {
   explicit Node(const std::string& default_role, int installer_status = 0)
   {
     install_installer(installer_status);
-    test::write_text(root / std::string(dcos::k_firstboot_script).substr(1), dcos::firstboot_script(default_role));
+    test::write_text(root / std::string(dcos::k_firstboot_script).substr(1),
+                     dcos::firstboot_script(dcos::parse_role(default_role).value()));
     systemd.set_exec("dcos-setup.service", "echo 'pkgpanda: activating packages'\nsleep 1\necho 'pkgpanda: done'\n");
   }
   void install_installer(int status)

@@ -490,7 +490,7 @@ TEST_F(kiln_node, wipe_dcos_removes_dcos_state_and_keeps_the_installer)
   // kiln verify's check no longer finds DC/OS on the wiped tree.
   dcos::DirView view(root);
   bool checked = false;
-  for (const auto& c : dcos::run_checks(view, {"slave", "2.2.1"})) {
+  for (const auto& c : dcos::run_checks(view, {dcos::Role::slave, "2.2.1"})) {
     if (c.name == "if DC/OS is already installed") {
       checked = true;
       EXPECT_TRUE(c.pass) << c.detail;

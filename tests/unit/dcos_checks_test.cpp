@@ -12,6 +12,16 @@
 namespace kiln {
 namespace {
 
+dcos::Role
+role_of(const std::string& name)
+{
+  std::optional<dcos::Role> r = dcos::parse_role(name);
+  if (!r) {
+    ADD_FAILURE() << "not a role: " << name;
+  }
+  return r.value_or(dcos::Role::slave);
+}
+
 namespace fs = std::filesystem;
 
 void
@@ -114,11 +124,11 @@ TEST(DcosChecks, PassingTreePassesForEveryRole)
   for (const auto& role : dcos::roles()) {
     for (std::optional<std::string> version :
          {std::optional<std::string>(), std::optional<std::string>("2.2.1"), std::optional<std::string>("1.12.2")}) {
-      auto results = dcos::run_checks(view, {role, version});
+      auto results = dcos::run_checks(view, {role_of(role), version});
       EXPECT_TRUE(dcos::all_pass(results)) << role << "\n" << dump(results);
     }
   }
-  auto results = dcos::run_checks(view, {"master", std::nullopt});
+  auto results = dcos::run_checks(view, {dcos::Role::master, std::nullopt});
   EXPECT_EQ(dcos::format_line(results.front()), "Checking if DC/OS is already installed: PASS (not installed)");
   auto j = dcos::to_json(results);
   ASSERT_TRUE(j.is_array());
@@ -134,7 +144,7 @@ TEST(DcosChecks, SeededAgentAttributesAreNoInstall)
   put(dir / "root", "/var/lib/dcos/mesos-slave-common", "MESOS_ATTRIBUTES=rack:r1\n");
   put(dir / "root", "/var/lib/dcos/mesos-resources", "MESOS_RESOURCES=[]\n");
   dcos::DirView view(dir / "root");
-  auto results = dcos::run_checks(view, {"slave", std::nullopt});
+  auto results = dcos::run_checks(view, {dcos::Role::slave, std::nullopt});
   EXPECT_EQ(dcos::format_line(results.front()), "Checking if DC/OS is already installed: PASS (not installed)");
 }
 
@@ -242,7 +252,7 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
     make_passing_root(dir / "root", dir.path());
     v.breakit(dir / "root");
     dcos::DirView view(dir / "root");
-    auto results = dcos::run_checks(view, {v.role, v.version});
+    auto results = dcos::run_checks(view, {role_of(v.role), v.version});
     std::vector<std::string> expected{v.check};
     if (!v.also.empty()) {
       expected.push_back(v.also);
@@ -322,7 +332,7 @@ TEST(DcosChecks, EachQuestionReachesTheViewOnce)
   dcos::DirView plain(dir / "root");
   for (const char* role : {"master", "slave"}) {
     CountingView counting(plain);
-    auto results = dcos::run_checks(counting, {role, std::string("2.2.1")});
+    auto results = dcos::run_checks(counting, {role_of(role), std::string("2.2.1")});
     EXPECT_TRUE(dcos::all_pass(results)) << dump(results);
     for (const auto& [question, n] : counts_without_reads(counting.counts)) {
       EXPECT_EQ(n, 1) << question;
@@ -356,8 +366,8 @@ TEST(DcosChecks, NginxIsFineOnAnAgentButNotOnAMaster)
   link(dir / "root", "/usr/lib/systemd/system/nginx.service",
        "/etc/systemd/system/multi-user.target.wants/nginx.service");
   dcos::DirView view(dir / "root");
-  EXPECT_TRUE(dcos::all_pass(dcos::run_checks(view, {"slave", std::nullopt})));
-  auto results = dcos::run_checks(view, {"master", std::nullopt});
+  EXPECT_TRUE(dcos::all_pass(dcos::run_checks(view, {dcos::Role::slave, std::nullopt})));
+  auto results = dcos::run_checks(view, {dcos::Role::master, std::nullopt});
   EXPECT_EQ(failures(results), std::vector<std::string>{"ports for master"});
 }
 
@@ -388,10 +398,10 @@ TEST(DcosChecks, XfsFtypeOnAgentsFromARealSuperblock)
   dcos::DirView view(dir / "root", {{"/", {"/", "/dev/sda1", "ext4", std::nullopt}},
                                     {"/var/lib/mesos", {"", "/dev/sdb1", "xfs", false}},
                                     {"/var/lib/docker", {"", "/dev/sdc1", "xfs", true}}});
-  auto results = dcos::run_checks(view, {"slave", std::nullopt});
+  auto results = dcos::run_checks(view, {dcos::Role::slave, std::nullopt});
   EXPECT_EQ(failures(results), std::vector<std::string>{"XFS ftype for the agent work dir /var/lib/mesos/slave"});
   // Masters do not check it (the installer checks agents only).
-  EXPECT_TRUE(dcos::all_pass(dcos::run_checks(view, {"master", std::nullopt})));
+  EXPECT_TRUE(dcos::all_pass(dcos::run_checks(view, {dcos::Role::master, std::nullopt})));
 }
 
 TEST(DcosChecks, VersionsAndPorts)
@@ -400,16 +410,25 @@ TEST(DcosChecks, VersionsAndPorts)
   EXPECT_GT(dcos::compare_versions("19.03.15", "18.09.1"), 0);
   EXPECT_EQ(dcos::compare_versions("1.6", "1.6"), 0);
   EXPECT_LT(dcos::compare_versions("1.6", "1.6.1"), 0);
-  auto p22 = dcos::role_ports("master", "2.2.1");
+  auto p22 = dcos::role_ports(dcos::Role::master, "2.2.1");
   EXPECT_NE(std::find(p22.begin(), p22.end(), 2379), p22.end());
   EXPECT_EQ(std::find(p22.begin(), p22.end(), 15055), p22.end());
-  auto p111 = dcos::role_ports("slave", "1.11.2");
+  auto p111 = dcos::role_ports(dcos::Role::slave, "1.11.2");
   EXPECT_NE(std::find(p111.begin(), p111.end(), 61420), p111.end());
   EXPECT_EQ(std::find(p111.begin(), p111.end(), 179), p111.end());
   test::ScratchDir dir;
   dcos::DirView view(dir.path());
-  EXPECT_EQ(test::error_of([&] { dcos::run_checks(view, {"worker", std::nullopt}); }).subject(), "--role worker");
-  EXPECT_EQ(test::error_of([&] { dcos::run_checks(view, {"master", "two"}); }).subject(), "--dcos-version two");
+  // Roles are the installer's three names and nothing else.
+  EXPECT_FALSE(dcos::parse_role("worker").has_value());
+  EXPECT_FALSE(dcos::parse_role("Master").has_value());
+  for (const auto& name : dcos::roles()) {
+    EXPECT_EQ(dcos::role_name(role_of(name)), name);
+  }
+  EXPECT_EQ(std::string(dcos::mesos_unit(dcos::Role::slave_public)), "dcos-mesos-slave-public.service");
+  EXPECT_EQ(test::error_of([&] {
+              dcos::run_checks(view, {dcos::Role::master, "two"});
+            }).subject(),
+            "--dcos-version two");
 }
 
 } // namespace

@@ -34,7 +34,7 @@ TEST(DcosFirstboot, UnitOrderingGuardAndDeadline)
 
 TEST(DcosFirstboot, ScriptWaitsForDcosSetupAndWritesItsOwnLog)
 {
-  std::string s = dcos::firstboot_script("slave");
+  std::string s = dcos::firstboot_script(dcos::Role::slave);
   EXPECT_FALSE(std::regex_search(s, std::regex("@[A-Z_]+@"))) << "a placeholder left";
   EXPECT_NE(s.find("default_role=\"slave\"\n"), std::string::npos);
   EXPECT_NE(s.find("--no-block-dcos-setup \"$role\""), std::string::npos);

@@ -33,7 +33,7 @@ struct DcosStage : ::testing::Test {
                                {{"path", "bootstrap/0123.bootstrap.tar.xz"}},
                                {{"path", "genconf/config.yaml"}}}}};
     test::write_text(dir / "scratch/dcos-bundle.json", bundle.dump());
-    recipe.dcos = recipe::DcosSpec{(dir / "serve").string(), "slave", std::nullopt, {}};
+    recipe.dcos = recipe::DcosSpec{(dir / "serve").string(), dcos::Role::slave, std::nullopt, {}};
     g.add_dir("/etc/systemd/system");
   }
 };
@@ -48,7 +48,7 @@ TEST_F(DcosStage, StagesTheBundleTheRoleAndTheFirstBootUnit)
   EXPECT_EQ(g.read_file("/opt/dcos_install_tmp/bootstrap/0123.bootstrap.tar.xz"), "bootstrap");
   EXPECT_EQ(g.node("/opt/dcos_install_tmp/genconf/config.yaml")->mode, 0644u);
   EXPECT_EQ(g.read_file("/etc/kiln/dcos-role"), "slave\n");
-  EXPECT_EQ(g.read_file(dcos::k_firstboot_script), dcos::firstboot_script("slave"));
+  EXPECT_EQ(g.read_file(dcos::k_firstboot_script), dcos::firstboot_script(dcos::Role::slave));
   EXPECT_EQ(g.node(dcos::k_firstboot_script)->mode, 0755u);
   EXPECT_EQ(g.read_file("/etc/systemd/system/kiln-dcos-install.service"), dcos::firstboot_unit());
   EXPECT_EQ(g.readlink("/etc/systemd/system/multi-user.target.wants/kiln-dcos-install.service"),

@@ -57,7 +57,7 @@ TEST(RecipeAb, Defaults)
   ScratchDir dir;
   write_text(dir / "r.yaml", minimal("layout: ab\n"));
   Recipe r = load_recipe(dir / "r.yaml");
-  EXPECT_EQ(r.layout, "ab");
+  EXPECT_EQ(r.layout, Layout::ab);
   EXPECT_EQ(r.ab.esp_size, 128ull << 20);
   EXPECT_EQ(r.ab.boot_size, 256ull << 20);
   EXPECT_EQ(r.ab.slot_size, 0u);

@@ -55,7 +55,7 @@ TEST(Recipe, MinimalLoadsWithDefaults)
   EXPECT_TRUE(r.sysprep);
   EXPECT_EQ(r.outputs.formats, std::vector<std::string>{"qcow2"});
   EXPECT_EQ(r.outputs.name, "demo");
-  EXPECT_EQ(r.layout, "plain");
+  EXPECT_EQ(r.layout, Layout::plain);
 }
 
 TEST(Recipe, UnknownKeyWithSuggestionAndPosition)

@@ -80,13 +80,6 @@ require_file(const fs::path& dir, const std::string& label, const std::string& r
 
 } // namespace
 
-const std::vector<std::string>&
-roles()
-{
-  static const std::vector<std::string> r{"master", "slave", "slave_public"};
-  return r;
-}
-
 bool
 is_url(const std::string& bundle)
 {

@@ -20,9 +20,6 @@ namespace kiln::dcos {
 // The bootstrap_url a pre-staged node needs (no trailing slash: gen/calc.py rejects it).
 inline constexpr std::string_view k_offline_bootstrap_url = "file:///opt/dcos_install_tmp";
 
-// The installer's role names.
-const std::vector<std::string>& roles();
-
 struct BundleFile {
   std::string path; // relative to the serve root, e.g. "bootstrap/ID.bootstrap.tar.xz"
   std::string sha256;

@@ -405,9 +405,9 @@ check_xfs(FsView& view, const std::string& what, const std::string& path)
 }
 
 CheckResult
-check_ports(FsView& view, const std::string& role, const std::optional<std::string>& version)
+check_ports(FsView& view, Role role, const std::optional<std::string>& version)
 {
-  const std::string name = "ports for " + role;
+  const std::string name = "ports for " + std::string(role_name(role));
   std::vector<int> ports = role_ports(role, version);
   std::set<int> needed(ports.begin(), ports.end());
   std::vector<std::string> conflicts;
@@ -489,8 +489,7 @@ check_firstboot(FsView& view)
   if (view.is_file(role_file)) {
     std::string r = view.read_file(role_file);
     r.erase(r.find_last_not_of(" \t\r\n") + 1);
-    const auto& known = roles();
-    if (std::find(known.begin(), known.end(), r) == known.end()) {
+    if (!parse_role(r)) {
       return fail(name, role_file + " holds '" + r + "', not a DC/OS role");
     }
     return pass(name, unit + " enabled, default role " + r);
@@ -547,13 +546,13 @@ unit_enabled(FsView& view, const std::string& unit)
 }
 
 std::vector<int>
-role_ports(const std::string& role, const std::optional<std::string>& version_text)
+role_ports(Role role, const std::optional<std::string>& version_text)
 {
   std::optional<Version> v = parse_version(version_text);
   bool v111 = !v || (v->major == 1 && v->minor == 11);
   bool before_21 = !v || !since(v, 2, 1);
   std::vector<int> ports;
-  if (role == "master") {
+  if (role == Role::master) {
     ports = {53,   80,   443,  1050,  2181,  5050,  7070,  8080,  8101,  8123, 8181,
              9000, 9942, 9990, 36771, 41281, 46839, 61053, 61091, 62080, 62501};
     if (before_21) {
@@ -572,7 +571,7 @@ role_ports(const std::string& role, const std::optional<std::string>& version_te
     for (int p : {179, 62091, 64000}) {
       ports.push_back(p);
     }
-    if (role == "master") {
+    if (role == Role::master) {
       ports.push_back(2379);
       ports.push_back(2380);
     }
@@ -607,13 +606,9 @@ listening_units()
 std::vector<CheckResult>
 run_checks(FsView& image, const VerifyOptions& options)
 {
-  const auto& known = roles();
-  if (std::find(known.begin(), known.end(), options.role) == known.end()) {
-    throw UsageError("--role " + options.role, "unknown role (known: master, slave, slave_public)");
-  }
   CachingView view(image);
   std::optional<Version> version = parse_version(options.version);
-  bool agent = options.role != "master";
+  bool agent = options.role != Role::master;
   std::vector<CheckResult> out;
   out.push_back(check_preexisting(view));
   out.push_back(check_selinux(view, version));

@@ -6,6 +6,7 @@
 //   Checking NAME: PASS (detail)   /   Checking NAME: FAIL (reason)
 #pragma once
 
+#include "core/dcos/role.hpp"
 #include "core/dcos/view.hpp"
 
 #include <nlohmann/json.hpp>
@@ -18,7 +19,7 @@
 namespace kiln::dcos {
 
 struct VerifyOptions {
-  std::string role; // master | slave | slave_public
+  Role role = Role::slave;
   std::optional<std::string> version; // DC/OS version ("2.2.1", "1.12.x"); unknown: strictest
 };
 
@@ -29,7 +30,7 @@ struct CheckResult {
 };
 
 // Runs every check for the role, asking `view` each question once (CachingView): the
-// image must not change while they run. Throws UsageError for an unknown role or version.
+// image must not change while they run. Throws UsageError for an unknown version.
 std::vector<CheckResult> run_checks(FsView& view, const VerifyOptions& options);
 
 std::string format_line(const CheckResult& result);
@@ -38,7 +39,7 @@ bool all_pass(const std::vector<CheckResult>& results);
 
 // The ports the role's DC/OS services bind (dcos.md 4.1, 4.2), for the version (all
 // versions' ports when unknown).
-std::vector<int> role_ports(const std::string& role, const std::optional<std::string>& version);
+std::vector<int> role_ports(Role role, const std::optional<std::string>& version);
 // Well-known units that listen on DC/OS ports, unit -> ports.
 const std::map<std::string, std::vector<int>>& listening_units();
 

@@ -233,9 +233,9 @@ fill(std::string text)
 } // namespace
 
 std::string
-firstboot_script(const std::string& default_role)
+firstboot_script(Role default_role)
 {
-  return replace_all(fill(k_script), "@DEFAULT_ROLE@", default_role);
+  return replace_all(fill(k_script), "@DEFAULT_ROLE@", role_name(default_role));
 }
 
 std::string

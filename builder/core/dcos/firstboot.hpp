@@ -13,6 +13,7 @@
 // shorten the wait there); on a node they are unset.
 #pragma once
 
+#include "core/dcos/role.hpp"
 #include <string>
 
 namespace kiln::dcos {
@@ -28,7 +29,7 @@ inline constexpr int k_setup_poll_s = 3;
 inline constexpr int k_unit_timeout_s = k_installer_timeout_s + k_setup_timeout_s + 300;
 
 // The script text, with `default_role` as the last fallback.
-std::string firstboot_script(const std::string& default_role);
+std::string firstboot_script(Role default_role);
 
 // The unit file text.
 std::string firstboot_unit();

@@ -244,10 +244,10 @@ recorded_dcos_role(const fs::path& root)
 }
 
 std::string
-mesos_problem(const std::string& role)
+mesos_problem(dcos::Role role)
 {
   const TestHooks& hooks = test_hooks(); // test build only
-  const bool master = role == "master";
+  const bool master = role == dcos::Role::master;
   std::string base = !hooks.mesos.empty() ? hooks.mesos : master ? "http://localhost:5050" : "http://localhost:5051";
   if (!master) {
     return metric_problem(base, "slave/registered", "Mesos agent", "not registered");
@@ -286,23 +286,18 @@ health_problem(const fs::path& root)
     if (!present(under(root, slots::k_dcos_stamp))) {
       return "the DC/OS first-boot install has not finished (no " + std::string(slots::k_dcos_stamp) + ")";
     }
-    std::string role = cmdline_value(read_cmdline(), slots::k_cmdline_dcos_role).value_or(recorded_role.value_or(""));
-    std::string unit;
-    if (role == "master") {
-      unit = "dcos-mesos-master.service";
-    } else if (role == "slave") {
-      unit = "dcos-mesos-slave.service";
-    } else if (role == "slave_public") {
-      unit = "dcos-mesos-slave-public.service";
-    } else {
-      return "unknown DC/OS role '" + role + "' (kiln.dcos_role= or " + std::string(slots::k_dcos_role_file) + ")";
+    std::string name = cmdline_value(read_cmdline(), slots::k_cmdline_dcos_role).value_or(recorded_role.value_or(""));
+    std::optional<dcos::Role> role = dcos::parse_role(name);
+    if (!role) {
+      return "unknown DC/OS role '" + name + "' (kiln.dcos_role= or " + std::string(slots::k_dcos_role_file) + ")";
     }
+    const std::string unit = dcos::mesos_unit(*role);
     util::RunResult r = util::run({systemctl, "is-active", unit});
     if (!r.ok()) {
       std::string state = r.out.substr(0, r.out.find('\n'));
       return unit + " is not active (" + (state.empty() ? "exit " + std::to_string(r.exit_code) : state) + ")";
     }
-    return mesos_problem(role);
+    return mesos_problem(*role);
   }
   util::RunResult r = util::run({systemctl, "is-system-running"});
   std::string state = r.out.substr(0, r.out.find('\n'));

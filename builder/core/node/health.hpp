@@ -7,6 +7,7 @@
 // request goes to localhost with a short deadline and a size bound.
 #pragma once
 
+#include "core/dcos/role.hpp"
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -21,6 +22,6 @@ std::optional<std::string> recorded_dcos_role(const std::filesystem::path& root)
 
 // What Mesos (and for a master ZooKeeper) says is missing for `role` (master, slave,
 // slave_public); empty when nothing is.
-std::string mesos_problem(const std::string& role);
+std::string mesos_problem(dcos::Role role);
 
 } // namespace kiln::node

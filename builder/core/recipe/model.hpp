@@ -3,6 +3,7 @@
 // named it); every remote input carries its sha256 unless the user allowed otherwise.
 #pragma once
 
+#include "core/dcos/role.hpp"
 #include "core/recipe/value.hpp"
 
 #include <cstdint>
@@ -172,7 +173,7 @@ struct AbLayout {
 // first-boot install, and the checks of `kiln verify`.
 struct DcosSpec {
   std::string bundle; // genconf/serve: absolute local directory or http(s) URL
-  std::string role; // default role: master | slave | slave_public
+  dcos::Role role = dcos::Role::slave; // the default role
   std::optional<std::string> version; // DC/OS version, for verify's version-dependent checks
   Location location;
 };
@@ -183,6 +184,12 @@ struct TrustSpec {
   std::optional<std::string> revoked; // absolute path of a revocation list
   Location location;
 };
+
+// How the image's disk is laid out: one root file system, or the A/B node layout
+// (slots/abi.hpp) with its slot bundle.
+enum class Layout { plain, ab };
+// "plain" | "ab": the recipe's spelling, shown by `kiln plan`.
+const char* layout_name(Layout layout);
 
 struct Recipe {
   std::string name;
@@ -198,8 +205,8 @@ struct Recipe {
   std::vector<Stage> stages;
   bool sysprep = true;
   bool trim = true;
-  std::string layout = "plain"; // plain | ab
-  AbLayout ab; // used when layout == "ab"
+  Layout layout = Layout::plain;
+  AbLayout ab; // used with Layout::ab
   std::optional<DcosSpec> dcos;
   std::optional<TrustSpec> trust;
   Outputs outputs;

@@ -78,7 +78,7 @@ dcos_stage(const DcosSpec& spec, const std::string& parent)
 {
   PlannedStage planned;
   planned.name = "dcos";
-  json body = {{"role", spec.role},
+  json body = {{"role", dcos::role_name(spec.role)},
                {"firstboot", crypto::sha256_hex(dcos::firstboot_script(spec.role) + dcos::firstboot_unit())}};
   if (spec.version) {
     body["version"] = *spec.version;
@@ -268,7 +268,7 @@ make_plan(const Recipe& recipe, const PlanOptions& options)
     plan.inputs.insert(plan.inputs.end(), plan.stages.back().inputs.begin(), plan.stages.back().inputs.end());
   }
   plan.finalize = finalize_stage(recipe);
-  if (recipe.layout == "ab") {
+  if (recipe.layout == Layout::ab) {
     plan.ab = ab_stage(recipe, options);
     plan.inputs.insert(plan.inputs.end(), plan.ab->inputs.begin(), plan.ab->inputs.end());
   }
@@ -336,8 +336,8 @@ plan_json(const Recipe& recipe, const Plan& plan)
           {"stages", stages},
           {"outputs",
            {{"name", recipe.outputs.name}, {"formats", recipe.outputs.formats}, {"compress", recipe.outputs.compress}}},
-          {"layout", recipe.layout},
-          {"ab", recipe.layout == "ab" ? to_json(recipe.ab) : json(nullptr)},
+          {"layout", layout_name(recipe.layout)},
+          {"ab", recipe.layout == Layout::ab ? to_json(recipe.ab) : json(nullptr)},
           {"sysprep", recipe.sysprep}};
 }
 

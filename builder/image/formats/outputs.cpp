@@ -98,7 +98,7 @@ write_format(const std::string& format, const Source& source, const std::string&
       throw Error("output pxe", "the image has no kernel and initramfs under /boot");
     }
     copy_out(source.kernel, dir / (stem + ".vmlinuz"));
-    if (source.layout == "ab") {
+    if (source.layout == recipe::Layout::ab) {
       // An A/B image is not booted over the network but installed: the installer
       // ramdisk writes it to the machine's disk (pxe_installer.hpp).
       InstallerInputs in;

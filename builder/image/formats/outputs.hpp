@@ -5,6 +5,8 @@
 // directory; the caller publishes them by rename.
 #pragma once
 
+#include "core/recipe/model.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -26,7 +28,7 @@ struct Source {
   std::string kernel_cmdline; // extra arguments for the PXE boot
   // pxe of an A/B image (layout "ab") is the installer (pxe_installer.hpp), which trusts
   // the recipe's trust: keys when it verifies the image.
-  std::string layout = "plain";
+  recipe::Layout layout = recipe::Layout::plain;
   std::vector<std::filesystem::path> trust_keys;
   std::optional<std::filesystem::path> revoked;
   std::filesystem::path node_artifact; // layout "ab": the kiln-node artifact the image carries

@@ -130,7 +130,7 @@ run(steps::StepContext& ctx, const recipe::Recipe& recipe, const fs::path& scrat
     g.chown(0, 0, remote);
   }
   g.mkdir_p(fs::path(slots::k_dcos_role_file).parent_path().string());
-  g.write(std::string(slots::k_dcos_role_file), recipe.dcos->role + "\n");
+  g.write(std::string(slots::k_dcos_role_file), std::string(dcos::role_name(recipe.dcos->role)) + "\n");
   g.mkdir_p(fs::path(dcos::k_firstboot_script).parent_path().string());
   g.write(dcos::k_firstboot_script, dcos::firstboot_script(recipe.dcos->role));
   g.chmod(0755, dcos::k_firstboot_script);
@@ -155,7 +155,7 @@ verify(gfs::Handle& g, const steps::GuestInfo& guest, const recipe::Recipe& reci
     }
   }
   if (!failed.empty()) {
-    throw Error("kiln verify (role " + recipe.dcos->role + ")", failed);
+    throw Error("kiln verify (role " + std::string(dcos::role_name(recipe.dcos->role)) + ")", failed);
   }
   return dcos::to_json(results);
 }

@@ -68,7 +68,7 @@ FinalizeStage::run(StageRun& run) const
     steps::selinux_relabel(run.ctx);
   }
   if (recipe.dcos) {
-    say(options, "verify: role " + recipe.dcos->role);
+    say(options, "verify: role " + std::string(dcos::role_name(recipe.dcos->role)));
     PhaseTimer timer(options.log, "dcos verify");
     meta.dcos_verify = dcos_stage::verify(run.g, run.ctx.guest, recipe, options);
   }

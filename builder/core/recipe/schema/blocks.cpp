@@ -72,7 +72,7 @@ read_ab(const Value& v, Recipe& recipe, Diagnostics& diags)
     }
   }
   r.finish();
-  if (recipe.layout != "ab") {
+  if (recipe.layout != Layout::ab) {
     diags.error(v.location, "ab: applies only with layout: ab");
   }
 }
@@ -171,7 +171,7 @@ read_dcos(const Value& v, Diagnostics& diags)
       }
     }
   }
-  dcos.role = r.one_of("role", {"master", "slave", "slave_public"}, true).value_or("");
+  dcos.role = dcos::parse_role(r.one_of("role", dcos::roles(), true).value_or("")).value_or(dcos::Role::slave);
   if (auto ver = r.string("version")) {
     static const std::regex version_re(R"([0-9]+\.[0-9]+(\.([0-9]+|x))?)");
     if (!std::regex_match(*ver, version_re)) {
@@ -190,8 +190,12 @@ void
 check_agent_data(const Value& doc, const Recipe& recipe, Diagnostics& diags)
 {
   const AbLayout& ab = recipe.ab;
-  const std::string& role = recipe.dcos->role;
-  if ((role != "slave" && role != "slave_public") || ab.grow_data) {
+  const dcos::Role role = recipe.dcos->role;
+  // A role the recipe misspelt has its own error; this check needs the role it gave.
+  const Value* dcos_value = doc.find("dcos");
+  const Value* role_value = dcos_value != nullptr && dcos_value->is_mapping() ? dcos_value->find("role") : nullptr;
+  const bool role_given = role_value != nullptr && role_value->is_scalar() && dcos::parse_role(role_value->scalar);
+  if (!role_given || role == dcos::Role::master || ab.grow_data) {
     return;
   }
   std::uint64_t size = ab.data_size != 0 ? ab.data_size : k_default_data_size;
@@ -207,7 +211,7 @@ check_agent_data(const Value& doc, const Recipe& recipe, Diagnostics& diags)
     return bytes % (1ull << 30) == 0 ? std::to_string(bytes >> 30) + "G" : std::to_string(bytes >> 20) + "M";
   };
   diags.error(where, "ab: data_size " + text(size) + " with grow_data: false can never give the " +
-                       std::to_string(k_dcos_agent_min_data >> 30) + "G DC/OS " + role +
+                       std::to_string(k_dcos_agent_min_data >> 30) + "G DC/OS " + dcos::role_name(role) +
                        " nodes need free under /var: give data_size: " + std::to_string(k_dcos_agent_min_data >> 30) +
                        "G or more, or grow_data: true");
 }

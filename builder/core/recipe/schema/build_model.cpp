@@ -18,6 +18,12 @@ using detail::join;
 using detail::MapReader;
 using detail::suggestion;
 
+const char*
+layout_name(Layout layout)
+{
+  return layout == Layout::ab ? "ab" : "plain";
+}
+
 const std::vector<std::string>&
 output_formats()
 {
@@ -101,7 +107,9 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
   recipe.network = r.boolean("network").value_or(false);
   recipe.sysprep = r.boolean("sysprep").value_or(true);
   recipe.trim = r.boolean("trim").value_or(true);
-  recipe.layout = r.one_of("layout", {"plain", "ab"}).value_or("plain");
+  recipe.layout = r.one_of("layout", {layout_name(Layout::plain), layout_name(Layout::ab)}).value_or("plain") == "ab"
+                    ? Layout::ab
+                    : Layout::plain;
   if (const Value* ab = r.get("ab")) {
     detail::read_ab(*ab, recipe, diags);
   }
@@ -138,7 +146,7 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
   if (recipe.trust) {
     detail::add_trust_stage(recipe, diags);
   }
-  if (recipe.dcos && recipe.layout == "ab") {
+  if (recipe.dcos && recipe.layout == Layout::ab) {
     detail::check_agent_data(doc, recipe, diags);
   }
   if (recipe.dcos) {
