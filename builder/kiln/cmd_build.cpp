@@ -33,6 +33,39 @@ struct BuildArgs {
   bool verbose = false;
 };
 
+// The build's events on a terminal (stderr): notes and warnings as "kiln: ..." lines,
+// stages with their short key, transfers as one progress line (on a terminal only), the
+// log indented with -v.
+class TerminalEvents final : public build::BuildEvents {
+public:
+  explicit TerminalEvents(bool verbose) : m_verbose(verbose) {}
+
+  void stage(const build::StageEvent& e) override
+  {
+    const std::string key = e.key.substr(0, 12);
+    note(e.state == build::StageState::cached ? "stage " + e.name + ": cached (" + key + ")"
+                                              : "stage " + e.name + ": " + e.detail + " (" + key + ")");
+  }
+  void note(const std::string& line) override
+  {
+    m_progress.finish();
+    cli::note(k_prog, line);
+  }
+  void warning(const std::string& line) override { note(line); }
+  void log(const std::string& line) override
+  {
+    m_progress.finish();
+    std::cerr << "  | " << line << "\n";
+  }
+  bool verbose() const override { return m_verbose; }
+  void progress(std::uint64_t done, std::uint64_t total) override { m_progress.update(done, total); }
+  void finish() { m_progress.finish(); }
+
+private:
+  bool m_verbose;
+  util::ProgressLine m_progress{"transfer", true};
+};
+
 int
 do_build(const BuildArgs& args)
 {
@@ -56,26 +89,11 @@ do_build(const BuildArgs& args)
   if (!args.sign.empty()) {
     options.sign_key = args.sign;
   }
-  util::ProgressLine progress("transfer", true);
-  options.status = [&](const std::string& line) {
-    progress.finish();
-    cli::note(k_prog, line);
-  };
-  // Warnings and the acceleration decision: always, as notes.
-  options.notice = [&](const std::string& line) {
-    progress.finish();
-    cli::note(k_prog, line);
-  };
-  if (args.verbose) {
-    options.log = [&](const std::string& line) {
-      progress.finish();
-      std::cerr << "  | " << line << "\n";
-    };
-  }
-  options.progress = [&](std::uint64_t done, std::uint64_t total) { progress.update(done, total); };
+  TerminalEvents events(args.verbose);
+  options.events = &events;
 
   build::BuildResult result = build::build(r, plan, cache, options);
-  progress.finish();
+  events.finish();
   if (args.json) {
     nlohmann::json outputs = nlohmann::json::array();
     for (const auto& o : result.outputs) {

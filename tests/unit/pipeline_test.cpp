@@ -7,7 +7,9 @@
 #include "core/recipe/plan.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "image/guestfs/guestfs.hpp"
 #include "image/pipeline/finalize.hpp"
+#include "image/pipeline/options.hpp"
 #include "image/pipeline/publish.hpp"
 #include "image/pipeline/stage.hpp"
 #include "support/fake_editor.hpp"
@@ -215,6 +217,90 @@ TEST(PipelinePublish, TheManifestBaseNamesEveryStageKeyOfTheResolvedPlan)
   ASSERT_EQ(m.packages.size(), 1u);
   EXPECT_EQ(m.inputs.back().kind, "kiln-node"); // by its VERSION line
   EXPECT_EQ(m.inputs.back().source.rfind("kiln-node ", 0), 0u);
+}
+
+// Every event as the line a test can compare.
+class RecordingEvents final : public build::BuildEvents {
+public:
+  explicit RecordingEvents(bool verbose = false) : m_verbose(verbose) {}
+  void stage(const build::StageEvent& e) override
+  {
+    lines.push_back("stage " + e.name + " " + e.key.substr(0, 4) + " " +
+                    (e.state == build::StageState::cached ? "cached" : "running: " + e.detail));
+  }
+  void note(const std::string& line) override { lines.push_back("note " + line); }
+  void warning(const std::string& line) override { lines.push_back("warning " + line); }
+  void log(const std::string& line) override { lines.push_back("log " + line); }
+  bool verbose() const override { return m_verbose; }
+  void progress(std::uint64_t done, std::uint64_t total) override
+  {
+    lines.push_back("progress " + std::to_string(done) + "/" + std::to_string(total));
+  }
+  std::vector<std::string> lines;
+
+private:
+  bool m_verbose;
+};
+
+TEST(PipelineEvents, EachKindOfEventReachesItsMethodAndTheLogOnlyWhenVerbose)
+{
+  build::BuildOptions none; // no events: everything dropped, nothing crashes
+  build::say(none, "dropped");
+  build::notice_sink(none)("dropped");
+  EXPECT_FALSE(build::log_sink(none));
+
+  RecordingEvents quiet;
+  build::BuildOptions options;
+  options.events = &quiet;
+  build::say(options, "base: cached");
+  build::notice_sink(options)("libguestfs: warning");
+  build::progress_sink(options)(5, 10);
+  EXPECT_FALSE(build::log_sink(options)); // nobody formats log lines no one reads
+  gfs::HandleOptions h = build::handle_options(options, true);
+  EXPECT_TRUE(h.network);
+  EXPECT_FALSE(h.log);
+  h.notice("KVM hung: software emulation");
+  EXPECT_EQ(quiet.lines, (std::vector<std::string>{"note base: cached", "warning libguestfs: warning", "progress 5/10",
+                                                   "warning KVM hung: software emulation"}));
+
+  RecordingEvents verbose(true);
+  options.events = &verbose;
+  ASSERT_TRUE(build::log_sink(options));
+  build::handle_options(options, false).log("appliance line");
+  EXPECT_EQ(verbose.lines, (std::vector<std::string>{"log appliance line"}));
+}
+
+TEST(PipelineStages, ARecipeStageRunsItsStepsOnTheEditorAndSaysSo)
+{
+  ScratchDir dir;
+  write_text(dir / "r.yaml", k_head + "stages:\n  - name: one\n    steps:\n"
+                                      "      - file: {path: /etc/kiln/hello, content: hi}\n"
+                                      "      - run: 'echo ran'\n");
+  recipe::Recipe r = recipe::load_recipe(dir / "r.yaml");
+  recipe::Plan plan = recipe::make_plan(r);
+  auto stages = build::appliance_stages(r, plan);
+  ASSERT_EQ(stages.size(), 2u);
+
+  test::FakeEditor g;
+  g.add_file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+  g.add_file("/etc/group", "root:x:0:\n");
+  steps::GuestInfo info = guest("deb");
+  steps::StepContext ctx{g, info, false, {}};
+  gfs::Handle handle; // created, never launched: a recipe stage works through the editor alone
+  RecordingEvents events;
+  build::BuildOptions options;
+  options.events = &events;
+  build::LayerStore layers(dir / "layers");
+  build::StageRun run{handle, ctx, r, layers, options, dir.path()};
+  build::LayerMeta meta = stages[0]->run(run);
+  EXPECT_TRUE(meta.packages.empty()); // a recipe stage records nothing of its own
+  EXPECT_EQ(g.read_file("/etc/kiln/hello"), "hi");
+  ASSERT_EQ(g.scripts.size(), 1u);
+  EXPECT_NE(g.scripts[0].find("echo ran"), std::string::npos) << g.scripts[0];
+  ASSERT_EQ(events.lines.size(), 3u) << testing::PrintToString(events.lines);
+  EXPECT_EQ(events.lines[0], "stage one " + plan.stages[0].key.substr(0, 4) + " running: running 2 steps");
+  EXPECT_EQ(events.lines[1].rfind("note   [1/2] file (", 0), 0u) << events.lines[1];
+  EXPECT_EQ(events.lines[2].rfind("note   [2/2] run (", 0), 0u) << events.lines[2];
 }
 
 } // namespace

@@ -122,7 +122,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   Built result;
   result.layer = layer;
   if (!options.no_cache && layers.has(key) && fs::is_regular_file(bundle_file)) {
-    say(options, "stage ab: cached (" + key.substr(0, 12) + ")");
+    events(options).stage({"ab", key, StageState::cached, ""});
     result.reused.push_back("ab");
     result.meta = layers.read(key);
     return result;
@@ -132,10 +132,10 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   std::uint64_t slot_size = ab.slot_size != 0 ? ab.slot_size : formats::virtual_size(final_layer);
   slot_size = ab::round_mib(slot_size);
   ab::Layout l = ab::plan_layout(ab, key, slot_size);
-  say(options, "stage ab: " + util::human_bytes(l.disk_size) + " GPT disk, slots of " + util::human_bytes(slot_size) +
-                 " (" + key.substr(0, 12) + ")");
+  events(options).stage({"ab", key, StageState::running,
+                         util::human_bytes(l.disk_size) + " GPT disk, slots of " + util::human_bytes(slot_size)});
 
-  Laps laps(options.log);
+  Laps laps(log_sink(options));
   // Host: partition table and file systems.
   fs::path disk = scratch / "ab-disk.raw";
   util::Runner& runner = util::system_runner();

@@ -27,7 +27,7 @@ disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, cons
   gfs::Handle g(handle_options(options, false));
   g.add_drive(file.temp_path().string(), "qcow2");
   say(options, "base: making a " + util::human_bytes(size) + " disk from " + tar.filename().string());
-  PhaseTimer timer(options.log, "base disk");
+  PhaseTimer timer(log_sink(options), "base disk");
   g.launch();
   std::string device = g.list_devices().at(0);
   g.part_disk(device, "mbr");
@@ -73,7 +73,7 @@ bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cach
                  " extra packages)");
   util::RunResult r;
   {
-    PhaseTimer timer(options.log, "mmdebstrap");
+    PhaseTimer timer(log_sink(options), "mmdebstrap");
     r = util::run(argv);
   }
   if (!r.ok()) {
@@ -107,7 +107,7 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     fetch_options.sha256 = base.sha256;
     fetch_options.size = base.size;
     fetch_options.allow_unpinned = !base.sha256.has_value();
-    fetch_options.progress = options.progress;
+    fetch_options.progress = progress_sink(options);
     say(options, "base: " + base.urls.front());
     fetch::FetchResult fetched = cache.fetch(fetch_options);
     return {fetched.path, base.format};

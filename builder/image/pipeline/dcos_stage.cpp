@@ -27,7 +27,7 @@ fetch_file(fetch::Cache& cache, const std::string& url, const std::string& rel, 
   fetch::FetchOptions f;
   f.urls = {url + "/" + rel};
   f.allow_unpinned = true;
-  f.progress = options.progress;
+  f.progress = progress_sink(options);
   fetch::FetchResult got = cache.fetch(f);
   fs::path local = tree / rel;
   fs::create_directories(local.parent_path());

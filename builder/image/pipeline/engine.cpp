@@ -66,7 +66,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
   }
   for (size_t i = 0; i < first; ++i) {
     result.reused.push_back(stages[i]->name());
-    say(options, "stage " + stages[i]->name() + ": cached (" + stages[i]->key().substr(0, 12) + ")");
+    events(options).stage({stages[i]->name(), stages[i]->key(), StageState::cached, ""});
   }
   result.layer = layers.image(stages.back()->key());
   if (first == stages.size()) {
@@ -90,7 +90,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
   say(options, "appliance: launching (" +
                  std::string(gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "software emulation") + ")");
   {
-    PhaseTimer timer(options.log, "launch");
+    PhaseTimer timer(log_sink(options), "launch");
     g.launch();
   }
   ++result.launches;
@@ -110,7 +110,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     util::check_interrupted();
     const bool last = i + 1 == stages.size();
     {
-      PhaseTimer timer(options.log, "layer " + stage.name());
+      PhaseTimer timer(log_sink(options), "layer " + stage.name());
       g.umount_all();
       if (last) {
         g.shutdown();

@@ -60,29 +60,29 @@ FinalizeStage::run(StageRun& run) const
 {
   const recipe::Recipe& recipe = run.recipe;
   const BuildOptions& options = run.options;
-  say(options, "stage finalize: " + std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" +
-                 (recipe.trim ? ", trim" : ""));
+  events(options).stage({name(), key(), StageState::running,
+                         std::string(recipe.sysprep ? "sysprep, " : "") + "inventory" + (recipe.trim ? ", trim" : "")});
   LayerMeta meta;
   if (recipe::wants_relabel(recipe)) {
-    PhaseTimer timer(options.log, "relabel");
+    PhaseTimer timer(log_sink(options), "relabel");
     steps::selinux_relabel(run.ctx);
   }
   if (recipe.dcos) {
     say(options, "verify: role " + std::string(dcos::role_name(recipe.dcos->role)));
-    PhaseTimer timer(options.log, "dcos verify");
+    PhaseTimer timer(log_sink(options), "dcos verify");
     meta.dcos_verify = dcos_stage::verify(run.g, run.ctx.guest, recipe, options);
   }
   if (recipe.sysprep) {
-    PhaseTimer timer(options.log, "sysprep");
+    PhaseTimer timer(log_sink(options), "sysprep");
     steps::sysprep(run.ctx);
   }
   {
-    PhaseTimer timer(options.log, "inventory");
+    PhaseTimer timer(log_sink(options), "inventory");
     meta.packages = package_inventory(run.ctx.g, run.ctx.guest);
     meta.kernel = extract_kernel(run.ctx.g, run.layers, key());
   }
   if (recipe.trim) {
-    PhaseTimer timer(options.log, "trim");
+    PhaseTimer timer(log_sink(options), "trim");
     for (const auto& [mountpoint, device] : run.g.inspect_mountpoints(run.ctx.guest.root)) {
       run.g.trim(mountpoint);
     }

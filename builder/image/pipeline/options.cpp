@@ -2,18 +2,41 @@
 
 namespace kiln::build {
 
+BuildEvents&
+events(const BuildOptions& options)
+{
+  static BuildEvents none;
+  return options.events != nullptr ? *options.events : none;
+}
+
 void
 say(const BuildOptions& options, const std::string& line)
 {
-  if (options.status) {
-    options.status(line);
-  }
+  events(options).note(line);
 }
 
 std::function<void(const std::string&)>
 notice_sink(const BuildOptions& options)
 {
-  return options.notice ? options.notice : options.log;
+  BuildEvents* ev = &events(options);
+  return [ev](const std::string& line) { ev->warning(line); };
+}
+
+std::function<void(const std::string&)>
+log_sink(const BuildOptions& options)
+{
+  BuildEvents* ev = &events(options);
+  if (!ev->verbose()) {
+    return {};
+  }
+  return [ev](const std::string& line) { ev->log(line); };
+}
+
+std::function<void(std::uint64_t, std::uint64_t)>
+progress_sink(const BuildOptions& options)
+{
+  BuildEvents* ev = &events(options);
+  return [ev](std::uint64_t done, std::uint64_t total) { ev->progress(done, total); };
 }
 
 gfs::HandleOptions
@@ -21,9 +44,9 @@ handle_options(const BuildOptions& options, bool network)
 {
   gfs::HandleOptions h;
   h.network = network;
-  h.log = options.log;
+  h.log = log_sink(options);
   h.notice = notice_sink(options);
-  h.progress = options.progress;
+  h.progress = progress_sink(options);
   return h;
 }
 

@@ -28,7 +28,7 @@ report_phase(const std::function<void(const std::string&)>& log, const std::stri
 // previous one (or since the start).
 class Laps {
 public:
-  explicit Laps(const std::function<void(const std::string&)>& log) : m_log(log) {}
+  explicit Laps(std::function<void(const std::string&)> log) : m_log(std::move(log)) {}
   void lap(const std::string& phase)
   {
     auto now = std::chrono::steady_clock::now();
@@ -37,15 +37,15 @@ public:
   }
 
 private:
-  const std::function<void(const std::string&)>& m_log;
+  std::function<void(const std::string&)> m_log;
   std::chrono::steady_clock::time_point m_last = std::chrono::steady_clock::now();
 };
 
 // Times its scope; a phase that ends by an exception is reported by its error instead.
 class PhaseTimer {
 public:
-  PhaseTimer(const std::function<void(const std::string&)>& log, std::string phase)
-    : m_log(log), m_phase(std::move(phase)), m_exceptions(std::uncaught_exceptions())
+  PhaseTimer(std::function<void(const std::string&)> log, std::string phase)
+    : m_log(std::move(log)), m_phase(std::move(phase)), m_exceptions(std::uncaught_exceptions())
   {}
   PhaseTimer(const PhaseTimer&) = delete;
   PhaseTimer& operator=(const PhaseTimer&) = delete;
@@ -62,7 +62,7 @@ public:
   }
 
 private:
-  const std::function<void(const std::string&)>& m_log;
+  std::function<void(const std::string&)> m_log;
   std::string m_phase;
   int m_exceptions;
   std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();

@@ -70,13 +70,13 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
   manifest::Manifest m = manifest_base(recipe, plan, final.meta.packages, stem);
   for (const auto& format : formats) {
     say(options, "output " + format);
-    PhaseTimer timer(options.log, "output " + format);
+    PhaseTimer timer(log_sink(options), "output " + format);
     for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
   }
   if (final.meta.ab) {
-    PhaseTimer timer(options.log, "slot bundle");
+    PhaseTimer timer(log_sink(options), "slot bundle");
     for (const auto& w : write_ab_bundle(*final.meta.ab, final.layer, stem, staging.path(), key)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }

@@ -15,12 +15,6 @@ namespace kiln::build {
 
 namespace {
 
-std::string
-short_key(const std::string& key)
-{
-  return key.substr(0, 12);
-}
-
 // A stage of the recipe: its steps, in order.
 class RecipeStage : public Stage {
 public:
@@ -40,8 +34,8 @@ public:
   {
     const BuildOptions& options = run.options;
     const auto& steps = m_stage.steps;
-    say(options, "stage " + name() + ": running " + std::to_string(steps.size()) + " steps (" + short_key(key()) + ")");
-    PhaseTimer timer(options.log, "stage " + name() + " steps");
+    events(options).stage({name(), key(), StageState::running, "running " + std::to_string(steps.size()) + " steps"});
+    PhaseTimer timer(log_sink(options), "stage " + name() + " steps");
     for (size_t s = 0; s < steps.size(); ++s) {
       util::check_interrupted();
       say(options, "  [" + std::to_string(s + 1) + "/" + std::to_string(steps.size()) + "] " + steps[s].kind + " (" +
@@ -62,8 +56,8 @@ public:
 
   LayerMeta run(StageRun& run) const override
   {
-    say(run.options, "stage dcos: staging the bundle in /opt/dcos_install_tmp (" + short_key(key()) + ")");
-    PhaseTimer timer(run.options.log, "stage dcos");
+    events(run.options).stage({name(), key(), StageState::running, "staging the bundle in /opt/dcos_install_tmp"});
+    PhaseTimer timer(log_sink(run.options), "stage dcos");
     dcos_stage::run(run.ctx, run.recipe, run.scratch);
     return {};
   }
