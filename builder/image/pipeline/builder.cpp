@@ -27,7 +27,11 @@ build(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& c
   // One build of the same stages at a time: two builds of one recipe would otherwise both
   // run its stages; the second now finds them cached. Builds of other recipes share the
   // cache at the same time (layers and blobs appear by rename, complete or not at all).
-  const std::string chain_key = planned.stages.empty() ? planned.base_key : planned.stages.back().key;
+  // The last key known before resolving (a dcos stage by URL has none yet).
+  std::string chain_key = planned.base_key;
+  for (const auto& s : planned.stages) {
+    chain_key = s.key.empty() ? chain_key : s.key;
+  }
   util::FileLock lock(cache.area("locks") / ("build-" + chain_key.substr(0, 16) + ".lock"));
   ScratchDir scratch(cache.area("tmp"));
   // Remote inputs are resolved before any image is touched: the DC/OS bundle is fetched
