@@ -336,7 +336,8 @@ write_outputs(const recipe::Recipe& recipe, const recipe::Plan& plan, const Buil
   for (const auto& format : formats) {
     say(options, "output " + format);
     PhaseTimer timer(options.log, "output " + format);
-    for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
+    for (const auto& w :
+         formats::write_format(util::system_runner(), format, source, stem, staging.path(), recipe.outputs.compress)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
   }
