@@ -131,6 +131,7 @@ add_reimage(CLI::App& sub)
     }
     o.source_options = a->src.options;
     o.progress = ctx.progress();
+    o.fault = ctx.globals().fault;
     node::ReimageReport r = node::reimage(o);
     ctx.finish_progress();
     return report_result(r, render_reimage);
@@ -248,6 +249,7 @@ add_install(CLI::App& sub)
     o.verify_signature = !a->src.no_verify;
     o.source_options = a->src.options;
     o.progress = ctx.progress();
+    o.fault = ctx.globals().fault;
     node::InstallReport r = node::install(o);
     ctx.finish_progress();
     return report_result(r, render_install);

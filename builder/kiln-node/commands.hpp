@@ -27,6 +27,7 @@ struct Globals {
   bool force = false;
   bool json = false;
   bool verbose = false;
+  node::Fault fault = node::Fault::none; // the test build's KILN_NODE_FAULT (reimage, install)
 };
 
 // What a command's run needs from main: the disk options from the globals, the CA

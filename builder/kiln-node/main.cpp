@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 namespace {
 
@@ -26,8 +27,11 @@ version_line()
 
 #ifdef KILN_NODE_TEST_HOOKS
 // The test build only (target kiln-node-test): the tests' hooks come from the environment.
+// The fault goes into the commands' options (through the globals), the rest into
+// core/node's test_hooks(). A fault point no command has is refused, not ignored: a
+// crash test with a misspelt point would otherwise pass without crashing anything.
 void
-read_test_hooks()
+read_test_hooks(cli::Globals& globals)
 {
   auto env = [](const char* name) {
     const char* v = std::getenv(name);
@@ -36,9 +40,17 @@ read_test_hooks()
   kiln::node::TestHooks& hooks = kiln::node::test_hooks();
   hooks.cmdline = env("KILN_NODE_CMDLINE");
   hooks.systemctl = env("KILN_NODE_SYSTEMCTL");
-  hooks.fault = env("KILN_NODE_FAULT");
   hooks.mesos = env("KILN_NODE_MESOS");
   hooks.zookeeper = env("KILN_NODE_ZOOKEEPER");
+  std::string fault = env("KILN_NODE_FAULT");
+  if (!fault.empty()) {
+    std::optional<kiln::node::Fault> parsed = kiln::node::parse_fault(fault);
+    if (!parsed) {
+      throw kiln::UsageError("KILN_NODE_FAULT",
+                             "unknown fault point '" + fault + "'; one of " + kiln::node::fault_names());
+    }
+    globals.fault = *parsed;
+  }
 }
 #endif
 
@@ -48,15 +60,15 @@ int
 main(int argc, char** argv)
 {
   kiln::util::install_interrupt_handlers();
-#ifdef KILN_NODE_TEST_HOOKS
-  read_test_hooks();
-#endif
   return kiln::cli::run_guarded("kiln-node", [&]() -> int {
     CLI::App app{"kiln-node: reimage this node from A/B slots, roll back, wipe DC/OS state", "kiln-node"};
     app.set_version_flag("--version", version_line());
     app.require_subcommand(1);
     app.fallthrough(true); // global options may also follow the command
     cli::Globals globals;
+#ifdef KILN_NODE_TEST_HOOKS
+    read_test_hooks(globals);
+#endif
     app.add_option("--disk", globals.disk,
                    "Disk holding the A/B layout (block device, loop device or image file); "
                    "default: the disk the running system booted from");

@@ -155,6 +155,18 @@ TEST_F(reimage_faults, a_crash_at_any_phase_leaves_the_booted_slot_booting_and_a
   }
 }
 
+// A misspelt point would make a crash test pass without crashing: main refuses it.
+TEST_F(reimage_faults, an_unknown_fault_point_is_refused_before_anything_is_touched)
+{
+  auto r = reimage(m_info.path.string(), {{"KILN_NODE_FAULT", "mid-wrte"}});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  ASSERT_EQ(test::lines(r.err).size(), 1u) << r.err;
+  EXPECT_EQ(
+    r.err.rfind("kiln-node: error: KILN_NODE_FAULT: unknown fault point 'mid-wrte'; one of after-invalidate, ", 0), 0u)
+    << r.err;
+  expect_safe("unknown fault point", true);
+}
+
 TEST_F(reimage_faults, untrusted_bundles_are_refused_before_a_byte_is_written)
 {
   // Unsigned.

@@ -99,16 +99,16 @@ recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target)
 }
 
 // The engine's options for a slot or disk write: compare first (a rewrite of the same
-// image writes nothing), the fault hook at half the data.
+// image writes nothing), `fault` armed at half the data (Fault::mid_write).
 bmap::WriteOptions
-write_options(PartitionIo& io, const Progress& progress, const std::string& source)
+write_options(PartitionIo& io, const Progress& progress, const std::string& source, Fault fault)
 {
   bmap::WriteOptions o;
   o.progress = progress;
   o.source = source;
-  o.at_half = [&io] {
+  o.at_half = [&io, fault] {
     io.sync();
-    fault_point("mid-write");
+    fault_point(fault, Fault::mid_write);
   };
   return o;
 }

@@ -42,8 +42,8 @@ char offline_target(const slots::BootEnv& env);
 void recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target);
 
 // The engine's options for a slot or disk write: compare first (a rewrite of the same
-// image writes nothing), the fault hook at half the data.
-bmap::WriteOptions write_options(PartitionIo& io, const Progress& progress, const std::string& source);
+// image writes nothing), `fault` armed at half the data (Fault::mid_write).
+bmap::WriteOptions write_options(PartitionIo& io, const Progress& progress, const std::string& source, Fault fault);
 
 // tries= in kiln-boot's /grub/kiln-ab.conf (the recipe's ab.tries, written by the
 // builder), else the default.

@@ -551,13 +551,4 @@ PartitionIo::drop_cache()
   ::posix_fadvise(m_fd.get(), static_cast<off_t>(m_base), static_cast<off_t>(m_size), POSIX_FADV_DONTNEED);
 }
 
-void
-fault_point(std::string_view phase)
-{
-  const std::string& want = test_hooks().fault;
-  if (!want.empty() && phase == want) {
-    ::_exit(99);
-  }
-}
-
 } // namespace kiln::node

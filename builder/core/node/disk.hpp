@@ -120,8 +120,4 @@ private:
   bool m_block = false;
 };
 
-// Test-only fault injection: when test_hooks().fault equals `phase`, the process ends
-// right here with _exit(99), as a power cut would (no destructors, no cleanup).
-void fault_point(std::string_view phase);
-
 } // namespace kiln::node

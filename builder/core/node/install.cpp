@@ -13,7 +13,6 @@
 #include "core/node/grow.hpp"
 #include "core/node/health.hpp"
 #include "core/node/identity.hpp"
-#include "core/node/test_hooks.hpp"
 #include "core/node/under_root.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
@@ -142,9 +141,9 @@ install(const InstallOptions& options)
         range_left -= n;
       }
     },
-    write_options(io, options.progress, source));
+    write_options(io, options.progress, source, options.fault));
   io.sync();
-  fault_point("before-verify");
+  fault_point(options.fault, Fault::before_verify);
   bmap::verify_mapped(map, io);
   // A disk larger than the image: the backup GPT moves to its end and kiln-data grows
   // (the partition; its file system grows at first boot, kiln-grow-data.service). The

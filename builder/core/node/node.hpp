@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/bundle/bundle.hpp"
+#include "core/node/fault.hpp"
 #include "core/node/report.hpp"
 #include "core/node/wipe.hpp" // wipe --dcos
 
@@ -41,6 +42,7 @@ struct ReimageOptions {
   std::optional<std::string> expect_name; // the manifest's name must be this (image family)
   bundle::SourceOptions source_options;
   Progress progress;
+  Fault fault = Fault::none; // crash tests: _exit(99) at this point (node/fault.hpp)
 };
 
 // Writes the bundle into the slot that is not booted (see README "kiln-node").
@@ -77,6 +79,7 @@ struct InstallOptions {
   bool verify_signature = true;
   bundle::SourceOptions source_options;
   Progress progress;
+  Fault fault = Fault::none; // crash tests: mid-write or before-verify (node/fault.hpp)
 };
 
 // Writes a whole-disk image to a disk (installer ramdisk).

@@ -13,7 +13,6 @@
 #include "core/node/grow.hpp"
 #include "core/node/health.hpp"
 #include "core/node/identity.hpp"
-#include "core/node/test_hooks.hpp"
 #include "core/node/under_root.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/state.hpp"
@@ -96,7 +95,7 @@ reimage(const ReimageOptions& options)
   PartitionIo io(gpt, part, true);
   // From here on the slot is being changed: first make sure it can never boot.
   grubenv::update(envfile, [&](grubenv::Env& env) { slots::set_empty(env, target); });
-  fault_point("after-invalidate");
+  fault_point(options.fault, Fault::after_invalidate);
 
   bmap::WriteStats stats = bmap::write_mapped(
     map, io,
@@ -110,28 +109,28 @@ reimage(const ReimageOptions& options)
         done += n;
       }
     },
-    write_options(io, options.progress, options.source));
+    write_options(io, options.progress, options.source, options.fault));
   char probe = 0;
   if (reader.read_data(&probe, 1) != 0) { // end of data: whole-data digest, no trailing members
     throw Error(options.source, "rootfs.data is longer than the bmap maps");
   }
   io.sync();
-  fault_point("before-verify");
+  fault_point(options.fault, Fault::before_verify);
   bmap::verify_mapped(map, io);
-  fault_point("before-switch");
+  fault_point(options.fault, Fault::before_switch);
   recheck_not_booted(gpt, options.disk, target);
 
   grubenv::Env after = grubenv::update(envfile, [&](grubenv::Env& env) {
     slots::set_trial(env, target, tries, verified.manifest_sha256, verified.manifest.name);
     slots::record_version(env, verified.manifest.version);
-    if (test_hooks().fault == "during-switch") {
+    if (options.fault == Fault::during_switch) {
       // A crash in the middle of the update: the new block is half-written to the
       // temporary file and never renamed.
       std::string block = grubenv::serialize(env);
       util::Fd torn = util::open_file(envfile.parent_path() / ".grubenv.kiln-node-torn", O_WRONLY | O_CREAT | O_TRUNC);
       util::write_all(torn.get(), std::string_view(block).substr(0, block.size() / 2), "torn grubenv");
       ::fsync(torn.get());
-      fault_point("during-switch");
+      fault_point(options.fault, Fault::during_switch);
     }
   });
   slots::BootEnv now = slots::read_boot_env(after);

@@ -3,7 +3,6 @@
 #include "core/bmap/bmap.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
-#include "core/util/process.hpp"
 #include "image/formats/pxe_installer.hpp"
 
 #include <nlohmann/json.hpp>
@@ -20,11 +19,11 @@ namespace {
 const std::uint64_t k_mib = 1 << 20;
 
 void
-qemu_img(const std::string& what, const std::vector<std::string>& args)
+qemu_img(util::Runner& runner, const std::string& what, const std::vector<std::string>& args)
 {
   std::vector<std::string> argv{"qemu-img"};
   argv.insert(argv.end(), args.begin(), args.end());
-  util::RunResult r = util::run(argv);
+  util::RunResult r = runner.run(argv);
   if (!r.ok()) {
     throw Error("output " + what, "qemu-img failed: " + r.tail(3));
   }
@@ -43,9 +42,9 @@ copy_out(const fs::path& from, const fs::path& to)
 } // namespace
 
 std::uint64_t
-virtual_size(const fs::path& image)
+virtual_size(util::Runner& runner, const fs::path& image)
 {
-  util::RunResult r = util::run({"qemu-img", "info", "--output=json", image.string()});
+  util::RunResult r = runner.run({"qemu-img", "info", "--output=json", image.string()});
   if (!r.ok()) {
     throw Error(image.string(), "qemu-img info failed: " + r.tail(3));
   }
@@ -53,8 +52,8 @@ virtual_size(const fs::path& image)
 }
 
 std::vector<Written>
-write_format(const std::string& format, const Source& source, const std::string& stem, const fs::path& dir,
-             bool compress)
+write_format(util::Runner& runner, const std::string& format, const Source& source, const std::string& stem,
+             const fs::path& dir, bool compress)
 {
   const std::string image = source.image.string();
   if (format == "qcow2") {
@@ -63,33 +62,36 @@ write_format(const std::string& format, const Source& source, const std::string&
       args.push_back("-c");
     }
     args.insert(args.end(), {image, (dir / (stem + ".qcow2")).string()});
-    qemu_img(format, args);
+    qemu_img(runner, format, args);
     return {{stem + ".qcow2", "image", "qcow2"}};
   }
   if (format == "raw") {
     fs::path raw = dir / (stem + ".raw");
-    qemu_img(format, {"convert", "-q", "-O", "raw", image, raw.string()});
+    qemu_img(runner, format, {"convert", "-q", "-O", "raw", image, raw.string()});
     bmap::write_bmap_file(raw, dir / (stem + ".raw.bmap"));
     return {{stem + ".raw", "image", "raw"}, {stem + ".raw.bmap", "bmap", "bmap"}};
   }
   if (format == "vmdk") {
-    qemu_img(format, {"convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", image,
-                      (dir / (stem + ".vmdk")).string()});
+    qemu_img(
+      runner, format,
+      {"convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", image, (dir / (stem + ".vmdk")).string()});
     return {{stem + ".vmdk", "image", "vmdk"}};
   }
   if (format == "vhd") {
     // Azure wants a fixed VHD whose virtual size is a whole number of MiB; force_size
     // keeps qemu from rounding it to a CHS geometry.
-    std::uint64_t size = virtual_size(source.image);
+    std::uint64_t size = virtual_size(runner, source.image);
     std::string input = image;
     fs::path aligned = dir / ("." + stem + ".vhd-aligned.qcow2");
     if (size % k_mib != 0) {
-      qemu_img(format, {"create", "-q", "-f", "qcow2", "-b", fs::absolute(source.image).string(), "-F", "qcow2",
-                        aligned.string(), std::to_string((size / k_mib + 1) * k_mib)});
+      qemu_img(runner, format,
+               {"create", "-q", "-f", "qcow2", "-b", fs::absolute(source.image).string(), "-F", "qcow2",
+                aligned.string(), std::to_string((size / k_mib + 1) * k_mib)});
       input = aligned.string();
     }
-    qemu_img(format, {"convert", "-q", "-O", "vpc", "-o", "subformat=fixed,force_size=on", input,
-                      (dir / (stem + ".vhd")).string()});
+    qemu_img(
+      runner, format,
+      {"convert", "-q", "-O", "vpc", "-o", "subformat=fixed,force_size=on", input, (dir / (stem + ".vhd")).string()});
     fs::remove(aligned);
     return {{stem + ".vhd", "image", "vhd"}};
   }

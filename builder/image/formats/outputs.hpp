@@ -2,10 +2,12 @@
 // bmap writer: qcow2 (optionally compressed), raw + bmap 2.0, vmdk (streamOptimized),
 // vhd (fixed, virtual size aligned to 1 MiB as Azure requires), and pxe (the image's
 // kernel and initramfs plus an iPXE script). Files are written under a staging
-// directory; the caller publishes them by rename.
+// directory; the caller publishes them by rename. qemu-img runs through a util::Runner
+// (the pipeline passes the system's; unit tests a fake that records the command lines).
 #pragma once
 
 #include "core/recipe/model.hpp"
+#include "core/util/runner.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -35,11 +37,11 @@ struct Source {
 };
 
 // Writes `format` for `stem` into `dir`; returns the files written (relative names).
-// Throws Error naming the format on failure.
-std::vector<Written> write_format(const std::string& format, const Source& source, const std::string& stem,
-                                  const std::filesystem::path& dir, bool compress);
+// Throws Error naming the format on failure ("output FORMAT: qemu-img failed: ...").
+std::vector<Written> write_format(util::Runner& runner, const std::string& format, const Source& source,
+                                  const std::string& stem, const std::filesystem::path& dir, bool compress);
 
 // Virtual size of an image (qemu-img info).
-std::uint64_t virtual_size(const std::filesystem::path& image);
+std::uint64_t virtual_size(util::Runner& runner, const std::filesystem::path& image);
 
 } // namespace kiln::formats

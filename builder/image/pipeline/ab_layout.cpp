@@ -129,7 +129,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   }
   const fs::path& final_layer = finalized.layer;
   const recipe::AbLayout& ab = recipe.ab;
-  std::uint64_t slot_size = ab.slot_size != 0 ? ab.slot_size : formats::virtual_size(final_layer);
+  std::uint64_t slot_size =
+    ab.slot_size != 0 ? ab.slot_size : formats::virtual_size(util::system_runner(), final_layer);
   slot_size = ab::round_mib(slot_size);
   ab::Layout l = ab::plan_layout(ab, key, slot_size);
   events(options).stage({"ab", key, StageState::running,

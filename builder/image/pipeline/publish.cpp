@@ -4,6 +4,7 @@
 #include "core/manifest/sbom.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "core/util/runner.hpp"
 #include "image/formats/outputs.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/pipeline/ab_layout.hpp"
@@ -71,7 +72,7 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
   for (const auto& format : formats) {
     say(options, "output " + format);
     PhaseTimer timer(log_sink(options), "output " + format);
-    for (const auto& w : formats::write_format(format, source, stem, staging.path(), recipe.outputs.compress)) {
+    for (const auto& w : formats::write_format(util::system_runner(), format, source, stem, staging.path(), recipe.outputs.compress)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
   }

@@ -1,0 +1,140 @@
+// The output writers (image/formats/outputs) without qemu-img: the command line each
+// format runs, the raw image's bmap, the vhd's alignment to whole MiB, and a failing
+// qemu-img reported naming the output. The guestfs build tests run the real qemu-img.
+#include "core/bmap/bmap.hpp"
+#include "core/util/error.hpp"
+#include "image/formats/outputs.hpp"
+#include "support/fake_runner.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+using Argv = std::vector<std::string>;
+constexpr std::uint64_t k_mib = 1ull << 20;
+
+class output_formats : public ::testing::Test {
+protected:
+  output_formats() { m_source.image = "/layers/final.qcow2"; }
+
+  std::vector<formats::Written> write(const std::string& format, bool compress = false)
+  {
+    return formats::write_format(m_runner, format, m_source, "node", m_dir.path(), compress);
+  }
+  std::string out(const std::string& name) const { return (m_dir / name).string(); }
+
+  // `qemu-img info` reports `size` as the image's virtual size; every other call succeeds.
+  void answer_virtual_size(std::uint64_t size)
+  {
+    m_runner.answer = [size](const test::FakeRunner::Call& call) {
+      util::RunResult r;
+      r.exit_code = 0;
+      if (call.argv.at(1) == "info") {
+        r.out = "{\"virtual-size\": " + std::to_string(size) + ", \"format\": \"qcow2\"}\n";
+      }
+      return r;
+    };
+  }
+
+  test::ScratchDir m_dir;
+  test::FakeRunner m_runner;
+  formats::Source m_source;
+};
+
+TEST_F(output_formats, qcow2_is_converted_compressed_only_when_asked)
+{
+  auto written = write("qcow2");
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].name, "node.qcow2");
+  EXPECT_EQ(written[0].role, "image");
+  EXPECT_EQ(written[0].format, "qcow2");
+  write("qcow2", true);
+  ASSERT_EQ(m_runner.calls.size(), 2u);
+  EXPECT_EQ(m_runner.calls[0].argv,
+            (Argv{"qemu-img", "convert", "-q", "-O", "qcow2", "/layers/final.qcow2", out("node.qcow2")}));
+  EXPECT_EQ(m_runner.calls[1].argv,
+            (Argv{"qemu-img", "convert", "-q", "-O", "qcow2", "-c", "/layers/final.qcow2", out("node.qcow2")}));
+}
+
+TEST_F(output_formats, raw_is_converted_then_mapped)
+{
+  // The stand-in qemu-img leaves a sparse raw image with one block of data.
+  m_runner.answer = [](const test::FakeRunner::Call& call) {
+    std::string data(4 * k_mib, '\0');
+    data[k_mib] = 'x';
+    test::write_text(call.argv.back(), data);
+    util::RunResult r;
+    r.exit_code = 0;
+    return r;
+  };
+  auto written = write("raw");
+  ASSERT_EQ(m_runner.calls.size(), 1u);
+  EXPECT_EQ(m_runner.calls[0].argv,
+            (Argv{"qemu-img", "convert", "-q", "-O", "raw", "/layers/final.qcow2", out("node.raw")}));
+  ASSERT_EQ(written.size(), 2u);
+  EXPECT_EQ(written[0].name, "node.raw");
+  EXPECT_EQ(written[1].name, "node.raw.bmap");
+  EXPECT_EQ(written[1].role, "bmap");
+  bmap::Bmap map = bmap::read_bmap_file(m_dir / "node.raw.bmap");
+  EXPECT_EQ(map.image_size, 4 * k_mib);
+  EXPECT_EQ(map.mapped_bytes(), map.block_size); // the one block of data
+}
+
+TEST_F(output_formats, vmdk_is_stream_optimized)
+{
+  auto written = write("vmdk");
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].name, "node.vmdk");
+  ASSERT_EQ(m_runner.calls.size(), 1u);
+  EXPECT_EQ(m_runner.calls[0].argv, (Argv{"qemu-img", "convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized",
+                                          "/layers/final.qcow2", out("node.vmdk")}));
+}
+
+TEST_F(output_formats, vhd_of_whole_mib_is_converted_fixed_as_it_is)
+{
+  answer_virtual_size(8 * k_mib);
+  auto written = write("vhd");
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].name, "node.vhd");
+  ASSERT_EQ(m_runner.calls.size(), 2u);
+  EXPECT_EQ(m_runner.calls[0].argv, (Argv{"qemu-img", "info", "--output=json", "/layers/final.qcow2"}));
+  EXPECT_EQ(m_runner.calls[1].argv, (Argv{"qemu-img", "convert", "-q", "-O", "vpc", "-o",
+                                          "subformat=fixed,force_size=on", "/layers/final.qcow2", out("node.vhd")}));
+}
+
+TEST_F(output_formats, vhd_of_a_partial_mib_goes_through_an_overlay_rounded_up)
+{
+  answer_virtual_size(8 * k_mib + 512);
+  write("vhd");
+  ASSERT_EQ(m_runner.calls.size(), 3u);
+  const std::string aligned = out(".node.vhd-aligned.qcow2");
+  EXPECT_EQ(m_runner.calls[1].argv, (Argv{"qemu-img", "create", "-q", "-f", "qcow2", "-b", "/layers/final.qcow2", "-F",
+                                          "qcow2", aligned, std::to_string(9 * k_mib)}));
+  EXPECT_EQ(m_runner.calls[2].argv, (Argv{"qemu-img", "convert", "-q", "-O", "vpc", "-o",
+                                          "subformat=fixed,force_size=on", aligned, out("node.vhd")}));
+}
+
+TEST_F(output_formats, a_failing_qemu_img_is_reported_naming_the_output)
+{
+  m_runner.fail_with(1, "qemu-img: Could not open '/layers/final.qcow2': No such file\n");
+  for (const char* format : {"qcow2", "raw", "vmdk"}) {
+    Error e = test::error_of([&] { write(format); });
+    EXPECT_EQ(std::string(e.what()),
+              "output " + std::string(format) +
+                ": qemu-img failed: qemu-img: Could not open '/layers/final.qcow2': No such file");
+  }
+  // vhd asks for the virtual size first: that failure names the image.
+  Error e = test::error_of([&] { write("vhd"); });
+  EXPECT_EQ(std::string(e.what()),
+            "/layers/final.qcow2: qemu-img info failed: qemu-img: Could not open '/layers/final.qcow2': No such file");
+  EXPECT_FALSE(fs::exists(m_dir / "node.raw.bmap"));
+}
+
+} // namespace
+} // namespace kiln
