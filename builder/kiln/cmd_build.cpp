@@ -70,11 +70,13 @@ int
 do_build(const BuildArgs& args)
 {
   recipe::Recipe r = recipe::load_recipe(args.recipe, recipe_load_options(args.set, args.allow_unpinned));
+  std::vector<recipe::OutputFormat> formats;
   for (const auto& f : args.formats) {
-    const auto& known = recipe::output_formats();
-    if (std::find(known.begin(), known.end(), f) == known.end()) {
+    std::optional<recipe::OutputFormat> format = recipe::parse_format(f);
+    if (!format) {
       throw UsageError("--format " + f, "unknown format (known: qcow2, raw, vmdk, vhd, pxe)");
     }
+    formats.push_back(*format);
   }
   recipe::Plan plan = recipe::make_plan(r);
   fetch::Cache cache(fetch::Cache::default_root(args.cache.empty() ? std::nullopt : std::optional(args.cache)));
@@ -83,7 +85,7 @@ do_build(const BuildArgs& args)
 
   build::BuildOptions options;
   options.output_dir = args.output;
-  options.formats = args.formats;
+  options.formats = formats;
   options.no_cache = args.no_cache;
   options.network = args.network;
   if (!args.sign.empty()) {

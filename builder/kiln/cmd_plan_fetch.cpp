@@ -81,7 +81,7 @@ do_plan(const PlanArgs& args)
   }
   std::cout << "\noutputs: " << r.outputs.name << " [";
   for (size_t i = 0; i < r.outputs.formats.size(); ++i) {
-    std::cout << (i ? ", " : "") << r.outputs.formats[i];
+    std::cout << (i ? ", " : "") << recipe::format_name(r.outputs.formats[i]);
   }
   std::cout << "]\n";
   return 0;

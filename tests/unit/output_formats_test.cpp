@@ -25,7 +25,8 @@ protected:
 
   std::vector<formats::Written> write(const std::string& format, bool compress = false)
   {
-    return formats::write_format(m_runner, format, m_source, "node", m_dir.path(), compress);
+    return formats::write_format(m_runner, recipe::parse_format(format).value(), m_source, "node", m_dir.path(),
+                                 compress);
   }
   std::string out(const std::string& name) const { return (m_dir / name).string(); }
 

@@ -53,7 +53,7 @@ TEST(Recipe, MinimalLoadsWithDefaults)
   EXPECT_EQ(r.base.urls, std::vector<std::string>{"https://example.invalid/base.qcow2"});
   EXPECT_EQ(r.base.format, "qcow2");
   EXPECT_TRUE(r.sysprep);
-  EXPECT_EQ(r.outputs.formats, std::vector<std::string>{"qcow2"});
+  EXPECT_EQ(r.outputs.formats, std::vector<OutputFormat>{OutputFormat::qcow2});
   EXPECT_EQ(r.outputs.name, "demo");
   EXPECT_EQ(r.layout, Layout::plain);
 }

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -137,9 +138,17 @@ struct Stage {
   Location location;
 };
 
+// The output formats kiln writes (image/formats/outputs.hpp).
+enum class OutputFormat { qcow2, raw, vmdk, vhd, pxe };
+// The recipe's and the command line's spelling ("qcow2", ...).
+const char* format_name(OutputFormat format);
+// nullopt for a name kiln does not know.
+std::optional<OutputFormat> parse_format(std::string_view name);
+std::vector<std::string> format_names(const std::vector<OutputFormat>& formats);
+
 struct Outputs {
   std::string name; // file name stem; defaults to the recipe name
-  std::vector<std::string> formats; // qcow2 raw vmdk vhd pxe
+  std::vector<OutputFormat> formats; // in the order the recipe gives them
   bool compress = false; // qcow2 compression
 };
 

@@ -335,7 +335,9 @@ plan_json(const Recipe& recipe, const Plan& plan)
           {"inputs", inputs},
           {"stages", stages},
           {"outputs",
-           {{"name", recipe.outputs.name}, {"formats", recipe.outputs.formats}, {"compress", recipe.outputs.compress}}},
+           {{"name", recipe.outputs.name},
+            {"formats", format_names(recipe.outputs.formats)},
+            {"compress", recipe.outputs.compress}}},
           {"layout", layout_name(recipe.layout)},
           {"ab", recipe.layout == Layout::ab ? to_json(recipe.ab) : json(nullptr)},
           {"sysprep", recipe.sysprep}};

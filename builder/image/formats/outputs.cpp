@@ -52,11 +52,13 @@ virtual_size(util::Runner& runner, const fs::path& image)
 }
 
 std::vector<Written>
-write_format(util::Runner& runner, const std::string& format, const Source& source, const std::string& stem,
+write_format(util::Runner& runner, recipe::OutputFormat format_kind, const Source& source, const std::string& stem,
              const fs::path& dir, bool compress)
 {
+  using recipe::OutputFormat;
+  const std::string format = recipe::format_name(format_kind);
   const std::string image = source.image.string();
-  if (format == "qcow2") {
+  if (format_kind == OutputFormat::qcow2) {
     std::vector<std::string> args{"convert", "-q", "-O", "qcow2"};
     if (compress) {
       args.push_back("-c");
@@ -65,19 +67,19 @@ write_format(util::Runner& runner, const std::string& format, const Source& sour
     qemu_img(runner, format, args);
     return {{stem + ".qcow2", "image", "qcow2"}};
   }
-  if (format == "raw") {
+  if (format_kind == OutputFormat::raw) {
     fs::path raw = dir / (stem + ".raw");
     qemu_img(runner, format, {"convert", "-q", "-O", "raw", image, raw.string()});
     bmap::write_bmap_file(raw, dir / (stem + ".raw.bmap"));
     return {{stem + ".raw", "image", "raw"}, {stem + ".raw.bmap", "bmap", "bmap"}};
   }
-  if (format == "vmdk") {
+  if (format_kind == OutputFormat::vmdk) {
     qemu_img(
       runner, format,
       {"convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", image, (dir / (stem + ".vmdk")).string()});
     return {{stem + ".vmdk", "image", "vmdk"}};
   }
-  if (format == "vhd") {
+  if (format_kind == OutputFormat::vhd) {
     // Azure wants a fixed VHD whose virtual size is a whole number of MiB; force_size
     // keeps qemu from rounding it to a CHS geometry.
     std::uint64_t size = virtual_size(runner, source.image);
@@ -95,7 +97,7 @@ write_format(util::Runner& runner, const std::string& format, const Source& sour
     fs::remove(aligned);
     return {{stem + ".vhd", "image", "vhd"}};
   }
-  if (format == "pxe") {
+  if (format_kind == OutputFormat::pxe) {
     if (source.kernel.empty() || source.initramfs.empty()) {
       throw Error("output pxe", "the image has no kernel and initramfs under /boot");
     }
@@ -134,7 +136,7 @@ write_format(util::Runner& runner, const std::string& format, const Source& sour
     return {
       {stem + ".vmlinuz", "kernel", "pxe"}, {stem + ".initrd", "initramfs", "pxe"}, {stem + ".ipxe", "ipxe", "pxe"}};
   }
-  throw UsageError("output " + format, "unknown format (known: qcow2, raw, vmdk, vhd, pxe)");
+  throw Error("output " + format, "no writer for this format (internal error)");
 }
 
 } // namespace kiln::formats

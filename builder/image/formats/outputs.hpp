@@ -38,7 +38,7 @@ struct Source {
 
 // Writes `format` for `stem` into `dir`; returns the files written (relative names).
 // Throws Error naming the format on failure ("output FORMAT: qemu-img failed: ...").
-std::vector<Written> write_format(util::Runner& runner, const std::string& format, const Source& source,
+std::vector<Written> write_format(util::Runner& runner, recipe::OutputFormat format, const Source& source,
                                   const std::string& stem, const std::filesystem::path& dir, bool compress);
 
 // Virtual size of an image (qemu-img info).

@@ -3,6 +3,7 @@
 // the sinks that route events to the parts that take callbacks.
 #pragma once
 
+#include "core/recipe/model.hpp"
 #include "image/guestfs/guestfs.hpp"
 
 #include <cstdint>
@@ -45,7 +46,7 @@ public:
 
 struct BuildOptions {
   std::filesystem::path output_dir;
-  std::vector<std::string> formats; // empty: the recipe's
+  std::vector<recipe::OutputFormat> formats; // empty: the recipe's
   bool no_cache = false; // build every layer afresh; the layer cache is neither read nor written
   bool network = false; // appliance network for every step (--network)
   std::optional<std::string> sign_key; // sign the manifest with this Ed25519 key

@@ -47,7 +47,7 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
   if (ec) {
     throw Error(options.output_dir.string(), "cannot create the output directory: " + ec.message());
   }
-  const std::vector<std::string>& formats = options.formats.empty() ? recipe.outputs.formats : options.formats;
+  const std::vector<recipe::OutputFormat>& formats = options.formats.empty() ? recipe.outputs.formats : options.formats;
   const std::string stem = recipe.outputs.name;
   util::TempDir staging(options.output_dir, "." + stem + ".kiln-staging");
 
@@ -70,9 +70,11 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
 
   manifest::Manifest m = manifest_base(recipe, plan, final.meta.packages, stem);
   for (const auto& format : formats) {
-    say(options, "output " + format);
-    PhaseTimer timer(log_sink(options), "output " + format);
-    for (const auto& w : formats::write_format(util::system_runner(), format, source, stem, staging.path(), recipe.outputs.compress)) {
+    const std::string name = recipe::format_name(format);
+    say(options, "output " + name);
+    PhaseTimer timer(log_sink(options), "output " + name);
+    for (const auto& w :
+         formats::write_format(util::system_runner(), format, source, stem, staging.path(), recipe.outputs.compress)) {
       m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
   }

@@ -24,11 +24,57 @@ layout_name(Layout layout)
   return layout == Layout::ab ? "ab" : "plain";
 }
 
+namespace {
+
+constexpr OutputFormat k_formats[] = {OutputFormat::qcow2, OutputFormat::raw, OutputFormat::vmdk, OutputFormat::vhd,
+                                      OutputFormat::pxe};
+
+} // namespace
+
+const char*
+format_name(OutputFormat format)
+{
+  switch (format) {
+    case OutputFormat::qcow2:
+      return "qcow2";
+    case OutputFormat::raw:
+      return "raw";
+    case OutputFormat::vmdk:
+      return "vmdk";
+    case OutputFormat::vhd:
+      return "vhd";
+    case OutputFormat::pxe:
+      return "pxe";
+  }
+  return "";
+}
+
+std::optional<OutputFormat>
+parse_format(std::string_view name)
+{
+  for (OutputFormat f : k_formats) {
+    if (name == format_name(f)) {
+      return f;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string>
+format_names(const std::vector<OutputFormat>& formats)
+{
+  std::vector<std::string> names;
+  for (OutputFormat f : formats) {
+    names.push_back(format_name(f));
+  }
+  return names;
+}
+
 const std::vector<std::string>&
 output_formats()
 {
-  static const std::vector<std::string> formats = {"qcow2", "raw", "vmdk", "vhd", "pxe"};
-  return formats;
+  static const std::vector<std::string> names = format_names({std::begin(k_formats), std::end(k_formats)});
+  return names;
 }
 
 namespace {
@@ -38,11 +84,16 @@ read_outputs(const Value& v, Outputs& outputs, Diagnostics& diags)
 {
   MapReader o(v, "outputs", diags);
   outputs.name = o.string("name").value_or("");
-  outputs.formats = o.list("formats");
+  (void)o.list("formats"); // the list's own shape errors
   if (const Value* f = o.get("formats")) {
     const auto& known = output_formats();
     for (const Value& item : f->is_sequence() ? f->items : std::vector<Value>{*f}) {
-      if (item.is_scalar() && std::find(known.begin(), known.end(), item.scalar) == known.end()) {
+      if (!item.is_scalar()) {
+        continue;
+      }
+      if (std::optional<OutputFormat> format = parse_format(item.scalar)) {
+        outputs.formats.push_back(*format);
+      } else {
         diags.error(item.location, "formats: unknown format '" + item.scalar + "' (known: " + join(known) + ")" +
                                      suggestion(item.scalar, known));
       }
@@ -137,7 +188,7 @@ build_model(const Value& doc, const LoadOptions& options, Diagnostics& diags)
                 "the image name " + manifest::image_name_problem(recipe.outputs.name));
   }
   if (recipe.outputs.formats.empty()) {
-    recipe.outputs.formats = {"qcow2"};
+    recipe.outputs.formats = {OutputFormat::qcow2};
   }
 
   if (const Value* stages = r.get("stages")) {
