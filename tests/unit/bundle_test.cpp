@@ -6,12 +6,12 @@
 #include "core/crypto/sha256.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
+#include "support/sparse_image.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
-#include <random>
 #include <set>
 #include <unistd.h>
 
@@ -21,35 +21,13 @@ namespace {
 using test::ScratchDir;
 namespace fs = std::filesystem;
 
-// A sparse 8 MiB image with data in three places (one not block-aligned at the end).
-fs::path
-sparse_image(const fs::path& dir)
-{
-  fs::path image = dir / "rootfs.img";
-  util::Fd fd = util::open_file(image, O_WRONLY | O_CREAT | O_TRUNC);
-  std::mt19937 rng(1);
-  auto put = [&](off_t at, std::size_t size) {
-    std::string data(size, '\0');
-    for (auto& c : data) {
-      c = static_cast<char>(rng() | 1);
-    }
-    ASSERT_EQ(::pwrite(fd.get(), data.data(), size, at), static_cast<ssize_t>(size));
-  };
-  put(0, 10000);
-  put(1 << 20, 300000);
-  put((8 << 20) - 1000, 1000 - 1); // ends 1 byte short of 8 MiB
-  return image;
-}
+using test::packed;
+using test::sparse_image;
 
 manifest::Manifest
 base()
 {
-  manifest::Manifest m;
-  m.name = "slot-image";
-  m.recipe_name = "node";
-  m.recipe_digest = std::string(64, 'c');
-  m.packages = {{"bash", "4.2.46-34.el7", "x86_64"}};
-  return m;
+  return test::small_manifest("slot-image");
 }
 
 std::string
@@ -61,18 +39,6 @@ read_all_data(bundle::Reader& reader)
     data.append(buffer.data(), n);
   }
   return data;
-}
-
-// The mapped bytes of `image` in bmap order.
-std::string
-packed(const fs::path& image, const bmap::Bmap& map)
-{
-  std::string all = util::read_file(image);
-  std::string out;
-  for (const auto& r : map.ranges) {
-    out += all.substr(static_cast<std::size_t>(map.offset_of(r)), static_cast<std::size_t>(map.length_of(r)));
-  }
-  return out;
 }
 
 TEST(bundle, writes_members_in_order_and_reads_them_back_verified)

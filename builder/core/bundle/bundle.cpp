@@ -24,9 +24,6 @@ namespace {
 using json = nlohmann::json;
 
 using detail::k_chunk;
-constexpr std::size_t k_manifest_limit = 64u << 20; // SBOMs of big images are large
-constexpr std::size_t k_signature_limit = 64u << 10;
-constexpr std::size_t k_bmap_limit = 256u << 20;
 
 std::string
 archive_message(struct archive* a)

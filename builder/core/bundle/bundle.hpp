@@ -101,6 +101,13 @@ std::unique_ptr<Stream> open_stream(const std::string& source, std::uint64_t off
                                     std::optional<std::uint64_t> length = std::nullopt,
                                     const SourceOptions& options = {});
 
+// The largest manifest, signature and bmap kiln-node reads, as bundle members or as the
+// files beside a whole-disk image (core/bundle/verified_source.hpp): the same limits
+// for both, so neither source accepts what the other refuses.
+inline constexpr std::size_t k_manifest_limit = 64u << 20; // SBOMs of big images are large
+inline constexpr std::size_t k_signature_limit = 64u << 10;
+inline constexpr std::size_t k_bmap_limit = 256u << 20;
+
 // The whole content of a small source (a manifest, a bmap, a signature), at most
 // `limit` bytes; nullopt when it does not exist (no such file, HTTP 404) and
 // `missing_ok`. Throws Error otherwise.

@@ -5,6 +5,8 @@
 #include "core/node/command_common.hpp"
 #include "core/node/disk_lock.hpp"
 
+#include "core/bundle/verified_source.hpp"
+
 #include "core/bmap/copy.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/grubenv/grubenv.hpp"
@@ -42,57 +44,10 @@ InstallReport
 install(const InstallOptions& options)
 {
   std::optional<crypto::TrustStore> trust = load_trust(options.verify_signature, options.trust_dir);
-  const std::string& source = options.source;
-  std::string file_name = source.substr(source.find_last_of('/') + 1);
-  std::string dir_prefix = source.substr(0, source.size() - file_name.size());
-  std::string stem = file_name.substr(0, file_name.find_last_of('.'));
-  std::string bmap_source = options.bmap.empty() ? source + ".bmap" : options.bmap;
-  std::string manifest_source = options.manifest.empty() ? dir_prefix + stem + ".manifest.json" : options.manifest;
-
-  // Manifest, signature, bmap: all checked before the disk is opened.
-  std::string manifest_text = *bundle::read_small(manifest_source, 64u << 20, false, options.source_options);
-  std::string key_id;
-  if (trust) {
-    auto sig_text = bundle::read_small(manifest_source + ".sig", 64u << 10, true, options.source_options);
-    std::optional<crypto::Signature> sig;
-    if (sig_text) {
-      sig = bundle::parse_signature(*sig_text, manifest_source + ".sig");
-    }
-    if (!sig) {
-      throw crypto::VerificationError(crypto::Refusal::not_signed, manifest_source,
-                                      "not signed: no " + manifest_source + ".sig");
-    }
-    key_id = trust->verify(manifest_source, manifest_text, sig);
-  }
-  manifest::Manifest m = manifest::parse_manifest(manifest_text, manifest_source);
-  std::string bmap_name = bmap_source.substr(bmap_source.find_last_of('/') + 1);
-  const manifest::File* image_file = nullptr;
-  const manifest::File* bmap_file = nullptr;
-  for (const auto& f : m.files) {
-    if (f.name == file_name) {
-      image_file = &f;
-    }
-    if (f.name == bmap_name && f.role == "bmap") {
-      bmap_file = &f;
-    }
-  }
-  if (image_file == nullptr || bmap_file == nullptr) {
-    throw crypto::VerificationError(crypto::Refusal::file_missing, manifest_source,
-                                    "does not list both " + file_name + " and " + bmap_name);
-  }
-  std::string bmap_text = *bundle::read_small(bmap_source, 256u << 20, false, options.source_options);
-  if (crypto::sha256_hex(bmap_text) != bmap_file->sha256 || bmap_text.size() != bmap_file->size) {
-    throw crypto::VerificationError(crypto::Refusal::file_digest, bmap_source,
-                                    "sha256 " + crypto::sha256_hex(bmap_text) + ", but the manifest lists " +
-                                      bmap_file->sha256);
-  }
-  bmap::Bmap map = bmap::parse(bmap_text, bmap_source);
-  if (map.image_size != image_file->size) {
-    throw crypto::VerificationError(crypto::Refusal::file_size, bmap_source,
-                                    "maps an image of " + std::to_string(map.image_size) +
-                                      " bytes, but the manifest lists " + file_name + " with " +
-                                      std::to_string(image_file->size));
-  }
+  // Everything that can refuse does so before the disk is opened.
+  std::unique_ptr<bundle::VerifiedSource> source = bundle::open_disk_image(
+    {options.source, options.bmap, options.manifest}, options.source_options, trust ? &*trust : nullptr);
+  const bmap::Bmap& map = source->verified().bmap;
 
   // The whole disk as one "partition".
   util::Fd probe = util::open_file(options.disk, O_RDONLY);
@@ -118,30 +73,10 @@ install(const InstallOptions& options)
   ::close(fd); // the O_EXCL probe: nothing of this disk is mounted
   PartitionIo io(whole, all, true);
 
-  // One ranged request per mapped range; a dropped connection resumes inside it.
-  std::size_t index = 0;
-  std::unique_ptr<bundle::Stream> stream;
-  std::uint64_t range_left = 0;
   bmap::WriteStats stats = bmap::write_mapped(
-    map, io,
-    [&](char* buffer, std::size_t size) {
-      std::size_t done = 0;
-      while (done < size) {
-        if (range_left == 0) {
-          const bmap::Range& range = map.ranges.at(index++);
-          range_left = map.length_of(range);
-          stream = bundle::open_stream(source, map.offset_of(range), range_left, options.source_options);
-        }
-        std::size_t n =
-          stream->read(buffer + done, static_cast<std::size_t>(std::min<std::uint64_t>(size - done, range_left)));
-        if (n == 0) {
-          throw Error(source, "ends early");
-        }
-        done += n;
-        range_left -= n;
-      }
-    },
-    write_options(io, options.progress, source, options.fault));
+    map, io, [&](char* buffer, std::size_t size) { source->read_mapped(buffer, size); },
+    write_options(io, options.progress, options.source, options.fault));
+  source->finish();
   io.sync();
   fault_point(options.fault, Fault::before_verify);
   bmap::verify_mapped(map, io);
@@ -160,8 +95,9 @@ install(const InstallOptions& options)
   if (S_ISBLK(st.st_mode)) {
     util::run({"blockdev", "--rereadpt", options.disk.string()}); // best effort: the new table
   }
-  return InstallReport{options.disk.string(),   m.name, grown, identity, crypto::sha256_hex(manifest_text), key_id,
-                       write_report(map, stats)};
+  const bundle::Verified& verified = source->verified();
+  return InstallReport{options.disk.string(), verified.manifest.name,  grown, identity, verified.manifest_sha256,
+                       verified.key_id,       write_report(map, stats)};
 }
 
 } // namespace kiln::node

@@ -5,6 +5,8 @@
 #include "core/node/command_common.hpp"
 #include "core/node/disk_lock.hpp"
 
+#include "core/bundle/verified_source.hpp"
+
 #include "core/bmap/copy.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/grubenv/grubenv.hpp"
@@ -47,8 +49,9 @@ reimage(const ReimageOptions& options)
   }
 
   // Everything that can refuse does so before the disk is touched.
-  bundle::Reader reader(options.source, options.source_options);
-  bundle::Verified verified = reader.verify(trust ? &*trust : nullptr);
+  std::unique_ptr<bundle::VerifiedSource> source =
+    bundle::open_slot_bundle(options.source, options.source_options, trust ? &*trust : nullptr);
+  const bundle::Verified& verified = source->verified();
   const bmap::Bmap& map = verified.bmap;
   if (options.expect_name && verified.manifest.name != *options.expect_name) {
     throw Error(options.source, "the image is '" + verified.manifest.name + "', not '" + *options.expect_name +
@@ -98,22 +101,9 @@ reimage(const ReimageOptions& options)
   fault_point(options.fault, Fault::after_invalidate);
 
   bmap::WriteStats stats = bmap::write_mapped(
-    map, io,
-    [&](char* buffer, std::size_t size) {
-      std::size_t done = 0;
-      while (done < size) {
-        std::size_t n = reader.read_data(buffer + done, size - done);
-        if (n == 0) {
-          throw Error(options.source, "rootfs.data ends early");
-        }
-        done += n;
-      }
-    },
+    map, io, [&](char* buffer, std::size_t size) { source->read_mapped(buffer, size); },
     write_options(io, options.progress, options.source, options.fault));
-  char probe = 0;
-  if (reader.read_data(&probe, 1) != 0) { // end of data: whole-data digest, no trailing members
-    throw Error(options.source, "rootfs.data is longer than the bmap maps");
-  }
+  source->finish();
   io.sync();
   fault_point(options.fault, Fault::before_verify);
   bmap::verify_mapped(map, io);
@@ -145,7 +135,7 @@ reimage(const ReimageOptions& options)
   r.key_id = verified.key_id;
   r.tries = tries;
   r.write = write_report(map, stats);
-  r.resumes = reader.resumes();
+  r.resumes = source->resumes();
   r.next_boot = next_boot_report(now);
   return r;
 }
