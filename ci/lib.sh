@@ -17,10 +17,13 @@ ci_ensure_packages() {
   fi
 }
 
-# Configures and builds into build/ (or $KILN_BUILD_DIR).
+# Configures and builds into build/ (or $KILN_BUILD_DIR): the Release build. Arguments
+# replace the build folder and add cache settings (ci/sanitize: its own folder, Debug,
+# KILN_SANITIZE=ON).
 ci_build() {
-  local dir=${KILN_BUILD_DIR:-$ci_root/build}
-  cmake -S "$ci_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON >/dev/null
+  local dir=${1:-${KILN_BUILD_DIR:-$ci_root/build}}
+  [ $# -gt 0 ] && shift
+  cmake -S "$ci_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j "$(nproc)"
 }
 

@@ -377,6 +377,10 @@ TEST_F(AbLayout, SlotAAndKilnDataFromInside)
   EXPECT_EQ(g.readlink("/boot/vmlinuz").rfind("vmlinuz-", 0), 0u);
   EXPECT_TRUE(g.is_file("/boot/" + g.readlink("/boot/vmlinuz")));
   EXPECT_TRUE(g.is_file("/boot/" + g.readlink("/boot/initrd.img")));
+  // Copied inside the appliance: the directory the source was mounted on is gone, and the
+  // root directory itself kept its label.
+  EXPECT_FALSE(g.exists("/.kiln-ab-source"));
+  EXPECT_NE(g.getxattr("/", "security.selinux").find(":object_r:"), std::string::npos);
   gfs::Stat owned = g.lstat("/etc/kiln/owned");
   EXPECT_EQ(owned.uid, 1500u);
   EXPECT_EQ(owned.mode & 0777, 0640u);

@@ -79,28 +79,6 @@ write_fixture_recipe(const fs::path& dir)
       "dcos: {bundle: serve, role: slave, version: 2.2.1}\n");
 }
 
-std::vector<std::string>
-failures(const std::vector<dcos::CheckResult>& results)
-{
-  std::vector<std::string> out;
-  for (const auto& r : results) {
-    if (!r.pass) {
-      out.push_back(r.name);
-    }
-  }
-  return out;
-}
-
-std::string
-dump(const std::vector<dcos::CheckResult>& results)
-{
-  std::string s;
-  for (const auto& r : results) {
-    s += dcos::format_line(r) + "\n";
-  }
-  return s;
-}
-
 struct Variant {
   std::string name;
   std::string role;
@@ -193,7 +171,7 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
     g.mount(roots[0], "/");
     for (const char* role : {"slave", "slave_public", "master"}) {
       auto results = check(0, role);
-      EXPECT_TRUE(dcos::all_pass(results)) << role << "\n" << dump(results);
+      EXPECT_TRUE(dcos::all_pass(results)) << role << "\n" << test::check_lines(results);
     }
     g.umount_all();
     for (size_t i = 0; i < variants.size(); ++i) {
@@ -201,7 +179,7 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
       g.mount(roots[i + 1], "/");
       variants[i].breakit(g);
       auto results = check(i + 1, variants[i].role);
-      EXPECT_EQ(failures(results), variants[i].expected) << dump(results);
+      EXPECT_EQ(test::failed_checks(results), variants[i].expected) << test::check_lines(results);
       g.umount_all();
     }
     g.shutdown();

@@ -106,4 +106,26 @@ make_serve_tree(const fs::path& dir, const ServeTreeOptions& o)
   return t;
 }
 
+std::vector<std::string>
+failed_checks(const std::vector<dcos::CheckResult>& results)
+{
+  std::vector<std::string> out;
+  for (const auto& r : results) {
+    if (!r.pass) {
+      out.push_back(r.name);
+    }
+  }
+  return out;
+}
+
+std::string
+check_lines(const std::vector<dcos::CheckResult>& results)
+{
+  std::string s;
+  for (const auto& r : results) {
+    s += dcos::format_line(r) + "\n";
+  }
+  return s;
+}
+
 } // namespace kiln::test

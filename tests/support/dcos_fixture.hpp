@@ -9,6 +9,8 @@
 // setup flags and the bootstrap tarball URL.
 #pragma once
 
+#include "core/dcos/checks.hpp"
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -35,5 +37,10 @@ ServeTree make_serve_tree(const std::filesystem::path& dir, const ServeTreeOptio
 
 // Where the stand-in records, relative to $KILN_ROOT (empty on a node).
 inline constexpr const char* k_install_record = "/var/log/kiln-test/dcos-install.record";
+
+// The names of the checks that failed, in order.
+std::vector<std::string> failed_checks(const std::vector<dcos::CheckResult>& results);
+// Every result as `kiln verify` prints it, one line each (for a failing test's message).
+std::string check_lines(const std::vector<dcos::CheckResult>& results);
 
 } // namespace kiln::test

@@ -94,28 +94,6 @@ counts_without_reads(const std::map<std::string, int>& counts)
   return out;
 }
 
-std::vector<std::string>
-failures(const std::vector<dcos::CheckResult>& results)
-{
-  std::vector<std::string> out;
-  for (const auto& r : results) {
-    if (!r.pass) {
-      out.push_back(r.name);
-    }
-  }
-  return out;
-}
-
-std::string
-dump(const std::vector<dcos::CheckResult>& results)
-{
-  std::string s;
-  for (const auto& r : results) {
-    s += dcos::format_line(r) + "\n";
-  }
-  return s;
-}
-
 TEST(DcosChecks, PassingTreePassesForEveryRole)
 {
   test::ScratchDir dir;
@@ -125,7 +103,7 @@ TEST(DcosChecks, PassingTreePassesForEveryRole)
     for (std::optional<std::string> version :
          {std::optional<std::string>(), std::optional<std::string>("2.2.1"), std::optional<std::string>("1.12.2")}) {
       auto results = dcos::run_checks(view, {role_of(role), version});
-      EXPECT_TRUE(dcos::all_pass(results)) << role << "\n" << dump(results);
+      EXPECT_TRUE(dcos::all_pass(results)) << role << "\n" << test::check_lines(results);
     }
   }
   auto results = dcos::run_checks(view, {dcos::Role::master, std::nullopt});
@@ -257,7 +235,7 @@ TEST(DcosChecks, EachBrokenVariantFailsExactlyItsCheck)
     if (!v.also.empty()) {
       expected.push_back(v.also);
     }
-    EXPECT_EQ(failures(results), expected) << dump(results);
+    EXPECT_EQ(test::failed_checks(results), expected) << test::check_lines(results);
     if (v.check == "docker is installed") {
       // The installer's own line format, which `kiln verify` prints.
       auto it = std::find_if(results.begin(), results.end(), [](const auto& r) { return !r.pass; });
@@ -333,7 +311,7 @@ TEST(DcosChecks, EachQuestionReachesTheViewOnce)
   for (const char* role : {"master", "slave"}) {
     CountingView counting(plain);
     auto results = dcos::run_checks(counting, {role_of(role), std::string("2.2.1")});
-    EXPECT_TRUE(dcos::all_pass(results)) << dump(results);
+    EXPECT_TRUE(dcos::all_pass(results)) << test::check_lines(results);
     for (const auto& [question, n] : counts_without_reads(counting.counts)) {
       EXPECT_EQ(n, 1) << question;
     }
@@ -368,7 +346,7 @@ TEST(DcosChecks, NginxIsFineOnAnAgentButNotOnAMaster)
   dcos::DirView view(dir / "root");
   EXPECT_TRUE(dcos::all_pass(dcos::run_checks(view, {dcos::Role::slave, std::nullopt})));
   auto results = dcos::run_checks(view, {dcos::Role::master, std::nullopt});
-  EXPECT_EQ(failures(results), std::vector<std::string>{"ports for master"});
+  EXPECT_EQ(test::failed_checks(results), std::vector<std::string>{"ports for master"});
 }
 
 TEST(DcosChecks, XfsFtypeOnAgentsFromARealSuperblock)
@@ -399,7 +377,8 @@ TEST(DcosChecks, XfsFtypeOnAgentsFromARealSuperblock)
                                     {"/var/lib/mesos", {"", "/dev/sdb1", "xfs", false}},
                                     {"/var/lib/docker", {"", "/dev/sdc1", "xfs", true}}});
   auto results = dcos::run_checks(view, {dcos::Role::slave, std::nullopt});
-  EXPECT_EQ(failures(results), std::vector<std::string>{"XFS ftype for the agent work dir /var/lib/mesos/slave"});
+  EXPECT_EQ(test::failed_checks(results),
+            std::vector<std::string>{"XFS ftype for the agent work dir /var/lib/mesos/slave"});
   // Masters do not check it (the installer checks agents only).
   EXPECT_TRUE(dcos::all_pass(dcos::run_checks(view, {dcos::Role::master, std::nullopt})));
 }

@@ -113,6 +113,21 @@ write_options(PartitionIo& io, const Progress& progress, const std::string& sour
   return o;
 }
 
+bmap::WriteStats
+write_and_verify(bundle::VerifiedSource& source, PartitionIo& io, const Progress& progress,
+                 const std::string& source_name, Fault fault)
+{
+  const bmap::Bmap& map = source.verified().bmap;
+  bmap::WriteStats stats = bmap::write_mapped(
+    map, io, [&](char* buffer, std::size_t size) { source.read_mapped(buffer, size); },
+    write_options(io, progress, source_name, fault));
+  source.finish();
+  io.sync();
+  fault_point(fault, Fault::before_verify);
+  bmap::verify_mapped(map, io);
+  return stats;
+}
+
 // tries= in kiln-boot's /grub/kiln-ab.conf (the recipe's ab.tries, written by the
 // builder), else the default.
 unsigned

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/bmap/copy.hpp"
+#include "core/bundle/verified_source.hpp"
 #include "core/crypto/signing.hpp"
 #include "core/grubenv/grubenv.hpp"
 #include "core/node/disk.hpp"
@@ -44,6 +45,12 @@ void recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char tar
 // The engine's options for a slot or disk write: compare first (a rewrite of the same
 // image writes nothing), `fault` armed at half the data (Fault::mid_write).
 bmap::WriteOptions write_options(PartitionIo& io, const Progress& progress, const std::string& source, Fault fault);
+
+// A verified source's image written into `io` with those options and read back; `fault`
+// is also armed before the read-back (Fault::before_verify). The source's digests are
+// checked to its end before anything is read back.
+bmap::WriteStats write_and_verify(bundle::VerifiedSource& source, PartitionIo& io, const Progress& progress,
+                                  const std::string& source_name, Fault fault);
 
 // tries= in kiln-boot's /grub/kiln-ab.conf (the recipe's ab.tries, written by the
 // builder), else the default.

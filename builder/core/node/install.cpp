@@ -73,13 +73,7 @@ install(const InstallOptions& options)
   ::close(fd); // the O_EXCL probe: nothing of this disk is mounted
   PartitionIo io(whole, all, true);
 
-  bmap::WriteStats stats = bmap::write_mapped(
-    map, io, [&](char* buffer, std::size_t size) { source->read_mapped(buffer, size); },
-    write_options(io, options.progress, options.source, options.fault));
-  source->finish();
-  io.sync();
-  fault_point(options.fault, Fault::before_verify);
-  bmap::verify_mapped(map, io);
+  bmap::WriteStats stats = write_and_verify(*source, io, options.progress, options.source, options.fault);
   // A disk larger than the image: the backup GPT moves to its end and kiln-data grows
   // (the partition; its file system grows at first boot, kiln-grow-data.service). The
   // primary table is written last.

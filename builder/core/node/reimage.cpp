@@ -100,13 +100,7 @@ reimage(const ReimageOptions& options)
   grubenv::update(envfile, [&](grubenv::Env& env) { slots::set_empty(env, target); });
   fault_point(options.fault, Fault::after_invalidate);
 
-  bmap::WriteStats stats = bmap::write_mapped(
-    map, io, [&](char* buffer, std::size_t size) { source->read_mapped(buffer, size); },
-    write_options(io, options.progress, options.source, options.fault));
-  source->finish();
-  io.sync();
-  fault_point(options.fault, Fault::before_verify);
-  bmap::verify_mapped(map, io);
+  bmap::WriteStats stats = write_and_verify(*source, io, options.progress, options.source, options.fault);
   fault_point(options.fault, Fault::before_switch);
   recheck_not_booted(gpt, options.disk, target);
 

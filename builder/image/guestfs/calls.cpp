@@ -73,17 +73,18 @@ Handle::inspect_get_major_version(const std::string& root)
 }
 
 void
-Handle::mount_os(const std::string& root, bool readonly)
+Handle::mount_os(const std::string& root, bool readonly, const std::string& prefix)
 {
   std::map<std::string, std::string> points = inspect_mountpoints(root);
   std::vector<std::pair<std::string, std::string>> order(points.begin(), points.end());
   std::stable_sort(order.begin(), order.end(),
                    [](const auto& a, const auto& b) { return a.first.size() < b.first.size(); });
   for (const auto& [mountpoint, device] : order) {
+    const std::string at = prefix.empty() ? mountpoint : mountpoint == "/" ? prefix : prefix + mountpoint;
     if (readonly) {
-      mount_ro(device, mountpoint);
+      mount_ro(device, at);
     } else {
-      mount(device, mountpoint);
+      mount(device, at);
     }
   }
 }
@@ -285,18 +286,10 @@ Handle::tar_in(const std::string& local_tar, const std::string& dir)
 }
 
 void
-Handle::tar_out(const std::string& dir, const std::string& local_tar)
+Handle::cp_a(const std::string& src, const std::string& dest)
 {
   Impl& im = impl();
-  struct guestfs_tar_out_opts_argv optargs {};
-  optargs.bitmask = GUESTFS_TAR_OUT_OPTS_NUMERICOWNER_BITMASK | GUESTFS_TAR_OUT_OPTS_XATTRS_BITMASK |
-                    GUESTFS_TAR_OUT_OPTS_SELINUX_BITMASK | GUESTFS_TAR_OUT_OPTS_ACLS_BITMASK;
-  optargs.numericowner = 1;
-  optargs.xattrs = 1;
-  optargs.selinux = 1;
-  optargs.acls = 1;
-  im.check(guestfs_tar_out_opts_argv(im.g.get(), dir.c_str(), local_tar.c_str(), &optargs), "tar_out",
-           dir + " -> " + local_tar);
+  im.check(guestfs_cp_a(im.g.get(), src.c_str(), dest.c_str()), "cp_a", src + " -> " + dest);
 }
 
 void

@@ -79,8 +79,8 @@ public:
   std::string inspect_get_package_format(const std::string& root); // rpm, deb, ...
   std::string inspect_get_package_management(const std::string& root); // yum, dnf, apt, ...
   int inspect_get_major_version(const std::string& root);
-  // Mounts every filesystem of `root` at its mountpoint under / (shortest first).
-  void mount_os(const std::string& root, bool readonly = false);
+  // Mounts every filesystem of `root` at its mountpoint under `prefix` (shortest first).
+  void mount_os(const std::string& root, bool readonly = false, const std::string& prefix = "");
 
   // Devices and filesystems.
   std::vector<std::string> list_devices();
@@ -108,7 +108,10 @@ public:
   void download(const std::string& remote, const std::string& local);
   // Unpacks an uncompressed tar file into `dir`, keeping xattrs, SELinux labels and ACLs.
   void tar_in(const std::string& local_tar, const std::string& dir);
-  void tar_out(const std::string& dir, const std::string& local_tar);
+  // `cp -a src dest` inside the appliance: ownership, modes, times, hard links, sparse files
+  // and every xattr (the appliance runs without SELinux, so security.selinux is copied as a
+  // plain xattr, and /etc/xattr.conf skips none kiln needs).
+  void cp_a(const std::string& src, const std::string& dest);
   void mkdir_p(const std::string& path);
   void chmod(unsigned mode, const std::string& path);
   void chown(std::uint32_t uid, std::uint32_t gid, const std::string& path);

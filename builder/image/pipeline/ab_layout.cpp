@@ -36,6 +36,10 @@ using nlohmann::json;
 
 namespace {
 
+// Where the finalized image's file systems are mounted (read-only) inside the new slot A
+// while it is copied; an empty directory name no image uses, removed before anything else.
+const std::string k_source_mount = "/.kiln-ab-source";
+
 // The kiln-node artifact of the plan into the mounted slot: /usr/bin/kiln-node (and
 // /usr/lib/kiln/node/... for a tree), owned by root, through one tar (libguestfs' tar_in).
 // Directories the image already has (/usr, /usr/bin, ...) are not in the tar, so their
@@ -93,16 +97,13 @@ install_node(edit::Editor& g, const recipe::Plan& plan, const fs::path& scratch,
           "/" + fs::path(recipe::k_node_artifact_lib).parent_path().string()};
 }
 
-// A tree moved from `from` (in slot A) to `to` on another mounted file system, through
-// tar so ownership, xattrs and labels stay; `from` is emptied but kept (a mountpoint).
+// A tree moved from `from` (in slot A) to `to` on another mounted file system, copied inside
+// the appliance so ownership, xattrs and labels stay; `from` is emptied but kept (a mountpoint).
 void
-move_tree(gfs::Handle& g, const std::string& from, const std::string& to, const fs::path& scratch)
+move_tree(gfs::Handle& g, const std::string& from, const std::string& to)
 {
-  fs::path tar = scratch / "move.tar";
-  g.tar_out(from, tar.string());
   g.mkdir_p(to);
-  g.tar_in(tar.string(), to);
-  fs::remove(tar);
+  g.cp_a(from + "/.", to);
   for (const auto& pattern : {from + "/*", from + "/.[!.]*", from + "/..?*"}) {
     for (const auto& entry : g.glob(pattern)) {
       g.rm_rf(entry);
@@ -192,13 +193,18 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   ab::Kernel kernel = ab::find_kernel(editor);
   std::string old_fstab = g.exists("/etc/fstab") ? g.read_file("/etc/fstab") : "";
   bool rpm = finalized.meta.guest && finalized.meta.guest->package_format == "rpm";
+  // Slot A: the finalized tree copied inside the appliance, source and slot on two drives of
+  // one launch (no tar through the host). The source's file systems are mounted read-only
+  // beneath a directory of the new slot and removed from it afterwards.
   say(options, "  slot A: copying the root tree (ownership, xattrs, SELinux labels)");
-  fs::path tree = scratch / "ab-root.tar";
-  g.tar_out("/", tree.string());
   g.umount_all();
   g.mount(dev(slots::k_part_a), "/");
-  g.tar_in(tree.string(), "/");
-  fs::remove(tree);
+  g.mkdir_p(k_source_mount);
+  g.mount_os(roots.front(), true, k_source_mount);
+  g.cp_a(k_source_mount + "/.", "/");
+  g.umount_all();
+  g.mount(dev(slots::k_part_a), "/");
+  g.rm_rf(k_source_mount);
   laps.lap("ab slot A copy");
 
   // Slot A: fstab, stable kernel names, mountpoints, kiln-mark-good.service,
@@ -217,7 +223,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   // kiln-data: the state directories move there, their mountpoints stay (empty) in the slot.
   g.mount(dev(slots::k_part_data), std::string(slots::k_data_mount));
   for (const auto& dir : ab::ab_data_dirs()) {
-    move_tree(g, dir, std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string(), scratch);
+    move_tree(g, dir, std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string());
   }
 
   laps.lap("ab slot root and kiln-data");
