@@ -102,9 +102,13 @@ do_build(const BuildArgs& args)
       outputs.push_back(
         {{"name", o.name}, {"role", o.role}, {"format", o.format}, {"sha256", o.sha256}, {"size", o.size}});
     }
-    std::cout << nlohmann::json{{"recipe", r.name},        {"launches", result.launches},
-                                {"reused", result.reused}, {"built", result.built},
-                                {"outputs", outputs},      {"manifest", result.manifest.string()}}
+    std::cout << nlohmann::json{{"recipe", r.name},
+                                {"launches", result.launches},
+                                {"reused", result.reused},
+                                {"built", result.built},
+                                {"outputs", outputs},
+                                {"outputs_up_to_date", result.outputs_up_to_date},
+                                {"manifest", result.manifest.string()}}
                    .dump(2)
               << "\n";
   } else {
@@ -115,7 +119,7 @@ do_build(const BuildArgs& args)
   }
   cli::note(k_prog, "built " + r.name + ": " + std::to_string(result.built.size()) + " stages run, " +
                       std::to_string(result.reused.size()) + " reused, " + std::to_string(result.launches) +
-                      " appliance launches");
+                      " appliance launches" + (result.outputs_up_to_date ? ", outputs up to date" : ""));
   return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <sys/stat.h>
 #include <thread>
 
 namespace kiln {
@@ -194,13 +195,31 @@ TEST_F(Build, EveryStepEveryFormatAndTheCache)
     g.shutdown();
   }
 
-  // Nothing changed: no appliance at all, same outputs.
+  // Nothing changed: no appliance at all, and no output written again (the same inodes),
+  // the result listing the outputs the directory holds.
+  struct stat raw_before {};
+  ASSERT_EQ(::stat((out / "fixture.raw").c_str(), &raw_before), 0);
   r = kiln_build(dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json again = json::parse(r.out);
   EXPECT_EQ(again["launches"], 0);
   EXPECT_EQ(again["built"], json::array());
   EXPECT_EQ(again["reused"], json({"prep", "last", "finalize"}));
+  EXPECT_EQ(again["outputs_up_to_date"], true);
+  EXPECT_EQ(again["outputs"], first["outputs"]);
+  struct stat raw_after {};
+  ASSERT_EQ(::stat((out / "fixture.raw").c_str(), &raw_after), 0);
+  EXPECT_EQ(raw_after.st_ino, raw_before.st_ino);
+  EXPECT_EQ(raw_after.st_mtim.tv_nsec, raw_before.st_mtim.tv_nsec);
+  // An output removed: everything is written again, the same bytes.
+  fs::remove(out / "fixture.vhd");
+  r = kiln_build(dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json rewritten = json::parse(r.out);
+  EXPECT_EQ(rewritten["launches"], 0);
+  EXPECT_EQ(rewritten["outputs_up_to_date"], false);
+  EXPECT_EQ(rewritten["outputs"].size(), first["outputs"].size());
+  EXPECT_TRUE(fs::is_regular_file(out / "fixture.vhd"));
   EXPECT_EQ(crypto::sha256_file(out / "fixture.raw"),
             m.files[0].name == "fixture.raw" ? m.files[0].sha256 : crypto::sha256_file(out / "fixture.raw"));
 

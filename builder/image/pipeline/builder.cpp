@@ -60,6 +60,7 @@ build(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& c
   Published published = publish(recipe, plan, final, options);
   result.outputs = std::move(published.outputs);
   result.manifest = std::move(published.manifest);
+  result.outputs_up_to_date = published.up_to_date;
   return result;
 }
 

@@ -33,6 +33,7 @@ struct BuildResult {
   std::vector<std::string> built; // stage names run
   std::vector<OutputFile> outputs;
   std::filesystem::path manifest;
+  bool outputs_up_to_date = false; // the output directory held these outputs already
   nlohmann::json packages; // [{name, version, arch}]
 };
 

@@ -1,5 +1,6 @@
 #include "image/pipeline/publish.hpp"
 
+#include "core/crypto/sha256.hpp"
 #include "core/crypto/signing.hpp"
 #include "core/manifest/sbom.hpp"
 #include "core/util/error.hpp"
@@ -8,6 +9,7 @@
 #include "image/formats/outputs.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/pipeline/ab_layout.hpp"
+#include "image/pipeline/outputs_stamp.hpp"
 #include "image/pipeline/phase_timer.hpp"
 
 #include <cerrno>
@@ -49,6 +51,28 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
   }
   const std::vector<recipe::OutputFormat>& formats = options.formats.empty() ? recipe.outputs.formats : options.formats;
   const std::string stem = recipe.outputs.name;
+  const std::optional<std::string> key = options.sign_key ? options.sign_key : recipe.signing_key;
+
+  manifest::Manifest m = manifest_base(recipe, plan, final.meta.packages, stem);
+  std::vector<std::string> format_names;
+  for (const auto& format : formats) {
+    format_names.push_back(recipe::format_name(format));
+  }
+  const std::string stamp_key =
+    outputs_key(m, format_names, recipe.outputs.compress, key ? crypto::sha256_file(*key) : std::string());
+  if (!options.no_cache) {
+    std::optional<OutputsStamp> stamp = read_stamp(options.output_dir, stem);
+    if (stamp && up_to_date(*stamp, options.output_dir, stamp_key)) {
+      Published out;
+      out.up_to_date = true;
+      out.manifest = manifest::manifest_path(options.output_dir, stem);
+      for (const auto& f : manifest::read_manifest(out.manifest).files) {
+        out.outputs.push_back({f.name, f.role, f.format, f.sha256, f.size});
+      }
+      say(options, "outputs: up to date in " + options.output_dir.string());
+      return out;
+    }
+  }
   util::TempDir staging(options.output_dir, "." + stem + ".kiln-staging");
 
   formats::Source source;
@@ -66,9 +90,6 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
     source.trust_keys.assign(recipe.trust->keys.begin(), recipe.trust->keys.end());
     source.revoked = recipe.trust->revoked;
   }
-  const std::optional<std::string> key = options.sign_key ? options.sign_key : recipe.signing_key;
-
-  manifest::Manifest m = manifest_base(recipe, plan, final.meta.packages, stem);
   for (const auto& format : formats) {
     const std::string name = recipe::format_name(format);
     say(options, "output " + name);
@@ -112,6 +133,7 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
     }
   }
   util::fsync_dir(options.output_dir);
+  write_stamp(options.output_dir, stem, stamp_key, names);
   Published out;
   out.manifest = options.output_dir / staged_manifest.filename();
   for (const auto& f : m.files) {

@@ -1,7 +1,9 @@
 // The end of a build: the final layer converted into every output format, the slot
 // bundle (layout: ab), the manifest (and its signature), all written into a staging
 // directory inside the output directory and moved into place, the manifest last.
-// A failure before the moves leaves the output directory as it was.
+// A failure before the moves leaves the output directory as it was. When the directory's
+// stamp says it holds the outputs of the same final layer and options, untouched since,
+// nothing is written (outputs_stamp.hpp; never with --no-cache).
 #pragma once
 
 #include "core/manifest/manifest.hpp"
@@ -27,6 +29,9 @@ struct OutputFile {
 struct Published {
   std::vector<OutputFile> outputs;
   std::filesystem::path manifest;
+  // The output directory already held exactly these outputs (outputs_stamp.hpp): nothing
+  // was written.
+  bool up_to_date = false;
 };
 
 // The manifest's recipe part, the same for the outputs' manifest and the slot bundle's:
