@@ -78,8 +78,16 @@ do_build(const BuildArgs& args)
     }
     formats.push_back(*format);
   }
-  recipe::Plan plan = recipe::make_plan(r);
-  fetch::Cache cache(fetch::Cache::default_root(args.cache.empty() ? std::nullopt : std::optional(args.cache)));
+  const std::filesystem::path cache_root =
+    fetch::Cache::default_root(args.cache.empty() ? std::nullopt : std::optional(args.cache));
+  // Local inputs are hashed once while they stay as they are (file_digests.hpp). The
+  // store is written only once the plan is made: a bad recipe leaves no cache behind.
+  crypto::CachedDigests digests(cache_root / "digests" / "files.json");
+  recipe::PlanOptions plan_options;
+  plan_options.digests = &digests;
+  recipe::Plan plan = recipe::make_plan(r, plan_options);
+  fetch::Cache cache(cache_root);
+  digests.save();
   // The KVM decision is remembered per machine beside the layers.
   gfs::set_accel_state_dir(cache.area("accel"));
 

@@ -19,12 +19,12 @@ namespace {
 
 // The local files a step reads, with their digests: its table entry names them.
 void
-step_inputs(const Step& step, std::vector<Input>& out)
+step_inputs(const Step& step, crypto::FileDigests& digests, std::vector<Input>& out)
 {
   for (const auto& source : step_kind_of(step.spec).sources(step.spec)) {
     out.push_back({source.kind.empty() ? step.kind : source.kind,
                    source.path,
-                   source.tree ? crypto::sha256_tree(source.path) : crypto::sha256_file(source.path),
+                   source.tree ? crypto::sha256_tree(source.path) : digests.sha256(source.path),
                    {},
                    {}});
   }
@@ -219,6 +219,7 @@ wants_relabel(const Recipe& recipe)
 Plan
 make_plan(const Recipe& recipe, const PlanOptions& options)
 {
+  crypto::FileDigests& digests = options.digests != nullptr ? *options.digests : crypto::direct_digests();
   Plan plan;
   plan.recipe_digest = crypto::sha256_hex(recipe.tree.to_json().dump());
 
@@ -240,7 +241,7 @@ make_plan(const Recipe& recipe, const PlanOptions& options)
       break;
     case BaseImage::Kind::path:
       base.source = recipe.base.path;
-      base.sha256 = crypto::sha256_file(recipe.base.path);
+      base.sha256 = digests.sha256(recipe.base.path);
       base_def = {{"sha256", base.sha256}, {"format", recipe.base.format}};
       break;
   }
@@ -255,7 +256,7 @@ make_plan(const Recipe& recipe, const PlanOptions& options)
     json steps = json::array();
     for (const auto& step : stage.steps) {
       steps.push_back(to_json(step));
-      step_inputs(step, planned.inputs);
+      step_inputs(step, digests, planned.inputs);
     }
     planned.definition = {{"name", stage.name}, {"steps", steps}, {"network", recipe.network}};
     planned.key = stage_key(parent, planned);

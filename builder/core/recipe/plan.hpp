@@ -5,6 +5,7 @@
 // remote inputs are identified by their pinned digest.
 #pragma once
 
+#include "core/crypto/file_digests.hpp"
 #include "core/recipe/model.hpp"
 
 #include <nlohmann/json.hpp>
@@ -57,6 +58,9 @@ struct PlanOptions {
   // The kiln-node artifact for a layout: ab recipe without ab: {node: ...}; unset: the
   // running kiln's own (node_artifact.hpp).
   std::optional<std::filesystem::path> node_artifact;
+  // How local input files are hashed (a base image by path, files and packages steps
+  // read); null: crypto::direct_digests(). kiln build passes the cache's CachedDigests.
+  crypto::FileDigests* digests = nullptr;
 };
 
 // The key of a planned stage: sha256 of the parent key, its definition and its inputs' digests.
