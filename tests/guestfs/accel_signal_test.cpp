@@ -1,11 +1,9 @@
 // A build on a machine whose KVM passes a small probe but hangs a real appliance falls
 // back to TCG by itself, says so once, remembers it, and the next build skips KVM at once;
-// an appliance that stalls under TCG is launched once more;
 // and SIGTERM in the middle of a stage ends a build promptly and cleanly. Both on a tiny
 // base made here (static busybox, an os-release, a dpkg-query stand-in), each test in a
 // cache of its own. The hanging KVM is tests/support/standin-hv (LIBGUESTFS_HV).
 #include "core/util/fs.hpp"
-#include "image/guestfs/guestfs.hpp"
 #include "core/util/process.hpp"
 #include "support/test_support.hpp"
 
@@ -167,39 +165,6 @@ processes_mentioning(const std::string& needle)
   }
   ::closedir(proc);
   return found;
-}
-
-// Under emulation an appliance very rarely never reaches its daemon (seen on a 2-core CI
-// machine: qemu idle, no error, until the 900 s launch deadline). The stall deadline ends
-// that attempt and the handle launches once more, saying so.
-TEST(Accel, ApplianceThatStallsUnderTcgIsLaunchedOnceMore)
-{
-  test::ScratchDir dir;
-  const fs::path log = dir / "hv.log";
-  const fs::path disk = dir / "disk.qcow2";
-  util::run_checked({"qemu-img", "create", "-q", "-f", "qcow2", disk.string(), "64M"});
-  ::setenv("LIBGUESTFS_HV", standin().c_str(), 1);
-  ::setenv("KILN_TEST_HV_MODE", "hang-tcg-once", 1);
-  ::setenv("KILN_TEST_HV_ONCE", (dir / "once").c_str(), 1);
-  ::setenv("KILN_TEST_HV_LOG", log.c_str(), 1);
-  ::setenv("KILN_ACCEL", "tcg", 1);
-  gfs::HandleOptions options;
-  options.tcg_stall_timeout = std::chrono::seconds(20);
-  std::vector<std::string> notices;
-  options.notice = [&](const std::string& line) { notices.push_back(line); };
-  auto started = std::chrono::steady_clock::now();
-  gfs::Handle g(options);
-  g.add_drive(disk.string(), "qcow2");
-  g.launch();
-  EXPECT_GE(std::chrono::steady_clock::now() - started, 20s);
-  EXPECT_EQ(g.list_devices(), std::vector<std::string>{"/dev/sda"});
-  EXPECT_EQ(g.accel(), gfs::Accel::tcg);
-  g.shutdown();
-  const std::string hv_log = test::read_text(log);
-  EXPECT_EQ(count(hv_log, "tcg hang appliance=1"), 1) << hv_log;
-  EXPECT_EQ(count(hv_log, "tcg appliance=1"), 1) << hv_log;
-  ASSERT_EQ(notices.size(), 1u);
-  EXPECT_EQ(notices[0], "the appliance did not come up under software emulation within 20 s; launching it once more");
 }
 
 TEST(Signals, SigtermInTheMiddleOfAStageEndsTheBuildCleanly)

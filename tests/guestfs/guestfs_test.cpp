@@ -140,7 +140,13 @@ TEST(GuestfsErrors, MessagesAreOneLine)
   // Refused before reaching mkfs.xfs, which would print its whole usage text.
   expect_one_line(catch_error([&] { h.mkfs("xfs", "/dev/sda", mkfs_options("", "^metadata_csum")); }),
                   "guestfs mkfs /dev/sda");
+  // A local file that cannot be read is refused before libguestfs sends the request (an
+  // upload whose local open fails can leave library and daemon waiting on each other).
   expect_one_line(catch_error([&] { h.tar_in((dir / "missing.tar").string(), "/"); }), "guestfs tar_in");
+  Error upload = catch_error([&] { h.upload((dir / "missing").string(), "/x"); });
+  expect_one_line(upload, "guestfs upload /x");
+  EXPECT_EQ(upload.reason(),
+            "cannot read the local file " + (dir / "missing").string() + ": No such file or directory");
   // The handle still works after those failures.
   EXPECT_EQ(h.list_devices(), std::vector<std::string>{"/dev/sda"});
   h.shutdown();

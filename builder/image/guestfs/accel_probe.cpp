@@ -543,12 +543,4 @@ kvm_launch_deadline(const AccelDecision& decision)
   return std::chrono::seconds(std::max(30L, s));
 }
 
-std::chrono::seconds
-tcg_stall_deadline(const AccelDecision& decision, std::chrono::seconds ceiling)
-{
-  double tcg = decision.tcg_boot_seconds > 0 ? decision.tcg_boot_seconds : 12.0;
-  auto s = std::max(240L, static_cast<long>(tcg * 20.0));
-  return std::min(std::chrono::seconds(s), ceiling);
-}
-
 } // namespace kiln::gfs

@@ -64,10 +64,6 @@ std::filesystem::path record_kvm_failure(const std::string& reason);
 // less than 30 s.
 std::chrono::seconds kvm_launch_deadline(const AccelDecision& decision);
 
-// How long a launch under TCG may take before it counts as stalled: twenty probe boots
-// (an appliance launch is about 2.5), at least 240 s, at most `ceiling`.
-std::chrono::seconds tcg_stall_deadline(const AccelDecision& decision, std::chrono::seconds ceiling);
-
 // One boot of the probe kernel under `accel` ("kvm" or "tcg"), killed at `deadline`.
 struct KernelBoot {
   bool panicked = false; // the kernel ran up to its root-mount panic

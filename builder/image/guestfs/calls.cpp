@@ -17,6 +17,28 @@
 
 namespace kiln::gfs {
 
+namespace {
+
+// libguestfs sends an upload's request before it opens the local file, and when that open
+// fails the library and the daemon can end up waiting on each other with no deadline but
+// the call's (seen once in a fresh ci/test: tar_in of a missing file, stuck in poll with
+// the appliance idle). A local file that cannot be read is refused here, before the
+// protocol is involved. `subject` names the call as its other errors do; the reason names
+// the local file unless the subject does.
+void
+require_readable(std::string_view op, const std::string& local, const std::string& subject)
+{
+  int fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const bool named = subject.rfind(local, 0) == 0;
+    throw Error(subject_of(op, subject),
+                "cannot read the local file" + (named ? std::string() : " " + local) + ": " + errno_text(errno));
+  }
+  ::close(fd);
+}
+
+} // namespace
+
 // --- inspection ------------------------------------------------------------------------
 
 std::vector<std::string>
@@ -261,6 +283,7 @@ void
 Handle::upload(const std::string& local, const std::string& remote)
 {
   Impl& im = impl();
+  require_readable("upload", local, remote);
   im.check(guestfs_upload(im.g.get(), local.c_str(), remote.c_str()), "upload", remote);
 }
 
@@ -275,6 +298,7 @@ void
 Handle::tar_in(const std::string& local_tar, const std::string& dir)
 {
   Impl& im = impl();
+  require_readable("tar_in", local_tar, local_tar + " -> " + dir);
   struct guestfs_tar_in_opts_argv optargs {};
   optargs.bitmask =
     GUESTFS_TAR_IN_OPTS_XATTRS_BITMASK | GUESTFS_TAR_IN_OPTS_SELINUX_BITMASK | GUESTFS_TAR_IN_OPTS_ACLS_BITMASK;

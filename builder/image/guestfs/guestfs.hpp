@@ -26,11 +26,6 @@ struct HandleOptions {
   // Deadlines: a launch under TCG, and every other call (a guest command included). A KVM
   // launch has its own, derived from the probe (kvm_launch_deadline).
   std::chrono::seconds launch_timeout{900};
-  // A TCG launch that has not come up by then is taken for stalled (a rare appliance hang
-  // under emulation: qemu idle, the kernel never reaching the daemon) and launched once
-  // more on a new handle, with launch_timeout. 0: derived from the probe
-  // (tcg_stall_deadline), never more than launch_timeout.
-  std::chrono::seconds tcg_stall_timeout{0};
   std::chrono::seconds call_timeout{3600};
   std::function<void(const std::string&)> log; // appliance/library messages, one line each
   // What the user must see even when the log is not shown: the library's warnings and the

@@ -55,22 +55,6 @@ kvm_failed_here(const AccelDecision& d)
 } // namespace
 
 void
-Handle::Impl::relaunch_tcg(const std::string& after)
-{
-  create();
-  set_force_tcg();
-  for (const auto& d : drives) {
-    add_drive_to_handle(d);
-  }
-  std::optional<std::string> error = try_launch(Accel::tcg, options.launch_timeout);
-  if (error) {
-    util::check_interrupted();
-    throw Error(subject_of("launch", drives_subject()), *error + " (after " + after + ")");
-  }
-  accel = Accel::tcg;
-}
-
-void
 Handle::launch()
 {
   Impl& im = impl();
@@ -83,10 +67,7 @@ Handle::launch()
                 "); using software emulation");
     }
   }
-  const std::chrono::seconds stall = im.options.tcg_stall_timeout.count() > 0
-                                       ? std::min(im.options.tcg_stall_timeout, im.options.launch_timeout)
-                                       : tcg_stall_deadline(decision, im.options.launch_timeout);
-  const std::chrono::seconds limit = kvm ? kvm_launch_deadline(decision) : stall;
+  const std::chrono::seconds limit = kvm ? kvm_launch_deadline(decision) : im.options.launch_timeout;
   std::optional<std::string> error = im.try_launch(decision.accel, limit);
   if (!error) {
     im.accel = decision.accel;
@@ -94,30 +75,30 @@ Handle::launch()
   }
   // Never relaunch after a signal: the appliance died because the build is being stopped.
   util::check_interrupted();
-  const bool stalled = im.watchdog.fired() == ApplianceWatchdog::Fired::deadline;
   if (!kvm) {
-    if (!stalled || limit >= im.options.launch_timeout) {
-      throw Error(subject_of("launch", im.drives_subject()), *error);
-    }
-    // Under emulation an appliance very rarely never reaches its daemon (qemu idle, no
-    // error): once more on a new handle, with the whole launch timeout.
-    const std::string summary =
-      "the appliance did not come up under software emulation within " + std::to_string(limit.count()) + " s";
-    im.notice(summary + "; launching it once more");
-    im.relaunch_tcg(summary);
-    return;
+    throw Error(subject_of("launch", im.drives_subject()), *error);
   }
   // KVM looked usable but the appliance did not start (or hung): once more, in software, on
   // a new handle (a failed handle cannot be relaunched reliably), and remember it.
-  std::string summary = stalled
+  std::string summary = im.watchdog.fired() == ApplianceWatchdog::Fired::deadline
                           ? "the appliance did not come up under KVM within " + std::to_string(limit.count()) + " s"
                           : im.kvm_failure_summary(*error);
   std::filesystem::path remembered = record_kvm_failure(summary);
+  im.create();
+  im.set_force_tcg();
+  for (const auto& d : im.drives) {
+    im.add_drive_to_handle(d);
+  }
   if (!g_said_kvm_unusable.exchange(true)) {
     im.notice("kvm unusable (" + summary + "); using software emulation" +
               (remembered.empty() ? "" : "; remembered in " + remembered.string()));
   }
-  im.relaunch_tcg("kvm failed: " + summary);
+  error = im.try_launch(Accel::tcg, im.options.launch_timeout);
+  if (error) {
+    util::check_interrupted();
+    throw Error(subject_of("launch", im.drives_subject()), *error + " (after kvm failed: " + summary + ")");
+  }
+  im.accel = Accel::tcg;
 }
 
 void

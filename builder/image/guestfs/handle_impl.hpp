@@ -321,11 +321,6 @@ struct Handle::Impl {
     return out;
   }
 
-  // A launch that failed, once more under TCG on a new handle (a failed handle cannot be
-  // relaunched reliably): the drives added again, the whole launch timeout. A failure
-  // throws Error with "(after AFTER)".
-  void relaunch_tcg(const std::string& after);
-
   // One launch attempt; on failure returns the one-line reason (with the appliance tail).
   std::optional<std::string> try_launch(Accel with, std::chrono::seconds limit)
   {
