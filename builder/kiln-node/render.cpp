@@ -66,7 +66,8 @@ void
 render_reimage(std::ostream& out, const node::ReimageReport& r)
 {
   out << "slot " << r.slot << ": wrote " << r.name << " (" << util::human_bytes(r.write.written_bytes) << " written, "
-      << util::human_bytes(r.write.skipped_bytes) << " already there), verified; "
+      << util::human_bytes(r.write.skipped_bytes) << " already there"
+      << (r.write.mode == node::WriteMode::resume ? ", resumed" : "") << "), verified; "
       << "next boot: " << describe_next(r.next_boot) << "\n";
 }
 

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): kiln build against the equivalent virt-customize command line,
 # on the same Debian base image, in one run. Prints a table and the ratios the build
-# issue asks for. Usage: tests/bench/build-vs-virt-customize.sh [BUILD_DIR]
+# issue asks for. Usage: tests/bench/build-vs-virt-customize.sh [BUILD_DIR] [OLD_BUILD_DIR]
+#   - the two-stage preparation: cold, nothing changed, the last stage changed;
+#   - the four disk formats (raw + bmap, qcow2, vmdk, vhd) from the cached final layer:
+#     kiln converts them side by side; with OLD_BUILD_DIR an older kiln does the same
+#     work in the same run (its figure beside the new one);
+#   - the same recipe with `layout: ab`: the A/B stage alone (slot A copied from the
+#     cached final layer inside the appliance, GRUB, the slot bundle), which
+#     virt-customize has no counterpart for.
 # Needs: a built kiln, libguestfs-tools (virt-customize), mmdebstrap (for the base).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 kiln=${1:-$root/build}/builder/kiln
+old_kiln=${2:+$2/builder/kiln}
 work=$(mktemp -d /var/tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 command -v virt-customize >/dev/null || { echo "bench: virt-customize missing (apt-get install libguestfs-tools)" >&2; exit 2; }
@@ -16,8 +24,14 @@ elapsed() { echo "$(now) - $1" | bc; }
 # The base: a Debian bookworm image made by kiln itself, outside the timed runs.
 cat >"$work/base.yaml" <<'YAML'
 name: benchbase
-base: {bootstrap: {suite: bookworm, variant: minbase, packages: [systemd, systemd-sysv, passwd]}}
-size: 1G
+base:
+  bootstrap:
+    suite: bookworm
+    variant: minbase
+    # A kernel and GRUB: the A/B layout installs the image's own boot loader.
+    packages: [systemd, systemd-sysv, passwd, udev, kmod, initramfs-tools, linux-image-cloud-amd64, grub2-common,
+               grub-pc-bin, grub-efi-amd64-bin, xfsprogs]
+size: 2G
 sysprep: false
 trim: false
 outputs: {formats: [qcow2]}
@@ -60,6 +74,31 @@ t=$(now)
 "$kiln" build "$work/prep.yaml" -o "$work/out" --cache "$work/kcache" >/dev/null 2>&1
 kiln_last=$(elapsed "$t")
 
+# The four disk formats from the cached final layer (a fresh output directory each).
+formats=(--format raw --format qcow2 --format vmdk --format vhd)
+t=$(now)
+"$kiln" build "$work/prep.yaml" -o "$work/formats-new" --cache "$work/kcache" "${formats[@]}" >/dev/null 2>&1
+kiln_formats=$(elapsed "$t")
+kiln_formats_old=-
+if [ -n "$old_kiln" ]; then
+  # Its own copy of the cache (layers it cannot read are rebuilt here, untimed).
+  cp -a --sparse=always "$work/kcache" "$work/kcache-old"
+  "$old_kiln" build "$work/prep.yaml" -o "$work/formats-old" --cache "$work/kcache-old" >/dev/null 2>&1
+  t=$(now)
+  "$old_kiln" build "$work/prep.yaml" -o "$work/formats-old" --cache "$work/kcache-old" "${formats[@]}" >/dev/null 2>&1
+  kiln_formats_old=$(elapsed "$t")
+fi
+
+# layout: ab on the same stages: only the A/B stage runs.
+sed 's/^name: bench$/name: bench-ab/' "$work/prep.yaml" >"$work/prep-ab.yaml"
+cat >>"$work/prep-ab.yaml" <<'YAML'
+layout: ab
+ab: {esp_size: 32M, boot_size: 64M, slot_size: 2G, data_size: 512M}
+YAML
+t=$(now)
+"$kiln" build "$work/prep-ab.yaml" -o "$work/out-ab" --cache "$work/kcache" >"$work/ab.log" 2>&1 || { cat "$work/ab.log" >&2; exit 1; }
+kiln_ab=$(elapsed "$t")
+
 cp --sparse=always "$base" "$work/vc.qcow2"
 cat >"$work/firstboot.sh" <<'SH'
 echo hello
@@ -79,6 +118,12 @@ printf '%-44s %8s\n' "run" "seconds"
 printf '%-44s %8.1f\n' "kiln build, cold (2 stages, 1 launch)" "$kiln_cold" \
   "kiln build, nothing changed" "$kiln_noop" \
   "kiln build, one file of the last stage changed" "$kiln_last" \
-  "virt-customize, the same steps" "$vc"
+  "virt-customize, the same steps" "$vc" \
+  "kiln build, layout ab (the A/B stage alone)" "$kiln_ab" \
+  "kiln build, raw+qcow2+vmdk+vhd from the cache" "$kiln_formats"
+[ -n "$old_kiln" ] && printf '%-44s %8.1f\n' "older kiln, the same four formats" "$kiln_formats_old"
 printf 'ratio kiln cold / virt-customize: %.2f\n' "$(echo "$kiln_cold / $vc" | bc -l)"
 printf 'ratio kiln last-stage rebuild / virt-customize: %.2f\n' "$(echo "$kiln_last / $vc" | bc -l)"
+printf 'ratio kiln cold + A/B stage / virt-customize: %.2f\n' "$(echo "($kiln_cold + $kiln_ab) / $vc" | bc -l)"
+[ -n "$old_kiln" ] && printf 'ratio four formats new / old: %.2f\n' "$(echo "$kiln_formats / $kiln_formats_old" | bc -l)"
+true

@@ -204,6 +204,8 @@ TEST_F(kiln_node, reimage_from_a_file_writes_the_inactive_slot_and_arms_it)
   EXPECT_EQ(j["key_id"], m_key.id);
   EXPECT_EQ(j["next_boot"]["slot"], "B");
   EXPECT_GT(j["zeroed_bytes"].get<std::uint64_t>(), 0u); // slot B held random bytes
+  EXPECT_EQ(j["write_mode"], "straight"); // another image than the slot held: not read first
+  EXPECT_EQ(j["skipped_bytes"], 0u);
   EXPECT_EQ(a_hash(), a_before);
   // The slot holds exactly the image (mapped ranges and zeroed gaps alike).
   auto image_size = fs::file_size(m_new);
@@ -221,6 +223,7 @@ TEST_F(kiln_node, reimage_from_a_file_writes_the_inactive_slot_and_arms_it)
   r = node({"--booted", "A", "--json", "reimage", m_info.path.string(), "--trust", m_trust.string(), "--tries", "5"});
   ASSERT_TRUE(r.ok()) << r.err;
   j = json::parse(r.out);
+  EXPECT_EQ(j["write_mode"], "compare");
   EXPECT_EQ(j["written_bytes"], 0u);
   EXPECT_EQ(j["skipped_bytes"], j["mapped_bytes"]);
   EXPECT_EQ(j["zeroed_bytes"], 0u);

@@ -218,9 +218,9 @@ slot_hash(const AbDisk& disk, std::string_view label, std::uint64_t size = 0)
   return hash_range(disk.path, p.offset, size == 0 ? p.size : size);
 }
 
-// The grubenv of the disk's kiln-boot (copied out with debugfs, read by grub-editenv).
-inline std::string
-grubenv_list(const AbDisk& disk, const fs::path& scratch)
+// A file of the disk's kiln-boot copied out with debugfs; false when it is not there.
+inline bool
+boot_file(const AbDisk& disk, const fs::path& scratch, const std::string& path, const fs::path& out)
 {
   const auto& boot = disk.gpt.by_label(slots::k_part_boot);
   fs::path boot_img = scratch / "boot-out.fs";
@@ -228,9 +228,17 @@ grubenv_list(const AbDisk& disk, const fs::path& scratch)
     std::string all = util::read_file(disk.path);
     write_text(boot_img, all.substr(static_cast<std::size_t>(boot.offset), static_cast<std::size_t>(boot.size)));
   }
+  fs::remove(out);
+  must({"debugfs", "-R", "dump " + path + " " + out.string(), boot_img.string()});
+  return fs::exists(out);
+}
+
+// The grubenv of the disk's kiln-boot (copied out with debugfs, read by grub-editenv).
+inline std::string
+grubenv_list(const AbDisk& disk, const fs::path& scratch)
+{
   fs::path env = scratch / "grubenv-out";
-  fs::remove(env);
-  must({"debugfs", "-R", "dump /grub/grubenv " + env.string(), boot_img.string()});
+  boot_file(disk, scratch, "/grub/grubenv", env);
   util::RunResult r = must({"grub-editenv", env.string(), "list"});
   return r.out;
 }

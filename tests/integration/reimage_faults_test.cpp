@@ -101,6 +101,15 @@ protected:
     fx::must({"tar", "-xf", bundle.string(), "-C", dir.string()});
     return dir;
   }
+  // One byte of the unpacked rootfs.data flipped (the bmap and manifest left as they are).
+  static void flip_data_byte(const fs::path& dir)
+  {
+    util::Fd fd = util::open_file(dir / "rootfs.data", O_RDWR);
+    char c = 0;
+    ASSERT_EQ(::pread(fd.get(), &c, 1, 100000), 1);
+    c = static_cast<char>(c ^ 0x40);
+    ASSERT_EQ(::pwrite(fd.get(), &c, 1, 100000), 1);
+  }
   fs::path pack(const fs::path& dir, const std::vector<std::string>& members)
   {
     fs::path out = m_dir / ("repacked-" + std::to_string(m_counter++) + ".kbundle");
@@ -140,13 +149,23 @@ TEST_F(reimage_faults, a_crash_at_any_phase_leaves_the_booted_slot_booting_and_a
     EXPECT_EQ(r.exit_code, 99) << r.err;
     unmount_leftovers();
     expect_safe(phase, false);
+    EXPECT_TRUE(fx::boot_file(m_disk, where, "/grub/kiln-write-B", where / "journal-out"));
     // Run again: it completes; the bytes a crashed run wrote are not written twice.
     r = reimage(m_info.path.string());
     ASSERT_TRUE(r.ok()) << r.err;
     json j = json::parse(r.out);
+    // The crashed run's journal on kiln-boot: the rerun resumes without reading the slot.
+    EXPECT_EQ(j["write_mode"], "resume") << j.dump();
     if (std::string_view(phase) != "after-invalidate") {
       EXPECT_GT(j["skipped_bytes"].get<std::uint64_t>(), 0u) << j.dump();
     }
+    if (std::string_view(phase) == "mid-write") {
+      EXPECT_GT(j["written_bytes"].get<std::uint64_t>(), 0u) << j.dump(); // the second half
+    } else if (std::string_view(phase) != "after-invalidate") {
+      EXPECT_EQ(j["written_bytes"], 0u) << j.dump(); // all of it was on the slot
+    }
+    // Switched to: nothing is left to resume.
+    EXPECT_FALSE(fx::boot_file(m_disk, where, "/grub/kiln-write-B", where / "journal-out"));
     json s = status();
     EXPECT_EQ(s["next_boot"]["slot"], "B");
     EXPECT_EQ(s["slots"]["B"]["state"], "trial");
@@ -236,13 +255,7 @@ TEST_F(reimage_faults, corrupt_data_never_becomes_bootable)
 {
   // One flipped byte in rootfs.data: the range checksum fails while streaming.
   fs::path dir = unpack(m_info.path);
-  {
-    util::Fd fd = util::open_file(dir / "rootfs.data", O_RDWR);
-    char c = 0;
-    ASSERT_EQ(::pread(fd.get(), &c, 1, 100000), 1);
-    c = static_cast<char>(c ^ 0x40);
-    ASSERT_EQ(::pwrite(fd.get(), &c, 1, 100000), 1);
-  }
+  flip_data_byte(dir);
   expect_refused(reimage(pack(dir, all_members()).string()), "checksum mismatch", false);
 
   // Truncated bundle.
@@ -260,6 +273,42 @@ TEST_F(reimage_faults, corrupt_data_never_becomes_bootable)
   text.replace(at, 64, std::string(64, 'e'));
   sign_into(dir, text);
   expect_refused(reimage(pack(dir, all_members()).string()), "rootfs.data", false);
+}
+
+// A rewrite of the image the grubenv says slot B holds reads the slot back first: when
+// it matches, nothing of the bundle's data is read (a flipped byte in rootfs.data goes
+// unnoticed because it is never used); when the slot changed since, only the chunks
+// that differ are written.
+TEST_F(reimage_faults, a_rewrite_reads_the_slot_back_first_and_writes_only_what_changed)
+{
+  auto r = reimage(m_info.path.string());
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(json::parse(r.out)["write_mode"], "straight");
+  const std::string image_hash = crypto::sha256_file(m_new);
+
+  fs::path dir = unpack(m_info.path);
+  flip_data_byte(dir);
+  r = reimage(pack(dir, all_members()).string());
+  ASSERT_TRUE(r.ok()) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["write_mode"], "compare");
+  EXPECT_EQ(j["written_bytes"], 0u);
+  EXPECT_EQ(j["skipped_bytes"], j["mapped_bytes"]);
+
+  // The slot changed since (one mapped 4 KiB block): the good bundle is read and only
+  // the chunk holding that block written.
+  const auto& b = m_disk.gpt.by_label(slots::k_part_b);
+  {
+    util::Fd fd = util::open_file(m_disk.path, O_RDWR);
+    ASSERT_EQ(::pwrite(fd.get(), std::string(4096, 'z').data(), 4096, static_cast<off_t>(b.offset)), 4096);
+  }
+  r = reimage(m_info.path.string());
+  ASSERT_TRUE(r.ok()) << r.err;
+  j = json::parse(r.out);
+  EXPECT_EQ(j["write_mode"], "compare");
+  EXPECT_GT(j["written_bytes"].get<std::uint64_t>(), 0u);
+  EXPECT_LE(j["written_bytes"].get<std::uint64_t>(), 1u << 20);
+  EXPECT_EQ(fx::slot_hash(m_disk, slots::k_part_b, fs::file_size(m_new)), image_hash);
 }
 
 } // namespace

@@ -1,11 +1,13 @@
 // A recording stand-in for util::Runner: every call's argv and stdin kept in order, each
-// answered by `answer` (default: exit 0, no output). Lets the logic that drives sfdisk,
+// answered by `answer` (default: exit 0, no output). Calls from several threads (the
+// output conversions run side by side) are recorded one at a time. Lets the logic that drives sfdisk,
 // mkfs and qemu-img run as unit tests; the guestfs and boot tests run the real programs.
 #pragma once
 
 #include "core/util/runner.hpp"
 
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,6 +37,7 @@ public:
 
   util::RunResult run(const std::vector<std::string>& argv, const util::RunOptions& options = {}) override
   {
+    std::lock_guard<std::mutex> lock(m_mutex);
     calls.push_back({argv, options.stdin_data});
     if (answer) {
       return answer(calls.back());
@@ -43,6 +46,9 @@ public:
     ok.exit_code = 0;
     return ok;
   }
+
+private:
+  std::mutex m_mutex;
 };
 
 } // namespace kiln::test

@@ -11,7 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
 #include <fcntl.h>
 #include <thread>
 #include <unistd.h>
@@ -255,7 +258,11 @@ public:
   }
   void pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset) override
   {
+    if (fail_at_write != 0 && ++writes_seen == fail_at_write) {
+      throw Error(m_name, "write failed: Input/output error");
+    }
     data.replace(offset, size, buffer, size);
+    written_at.push_back(offset);
   }
   std::uint64_t ensure_zero(std::uint64_t offset, std::uint64_t size) override
   {
@@ -265,9 +272,12 @@ public:
   void sync() override { ++syncs; }
   void drop_cache() override { ++drops; }
   std::string data;
-  mutable int reads = 0;
+  mutable std::atomic<int> reads = 0; // the read-back reads ranges side by side
   int syncs = 0;
   int drops = 0;
+  std::vector<std::uint64_t> written_at; // the offset of every write, in order
+  int fail_at_write = 0; // the nth write throws (0: none)
+  int writes_seen = 0;
 
 private:
   std::string m_name = "memory";
@@ -284,7 +294,10 @@ TEST(BmapEngine, ComparesZeroesGapsCallsTheHalfHookAndVerifies)
   int halves = 0;
   bmap::WriteOptions options;
   options.source = image.string();
-  options.at_half = [&] { ++halves; };
+  options.at_half = [&](std::uint64_t done) {
+    ++halves;
+    EXPECT_GE(done * 2, map.mapped_bytes());
+  };
   bmap::WriteStats first = bmap::write_mapped(map, sink, bmap::image_reader(map, {in.get(), image.string()}), options);
   EXPECT_EQ(sink.data, bytes); // mapped data written, every gap zeroed
   EXPECT_EQ(first.written, map.mapped_bytes());
@@ -424,6 +437,147 @@ TEST(Bmap, InvalidDocumentsAreRefused)
     EXPECT_EQ(e.subject(), "x.bmap");
     EXPECT_EQ(e.reason(), reason);
   }
+}
+
+// An image of `mib` MiB in DIR/image.raw, every block mapped with bytes that differ
+// block to block, its bmap, and a sink holding other bytes of the same size.
+struct Patterned {
+  Patterned(const ScratchDir& dir, std::size_t mib) : bytes(mib << 20, '\0')
+  {
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      bytes[i] = static_cast<char>('a' + (i / 4096 + i) % 26);
+    }
+    test::write_text(dir / "image.raw", bytes);
+    map = bmap::generate(dir / "image.raw");
+  }
+  MemorySink dirty_sink() const { return MemorySink(std::string(bytes.size(), '\x55')); }
+  static bmap::WriteOptions straight()
+  {
+    bmap::WriteOptions options;
+    options.compare = false;
+    return options;
+  }
+  std::string bytes;
+  bmap::Bmap map;
+};
+
+// A reader over `bytes` (the mapped data back to back) that counts its calls.
+bmap::Reader
+memory_reader(const std::string& bytes, std::atomic<int>& calls)
+{
+  auto at = std::make_shared<std::size_t>(0);
+  return [&bytes, &calls, at](char* buffer, std::size_t size) {
+    ++calls;
+    if (*at + size > bytes.size()) {
+      throw Error("memory source", "ends early");
+    }
+    std::memcpy(buffer, bytes.data() + *at, size);
+    *at += size;
+  };
+}
+
+TEST(BmapEngine, AResumeNeitherReadsNorWritesTheJournalledBytesButStillHashesThem)
+{
+  ScratchDir dir;
+  const Patterned p(dir, 8);
+  const std::string& image = p.bytes;
+  const bmap::Bmap& map = p.map;
+  ASSERT_EQ(map.mapped_bytes(), image.size());
+  // An interrupted write left the first 3 MiB and a little more; the rest is old bytes.
+  const std::uint64_t journalled = (3u << 20) + 100;
+  MemorySink sink(image.substr(0, journalled) + std::string(image.size() - journalled, '\x55'));
+  std::atomic<int> calls = 0;
+  bmap::WriteOptions options = Patterned::straight();
+  options.resume_from = journalled;
+  bmap::WriteStats stats = bmap::write_mapped(map, sink, memory_reader(image, calls), options);
+  EXPECT_EQ(sink.data, image);
+  EXPECT_EQ(sink.reads, 0);
+  EXPECT_EQ(calls.load(), 8); // every chunk read and hashed, the journalled ones too
+  // Only whole chunks inside the journal are skipped: the one it ends in is written again.
+  EXPECT_EQ(stats.skipped, 3u << 20);
+  EXPECT_EQ(stats.written, 5u << 20);
+  ASSERT_FALSE(sink.written_at.empty());
+  EXPECT_EQ(sink.written_at.front(), 3u << 20);
+
+  // A journal whose bytes are not what the source hashes to is caught by the read-back.
+  MemorySink stale = p.dirty_sink();
+  bmap::write_mapped(map, stale, memory_reader(image, calls), options);
+  Error e = error_of([&] { bmap::verify_mapped(map, stale); });
+  EXPECT_TRUE(e.reason().starts_with("read-back verification failed")) << e.reason();
+}
+
+TEST(BmapEngine, CheckpointsComeAfterASyncWithTheBytesThatAreOnTheSink)
+{
+  ScratchDir dir;
+  const Patterned p(dir, 8);
+  const std::string& image = p.bytes;
+  MemorySink sink = p.dirty_sink();
+  std::atomic<int> calls = 0;
+  std::vector<std::uint64_t> points;
+  bmap::WriteOptions options = Patterned::straight();
+  options.checkpoint_every = 3u << 20;
+  options.checkpoint = [&](std::uint64_t done) {
+    points.push_back(done);
+    EXPECT_EQ(sink.syncs, static_cast<int>(points.size())); // synced before each
+    EXPECT_TRUE(sink.data.compare(0, done, image, 0, done) == 0); // and all of it there
+  };
+  bmap::write_mapped(p.map, sink, memory_reader(image, calls), options);
+  // Every 3 MiB, not at the end (the caller records the whole write after its own sync).
+  EXPECT_EQ(points, (std::vector<std::uint64_t>{3u << 20, 6u << 20}));
+}
+
+TEST(BmapEngine, TheReaderRunsAheadYetAMismatchIsThrownAfterTheRangesBeforeIt)
+{
+  ScratchDir dir;
+  fs::path image = make_image(dir);
+  bmap::Bmap map = bmap::generate(image);
+  std::string mapped;
+  for (const auto& r : map.ranges) {
+    mapped += util::read_file(image).substr(map.offset_of(r), map.length_of(r));
+  }
+  // The source differs from the bmap in the range of blocks 20-20.
+  const auto bad = std::find_if(map.ranges.begin(), map.ranges.end(), [](const auto& r) { return r.first == 20; });
+  ASSERT_NE(bad, map.ranges.end());
+  std::uint64_t at = 0;
+  for (auto r = map.ranges.begin(); r != bad; ++r) {
+    at += map.length_of(*r);
+  }
+  std::string corrupt = mapped;
+  corrupt[at + 7] ^= 1;
+  MemorySink sink(std::string(k_image_size, '\x55'));
+  std::atomic<int> calls = 0;
+  bmap::WriteOptions options;
+  options.compare = false;
+  options.source = "bundle";
+  Error e = error_of([&] { bmap::write_mapped(map, sink, memory_reader(corrupt, calls), options); });
+  EXPECT_EQ(e.subject(), "bundle");
+  EXPECT_TRUE(e.reason().starts_with("checksum mismatch in blocks 20 ")) << e.reason();
+  // The ranges before it and the bad one itself were written; nothing after it.
+  EXPECT_EQ(sink.written_at.back(), map.offset_of(*bad));
+  EXPECT_EQ(sink.data.substr(0, 2 * k_bs), util::read_file(image).substr(0, 2 * k_bs));
+}
+
+TEST(BmapEngine, AFailedWriteStopsTheReaderAndAShortSourceIsNamed)
+{
+  ScratchDir dir;
+  const Patterned p(dir, 32);
+  const std::string& image = p.bytes;
+  const bmap::Bmap& map = p.map;
+  MemorySink sink = p.dirty_sink();
+  sink.fail_at_write = 3;
+  std::atomic<int> calls = 0;
+  bmap::WriteOptions options = Patterned::straight();
+  Error e = error_of([&] { bmap::write_mapped(map, sink, memory_reader(image, calls), options); });
+  EXPECT_EQ(e.reason(), "write failed: Input/output error");
+  // The reader stopped a few chunks ahead, not at the end of the 32.
+  EXPECT_LT(calls.load(), 16);
+
+  // A source that ends early: its error, where the stream reached it.
+  const std::string half = image.substr(0, 5u << 20);
+  MemorySink other = p.dirty_sink();
+  e = error_of([&] { bmap::write_mapped(map, other, memory_reader(half, calls), options); });
+  EXPECT_EQ(e.subject(), "memory source");
+  EXPECT_EQ(other.written_at.size(), 5u);
 }
 
 } // namespace

@@ -4,12 +4,15 @@
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "image/pipeline/layer_store.hpp"
+#include "support/fake_runner.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
 namespace kiln::build {
 namespace {
+
+namespace fs = std::filesystem;
 
 LayerMeta
 ab_layer()
@@ -80,6 +83,43 @@ TEST(LayerStore, ALayerCountsOnlyWithItsMetadataAndADamagedOneIsNamed)
   EXPECT_TRUE(e.reason().starts_with("not a layer's metadata")) << e.reason();
   util::write_file_atomic(store.meta_file(m.key), "{");
   EXPECT_TRUE(test::error_of([&] { store.read(m.key); }).reason().starts_with("not JSON")) << e.reason();
+}
+
+TEST(LayerStore, AStageImageIsCopiedInSparseAndAtomically)
+{
+  test::ScratchDir dir;
+  LayerStore store(dir.path());
+  const std::string key(64, 'e');
+  test::FakeRunner runner;
+  // The fake does what cp does: the copy appears at the destination it was given.
+  runner.answer = [](const test::FakeRunner::Call& call) {
+    util::write_file_atomic(call.argv.back(), "qcow2 bytes");
+    util::RunResult r;
+    r.exit_code = 0;
+    return r;
+  };
+  store.put_image(runner, "/scratch/working.qcow2", key);
+  ASSERT_EQ(runner.calls.size(), 1u);
+  const auto& argv = runner.calls[0].argv;
+  ASSERT_EQ(argv.size(), 4u);
+  EXPECT_EQ(argv[0], "cp");
+  EXPECT_EQ(argv[1], "--sparse=always");
+  EXPECT_EQ(argv[2], "/scratch/working.qcow2");
+  EXPECT_EQ(fs::path(argv[3]).parent_path(), dir.path()); // a temporary beside the image, renamed over it
+  EXPECT_NE(fs::path(argv[3]), store.image(key));
+  EXPECT_EQ(test::read_text(store.image(key)), "qcow2 bytes");
+  EXPECT_FALSE(fs::exists(argv[3]));
+  EXPECT_FALSE(store.has(key)); // no layer until its metadata is written
+
+  // A copy that fails leaves neither the image nor the temporary.
+  const std::string other(64, 'f');
+  runner.fail_with(1, "cp: error writing '/c/layers/x': No space left on device\n");
+  Error e = test::error_of([&] { store.put_image(runner, "/scratch/working.qcow2", other); });
+  EXPECT_EQ(std::string(e.what()), store.image(other).string() +
+                                     ": cannot copy the stage layer: cp: error writing '/c/layers/x': No space left "
+                                     "on device");
+  EXPECT_FALSE(fs::exists(store.image(other)));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
 }
 
 } // namespace

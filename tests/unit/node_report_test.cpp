@@ -69,7 +69,7 @@ TEST(NodeReportJson, Reimage)
   r.highest_version = 9;
   r.digest = std::string(64, 'c');
   r.tries = 3;
-  r.write = {1000, 600, 400, 200, 24};
+  r.write = {1000, 600, 400, 200, 24, node::WriteMode::resume};
   r.resumes = 1;
   r.next_boot = {'B', slots::BootReason::trial, "2"};
   json j = r;
@@ -78,10 +78,12 @@ TEST(NodeReportJson, Reimage)
     "digest": ")" + std::string(64, 'c') +
                            R"(", "key_id": null, "tries": 3,
     "image_size": 1000, "mapped_bytes": 600, "written_bytes": 400, "skipped_bytes": 200, "zeroed_bytes": 24,
-    "resumes": 1, "next_boot": {"slot": "B", "reason": "trial", "tries_after": "2"}})"))
+    "write_mode": "resume", "resumes": 1, "next_boot": {"slot": "B", "reason": "trial", "tries_after": "2"}})"))
     << j.dump(2);
   r.key_id = "0123456789abcdef";
   EXPECT_EQ(json(r)["key_id"], "0123456789abcdef");
+  r.write.mode = node::WriteMode::compare;
+  EXPECT_EQ(json(r)["write_mode"], "compare");
 }
 
 TEST(NodeReportJson, RollbackWarnsOnlyWhenForced)
@@ -113,7 +115,8 @@ TEST(NodeReportJson, InstallWithAndWithoutGrowth)
     "disk": "/dev/vda", "name": "node", "data_partition": {"changed": false},
     "identity": {"disk_guid": "g", "partitions": {"kiln-a": "ga", "kiln-b": "gb"}},
     "digest": "d", "key_id": "k",
-    "image_size": 10, "mapped_bytes": 8, "written_bytes": 6, "skipped_bytes": 2, "zeroed_bytes": 0})"))
+    "image_size": 10, "mapped_bytes": 8, "written_bytes": 6, "skipped_bytes": 2, "zeroed_bytes": 0,
+    "write_mode": "straight"})"))
     << j.dump(2);
   r.data_partition = node::PartitionGrowth{true, 5, 100, 200, 51200, 300};
   EXPECT_EQ(json(r)["data_partition"],

@@ -4,6 +4,7 @@
 #include "core/bmap/bmap.hpp"
 #include "core/util/error.hpp"
 #include "image/formats/outputs.hpp"
+#include "image/formats/qemu_img.hpp"
 #include "support/fake_runner.hpp"
 #include "support/test_support.hpp"
 
@@ -128,13 +129,62 @@ TEST_F(output_formats, a_failing_qemu_img_is_reported_naming_the_output)
     Error e = test::error_of([&] { write(format); });
     EXPECT_EQ(std::string(e.what()),
               "output " + std::string(format) +
-                ": qemu-img failed: qemu-img: Could not open '/layers/final.qcow2': No such file");
+                ": qemu-img convert failed: qemu-img: Could not open '/layers/final.qcow2': No such file");
   }
   // vhd asks for the virtual size first: that failure names the image.
   Error e = test::error_of([&] { write("vhd"); });
   EXPECT_EQ(std::string(e.what()),
             "/layers/final.qcow2: qemu-img info failed: qemu-img: Could not open '/layers/final.qcow2': No such file");
   EXPECT_FALSE(fs::exists(m_dir / "node.raw.bmap"));
+}
+
+TEST(qemu_img, overlays_name_their_backing_file_by_its_absolute_path)
+{
+  test::FakeRunner runner;
+  formats::create_overlay(runner, "working layer", "layers/parent.qcow2", "raw", "/scratch/working.qcow2");
+  formats::create_overlay(runner, "output vhd", "/l/final.qcow2", "qcow2", "/o/.node.vhd-aligned.qcow2", 3 * k_mib);
+  formats::create_qcow2(runner, "base", "/c/layers/base.qcow2", 4ull << 30);
+  ASSERT_EQ(runner.calls.size(), 3u);
+  EXPECT_EQ(runner.calls[0].argv,
+            (Argv{"qemu-img", "create", "-q", "-f", "qcow2", "-b",
+                  (fs::current_path() / "layers/parent.qcow2").string(), "-F", "raw", "/scratch/working.qcow2"}));
+  EXPECT_EQ(runner.calls[1].argv, (Argv{"qemu-img", "create", "-q", "-f", "qcow2", "-b", "/l/final.qcow2", "-F",
+                                        "qcow2", "/o/.node.vhd-aligned.qcow2", std::to_string(3 * k_mib)}));
+  EXPECT_EQ(runner.calls[2].argv,
+            (Argv{"qemu-img", "create", "-q", "-f", "qcow2", "/c/layers/base.qcow2", std::to_string(4ull << 30)}));
+  runner.fail_with(1, "qemu-img: /scratch/working.qcow2: Could not open backing file\n");
+  Error e = test::error_of(
+    [&] { formats::create_overlay(runner, "working layer", "/l/p.qcow2", "qcow2", "/scratch/working.qcow2"); });
+  EXPECT_EQ(std::string(e.what()),
+            "working layer: qemu-img create failed: qemu-img: /scratch/working.qcow2: Could not open backing file");
+}
+
+TEST(qemu_img, info_gives_the_format_and_virtual_size_and_refuses_what_it_cannot_read)
+{
+  test::FakeRunner runner;
+  runner.answer = [](const test::FakeRunner::Call&) {
+    util::RunResult r;
+    r.exit_code = 0;
+    r.out = "{\"virtual-size\": 4294967296, \"filename\": \"/i.vhd\", \"format\": \"vpc\"}\n";
+    return r;
+  };
+  formats::ImageInfo info = formats::image_info(runner, "/i.vhd");
+  EXPECT_EQ(info.format, "vpc");
+  EXPECT_EQ(info.virtual_size, 4ull << 30);
+  EXPECT_EQ(runner.calls.at(0).argv, (Argv{"qemu-img", "info", "--output=json", "/i.vhd"}));
+
+  runner.answer = [](const test::FakeRunner::Call&) {
+    util::RunResult r;
+    r.exit_code = 0;
+    r.out = "{\"format\": \"raw\"}\n";
+    return r;
+  };
+  Error e = test::error_of([&] { formats::image_info(runner, "/i.raw"); });
+  EXPECT_EQ(e.subject(), "/i.raw");
+  EXPECT_TRUE(e.reason().starts_with("unexpected qemu-img info output")) << e.reason();
+  runner.fail_with(1, "qemu-img: Could not open '/i.raw': Permission denied\n");
+  EXPECT_EQ(std::string(test::error_of([&] { formats::image_info(runner, "/i.raw"); }).what()),
+            "/i.raw: qemu-img info failed: qemu-img: Could not open '/i.raw': Permission denied");
 }
 
 } // namespace

@@ -2,21 +2,27 @@
 // resolution (core/recipe/plan), the stages the engine runs in order (image/pipeline/
 // stage), finalize's inventory and kernel through the in-memory guest
 // (image/pipeline/finalize), and the one manifest base shared by outputs and bundle
-// (image/pipeline/publish). tests/guestfs/build_test.cpp builds real images.
+// (image/pipeline/publish), and the bootstrap base's mmdebstrap run through a fake
+// process runner (image/pipeline/base). tests/guestfs/build_test.cpp builds real images.
 #include "core/recipe/loader.hpp"
 #include "core/recipe/plan.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "core/fetch/cache.hpp"
 #include "image/guestfs/guestfs.hpp"
+#include "image/pipeline/base.hpp"
 #include "image/pipeline/finalize.hpp"
 #include "image/pipeline/options.hpp"
 #include "image/pipeline/publish.hpp"
 #include "image/pipeline/stage.hpp"
 #include "support/fake_editor.hpp"
+#include "support/fake_runner.hpp"
 #include "support/node_artifact.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 namespace kiln {
 namespace {
@@ -301,6 +307,71 @@ TEST(PipelineStages, ARecipeStageRunsItsStepsOnTheEditorAndSaysSo)
   EXPECT_EQ(events.lines[0], "stage one " + plan.stages[0].key.substr(0, 4) + " running: running 2 steps");
   EXPECT_EQ(events.lines[1].rfind("note   [1/2] file (", 0), 0u) << events.lines[1];
   EXPECT_EQ(events.lines[2].rfind("note   [2/2] run (", 0), 0u) << events.lines[2];
+}
+
+recipe::BaseImage
+bootstrap_base()
+{
+  recipe::BaseImage base;
+  base.kind = recipe::BaseImage::Kind::bootstrap;
+  base.suite = "bookworm";
+  base.variant = "minbase";
+  base.packages = {"systemd-sysv", "linux-image-amd64"};
+  base.mirror = "http://deb.debian.org/debian";
+  return base;
+}
+
+TEST(PipelineBase, MmdebstrapWritesATarOfTheSuiteWithTheExtraPackagesAndTheMirrorLast)
+{
+  recipe::BaseImage base = bootstrap_base();
+  EXPECT_EQ(build::mmdebstrap_argv(base, "/c/bootstrap/k.tar.tmp"),
+            (std::vector<std::string>{"mmdebstrap", "--quiet", "--variant=minbase", "--format=tar",
+                                      "--include=systemd-sysv,linux-image-amd64", "bookworm", "/c/bootstrap/k.tar.tmp",
+                                      "http://deb.debian.org/debian"}));
+  base.packages.clear();
+  base.mirror.clear();
+  EXPECT_EQ(build::mmdebstrap_argv(base, "/t"),
+            (std::vector<std::string>{"mmdebstrap", "--quiet", "--variant=minbase", "--format=tar", "bookworm", "/t"}));
+}
+
+TEST(PipelineBase, TheBootstrapTarIsMadeOnceIntoTheCacheAndAFailureLeavesNothing)
+{
+  ScratchDir dir;
+  fetch::Cache cache(dir / "cache");
+  test::FakeRunner runner;
+  // The fake does what mmdebstrap does: the tar appears at the path after the suite.
+  runner.answer = [](const test::FakeRunner::Call& call) {
+    auto suite = std::find(call.argv.begin(), call.argv.end(), "bookworm");
+    write_text(*(suite + 1), "rootfs tar");
+    util::RunResult r;
+    r.exit_code = 0;
+    return r;
+  };
+  build::BuildOptions options;
+  options.runner = &runner;
+  const std::string key(64, 'b');
+  fs::path tar = build::bootstrap_tar(bootstrap_base(), key, cache, options);
+  EXPECT_EQ(tar, cache.area("bootstrap") / (key + ".tar"));
+  EXPECT_EQ(test::read_text(tar), "rootfs tar");
+  ASSERT_EQ(runner.calls.size(), 1u);
+  EXPECT_EQ(runner.calls[0].argv.front(), "mmdebstrap");
+  // Made once: the next build of the same base key takes the cached tar.
+  EXPECT_EQ(build::bootstrap_tar(bootstrap_base(), key, cache, options), tar);
+  EXPECT_EQ(runner.calls.size(), 1u);
+
+  // mmdebstrap that fails: its last lines name the suite, and no tar is left.
+  runner.fail_with(1, "I: running apt-get update...\nE: apt-get update failed\n");
+  const std::string other(64, 'c');
+  Error e = test::error_of([&] { build::bootstrap_tar(bootstrap_base(), other, cache, options); });
+  EXPECT_EQ(e.subject(), "mmdebstrap bookworm");
+  EXPECT_TRUE(e.reason().starts_with("exit status 1: ")) << e.reason();
+  EXPECT_NE(e.reason().find("E: apt-get update failed"), std::string::npos) << e.reason();
+  EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  std::vector<fs::path> left;
+  for (const auto& entry : fs::directory_iterator(cache.area("bootstrap"))) {
+    left.push_back(entry.path());
+  }
+  EXPECT_EQ(left, std::vector<fs::path>{tar});
 }
 
 } // namespace

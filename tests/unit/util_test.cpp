@@ -1,6 +1,7 @@
 #include "core/crypto/sha256.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "core/util/parallel.hpp"
 #include "core/util/process.hpp"
 #include "core/util/version.hpp"
 #include "support/test_support.hpp"
@@ -8,6 +9,11 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
 
 namespace kiln {
 namespace {
@@ -54,6 +60,60 @@ TEST(ReadFile, MissingFileNamesPath)
     EXPECT_EQ(e.subject(), "/nonexistent/kiln");
     EXPECT_EQ(e.reason(), "No such file or directory");
   }
+}
+
+TEST(ReadFile, WithinALimitOnlyARegularFileThatFits)
+{
+  ScratchDir dir;
+  test::write_text(dir / "small", "0123456789");
+  EXPECT_EQ(util::read_file_within(dir / "small", 10), "0123456789");
+  EXPECT_EQ(util::read_file_within(dir / "small", 9), std::nullopt);
+  test::write_text(dir / "empty", "");
+  EXPECT_EQ(util::read_file_within(dir / "empty", 0), "");
+  EXPECT_EQ(util::read_file_within(dir / "missing", 100), std::nullopt);
+  EXPECT_EQ(util::read_file_within(dir.path(), 1 << 20), std::nullopt); // a directory
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  EXPECT_EQ(util::read_file_within(dir / "fifo", 100), std::nullopt); // refused, not waited on
+}
+
+TEST(ParallelFor, EveryIndexOnceAtMostJobsAtATimeAndTheLowestFailureThrown)
+{
+  std::vector<std::atomic<int>> seen(40);
+  std::atomic<int> running = 0;
+  std::atomic<int> most = 0;
+  util::parallel_for(seen.size(), 3, [&](std::size_t i) {
+    int now = ++running;
+    int m = most.load();
+    while (now > m && !most.compare_exchange_weak(m, now)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ++seen[i];
+    --running;
+  });
+  for (const auto& s : seen) {
+    EXPECT_EQ(s.load(), 1);
+  }
+  EXPECT_LE(most.load(), 3);
+  EXPECT_GE(most.load(), 2); // side by side, not one after the other
+
+  // Two calls fail: the lower index is the one thrown, after every started call ended;
+  // nothing starts after a failure.
+  std::atomic<int> started = 0;
+  std::atomic<int> ended = 0;
+  Error e = test::error_of([&] {
+    util::parallel_for(100, 2, [&](std::size_t i) {
+      ++started;
+      std::this_thread::sleep_for(std::chrono::milliseconds(i == 1 ? 20 : 1));
+      ++ended;
+      if (i == 1 || i == 2) {
+        throw Error("job " + std::to_string(i), "failed");
+      }
+    });
+  });
+  EXPECT_EQ(e.subject(), "job 1");
+  EXPECT_EQ(started.load(), ended.load());
+  EXPECT_LT(started.load(), 10);
+  util::parallel_for(0, 0, [](std::size_t) { FAIL() << "no work, no call"; });
 }
 
 TEST(Sha256, KnownVectors)

@@ -3,6 +3,7 @@
 #include "core/bundle/verified_source.hpp"
 
 #include "core/bmap/bmap.hpp"
+#include "core/bundle/bundle.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/manifest/manifest.hpp"
 #include "support/sparse_image.hpp"
@@ -81,6 +82,33 @@ TEST(verified_source, good_disk_image_is_accepted_and_reads_its_mapped_ranges)
   // Without a trust store the signature is not checked (and no signer named).
   auto unchecked = bundle::open_disk_image({trio.image.string(), "", ""}, {}, nullptr);
   EXPECT_EQ(unchecked->verified().key_id, "");
+}
+
+// A slot bundle's whole-data digest is computed from what the consumer hands back
+// (bmap::write_mapped does it on its writing thread, beside the reads): a consumer that
+// hands back everything passes finish(), one that hands back a different byte does not.
+TEST(verified_source, a_bundles_data_digest_is_taken_from_what_the_consumer_hands_back)
+{
+  ScratchDir dir;
+  fs::path image = test::sparse_image(dir.path());
+  bundle::BundleInfo info = bundle::write_bundle(image, dir / "s.kbundle", test::small_manifest("slot"), nullptr);
+  auto read_all = [&](bool flip_one) {
+    auto source = bundle::open_slot_bundle(info.path.string(), {}, nullptr);
+    std::string data(source->verified().bmap.mapped_bytes(), '\0');
+    source->read_mapped(data.data(), data.size());
+    if (flip_one) {
+      data[data.size() / 2] ^= 1;
+    }
+    for (std::size_t at = 0; at < data.size(); at += 4096) {
+      source->consumed(data.data() + at, std::min<std::size_t>(4096, data.size() - at));
+    }
+    source->finish();
+  };
+  read_all(false);
+  crypto::VerificationError e = test::thrown_by<crypto::VerificationError>(
+    [&] { read_all(true); }, crypto::VerificationError(crypto::Refusal::not_signed, "", ""));
+  EXPECT_EQ(e.refusal(), crypto::Refusal::file_digest);
+  EXPECT_NE(e.reason().find("but manifest.json lists"), std::string::npos) << e.reason();
 }
 
 TEST(verified_source, tampered_bmap_is_refused)

@@ -1,11 +1,16 @@
 #include "core/bmap/copy.hpp"
 
+#include "core/bmap/read_ahead.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "core/util/parallel.hpp"
 #include "core/util/term.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 #include <linux/fs.h>
@@ -20,15 +25,8 @@ namespace kiln::bmap {
 namespace {
 
 constexpr std::size_t k_chunk = 1 << 20;
-
-std::string
-mismatch(const Bmap& bmap, const Range& range, const std::string& actual)
-{
-  std::uint64_t begin = bmap.offset_of(range);
-  return "checksum mismatch in blocks " + range.text() + " (bytes " + std::to_string(begin) + "-" +
-         std::to_string(begin + bmap.length_of(range) - 1) + "): the bmap records " + range.sha256 +
-         ", the data hashes to " + actual;
-}
+// Chunks the reader may be ahead of the writes.
+constexpr std::size_t k_depth = 8;
 
 // A BlockSink over a file descriptor (a regular file or a block device) for copy_mapped.
 class FdSink final : public BlockSink {
@@ -64,54 +62,50 @@ WriteStats
 write_mapped(const Bmap& bmap, BlockSink& sink, const Reader& next, const WriteOptions& options)
 {
   WriteStats stats;
-  std::vector<char> data(k_chunk);
   std::vector<char> have(options.compare ? k_chunk : 0);
   const std::uint64_t total = bmap.mapped_bytes();
-  std::uint64_t done = 0;
-  std::uint64_t gap_start = 0;
+  std::uint64_t done = 0; // mapped bytes through, in bmap order
+  std::uint64_t gap_start = 0; // the end of the data before the next chunk
+  std::uint64_t next_checkpoint = options.checkpoint_every;
   bool half_pending = static_cast<bool>(options.at_half);
-  for (const auto& range : bmap.ranges) {
-    std::uint64_t offset = bmap.offset_of(range);
-    std::uint64_t left = bmap.length_of(range);
-    if (options.zero_gaps && offset > gap_start) {
-      stats.zeroed += sink.ensure_zero(gap_start, offset - gap_start);
+  ReadAhead data(bmap, next, options.source, k_chunk, k_depth);
+  while (std::optional<ReadAhead::Chunk> c = data.next()) {
+    util::check_interrupted();
+    // Already on the sink: journalled by an interrupted write of the same data.
+    const bool resumed = done + c->size <= options.resume_from;
+    if (options.zero_gaps && c->offset > gap_start && !resumed) {
+      stats.zeroed += sink.ensure_zero(gap_start, c->offset - gap_start);
     }
-    gap_start = offset + left;
-    if (options.compare) {
-      // The comparison reads of this range overlap with the writes before them.
-      sink.prefetch(offset, left);
+    gap_start = c->offset + c->size;
+    bool same = resumed;
+    if (!resumed && options.compare) {
+      // The sink's next chunks are read ahead while this one is compared and written.
+      const std::uint64_t ahead = std::min<std::uint64_t>(c->offset + c->size, bmap.image_size);
+      sink.prefetch(ahead, std::min<std::uint64_t>(k_chunk * k_depth, bmap.image_size - ahead));
+      sink.pread_exact(have.data(), c->size, c->offset);
+      same = std::memcmp(have.data(), c->data, c->size) == 0;
     }
-    crypto::Sha256 hash;
-    while (left > 0) {
-      util::check_interrupted();
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, k_chunk));
-      next(data.data(), n);
-      hash.update(data.data(), n);
-      bool same = false;
-      if (options.compare) {
-        sink.pread_exact(have.data(), n, offset);
-        same = std::memcmp(have.data(), data.data(), n) == 0;
-      }
-      if (same) {
-        stats.skipped += n;
-      } else {
-        sink.pwrite_all(data.data(), n, offset);
-        stats.written += n;
-      }
-      offset += n;
-      left -= n;
-      done += n;
-      if (options.progress) {
-        options.progress(done, total);
-      }
-      if (half_pending && done * 2 >= total) {
-        half_pending = false;
-        options.at_half();
-      }
+    if (same) {
+      stats.skipped += c->size;
+    } else {
+      sink.pwrite_all(c->data, c->size, c->offset);
+      stats.written += c->size;
     }
-    std::string actual = hash.hex_digest();
-    if (actual != range.sha256) {
-      throw Error(options.source, mismatch(bmap, range, actual));
+    if (options.consumed) {
+      options.consumed(c->data, c->size);
+    }
+    done += c->size;
+    if (options.progress) {
+      options.progress(done, total);
+    }
+    if (options.checkpoint && next_checkpoint != 0 && done >= next_checkpoint && done < total) {
+      sink.sync();
+      options.checkpoint(done);
+      next_checkpoint = (done / options.checkpoint_every + 1) * options.checkpoint_every;
+    }
+    if (half_pending && done * 2 >= total) {
+      half_pending = false;
+      options.at_half(done);
     }
   }
   if (options.zero_gaps && bmap.image_size > gap_start) {
@@ -123,9 +117,32 @@ write_mapped(const Bmap& bmap, BlockSink& sink, const Reader& next, const WriteO
 void
 verify_mapped(const Bmap& bmap, BlockSink& sink)
 {
+  if (std::optional<std::string> differs = read_back(bmap, sink)) {
+    throw Error(sink.name(), *differs);
+  }
+}
+
+std::optional<std::string>
+read_back(const Bmap& bmap, BlockSink& sink)
+{
   sink.drop_cache();
-  std::vector<char> buffer(k_chunk);
+  // Hashing is the cost: the ranges are read and hashed on every processor, the longest
+  // first so that no long one is left for last.
+  std::vector<const Range*> order;
   for (const auto& range : bmap.ranges) {
+    order.push_back(&range);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const Range* a, const Range* b) { return bmap.length_of(*a) > bmap.length_of(*b); });
+  std::mutex mutex;
+  std::optional<std::string> differs;
+  std::atomic<bool> stop = false;
+  util::parallel_for(order.size(), 0, [&](std::size_t i) {
+    if (stop) {
+      return;
+    }
+    const Range& range = *order[i];
+    std::vector<char> buffer(k_chunk);
     std::uint64_t offset = bmap.offset_of(range);
     std::uint64_t left = bmap.length_of(range);
     crypto::Sha256 hash;
@@ -139,10 +156,33 @@ verify_mapped(const Bmap& bmap, BlockSink& sink)
     }
     std::string digest = hash.hex_digest();
     if (digest != range.sha256) {
-      throw Error(sink.name(), "read-back verification failed in blocks " + range.text() +
-                                 ": the device holds sha256 " + digest + ", the bmap says " + range.sha256);
+      std::lock_guard<std::mutex> lock(mutex);
+      stop = true;
+      if (!differs) {
+        differs = "read-back verification failed in blocks " + range.text() + ": the device holds sha256 " + digest +
+                  ", the bmap says " + range.sha256;
+      }
     }
+  });
+  return differs;
+}
+
+std::uint64_t
+zero_unmapped(const Bmap& bmap, BlockSink& sink)
+{
+  std::uint64_t zeroed = 0;
+  std::uint64_t gap_start = 0;
+  for (const auto& range : bmap.ranges) {
+    const std::uint64_t offset = bmap.offset_of(range);
+    if (offset > gap_start) {
+      zeroed += sink.ensure_zero(gap_start, offset - gap_start);
+    }
+    gap_start = offset + bmap.length_of(range);
   }
+  if (bmap.image_size > gap_start) {
+    zeroed += sink.ensure_zero(gap_start, bmap.image_size - gap_start);
+  }
+  return zeroed;
 }
 
 Reader

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace kiln::bmap {
@@ -19,6 +20,7 @@ class BlockSink {
 public:
   virtual ~BlockSink() = default;
   virtual const std::string& name() const = 0; // for errors
+  // Safe to call from several threads at once (verify_mapped reads ranges side by side).
   virtual void pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const = 0;
   virtual void pwrite_all(const char* buffer, std::size_t size, std::uint64_t offset) = 0;
   // Makes [offset, offset+size) read as zeros; returns the bytes it zeroed.
@@ -37,31 +39,54 @@ using Reader = std::function<void(char* buffer, std::size_t size)>;
 
 struct WriteOptions {
   // Reads what the sink holds first and writes only chunks that differ (a rewrite of the
-  // same image, a resume after an interruption); else writes straight.
+  // image the sink already holds); else writes straight.
   bool compare = true;
+  // Mapped bytes (counted in bmap order) an interrupted write of the same data put on
+  // the sink and synced: read from the source and hashed, but neither read from the
+  // sink nor written (nor their gaps zeroed again). The read-back finds any that differ.
+  std::uint64_t resume_from = 0;
   // Unmapped blocks inside ImageSize: made zero (ensure_zero), or left as they are.
   bool zero_gaps = true;
   Progress progress;
-  // Called once when half of the mapped bytes are through (kiln-node's fault hook).
-  std::function<void()> at_half;
+  // Every `checkpoint_every` mapped bytes (0: never) the sink is synced and `checkpoint`
+  // told how many mapped bytes are now on it (a resume journal).
+  std::uint64_t checkpoint_every = 0;
+  std::function<void(std::uint64_t done)> checkpoint;
+  // Called once when half of the mapped bytes are through, with the bytes done
+  // (kiln-node's fault hook).
+  std::function<void(std::uint64_t done)> at_half;
   std::string source; // names the data in a checksum mismatch
+  // Each chunk of mapped data once written (or skipped), in bmap order, on the calling
+  // thread (a bundle's whole-data digest).
+  std::function<void(const char* data, std::size_t size)> consumed;
 };
 
 struct WriteStats {
   std::uint64_t written = 0; // bytes written
-  std::uint64_t skipped = 0; // bytes already equal (compare)
+  std::uint64_t skipped = 0; // bytes already equal (compare) or already written (resume_from)
   std::uint64_t zeroed = 0; // bytes of gaps made zero
 };
 
-// Streams the mapped ranges from `next` to the same offsets of `sink`. A range whose
-// data does not hash to the bmap's digest throws Error(source, "checksum mismatch in
-// blocks A-B (bytes X-Y): the bmap records S, the data hashes to D"); the sink then
-// holds unverified data.
+// Streams the mapped ranges from `next` to the same offsets of `sink`. `next` runs on a
+// reader thread of its own, a few chunks ahead of the writes (reading and hashing the
+// source overlap with writing); everything else, the sink and the callbacks, on the
+// calling thread. A range whose data does not hash to the bmap's digest throws
+// Error(source, "checksum mismatch in blocks A-B (bytes X-Y): the bmap records S, the
+// data hashes to D") once the range is written; the sink then holds unverified data.
 WriteStats write_mapped(const Bmap& bmap, BlockSink& sink, const Reader& next, const WriteOptions& options);
 
 // Reads every mapped range back from the sink (its cache dropped first) and compares it
-// with the bmap; a difference throws Error(sink, "read-back verification failed ...").
+// with the bmap, ranges side by side on every processor (pread_exact must allow that);
+// a difference throws Error(sink, "read-back verification failed in blocks A-B ...")
+// naming a range that differs.
 void verify_mapped(const Bmap& bmap, BlockSink& sink);
+// The same read-back, with the difference returned instead of thrown (nullopt: every
+// range matches). Failed reads and interrupts still throw.
+std::optional<std::string> read_back(const Bmap& bmap, BlockSink& sink);
+
+// Makes every unmapped block inside ImageSize read as zeros (ensure_zero on each gap);
+// returns the bytes zeroed.
+std::uint64_t zero_unmapped(const Bmap& bmap, BlockSink& sink);
 
 // One side of a copy: a file descriptor and the name errors use for it.
 struct Endpoint {

@@ -173,6 +173,7 @@ struct Reader::Impl {
   std::uint64_t data_read = 0;
   crypto::Sha256 data_hash;
   std::string expected_data_sha256; // set by verify()
+  bool hash_data = true; // off: the caller feeds the digest (defer_data_digest)
   bool finished = false;
 
   std::string member(std::string_view name) const { return source + ":" + std::string(name); }
@@ -382,6 +383,18 @@ Reader::verify(const crypto::TrustStore* trust)
   return result;
 }
 
+void
+Reader::defer_data_digest()
+{
+  m_impl->hash_data = false;
+}
+
+void
+Reader::hash_data(const char* data, std::size_t size)
+{
+  m_impl->data_hash.update(data, size);
+}
+
 std::size_t
 Reader::read_data(char* buffer, std::size_t size)
 {
@@ -394,7 +407,9 @@ Reader::read_data(char* buffer, std::size_t size)
     d.fail("reading rootfs.data");
   }
   if (n > 0) {
-    d.data_hash.update(buffer, static_cast<std::size_t>(n));
+    if (d.hash_data) {
+      d.data_hash.update(buffer, static_cast<std::size_t>(n));
+    }
     d.data_read += static_cast<std::uint64_t>(n);
     return static_cast<std::size_t>(n);
   }

@@ -155,6 +155,13 @@ public:
   // VerificationError(file_digest); trailing members after rootfs.data are an Error.
   std::size_t read_data(char* buffer, std::size_t size);
 
+  // Moves the whole-data sha256 off read_data to hash_data, which the caller feeds with
+  // every byte read_data gave, in order (the write engine does it on its writing thread
+  // while its reading thread reads and checks the ranges). The end-of-data comparison
+  // with the manifest stays where it is. Call before the first read_data.
+  void defer_data_digest();
+  void hash_data(const char* data, std::size_t size);
+
   // Connections resumed so far.
   int resumes() const;
 

@@ -12,7 +12,9 @@ class SlotBundleSource final : public VerifiedSource {
 public:
   SlotBundleSource(const std::string& source, const SourceOptions& options, const crypto::TrustStore* trust)
     : m_reader(source, options), m_verified(m_reader.verify(trust))
-  {}
+  {
+    m_reader.defer_data_digest(); // fed by consumed()
+  }
 
   const std::string& source() const override { return m_reader.source(); }
   const Verified& verified() const override { return m_verified; }
@@ -28,6 +30,8 @@ public:
       done += n;
     }
   }
+
+  void consumed(const char* data, std::size_t size) override { m_reader.hash_data(data, size); }
 
   void finish() override
   {

@@ -29,8 +29,14 @@ public:
   // Fills `buffer` with the next `size` bytes of the image's mapped data: the bmap's
   // ranges in order, packed (what bmap::write_mapped asks for). A slot bundle's data is
   // a tar member read once front to back, so this is sequential for both sources.
-  // Throws Error(source, reason) when the data ends early.
+  // Throws Error(source, reason) when the data ends early. Each range is checked against
+  // verified().bmap by the reader (bmap::write_mapped does).
   virtual void read_mapped(char* buffer, std::size_t size) = 0;
+  // Every byte read_mapped gave, handed back in order once used, on the consumer's
+  // thread: a bundle's whole-data digest is computed there, beside the reads (the write
+  // engine reads on a thread of its own). A consumer that reads everything and calls
+  // finish() must hand back everything.
+  virtual void consumed(const char* /*data*/, std::size_t /*size*/) {}
   // After the last mapped byte: checks that nothing follows it (and a bundle's
   // whole-data digest). Throws Error or crypto::VerificationError(file_digest).
   virtual void finish() = 0;

@@ -45,13 +45,12 @@ direct_digests()
 
 CachedDigests::CachedDigests(fs::path store) : m_store(std::move(store))
 {
-  std::error_code ec;
-  const std::uintmax_t size = fs::file_size(m_store, ec);
-  if (ec || size > k_store_limit) {
+  const std::optional<std::string> text = util::read_file_within(m_store, k_store_limit);
+  if (!text) {
     return;
   }
   try {
-    json j = json::parse(util::read_file(m_store));
+    json j = json::parse(*text);
     if (j.at("version").get<int>() != k_store_version) {
       return;
     }

@@ -59,9 +59,9 @@ next_boot_report(const slots::BootEnv& env)
 }
 
 WriteReport
-write_report(const bmap::Bmap& map, const bmap::WriteStats& stats)
+write_report(const bmap::Bmap& map, const bmap::WriteStats& stats, WriteMode mode)
 {
-  return WriteReport{map.image_size, map.mapped_bytes(), stats.written, stats.skipped, stats.zeroed};
+  return WriteReport{map.image_size, map.mapped_bytes(), stats.written, stats.skipped, stats.zeroed, mode};
 }
 
 grubenv::Env
@@ -98,16 +98,32 @@ recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target)
   }
 }
 
-// The engine's options for a slot or disk write: compare first (a rewrite of the same
-// image writes nothing), `fault` armed at half the data (Fault::mid_write).
+namespace {
+
+// How often a journalled write syncs the slot and records its progress: a resume
+// rewrites at most this much, and the syncs cost little at this spacing.
+constexpr std::uint64_t k_checkpoint_bytes = 256ull << 20;
+
+} // namespace
+
 bmap::WriteOptions
-write_options(PartitionIo& io, const Progress& progress, const std::string& source, Fault fault)
+write_options(PartitionIo& io, const Progress& progress, const std::string& source, Fault fault, const WritePlan& plan,
+              const JournalFile* journal, const std::string& digest)
 {
   bmap::WriteOptions o;
+  o.compare = plan.mode == WriteMode::compare;
+  o.resume_from = plan.mode == WriteMode::resume ? plan.resume_from : 0;
   o.progress = progress;
   o.source = source;
-  o.at_half = [&io, fault] {
+  if (journal != nullptr) {
+    o.checkpoint_every = k_checkpoint_bytes;
+    o.checkpoint = [journal, digest](std::uint64_t done) { journal->record({digest, done}); };
+  }
+  o.at_half = [&io, fault, journal, digest](std::uint64_t done) {
     io.sync();
+    if (journal != nullptr) {
+      journal->record({digest, done});
+    }
     fault_point(fault, Fault::mid_write);
   };
   return o;
@@ -115,16 +131,41 @@ write_options(PartitionIo& io, const Progress& progress, const std::string& sour
 
 bmap::WriteStats
 write_and_verify(bundle::VerifiedSource& source, PartitionIo& io, const Progress& progress,
-                 const std::string& source_name, Fault fault)
+                 const std::string& source_name, Fault fault, const WritePlan& plan, const JournalFile* journal)
 {
   const bmap::Bmap& map = source.verified().bmap;
+  const std::string& digest = source.verified().manifest_sha256;
+  if (plan.mode == WriteMode::compare) {
+    // The grubenv says the slot holds this image: read it back first. When every range
+    // matches, nothing of the source is read (a bundle by URL is not even downloaded)
+    // and nothing is written; else the write compares chunk by chunk.
+    fault_point(fault, Fault::before_verify);
+    if (!bmap::read_back(map, io)) {
+      bmap::WriteStats stats;
+      stats.skipped = map.mapped_bytes();
+      stats.zeroed = bmap::zero_unmapped(map, io);
+      io.sync();
+      return stats;
+    }
+  }
+  bmap::WriteOptions options = write_options(io, progress, source_name, fault, plan, journal, digest);
+  options.consumed = [&](const char* data, std::size_t size) { source.consumed(data, size); };
   bmap::WriteStats stats = bmap::write_mapped(
-    map, io, [&](char* buffer, std::size_t size) { source.read_mapped(buffer, size); },
-    write_options(io, progress, source_name, fault));
+    map, io, [&](char* buffer, std::size_t size) { source.read_mapped(buffer, size); }, options);
   source.finish();
   io.sync();
+  if (journal != nullptr) {
+    journal->record({digest, map.mapped_bytes()});
+  }
   fault_point(fault, Fault::before_verify);
-  bmap::verify_mapped(map, io);
+  try {
+    bmap::verify_mapped(map, io);
+  } catch (const Error&) {
+    if (journal != nullptr) {
+      journal->remove(); // the next run writes everything again
+    }
+    throw;
+  }
   return stats;
 }
 

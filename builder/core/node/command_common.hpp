@@ -10,6 +10,7 @@
 #include "core/node/disk.hpp"
 #include "core/node/node.hpp"
 #include "core/node/report.hpp"
+#include "core/node/write_journal.hpp"
 #include "core/slots/state.hpp"
 
 #include <filesystem>
@@ -29,7 +30,7 @@ SlotReport slot_report(const slots::SlotEnv& s);
 
 NextBoot next_boot_report(const slots::BootEnv& env);
 
-WriteReport write_report(const bmap::Bmap& map, const bmap::WriteStats& stats);
+WriteReport write_report(const bmap::Bmap& map, const bmap::WriteStats& stats, WriteMode mode);
 
 grubenv::Env read_env(const fs::path& path);
 
@@ -42,15 +43,21 @@ char offline_target(const slots::BootEnv& env);
 // device is opened or the boot pointer moves).
 void recheck_not_booted(const slots::Gpt& gpt, const DiskOptions& disk, char target);
 
-// The engine's options for a slot or disk write: compare first (a rewrite of the same
-// image writes nothing), `fault` armed at half the data (Fault::mid_write).
-bmap::WriteOptions write_options(PartitionIo& io, const Progress& progress, const std::string& source, Fault fault);
+// The engine's options for a slot or disk write by `plan` (write_journal.hpp); with a
+// journal, the synced progress of `digest` is recorded every k_checkpoint_bytes and at
+// half the data, where `fault` is armed (Fault::mid_write).
+bmap::WriteOptions write_options(PartitionIo& io, const Progress& progress, const std::string& source, Fault fault,
+                                 const WritePlan& plan = {}, const JournalFile* journal = nullptr,
+                                 const std::string& digest = {});
 
-// A verified source's image written into `io` with those options and read back; `fault`
-// is also armed before the read-back (Fault::before_verify). The source's digests are
-// checked to its end before anything is read back.
+// A verified source's image written into `io` by `plan` and read back (a compare plan
+// reads the slot back first and, when it matches, reads nothing of the source); `fault` is also
+// armed before the read-back (Fault::before_verify). The source's digests are checked
+// to its end before anything is read back. With a journal: the whole write recorded
+// before the read-back, and the journal dropped when the read-back fails.
 bmap::WriteStats write_and_verify(bundle::VerifiedSource& source, PartitionIo& io, const Progress& progress,
-                                  const std::string& source_name, Fault fault);
+                                  const std::string& source_name, Fault fault, const WritePlan& plan,
+                                  const JournalFile* journal);
 
 // tries= in kiln-boot's /grub/kiln-ab.conf (the recipe's ab.tries, written by the
 // builder), else the default.

@@ -73,7 +73,10 @@ install(const InstallOptions& options)
   ::close(fd); // the O_EXCL probe: nothing of this disk is mounted
   PartitionIo io(whole, all, true);
 
-  bmap::WriteStats stats = write_and_verify(*source, io, options.progress, options.source, options.fault);
+  // A disk being installed holds nothing worth comparing with: written straight.
+  const WritePlan plan;
+  bmap::WriteStats stats =
+    write_and_verify(*source, io, options.progress, options.source, options.fault, plan, nullptr);
   // A disk larger than the image: the backup GPT moves to its end and kiln-data grows
   // (the partition; its file system grows at first boot, kiln-grow-data.service). The
   // primary table is written last.
@@ -90,8 +93,13 @@ install(const InstallOptions& options)
     util::run({"blockdev", "--rereadpt", options.disk.string()}); // best effort: the new table
   }
   const bundle::Verified& verified = source->verified();
-  return InstallReport{options.disk.string(), verified.manifest.name,  grown, identity, verified.manifest_sha256,
-                       verified.key_id,       write_report(map, stats)};
+  return InstallReport{options.disk.string(),
+                       verified.manifest.name,
+                       grown,
+                       identity,
+                       verified.manifest_sha256,
+                       verified.key_id,
+                       write_report(map, stats, plan.mode)};
 }
 
 } // namespace kiln::node

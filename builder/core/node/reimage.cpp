@@ -4,6 +4,7 @@
 
 #include "core/node/command_common.hpp"
 #include "core/node/disk_lock.hpp"
+#include "core/node/write_journal.hpp"
 
 #include "core/bundle/verified_source.hpp"
 
@@ -92,15 +93,22 @@ reimage(const ReimageOptions& options)
     slots::record_version(final_env, verified.manifest.version);
     grubenv::serialize(final_env, grubenv::k_default_size, envfile.string());
   }
+  // Compare only when the slot holds this very image; resume a journalled write of it.
+  const JournalFile journal(envfile.parent_path(), target);
+  const WritePlan plan = plan_write(before.slot(target), journal.read(), verified.manifest_sha256, map.mapped_bytes());
   // The target opened (O_EXCL on a partition device: refused while mounted) before the
   // grubenv marks it empty, so a slot in use is refused with the boot state unchanged.
   recheck_not_booted(gpt, options.disk, target);
   PartitionIo io(gpt, part, true);
   // From here on the slot is being changed: first make sure it can never boot.
   grubenv::update(envfile, [&](grubenv::Env& env) { slots::set_empty(env, target); });
+  if (plan.mode != WriteMode::resume) {
+    journal.record({verified.manifest_sha256, 0});
+  }
   fault_point(options.fault, Fault::after_invalidate);
 
-  bmap::WriteStats stats = write_and_verify(*source, io, options.progress, options.source, options.fault);
+  bmap::WriteStats stats =
+    write_and_verify(*source, io, options.progress, options.source, options.fault, plan, &journal);
   fault_point(options.fault, Fault::before_switch);
   recheck_not_booted(gpt, options.disk, target);
 
@@ -118,6 +126,7 @@ reimage(const ReimageOptions& options)
     }
   });
   slots::BootEnv now = slots::read_boot_env(after);
+  journal.remove(); // the slot is switched to: nothing left to resume
 
   ReimageReport r;
   r.slot = target;
@@ -128,7 +137,7 @@ reimage(const ReimageOptions& options)
   r.digest = verified.manifest_sha256;
   r.key_id = verified.key_id;
   r.tries = tries;
-  r.write = write_report(map, stats);
+  r.write = write_report(map, stats, plan.mode);
   r.resumes = source->resumes();
   r.next_boot = next_boot_report(now);
   return r;

@@ -52,12 +52,19 @@ struct StatusReport {
 };
 
 // What the bmap engine did for a slot or disk write.
+// How a write went about it (write_journal.hpp): straight; compare (a rewrite of the
+// image the slot holds: only differing chunks written); resume (a journalled write of
+// the same bundle continued).
+enum class WriteMode { straight, compare, resume };
+const char* write_mode_name(WriteMode mode);
+
 struct WriteReport {
   std::uint64_t image_size = 0;
   std::uint64_t mapped_bytes = 0;
   std::uint64_t written_bytes = 0;
   std::uint64_t skipped_bytes = 0; // already equal
   std::uint64_t zeroed_bytes = 0; // gaps made zero
+  WriteMode mode = WriteMode::straight;
 };
 
 struct ReimageReport {

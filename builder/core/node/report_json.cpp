@@ -25,6 +25,7 @@ add_write(json& j, const WriteReport& w)
   j["mapped_bytes"] = w.mapped_bytes;
   j["written_bytes"] = w.written_bytes;
   j["skipped_bytes"] = w.skipped_bytes;
+  j["write_mode"] = write_mode_name(w.mode);
   j["zeroed_bytes"] = w.zeroed_bytes;
 }
 

@@ -91,6 +91,34 @@ read_file(const fs::path& path)
   return data;
 }
 
+std::optional<std::string>
+read_file_within(const fs::path& path, std::uint64_t limit)
+{
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) > limit) {
+    return std::nullopt;
+  }
+  std::string data;
+  std::vector<char> buf(65536);
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return std::nullopt;
+    }
+    if (n == 0) {
+      return data;
+    }
+    data.append(buf.data(), static_cast<size_t>(n));
+    if (data.size() > limit) {
+      return std::nullopt;
+    }
+  }
+}
+
 void
 write_all(int fd, std::string_view data, const std::string& subject)
 {

@@ -4,6 +4,7 @@
 // (or a later kiln run) sees the old content or the new, never a torn file.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -40,6 +41,12 @@ Fd open_file(const fs::path& path, int flags, unsigned mode = 0644);
 
 // Whole-file read; throws Error(path, reason).
 std::string read_file(const fs::path& path);
+
+// The content of a regular file of at most `limit` bytes; nullopt when `path` is
+// missing, not a regular file, unreadable or larger (reads at most limit + 1 bytes, so a
+// file that grows meanwhile is still refused). For the caches kiln keeps beside its work
+// (stamps, digest stores, decisions), where a file that cannot be used is rebuilt.
+std::optional<std::string> read_file_within(const fs::path& path, std::uint64_t limit);
 
 // Reads `path` in chunks of up to `chunk_size` bytes, handing each to `sink`; throws
 // Error(path, reason).

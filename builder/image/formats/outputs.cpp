@@ -4,8 +4,7 @@
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "image/formats/pxe_installer.hpp"
-
-#include <nlohmann/json.hpp>
+#include "image/formats/qemu_img.hpp"
 
 #include <cerrno>
 #include <unistd.h>
@@ -19,17 +18,6 @@ namespace {
 const std::uint64_t k_mib = 1 << 20;
 
 void
-qemu_img(util::Runner& runner, const std::string& what, const std::vector<std::string>& args)
-{
-  std::vector<std::string> argv{"qemu-img"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  util::RunResult r = runner.run(argv);
-  if (!r.ok()) {
-    throw Error("output " + what, "qemu-img failed: " + r.tail(3));
-  }
-}
-
-void
 copy_out(const fs::path& from, const fs::path& to)
 {
   std::error_code ec;
@@ -41,22 +29,13 @@ copy_out(const fs::path& from, const fs::path& to)
 
 } // namespace
 
-std::uint64_t
-virtual_size(util::Runner& runner, const fs::path& image)
-{
-  util::RunResult r = runner.run({"qemu-img", "info", "--output=json", image.string()});
-  if (!r.ok()) {
-    throw Error(image.string(), "qemu-img info failed: " + r.tail(3));
-  }
-  return nlohmann::json::parse(r.out)["virtual-size"].get<std::uint64_t>();
-}
-
 std::vector<Written>
 write_format(util::Runner& runner, recipe::OutputFormat format_kind, const Source& source, const std::string& stem,
              const fs::path& dir, bool compress)
 {
   using recipe::OutputFormat;
   const std::string format = recipe::format_name(format_kind);
+  const std::string subject = "output " + format;
   const std::string image = source.image.string();
   if (format_kind == OutputFormat::qcow2) {
     std::vector<std::string> args{"convert", "-q", "-O", "qcow2"};
@@ -64,35 +43,33 @@ write_format(util::Runner& runner, recipe::OutputFormat format_kind, const Sourc
       args.push_back("-c");
     }
     args.insert(args.end(), {image, (dir / (stem + ".qcow2")).string()});
-    qemu_img(runner, format, args);
+    qemu_img(runner, subject, args);
     return {{stem + ".qcow2", "image", "qcow2"}};
   }
   if (format_kind == OutputFormat::raw) {
     fs::path raw = dir / (stem + ".raw");
-    qemu_img(runner, format, {"convert", "-q", "-O", "raw", image, raw.string()});
+    qemu_img(runner, subject, {"convert", "-q", "-O", "raw", image, raw.string()});
     bmap::write_bmap_file(raw, dir / (stem + ".raw.bmap"));
     return {{stem + ".raw", "image", "raw"}, {stem + ".raw.bmap", "bmap", "bmap"}};
   }
   if (format_kind == OutputFormat::vmdk) {
     qemu_img(
-      runner, format,
+      runner, subject,
       {"convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", image, (dir / (stem + ".vmdk")).string()});
     return {{stem + ".vmdk", "image", "vmdk"}};
   }
   if (format_kind == OutputFormat::vhd) {
     // Azure wants a fixed VHD whose virtual size is a whole number of MiB; force_size
     // keeps qemu from rounding it to a CHS geometry.
-    std::uint64_t size = virtual_size(runner, source.image);
+    std::uint64_t size = image_info(runner, source.image).virtual_size;
     std::string input = image;
     fs::path aligned = dir / ("." + stem + ".vhd-aligned.qcow2");
     if (size % k_mib != 0) {
-      qemu_img(runner, format,
-               {"create", "-q", "-f", "qcow2", "-b", fs::absolute(source.image).string(), "-F", "qcow2",
-                aligned.string(), std::to_string((size / k_mib + 1) * k_mib)});
+      create_overlay(runner, subject, source.image, "qcow2", aligned, (size / k_mib + 1) * k_mib);
       input = aligned.string();
     }
     qemu_img(
-      runner, format,
+      runner, subject,
       {"convert", "-q", "-O", "vpc", "-o", "subformat=fixed,force_size=on", input, (dir / (stem + ".vhd")).string()});
     fs::remove(aligned);
     return {{stem + ".vhd", "image", "vhd"}};

@@ -37,11 +37,8 @@ struct Source {
 };
 
 // Writes `format` for `stem` into `dir`; returns the files written (relative names).
-// Throws Error naming the format on failure ("output FORMAT: qemu-img failed: ...").
+// Throws Error naming the format on failure ("output FORMAT: qemu-img convert failed: ...").
 std::vector<Written> write_format(util::Runner& runner, recipe::OutputFormat format, const Source& source,
                                   const std::string& stem, const std::filesystem::path& dir, bool compress);
-
-// Virtual size of an image (qemu-img info).
-std::uint64_t virtual_size(util::Runner& runner, const std::filesystem::path& image);
 
 } // namespace kiln::formats

@@ -279,12 +279,12 @@ read_remembered(const fs::path& file)
   if (file.empty()) {
     return std::nullopt;
   }
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec) || fs::file_size(file, ec) > 65536) {
+  const std::optional<std::string> text = util::read_file_within(file, 65536);
+  if (!text) {
     return std::nullopt;
   }
   try {
-    json j = json::parse(util::read_file(file));
+    json j = json::parse(*text);
     AccelDecision d;
     std::string accel = j.at("accel").get<std::string>();
     if (accel != "kvm" && accel != "tcg") {

@@ -28,13 +28,12 @@ namespace {
 void
 require_readable(std::string_view op, const std::string& local, const std::string& subject)
 {
-  int fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  util::Fd fd(::open(local.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     const bool named = subject.rfind(local, 0) == 0;
     throw Error(subject_of(op, subject),
                 "cannot read the local file" + (named ? std::string() : " " + local) + ": " + errno_text(errno));
   }
-  ::close(fd);
 }
 
 } // namespace

@@ -20,6 +20,7 @@
 #include "image/ab/host_fs.hpp"
 #include "image/ab/slot_root.hpp"
 #include "image/edit/checked_sh.hpp"
+#include "image/formats/qemu_img.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/guestfs/guestfs_editor.hpp"
 
@@ -83,7 +84,7 @@ install_node(edit::Editor& g, const recipe::Plan& plan, const fs::path& scratch,
   fs::path tar = scratch / "kiln-node.tar";
   util::RunOptions o;
   o.stdin_data = list;
-  ab::run_tool(util::system_runner(), "kiln-node artifact",
+  ab::run_tool(runner_of(options), "kiln-node artifact",
                {"tar", "-cf", tar.string(), "--format=gnu", "--owner=0", "--group=0", "--numeric-owner",
                 "--no-recursion", "-C", root.string(), "-T", "-"},
                o);
@@ -130,8 +131,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   }
   const fs::path& final_layer = finalized.layer;
   const recipe::AbLayout& ab = recipe.ab;
-  std::uint64_t slot_size =
-    ab.slot_size != 0 ? ab.slot_size : formats::virtual_size(util::system_runner(), final_layer);
+  util::Runner& runner = runner_of(options);
+  std::uint64_t slot_size = ab.slot_size != 0 ? ab.slot_size : formats::image_info(runner, final_layer).virtual_size;
   slot_size = ab::round_mib(slot_size);
   ab::Layout l = ab::plan_layout(ab, key, slot_size);
   events(options).stage({"ab", key, StageState::running,
@@ -140,7 +141,6 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   Laps laps(log_sink(options));
   // Host: partition table and file systems.
   fs::path disk = scratch / "ab-disk.raw";
-  util::Runner& runner = util::system_runner();
   ab::make_sparse_file(disk, l.disk_size);
   ab::partition(runner, disk, l);
   struct Fs {
@@ -273,8 +273,8 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   // The disk becomes the stage's layer (qcow2, standalone).
   {
     util::AtomicFile out(layer);
-    ab::run_tool(runner, "layer",
-                 {"qemu-img", "convert", "-q", "-O", "qcow2", disk.string(), out.temp_path().string()});
+    formats::qemu_img(runner, "layout ab: layer",
+                      {"convert", "-q", "-O", "qcow2", disk.string(), out.temp_path().string()});
     out.commit();
   }
   fs::remove(disk);

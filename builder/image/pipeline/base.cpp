@@ -2,8 +2,8 @@
 
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
-#include "core/util/process.hpp"
 #include "core/util/term.hpp"
+#include "image/formats/qemu_img.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/pipeline/phase_timer.hpp"
 
@@ -23,7 +23,7 @@ void
 disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, const BuildOptions& options)
 {
   util::AtomicFile file(out);
-  qemu_img({"create", "-q", "-f", "qcow2", file.temp_path().string(), std::to_string(size)});
+  formats::create_qcow2(runner_of(options), "base", file.temp_path(), size);
   gfs::Handle g(handle_options(options, false));
   g.add_drive(file.temp_path().string(), "qcow2");
   say(options, "base: making a " + util::human_bytes(size) + " disk from " + tar.filename().string());
@@ -44,6 +44,27 @@ disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, cons
   file.commit();
 }
 
+} // namespace
+
+std::vector<std::string>
+mmdebstrap_argv(const recipe::BaseImage& base, const fs::path& out)
+{
+  std::vector<std::string> argv{"mmdebstrap", "--quiet", "--variant=" + base.variant, "--format=tar"};
+  if (!base.packages.empty()) {
+    std::string include;
+    for (const auto& p : base.packages) {
+      include += (include.empty() ? "" : ",") + p;
+    }
+    argv.push_back("--include=" + include);
+  }
+  argv.push_back(base.suite);
+  argv.push_back(out.string());
+  if (!base.mirror.empty()) {
+    argv.push_back(base.mirror);
+  }
+  return argv;
+}
+
 fs::path
 bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cache& cache, const BuildOptions& options)
 {
@@ -56,44 +77,18 @@ bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cach
     return tar;
   }
   util::AtomicFile out(tar);
-  std::vector<std::string> argv{"mmdebstrap", "--quiet", "--variant=" + base.variant, "--format=tar"};
-  if (!base.packages.empty()) {
-    std::string include;
-    for (const auto& p : base.packages) {
-      include += (include.empty() ? "" : ",") + p;
-    }
-    argv.push_back("--include=" + include);
-  }
-  argv.push_back(base.suite);
-  argv.push_back(out.temp_path().string());
-  if (!base.mirror.empty()) {
-    argv.push_back(base.mirror);
-  }
   say(options, "base: mmdebstrap " + base.suite + " (" + base.variant + ", " + std::to_string(base.packages.size()) +
                  " extra packages)");
   util::RunResult r;
   {
     PhaseTimer timer(log_sink(options), "mmdebstrap");
-    r = util::run(argv);
+    r = runner_of(options).run(mmdebstrap_argv(base, out.temp_path()));
   }
   if (!r.ok()) {
     throw Error("mmdebstrap " + base.suite, "exit status " + std::to_string(r.exit_code) + ": " + r.tail(5));
   }
   out.commit();
   return tar;
-}
-
-} // namespace
-
-void
-qemu_img(const std::vector<std::string>& args)
-{
-  std::vector<std::string> argv{"qemu-img"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  util::RunResult r = util::run(argv);
-  if (!r.ok()) {
-    throw Error("qemu-img " + args.front(), r.tail(3));
-  }
 }
 
 BaseLayer

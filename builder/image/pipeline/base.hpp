@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace kiln::build {
 
@@ -27,7 +28,14 @@ struct BaseLayer {
 BaseLayer resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,
                        const LayerStore& layers, const BuildOptions& options);
 
-// `qemu-img ARGS...`; throws Error naming the subcommand with qemu-img's last lines.
-void qemu_img(const std::vector<std::string>& args);
+// mmdebstrap's command line for a bootstrap base, writing its tar to `out`.
+std::vector<std::string> mmdebstrap_argv(const recipe::BaseImage& base, const std::filesystem::path& out);
+
+// The bootstrap base's root file system tar, made once per base key into the cache
+// (under a lock: builds of several recipes on one base make it once); the cached tar
+// when it is there. Throws Error("mmdebstrap SUITE", ...) with mmdebstrap's last lines,
+// leaving nothing behind.
+std::filesystem::path bootstrap_tar(const recipe::BaseImage& base, const std::string& key, fetch::Cache& cache,
+                                    const BuildOptions& options);
 
 } // namespace kiln::build

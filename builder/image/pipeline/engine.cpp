@@ -2,8 +2,8 @@
 
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
-#include "core/util/process.hpp"
 #include "core/util/term.hpp"
+#include "image/formats/qemu_img.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/guestfs/guestfs_editor.hpp"
 #include "image/pipeline/base.hpp"
@@ -31,19 +31,6 @@ inspect(gfs::Handle& g)
   info.package_manager = g.inspect_get_package_management(info.root);
   info.major_version = g.inspect_get_major_version(info.root);
   return info;
-}
-
-// Copies the working overlay into the store as a stage's layer (the guest's filesystems
-// are unmounted, so everything it wrote has been flushed to the file).
-void
-snapshot(const fs::path& working, const fs::path& target)
-{
-  util::AtomicFile out(target);
-  util::RunResult r = util::run({"cp", "--sparse=always", working.string(), out.temp_path().string()});
-  if (!r.ok()) {
-    throw Error(target.string(), "cannot copy the stage layer: " + r.tail(2));
-  }
-  out.commit();
 }
 
 } // namespace
@@ -78,8 +65,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
                                 : BaseLayer{layers.image(stages[first - 1]->key()), "qcow2", 0};
   result.launches += parent.launches;
   fs::path working = scratch / "working.qcow2";
-  qemu_img(
-    {"create", "-q", "-f", "qcow2", "-b", fs::absolute(parent.image).string(), "-F", parent.format, working.string()});
+  formats::create_overlay(runner_of(options), "working layer", parent.image, parent.format, working);
 
   bool network = options.network || recipe.network;
   for (size_t i = first; i < stages.size(); ++i) {
@@ -115,7 +101,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
       if (last) {
         g.shutdown();
       }
-      snapshot(working, layers.image(stage.key()));
+      layers.put_image(runner_of(options), working, stage.key());
     }
     layers.write(meta);
     result.built.push_back(stage.name());

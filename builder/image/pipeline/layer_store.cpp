@@ -136,4 +136,16 @@ LayerStore::write(const LayerMeta& meta) const
   util::write_file_atomic(meta_file(meta.key), to_json(meta).dump(2) + "\n");
 }
 
+void
+LayerStore::put_image(util::Runner& runner, const fs::path& working, const std::string& key) const
+{
+  const fs::path target = image(key);
+  util::AtomicFile out(target);
+  util::RunResult r = runner.run({"cp", "--sparse=always", working.string(), out.temp_path().string()});
+  if (!r.ok()) {
+    throw Error(target.string(), "cannot copy the stage layer: " + r.tail(2));
+  }
+  out.commit();
+}
+
 } // namespace kiln::build

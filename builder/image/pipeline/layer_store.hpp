@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/manifest/manifest.hpp"
+#include "core/util/runner.hpp"
 #include "image/ab/disk_layout.hpp"
 
 #include <nlohmann/json.hpp>
@@ -83,6 +84,10 @@ public:
   // A layer is there only with its metadata, which is written after the image.
   bool has(const std::string& key) const;
   LayerMeta read(const std::string& key) const;
+  // Copies `working` (a qcow2 whose writer has flushed and closed it) in as KEY's image,
+  // sparse and atomic, with `cp` through `runner`; the layer counts once write() adds
+  // its metadata.
+  void put_image(util::Runner& runner, const std::filesystem::path& working, const std::string& key) const;
   // Publishes the metadata of a layer whose image is in place (atomic).
   void write(const LayerMeta& meta) const;
 

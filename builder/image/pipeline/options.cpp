@@ -10,6 +10,47 @@ events(const BuildOptions& options)
 }
 
 void
+LockedEvents::stage(const StageEvent& event)
+{
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_inner.stage(event);
+}
+
+void
+LockedEvents::note(const std::string& line)
+{
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_inner.note(line);
+}
+
+void
+LockedEvents::warning(const std::string& line)
+{
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_inner.warning(line);
+}
+
+void
+LockedEvents::log(const std::string& line)
+{
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_inner.log(line);
+}
+
+void
+LockedEvents::progress(std::uint64_t done, std::uint64_t total)
+{
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_inner.progress(done, total);
+}
+
+util::Runner&
+runner_of(const BuildOptions& options)
+{
+  return options.runner != nullptr ? *options.runner : util::system_runner();
+}
+
+void
 say(const BuildOptions& options, const std::string& line)
 {
   events(options).note(line);

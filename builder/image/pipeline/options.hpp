@@ -4,11 +4,13 @@
 #pragma once
 
 #include "core/recipe/model.hpp"
+#include "core/util/runner.hpp"
 #include "image/guestfs/guestfs.hpp"
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +46,23 @@ public:
   virtual void progress(std::uint64_t /*done*/, std::uint64_t /*total*/) {}
 };
 
+// Forwards every event to `inner` under a lock: for the parts of a build that run side
+// by side (the output conversions).
+class LockedEvents final : public BuildEvents {
+public:
+  explicit LockedEvents(BuildEvents& inner) : m_inner(inner) {}
+  void stage(const StageEvent& event) override;
+  void note(const std::string& line) override;
+  void warning(const std::string& line) override;
+  void log(const std::string& line) override;
+  bool verbose() const override { return m_inner.verbose(); }
+  void progress(std::uint64_t done, std::uint64_t total) override;
+
+private:
+  BuildEvents& m_inner;
+  std::mutex m_mutex;
+};
+
 struct BuildOptions {
   std::filesystem::path output_dir;
   std::vector<recipe::OutputFormat> formats; // empty: the recipe's
@@ -51,7 +70,11 @@ struct BuildOptions {
   bool network = false; // appliance network for every step (--network)
   std::optional<std::string> sign_key; // sign the manifest with this Ed25519 key
   BuildEvents* events = nullptr; // unset: every event dropped
+  util::Runner* runner = nullptr; // external programs (qemu-img, mmdebstrap, sfdisk, mkfs, cp); unset: the system's
 };
+
+// The runner external programs go through (util::system_runner() when unset).
+util::Runner& runner_of(const BuildOptions& options);
 
 // The build's events (a sink that drops everything when unset).
 BuildEvents& events(const BuildOptions& options);

@@ -53,13 +53,12 @@ std::optional<OutputsStamp>
 read_stamp(const fs::path& dir, const std::string& stem)
 {
   const fs::path path = stamp_path(dir, stem);
-  std::error_code ec;
-  const std::uintmax_t size = fs::file_size(path, ec);
-  if (ec || size > k_stamp_limit) {
+  const std::optional<std::string> text = util::read_file_within(path, k_stamp_limit);
+  if (!text) {
     return std::nullopt;
   }
   try {
-    json j = json::parse(util::read_file(path));
+    json j = json::parse(*text);
     if (j.at("version").get<int>() != k_stamp_version) {
       return std::nullopt;
     }

@@ -5,6 +5,7 @@
 #include "core/manifest/sbom.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "core/util/parallel.hpp"
 #include "core/util/runner.hpp"
 #include "image/formats/outputs.hpp"
 #include "image/guestfs/guestfs.hpp"
@@ -90,20 +91,32 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
     source.trust_keys.assign(recipe.trust->keys.begin(), recipe.trust->keys.end());
     source.revoked = recipe.trust->revoked;
   }
-  for (const auto& format : formats) {
-    const std::string name = recipe::format_name(format);
-    say(options, "output " + name);
-    PhaseTimer timer(log_sink(options), "output " + name);
-    for (const auto& w :
-         formats::write_format(util::system_runner(), format, source, stem, staging.path(), recipe.outputs.compress)) {
-      m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
+  // The conversions are independent (each its own qemu-img over the same final layer,
+  // then its digest): they run side by side, and their files go into the manifest in
+  // the order of the formats, whatever order they finish in.
+  LockedEvents locked(events(options));
+  BuildOptions side_by_side = options;
+  side_by_side.events = &locked;
+  const bool bundle = final.meta.ab.has_value();
+  std::vector<std::vector<manifest::File>> written(formats.size() + (bundle ? 1 : 0));
+  util::parallel_for(written.size(), 0, [&](std::size_t i) {
+    std::vector<formats::Written> files;
+    if (i < formats.size()) {
+      const std::string name = recipe::format_name(formats[i]);
+      say(side_by_side, "output " + name);
+      PhaseTimer timer(log_sink(side_by_side), "output " + name);
+      files =
+        formats::write_format(runner_of(options), formats[i], source, stem, staging.path(), recipe.outputs.compress);
+    } else {
+      PhaseTimer timer(log_sink(side_by_side), "slot bundle");
+      files = write_ab_bundle(*final.meta.ab, final.layer, stem, staging.path(), key);
     }
-  }
-  if (final.meta.ab) {
-    PhaseTimer timer(log_sink(options), "slot bundle");
-    for (const auto& w : write_ab_bundle(*final.meta.ab, final.layer, stem, staging.path(), key)) {
-      m.files.push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
+    for (const auto& w : files) {
+      written[i].push_back(manifest::describe_file(staging.path() / w.name, w.role, w.format));
     }
+  });
+  for (auto& files : written) {
+    m.files.insert(m.files.end(), files.begin(), files.end());
   }
   manifest::SbomOptions sbom;
   sbom.name = stem;

@@ -2,9 +2,8 @@
 
 #include "core/dcos/bundle.hpp"
 #include "core/util/error.hpp"
-#include "core/util/process.hpp"
-
-#include <nlohmann/json.hpp>
+#include "core/util/runner.hpp"
+#include "image/formats/qemu_img.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -144,20 +143,6 @@ GuestfsView::describe() const
   return m_name;
 }
 
-std::string
-image_format(const std::filesystem::path& image)
-{
-  util::RunResult r = util::run({"qemu-img", "info", "--output=json", image.string()});
-  if (!r.ok()) {
-    throw Error(image.string(), "cannot read the image: " + r.tail(2));
-  }
-  try {
-    return nlohmann::json::parse(r.out).at("format").get<std::string>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(image.string(), std::string("unexpected qemu-img info output: ") + e.what());
-  }
-}
-
 std::vector<dcos::CheckResult>
 verify_image(const std::filesystem::path& image, const ImageVerifyOptions& options)
 {
@@ -170,7 +155,7 @@ verify_image(const std::filesystem::path& image, const ImageVerifyOptions& optio
   gfs::HandleOptions h;
   h.log = options.log;
   gfs::Handle g(h);
-  g.add_drive(image.string(), image_format(image), true);
+  g.add_drive(image.string(), formats::image_info(util::system_runner(), image).format, true);
   g.launch();
   std::vector<std::string> roots = g.inspect_os();
   if (roots.size() != 1) {

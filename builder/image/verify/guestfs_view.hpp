@@ -49,7 +49,4 @@ struct ImageVerifyOptions {
 // a throwaway overlay) with ONE appliance launch and runs the checks.
 std::vector<dcos::CheckResult> verify_image(const std::filesystem::path& image, const ImageVerifyOptions& options);
 
-// The image format by qemu-img info (qcow2, raw, vmdk, vpc, ...).
-std::string image_format(const std::filesystem::path& image);
-
 } // namespace kiln::verify
