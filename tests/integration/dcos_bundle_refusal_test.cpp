@@ -5,6 +5,7 @@
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace kiln {
 namespace {
@@ -103,6 +104,23 @@ TEST(DcosBundleRefusal, UrlBundleIsFetchedThenRefusedNamingTheUrl)
   // The installer's inputs were asked for; the index files that nodes never read too
   // (kiln needs the ids), nothing else.
   EXPECT_EQ(server.count("/files/cluster-package-info.json"), 0);
+  expect_untouched(dir.path());
+
+  // Fetched again, the server is only asked whether each file changed (the cache's ETag
+  // and Last-Modified): what did not change comes back 304, without its body.
+  EXPECT_EQ(build(dir.path()).exit_code, 1);
+  const std::string list = "/files/cluster-package-list.latest";
+  std::vector<nlohmann::json> asked;
+  for (const auto& q : server.requests()) {
+    if (q["path"] == list) {
+      asked.push_back(q);
+    }
+  }
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_TRUE(asked[0]["if_none_match"].is_null());
+  EXPECT_EQ(asked[0]["status"], 200);
+  EXPECT_TRUE(asked[1]["if_none_match"].is_string());
+  EXPECT_EQ(asked[1]["status"], 304);
   expect_untouched(dir.path());
 }
 

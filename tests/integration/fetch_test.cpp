@@ -88,6 +88,53 @@ TEST_F(Fetch, SecondCallIsACacheHitWithoutARequest)
   EXPECT_EQ(server.count("/files/base.img"), 1);
 }
 
+// An unpinned URL is fetched again only when it changed: the cache keeps the server's
+// ETag and Last-Modified, asks with If-None-Match / If-Modified-Since, and reuses its
+// blob on 304. A record it cannot use means a plain request.
+TEST_F(Fetch, AnUnpinnedUrlIsDownloadedAgainOnlyWhenItChanged)
+{
+  HttpServer server(dir / "www");
+  const std::string path = "/files/base.img";
+  auto fetch = [&] {
+    auto r = test::run_kiln({"fetch", server.url(path), "--allow-unpinned", "--cache", cache_dir.string(), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json::object();
+  };
+  nlohmann::json first = fetch();
+  EXPECT_FALSE(first["cache_hit"].get<bool>());
+  EXPECT_EQ(first["sha256"], digest);
+  nlohmann::json again = fetch();
+  EXPECT_TRUE(again["cache_hit"].get<bool>());
+  EXPECT_EQ(again["path"], first["path"]);
+  nlohmann::json log = server.requests();
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_TRUE(log[0]["if_none_match"].is_null());
+  EXPECT_TRUE(log[1]["if_none_match"].is_string()); // sent
+  EXPECT_FALSE(log[1]["if_modified_since"].is_null());
+  EXPECT_EQ(log[1]["status"], 304);
+
+  // Changed on the server: downloaded, the new content under its own digest.
+  const std::string changed = data + "and more";
+  test::write_text(dir / "www/base.img", changed);
+  nlohmann::json third = fetch();
+  EXPECT_FALSE(third["cache_hit"].get<bool>());
+  EXPECT_EQ(third["sha256"], crypto::sha256_hex(changed));
+  log = server.requests();
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_FALSE(log[2]["if_none_match"].is_null());
+  EXPECT_EQ(log[2]["status"], 200);
+
+  // A damaged record: a plain request.
+  for (const auto& e : fs::directory_iterator(cache_dir / "urls")) {
+    test::write_text(e.path(), "{\"url\": ");
+  }
+  EXPECT_FALSE(fetch()["cache_hit"].get<bool>());
+  log = server.requests();
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_TRUE(log[3]["if_none_match"].is_null());
+  EXPECT_EQ(log[3]["status"], 200);
+}
+
 TEST_F(Fetch, CacheFromEnvironment)
 {
   HttpServer server(dir / "www");

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A loopback HTTP server for kiln's tests, with failure modes chosen by path prefix.
 
-  /files/NAME            serve ROOT/NAME (Range requests honoured)
+  /files/NAME            serve ROOT/NAME (Range requests honoured), with an ETag (size and
+                         mtime) and Last-Modified; If-None-Match / If-Modified-Since
+                         that still hold are answered 304
   /drop/N/NAME           the first request for this path sends N bytes of the body, then
                          cuts the connection; later requests are served normally
   /status/CODE/NAME      always answer CODE
@@ -9,11 +11,13 @@
   /norange/NAME          ignore Range headers (always 200 with the whole file)
   /endless/NAME          200 without Content-Length, then zero bytes until the client hangs up
   /trickle/MS/NAME       send the file one byte every MS milliseconds
-  /__log                 JSON list of the requests seen: {"path", "range"}
+  /__log                 JSON list of the requests seen: {"path", "range", "if_none_match",
+                         "if_modified_since", "status"}
 
 With --tls-cert/--tls-key it speaks HTTPS. It binds 127.0.0.1 only, on a free port, and prints "PORT <n>" on stdout when ready.
 """
 import argparse
+import email.utils
 import json
 import os
 import re
@@ -43,8 +47,11 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        entry = {"path": self.path, "range": self.headers.get("Range"),
+                 "if_none_match": self.headers.get("If-None-Match"),
+                 "if_modified_since": self.headers.get("If-Modified-Since"), "status": None}
         with LOCK:
-            LOG.append({"path": self.path, "range": self.headers.get("Range")})
+            LOG.append(entry)
         parts = self.path.lstrip("/").split("/")
         mode, arg = parts[0], None
         if mode == "endless":
@@ -63,6 +70,19 @@ class Handler(BaseHTTPRequestHandler):
         if not path.startswith(self.server.root + os.sep) or not os.path.isfile(path):
             return self.fail(404)
         size = os.path.getsize(path)
+        st = os.stat(path)
+        etag = '"%x-%x"' % (st.st_size, st.st_mtime_ns)
+        last_modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+        if mode == "files" and not self.headers.get("Range"):
+            inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+            fresh = inm == etag if inm is not None else (
+                ims is not None and email.utils.parsedate_to_datetime(ims).timestamp() >= int(st.st_mtime))
+            if fresh:
+                entry["status"] = 304
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
 
         def read(lo, hi):  # only the bytes asked for: boot tests serve whole-disk images
             with open(path, "rb") as f:
@@ -87,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = read(0, size)
             self.send_response(200)
+        entry["status"] = 206 if start or (m and mode != "norange") else 200
+        if mode == "files":
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", last_modified)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()

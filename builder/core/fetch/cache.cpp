@@ -6,10 +6,13 @@
 #include "core/util/fs.hpp"
 #include "core/util/term.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
+#include <optional>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -50,6 +53,52 @@ publish(const fs::path& from, const fs::path& blob)
     throw Error(blob.string(), "cannot move download into the cache: " + errno_text(errno));
   }
   util::fsync_dir(blob.parent_path());
+}
+
+// What an unpinned URL last gave: urls/ID.json.
+struct UrlRecord {
+  std::string url;
+  std::string sha256;
+  std::string etag;
+  std::string last_modified;
+};
+
+std::optional<UrlRecord>
+read_url_record(const fs::path& file, const std::string& url)
+{
+  std::optional<std::string> text = util::read_file_within(file, 8192);
+  if (!text) {
+    return std::nullopt;
+  }
+  try {
+    nlohmann::json j = nlohmann::json::parse(*text);
+    UrlRecord r{j.at("url").get<std::string>(), j.at("sha256").get<std::string>(), j.value("etag", std::string()),
+                j.value("last_modified", std::string())};
+    if (r.url != url || !crypto::is_sha256_hex(r.sha256) || (r.etag.empty() && r.last_modified.empty())) {
+      return std::nullopt;
+    }
+    return r;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt; // damaged: downloaded again
+  }
+}
+
+void
+write_url_record(const fs::path& file, const UrlRecord& r)
+{
+  if (r.etag.empty() && r.last_modified.empty()) {
+    std::error_code ec;
+    fs::remove(file, ec); // nothing to ask with next time
+    return;
+  }
+  nlohmann::json j = {{"url", r.url}, {"sha256", r.sha256}};
+  if (!r.etag.empty()) {
+    j["etag"] = r.etag;
+  }
+  if (!r.last_modified.empty()) {
+    j["last_modified"] = r.last_modified;
+  }
+  util::write_file_atomic(file, j.dump() + "\n");
 }
 
 } // namespace
@@ -212,6 +261,12 @@ Cache::fetch(const FetchOptions& options)
     }
   }
   fs::path partial = partials / (id + ".part");
+  // An unpinned URL fetched before: ask whether the copy is current.
+  const fs::path url_record = options.sha256 ? fs::path() : area("urls") / (id + ".json");
+  std::optional<UrlRecord> known = options.sha256 ? std::nullopt : read_url_record(url_record, first);
+  if (known && !checked_lookup(known->sha256, std::nullopt, options.verify_hits)) {
+    known.reset(); // its blob is gone (cache verify, or removed by hand) or damaged
+  }
   const std::uint64_t limit = options.size ? *options.size : options.max_size;
   // A partial left by a killed process is resumed only while it is within the bound.
   if (file_size_or_zero(partial) > limit) {
@@ -234,7 +289,16 @@ Cache::fetch(const FetchOptions& options)
       util::check_interrupted();
       bool resumed = file_size_or_zero(partial) > 0;
       crypto::Sha256 hasher;
+      const bool conditional = known && &url == &options.urls.front();
+      transfer_options.if_none_match = conditional ? known->etag : std::string();
+      transfer_options.if_modified_since = conditional ? known->last_modified : std::string();
       TransferResult r = transfer(url, partial, hasher, transfer_options);
+      if (r.outcome == TransferResult::Outcome::ok && r.not_modified && conditional) {
+        std::error_code ec;
+        fs::remove(partial, ec);
+        fs::path blob = blob_path(known->sha256);
+        return {blob, known->sha256, file_size_or_zero(blob), true, url};
+      }
       if (r.outcome == TransferResult::Outcome::interrupted || util::interrupted()) {
         // Interrupted: the partial goes, so no unbounded garbage stays behind.
         std::error_code ec;
@@ -255,6 +319,9 @@ Cache::fetch(const FetchOptions& options)
         if (!options.sha256 || digest == *options.sha256) {
           fs::path blob = blob_path(digest);
           publish(partial, blob);
+          if (!url_record.empty() && &url == &options.urls.front()) {
+            write_url_record(url_record, {url, digest, r.etag, r.last_modified});
+          }
           return {blob, digest, r.size, false, url};
         }
         fs::remove(partial);

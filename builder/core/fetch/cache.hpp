@@ -5,6 +5,10 @@
 //   verify-on-hit               marker: rehash every blob on a hit (caches shared between
 //                               machines); without it a hit is checked by size when pinned
 //   locks/ID.lock               flock(2) held while one process fetches ID
+//   urls/ID.json                an unpinned URL's last download: its blob's digest and
+//                               the server's validators (ETag, Last-Modified), so the
+//                               next fetch is a conditional request and a 304 reuses the
+//                               blob instead of downloading it again
 // A blob appears only by rename(2) after its digest was verified, so a killed
 // download can never leave a file that looks complete.
 #pragma once

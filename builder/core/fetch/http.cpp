@@ -8,11 +8,14 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <fcntl.h>
 #include <memory>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kiln::fetch {
@@ -72,6 +75,48 @@ on_data(char* data, size_t size, size_t count, void* opaque)
   sink->written += bytes;
   return bytes;
 }
+
+// The reply's validators (ETag, Last-Modified) of the final response: a redirect's
+// headers are dropped when the next status line arrives.
+struct Validators {
+  std::string etag;
+  std::string last_modified;
+};
+
+size_t
+on_header(char* data, size_t size, size_t count, void* opaque)
+{
+  auto* v = static_cast<Validators*>(opaque);
+  std::string_view line(data, size * count);
+  if (line.starts_with("HTTP/")) {
+    *v = Validators();
+    return size * count;
+  }
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos || line.size() > 1024) {
+    return size * count;
+  }
+  std::string name(line.substr(0, colon));
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+    value.remove_prefix(1);
+  }
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    value.remove_suffix(1);
+  }
+  if (name == "etag") {
+    v->etag = value;
+  } else if (name == "last-modified") {
+    v->last_modified = value;
+  }
+  return size * count;
+}
+
+struct SlistFree {
+  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+using Slist = std::unique_ptr<curl_slist, SlistFree>;
 
 int
 on_progress(void* opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl_off_t)
@@ -145,8 +190,27 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
+  Validators validators;
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &validators);
+  Slist headers;
   if (existing > 0) {
     curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(existing));
+  } else {
+    for (const auto& [name, value] : {std::pair{"If-None-Match: ", &options.if_none_match},
+                                      std::pair{"If-Modified-Since: ", &options.if_modified_since}}) {
+      if (!value->empty() && value->find_first_of("\r\n") == std::string::npos) {
+        curl_slist* more = curl_slist_append(headers.get(), (name + *value).c_str());
+        if (more == nullptr) {
+          throw Error(url, "out of memory for a request header");
+        }
+        (void)headers.release();
+        headers.reset(more);
+      }
+    }
+    if (headers) {
+      curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+    }
   }
 
   CURLcode rc = curl_easy_perform(c);
@@ -164,7 +228,11 @@ transfer(const std::string& url, const std::filesystem::path& partial, crypto::S
   result.size = static_cast<std::uint64_t>(after.st_size);
 
   if (rc == CURLE_OK) {
-    // An empty 206/200 reply to a resume of a file that was already complete.
+    // An empty 206/200 reply to a resume of a file that was already complete; or 304
+    // to a conditional request: the copy kiln has is current.
+    result.not_modified = code == 304 && headers != nullptr;
+    result.etag = validators.etag;
+    result.last_modified = validators.last_modified;
     return result;
   }
   if (sink.too_large) {

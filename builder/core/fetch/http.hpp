@@ -16,6 +16,9 @@ struct TransferResult {
   Outcome outcome = Outcome::ok;
   std::string error; // one line: "HTTP 404", "connection reset", ...
   std::uint64_t size = 0; // bytes in the partial file afterwards
+  bool not_modified = false; // 304: the copy the validators named is current
+  std::string etag; // the reply's validators, for the next conditional request
+  std::string last_modified;
 };
 
 struct TransferOptions {
@@ -25,6 +28,10 @@ struct TransferOptions {
   std::uint64_t limit = UINT64_MAX; // the file may not grow past this many bytes
   std::string ca_file; // extra CA bundle (PEM) instead of the system's; empty: system trust
   std::function<void(std::uint64_t, std::uint64_t)> progress;
+  // A conditional request (RFC 9110, 13.1) for a copy kiln already has: its ETag and its
+  // Last-Modified date. Sent only when the partial file is empty (never with a Range).
+  std::string if_none_match;
+  std::string if_modified_since;
 };
 
 // Downloads `url` into `partial`, appending when it already holds bytes (Range

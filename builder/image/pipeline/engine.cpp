@@ -61,8 +61,13 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     return result;
   }
 
-  BaseLayer parent = first == 0 ? resolve_base(recipe, plan, cache, layers, options)
-                                : BaseLayer{layers.image(stages[first - 1]->key()), "qcow2", 0};
+  BaseLayer parent;
+  if (first == 0) {
+    PhaseTimer timer(log_sink(options), "base");
+    parent = resolve_base(recipe, plan, cache, layers, options);
+  } else {
+    parent = BaseLayer{layers.image(stages[first - 1]->key()), "qcow2", 0};
+  }
   result.launches += parent.launches;
   fs::path working = scratch / "working.qcow2";
   formats::create_overlay(runner_of(options), "working layer", parent.image, parent.format, working);
@@ -80,8 +85,12 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     g.launch();
   }
   ++result.launches;
-  const steps::GuestInfo guest = inspect(g);
-  g.mount_os(guest.root);
+  steps::GuestInfo guest;
+  {
+    PhaseTimer timer(log_sink(options), "inspect");
+    guest = inspect(g);
+    g.mount_os(guest.root);
+  }
   gfs::GuestfsEditor editor(g);
   steps::StepContext ctx{editor, guest, network, notice_sink(options)};
   StageRun run{g, ctx, recipe, layers, options, scratch};
