@@ -2,6 +2,7 @@
 // rewrite of the image the slot holds, a resume only of the same bundle's journal, and
 // the journal file that records the synced progress, refused whole when damaged.
 #include "core/node/write_journal.hpp"
+#include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "support/test_support.hpp"
 
@@ -51,6 +52,10 @@ TEST(WritePlan, OnlyTheSameBundlesJournalResumesAndNeverPastItsData)
   p = node::plan_write(slot("empty", ""), WriteJournal{k_old, 128u << 20}, k_new, mapped);
   EXPECT_EQ(p.mode, WriteMode::straight);
   EXPECT_EQ(p.resume_from, 0u);
+  // A journal left beside a slot the grubenv says holds this bundle (the switch happened,
+  // the journal's removal failed): the record wins, the slot is compared.
+  p = node::plan_write(slot("trial", k_new), WriteJournal{k_new, 128u << 20}, k_new, mapped);
+  EXPECT_EQ(p.mode, WriteMode::compare);
   // A journal that claims more than the data is held to the data.
   p = node::plan_write(slot("empty", ""), WriteJournal{k_new, 1ull << 40}, k_new, mapped);
   EXPECT_EQ(p.resume_from, mapped);
@@ -89,6 +94,16 @@ TEST(WriteJournalFile, RecordsReadsBackAndRefusesWhatIsDamaged)
   journal.remove();
   EXPECT_FALSE(fs::exists(journal.path()));
   journal.remove(); // nothing to remove is not an error
+  EXPECT_TRUE(journal.try_remove());
+  journal.record({k_new, 1});
+  EXPECT_TRUE(journal.try_remove());
+  EXPECT_FALSE(fs::exists(journal.path()));
+  // What cannot be removed: remove() names it, try_remove() says so.
+  fs::create_directories(journal.path() / "x");
+  EXPECT_FALSE(journal.try_remove());
+  Error e = test::error_of([&] { journal.remove(); });
+  EXPECT_EQ(e.subject(), journal.path().string());
+  EXPECT_TRUE(e.reason().starts_with("cannot remove: ")) << e.reason();
 }
 
 } // namespace

@@ -126,7 +126,9 @@ reimage(const ReimageOptions& options)
     }
   });
   slots::BootEnv now = slots::read_boot_env(after);
-  journal.remove(); // the slot is switched to: nothing left to resume
+  // Switched to: nothing left to resume. A journal that stays is harmless (plan_write
+  // prefers the grubenv's record), so its removal cannot fail the reimage now.
+  (void)journal.try_remove();
 
   ReimageReport r;
   r.slot = target;

@@ -42,11 +42,13 @@ WritePlan
 plan_write(const slots::SlotEnv& slot, const std::optional<WriteJournal>& journal, const std::string& digest,
            std::uint64_t mapped)
 {
-  if (journal && journal->digest == digest) {
-    return {WriteMode::resume, std::min(journal->bytes, mapped)};
-  }
+  // The grubenv's record first: a journal left beside a slot that was switched to (its
+  // removal failed) says nothing the record does not say better.
   if (slot.state != "empty" && !slot.digest.empty() && slot.digest == digest) {
     return {WriteMode::compare, 0};
+  }
+  if (journal && journal->digest == digest) {
+    return {WriteMode::resume, std::min(journal->bytes, mapped)};
   }
   return {WriteMode::straight, 0};
 }
@@ -94,6 +96,12 @@ JournalFile::remove() const
   if (::unlink(m_path.c_str()) != 0 && errno != ENOENT) {
     throw Error(m_path.string(), "cannot remove: " + errno_text(errno));
   }
+}
+
+bool
+JournalFile::try_remove() const noexcept
+{
+  return ::unlink(m_path.c_str()) == 0 || errno == ENOENT;
 }
 
 } // namespace kiln::node

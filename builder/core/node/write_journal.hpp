@@ -31,7 +31,9 @@ struct WritePlan {
 };
 
 // The plan for writing the bundle `digest` (`mapped` mapped bytes) into a slot whose
-// grubenv record is `slot`, with `journal` found beside the grubenv.
+// grubenv record is `slot`, with `journal` found beside the grubenv: compare when the
+// record says the slot holds this bundle, else resume this bundle's journal, else
+// straight.
 WritePlan plan_write(const slots::SlotEnv& slot, const std::optional<WriteJournal>& journal, const std::string& digest,
                      std::uint64_t mapped);
 
@@ -46,6 +48,9 @@ public:
   // Atomic and synced: a crash leaves the old record or the new one.
   void record(const WriteJournal& journal) const;
   void remove() const;
+  // The same where a failure changes nothing (after the switch: plan_write trusts the
+  // grubenv's record over a stale journal); false when it stayed.
+  bool try_remove() const noexcept;
 
 private:
   std::filesystem::path m_path;
