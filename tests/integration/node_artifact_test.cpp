@@ -417,7 +417,7 @@ TEST_F(node_empty_root, reimage_over_http_resolves_the_name_by_dns)
     "ip link set lo up || exit 90\n"
     "python3 \"$1\" --name dns.kiln.test=127.0.0.1 --root \"$0/srv/files\" --port 8080 > \"$2\" 2>&1 &\n"
     "svc=$!\n"
-    "for i in $(seq 100); do grep -q READY \"$2\" && break; sleep 0.1; done\n"
+    "for i in $(seq 300); do grep -q READY \"$2\" && break; sleep 0.1; done\n"
     "grep -q READY \"$2\" || { kill $svc; exit 91; }\n"
     "mount -t proc proc \"$0/proc\" || { kill $svc; exit 92; }\n"
     "shift 2\n"
