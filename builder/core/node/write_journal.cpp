@@ -1,5 +1,6 @@
 #include "core/node/write_journal.hpp"
 
+#include "core/crypto/sha256.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -15,12 +16,6 @@ namespace {
 
 constexpr std::string_view k_header = "kiln-write 1\n";
 constexpr std::uint64_t k_max_journal = 512;
-
-bool
-is_digest(std::string_view s)
-{
-  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
 
 } // namespace
 
@@ -72,7 +67,7 @@ JournalFile::read() const
   WriteJournal j;
   j.digest = std::string(rest.substr(digest_key.size(), 64));
   rest.remove_prefix(digest_key.size() + 64);
-  if (!is_digest(j.digest) || !rest.starts_with(bytes_key) || !rest.ends_with("\n")) {
+  if (!crypto::is_sha256_hex(j.digest) || !rest.starts_with(bytes_key) || !rest.ends_with("\n")) {
     return std::nullopt;
   }
   std::string_view number = rest.substr(bytes_key.size(), rest.size() - bytes_key.size() - 1);
@@ -93,7 +88,7 @@ JournalFile::record(const WriteJournal& journal) const
 void
 JournalFile::remove() const
 {
-  if (::unlink(m_path.c_str()) != 0 && errno != ENOENT) {
+  if (!try_remove()) {
     throw Error(m_path.string(), "cannot remove: " + errno_text(errno));
   }
 }

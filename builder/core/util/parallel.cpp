@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -18,14 +17,12 @@ parallel_for(std::size_t count, std::size_t jobs, const std::function<void(std::
   jobs = std::min(jobs, count);
   std::atomic<std::size_t> next = 0;
   std::atomic<bool> failed = false;
-  std::mutex mutex;
-  std::vector<std::exception_ptr> errors(count);
+  std::vector<std::exception_ptr> errors(count); // errors[i]: only the call of i writes it
   auto worker = [&] {
     for (std::size_t i = next++; i < count && !failed; i = next++) {
       try {
         fn(i);
       } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex);
         errors[i] = std::current_exception();
         failed = true;
       }
