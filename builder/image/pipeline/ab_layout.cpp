@@ -114,35 +114,45 @@ move_tree(gfs::Handle& g, const std::string& from, const std::string& to)
 
 } // namespace
 
-Built
-make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers,
-              const BuildOptions& options, const fs::path& scratch, const Built& finalized)
-{
-  const std::string& key = plan.ab.value().key;
-  const fs::path layer = layers.image(key);
-  const fs::path bundle_file = layers.file(key, ".kbundle");
-  Built result;
-  result.layer = layer;
-  if (!options.no_cache && layers.has(key) && fs::is_regular_file(bundle_file)) {
-    events(options).stage({"ab", key, StageState::cached, ""});
-    result.reused.push_back("ab");
-    result.meta = layers.read(key);
-    return result;
-  }
-  const fs::path& final_layer = finalized.layer;
-  const recipe::AbLayout& ab = recipe.ab;
-  util::Runner& runner = runner_of(options);
-  std::uint64_t slot_size = ab.slot_size != 0 ? ab.slot_size : formats::image_info(runner, final_layer).virtual_size;
-  slot_size = ab::round_mib(slot_size);
-  ab::Layout l = ab::plan_layout(ab, key, slot_size);
-  events(options).stage({"ab", key, StageState::running,
-                         util::human_bytes(l.disk_size) + " GPT disk, slots of " + util::human_bytes(slot_size)});
+AbStage::AbStage(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers,
+                 const BuildOptions& options, fs::path scratch)
+  : m_recipe(recipe), m_plan(plan), m_layers(layers), m_options(options), m_scratch(std::move(scratch)),
+    m_key(plan.ab.value().key), m_laps(log_sink(options))
+{}
 
-  Laps laps(log_sink(options));
-  // Host: partition table and file systems.
-  fs::path disk = scratch / "ab-disk.raw";
-  ab::make_sparse_file(disk, l.disk_size);
-  ab::partition(runner, disk, l);
+AbStage::~AbStage() = default;
+
+std::optional<Built>
+AbStage::cached() const
+{
+  if (m_options.no_cache || !m_layers.has(m_key) || !fs::is_regular_file(m_layers.file(m_key, ".kbundle"))) {
+    return std::nullopt;
+  }
+  events(m_options).stage({"ab", m_key, StageState::cached, ""});
+  Built result;
+  result.layer = m_layers.image(m_key);
+  result.reused.push_back("ab");
+  result.meta = m_layers.read(m_key);
+  return result;
+}
+
+// Host: a sparse raw disk with the partition table and every file system, made with the
+// host's mkfs and copied in at their offsets.
+void
+AbStage::add_drives(gfs::Handle& g, const fs::path& source_layer)
+{
+  m_laps = Laps(log_sink(m_options));
+  const recipe::AbLayout& ab = m_recipe.ab;
+  util::Runner& runner = runner_of(m_options);
+  std::uint64_t slot_size = ab.slot_size != 0 ? ab.slot_size : formats::image_info(runner, source_layer).virtual_size;
+  slot_size = ab::round_mib(slot_size);
+  m_layout = ab::plan_layout(ab, m_key, slot_size);
+  events(m_options).stage(
+    {"ab", m_key, StageState::running,
+     util::human_bytes(m_layout.disk_size) + " GPT disk, slots of " + util::human_bytes(slot_size)});
+  m_disk = m_scratch / "ab-disk.raw";
+  ab::make_sparse_file(m_disk, m_layout.disk_size);
+  ab::partition(runner, m_disk, m_layout);
   struct Fs {
     std::string_view part;
     std::string type;
@@ -152,27 +162,61 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
                                        {slots::k_part_boot, "ext4", std::string(slots::k_label_boot)},
                                        {slots::k_part_a, ab.root_fs, "kiln-root"},
                                        {slots::k_part_data, ab.data_fs, std::string(slots::k_label_data)}};
-  json fs_uuids = json::object();
+  m_fs_uuids = json::object();
   for (const auto& f : filesystems) {
-    const ab::Part& p = l.at(f.part);
-    std::string uuid = ab::derived_guid(key, "fs:" + std::string(f.part));
-    fs::path file = scratch / ("ab-" + std::string(f.part) + ".img");
+    const ab::Part& p = m_layout.at(f.part);
+    std::string uuid = ab::derived_guid(m_key, "fs:" + std::string(f.part));
+    fs::path file = m_scratch / ("ab-" + std::string(f.part) + ".img");
     ab::make_fs(runner, f.type, file, p.size, f.label, uuid);
-    ab::copy_sparse(file, disk, p.start);
+    ab::copy_sparse(file, m_disk, p.start);
     fs::remove(file);
-    fs_uuids[std::string(f.part)] = uuid;
+    m_fs_uuids[std::string(f.part)] = uuid;
   }
+  g.add_drive(m_disk.string(), "raw");
+  m_laps.lap("ab host disk");
+}
 
-  // Appliance: the source read-only as sda, the new disk as sdb.
-  gfs::Handle g(handle_options(options, false));
-  gfs::GuestfsEditor editor(g);
-  g.add_drive(final_layer.string(), "qcow2", true);
-  g.add_drive(disk.string(), "raw");
-  laps.lap("ab host disk");
-  say(options, "appliance: launching for the A/B disk");
+Built
+AbStage::build_alone(const Built& finalized)
+{
+  // The finalized layer read-only as sda, the new disk as sdb.
+  gfs::Handle g(handle_options(m_options, false));
+  g.add_drive(finalized.layer.string(), "qcow2", true);
+  add_drives(g, finalized.layer);
+  say(m_options, "appliance: launching for the A/B disk");
   g.launch();
-  ++result.launches;
-  laps.lap("ab launch");
+  m_laps.lap("ab launch");
+  std::vector<std::string> roots = g.inspect_os();
+  if (roots.size() != 1) {
+    throw Error("layout ab", roots.empty() ? "no operating system in the finalized image"
+                                           : "more than one operating system in the finalized image");
+  }
+  m_laps.lap("ab inspect");
+  run(g, roots.front(), finalized);
+  m_result->launches = 1;
+  return take().value();
+}
+
+std::optional<Built>
+AbStage::take()
+{
+  std::optional<Built> r = std::move(m_result);
+  m_result.reset();
+  return r;
+}
+
+// Appliance: the finalized guest (drive 0, `root`) copied into slot A of the new disk
+// (drive 1), slot A completed, GRUB installed; host: the bundle and the layer.
+void
+AbStage::run(gfs::Handle& g, const std::string& root, const Built& finalized)
+{
+  const recipe::Recipe& recipe = m_recipe;
+  const recipe::AbLayout& ab = recipe.ab;
+  const BuildOptions& options = m_options;
+  util::Runner& runner = runner_of(options);
+  const ab::Layout& l = m_layout;
+  m_laps = Laps(log_sink(options));
+  gfs::GuestfsEditor editor(g);
   const std::string target = g.list_devices().at(1);
   auto dev = [&](std::string_view name) {
     for (size_t i = 0; i < l.parts.size(); ++i) {
@@ -183,12 +227,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
     throw Error("layout ab", "no partition " + std::string(name));
   };
 
-  std::vector<std::string> roots = g.inspect_os();
-  if (roots.size() != 1) {
-    throw Error("layout ab", roots.empty() ? "no operating system in the finalized image"
-                                           : "more than one operating system in the finalized image");
-  }
-  g.mount_os(roots.front(), true);
+  g.mount_os(root, true);
   ab::GrubTools grub = ab::find_grub(editor);
   ab::Kernel kernel = ab::find_kernel(editor);
   std::string old_fstab = g.exists("/etc/fstab") ? g.read_file("/etc/fstab") : "";
@@ -200,18 +239,18 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   g.umount_all();
   g.mount(dev(slots::k_part_a), "/");
   g.mkdir_p(k_source_mount);
-  g.mount_os(roots.front(), true, k_source_mount);
+  g.mount_os(root, true, k_source_mount);
   g.cp_a(k_source_mount + "/.", "/");
   g.umount_all();
   g.mount(dev(slots::k_part_a), "/");
   g.rm_rf(k_source_mount);
-  laps.lap("ab slot A copy");
+  m_laps.lap("ab slot A copy");
 
   // Slot A: fstab, stable kernel names, mountpoints, kiln-mark-good.service,
   // kiln-grow-data.service (ab.grow_data), the kiln-node artifact.
   std::vector<std::string> labelled =
     ab::prepare_slot_root(editor, {ab.root_fs, ab.data_fs, ab.grow_data, kernel, old_fstab});
-  std::vector<std::string> node_paths = install_node(editor, plan, scratch, options);
+  std::vector<std::string> node_paths = install_node(editor, m_plan, m_scratch, options);
   labelled.insert(labelled.end(), node_paths.begin(), node_paths.end());
   ab::label_added_paths(editor, recipe::wants_relabel(recipe), labelled,
                         [notice = notice_sink(options)](const std::string& line) {
@@ -226,7 +265,7 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
     move_tree(g, dir, std::string(slots::k_data_mount) + "/" + fs::path(dir).filename().string());
   }
 
-  laps.lap("ab slot root and kiln-data");
+  m_laps.lap("ab slot root and kiln-data");
 
   // GRUB, with the image's own tools and modules, for BIOS and UEFI.
   std::string efi_stash = ab::stash_prebuilt_efi(editor, grub);
@@ -249,19 +288,20 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   g.trim(std::string(slots::k_data_mount));
   g.umount_all();
 
-  laps.lap("ab GRUB and trim");
+  m_laps.lap("ab GRUB and trim");
 
   // Host: slot A is complete (unmounted, flushed): its bundle, cached beside the layer.
   say(options, "  bundle: slot A root file system");
-  fs::path rootfs = scratch / "ab-rootfs.raw";
+  const fs::path bundle_file = m_layers.file(m_key, ".kbundle");
+  fs::path rootfs = m_scratch / "ab-rootfs.raw";
   const ab::Part& a = l.at(slots::k_part_a);
-  ab::extract_partition(runner, disk, "raw", a.start, a.size, rootfs);
+  ab::extract_partition(runner, m_disk, "raw", a.start, a.size, rootfs);
   // The bundle's manifest is the outputs' without their files and SBOM (publish.hpp).
-  manifest::Manifest base = manifest_base(recipe, plan, finalized.meta.packages, recipe.outputs.name);
+  manifest::Manifest base = manifest_base(recipe, m_plan, finalized.meta.packages, recipe.outputs.name);
   base.sbom = nullptr;
   bundle::BundleInfo info = bundle::write_bundle(rootfs, bundle_file, base, nullptr);
   fs::remove(rootfs);
-  laps.lap("ab bundle");
+  m_laps.lap("ab bundle");
 
   // The initial state: A holds this build (verified by it: good), B is empty.
   grubenv::Env env = slots::initial_env(info.manifest_sha256, info.manifest.name);
@@ -271,17 +311,18 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   g.shutdown();
 
   // The disk becomes the stage's layer (qcow2, standalone).
+  const fs::path layer = m_layers.image(m_key);
   {
     util::AtomicFile out(layer);
     formats::qemu_img(runner, "layout ab: layer",
-                      {"convert", "-q", "-O", "qcow2", disk.string(), out.temp_path().string()});
+                      {"convert", "-q", "-O", "qcow2", m_disk.string(), out.temp_path().string()});
     out.commit();
   }
-  fs::remove(disk);
-  laps.lap("ab layer");
+  fs::remove(m_disk);
+  m_laps.lap("ab layer");
   AbDisk disk_meta;
   disk_meta.layout = l;
-  disk_meta.filesystems = fs_uuids;
+  disk_meta.filesystems = m_fs_uuids;
   disk_meta.kernel = kernel.kernel;
   disk_meta.initrd = kernel.initrd;
   disk_meta.grub = grub.efi ? "modules" : "prebuilt-efi";
@@ -289,13 +330,15 @@ make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const Laye
   disk_meta.bundle = bundle_file.filename().string();
   disk_meta.bundle_manifest = info.manifest_text;
   disk_meta.bundle_digest = info.manifest_sha256;
+  Built result;
+  result.layer = layer;
   result.meta = finalized.meta;
-  result.meta.key = key;
+  result.meta.key = m_key;
   result.meta.name = "ab";
   result.meta.ab = std::move(disk_meta);
-  layers.write(result.meta);
+  m_layers.write(result.meta);
   result.built.push_back("ab");
-  return result;
+  m_result = std::move(result);
 }
 
 std::vector<formats::Written>

@@ -9,9 +9,10 @@
 //              2.02 read (XFS v5 without finobt/sparse/reflink/rmapbt/bigtime/inobtcount,
 //              ext4 without metadata_csum/metadata_csum_seed/orphan_file/64bit), copied
 //              into a sparse raw disk at their offsets;
-//   appliance: ONE launch with the finalize layer (read-only) and the new disk: the root
-//              tree goes into slot A through tar (ownership, xattrs, SELinux labels,
-//              ACLs kept); fstab, stable kernel names, the kiln-node artifact
+//   appliance: the launch of the dirty stages when finalize is one of them (the disk is
+//              their second drive), else one of its own with the finalize layer read-only;
+//              the root tree is copied into slot A inside the appliance (cp -a: ownership,
+//              xattrs, SELinux labels, ACLs kept); fstab, stable kernel names, the kiln-node artifact
 //              (/usr/bin/kiln-node, /usr/lib/kiln/node), kiln-mark-good.service and
 //              kiln-grow-data.service (ab.grow_data); the paths kiln added are labelled
 //              with the image's policy; /var/lib/docker, /var/lib/mesos, /var/lib/dcos
@@ -31,22 +32,56 @@
 #include "image/pipeline/options.hpp"
 #include "image/pipeline/publish.hpp"
 #include "image/pipeline/layer_store.hpp"
+#include "image/pipeline/engine.hpp"
+#include "image/pipeline/phase_timer.hpp"
 #include "image/formats/outputs.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace kiln::build {
 
-// Runs (or reuses from `layers`) the "ab" stage (key: the resolved plan's plan.ab, which
-// `kiln plan` shows) on top of the finalized layer; returns the
-// whole-disk layer with its metadata (the finalize layer's packages, kernel and guest,
-// and the A/B disk), the launches it made and its name as built or reused.
-Built make_ab_layer(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers,
-                    const BuildOptions& options, const std::filesystem::path& scratch, const Built& finalized);
+// The "ab" stage (key: the resolved plan's plan.ab, which `kiln plan` shows) on top of the
+// finalized layer. It yields the whole-disk layer with its metadata (the finalize layer's
+// packages, kernel and guest, and the A/B disk), the launches it made and its name as built
+// or reused. Three ways, in the builder's order of preference:
+//   cached():      the layer and bundle are in the store;
+//   shared launch: passed to run_stages, it adds its disk to the launch of the dirty stages
+//                  and runs once finalize is stored (no launch of its own), then take();
+//   build_alone(): finalize was cached, so nothing else launches: one launch of its own.
+class AbStage : public SharedLaunch {
+public:
+  AbStage(const recipe::Recipe& recipe, const recipe::Plan& plan, const LayerStore& layers, const BuildOptions& options,
+          std::filesystem::path scratch);
+  ~AbStage() override;
+  AbStage(const AbStage&) = delete;
+  AbStage& operator=(const AbStage&) = delete;
+
+  std::optional<Built> cached() const;
+  Built build_alone(const Built& finalized);
+  // What run() built, once (nothing when it did not run).
+  std::optional<Built> take();
+
+  void add_drives(gfs::Handle& g, const std::filesystem::path& source_layer) override;
+  void run(gfs::Handle& g, const std::string& root, const Built& finalized) override;
+
+private:
+  const recipe::Recipe& m_recipe;
+  const recipe::Plan& m_plan;
+  const LayerStore& m_layers;
+  const BuildOptions& m_options;
+  std::filesystem::path m_scratch;
+  std::string m_key;
+  Laps m_laps;
+  ab::Layout m_layout;
+  std::filesystem::path m_disk;
+  nlohmann::json m_fs_uuids;
+  std::optional<Built> m_result;
+};
 
 // Writes NAME.kbundle into `dir` (signed with `key_path` when given); returns it for
 // the manifest (role "bundle", format "kbundle").

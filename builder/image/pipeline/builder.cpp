@@ -46,12 +46,26 @@ build(const recipe::Recipe& recipe, const recipe::Plan& planned, fetch::Cache& c
   const LayerStore layers(options.no_cache ? scratch.path() : cache.area("layers"));
 
   BuildResult result;
-  Built final = run_stages(recipe, plan, cache, layers, options, scratch.path());
-  add_run(result, final);
+  // The A/B stage, unless cached, shares the launch of the dirty stages; when they are all
+  // cached it launches on its own.
+  std::optional<AbStage> ab_stage;
+  std::optional<Built> ab;
   if (plan.ab) {
-    Built ab = make_ab_layer(recipe, plan, layers, options, scratch.path(), final);
-    add_run(result, ab);
-    final = std::move(ab);
+    ab_stage.emplace(recipe, plan, layers, options, scratch.path());
+    ab = ab_stage->cached();
+  }
+  SharedLaunch* after = ab_stage && !ab ? &*ab_stage : nullptr;
+  Built final = run_stages(recipe, plan, cache, layers, options, scratch.path(), after);
+  add_run(result, final);
+  if (ab_stage) {
+    if (!ab) {
+      ab = ab_stage->take();
+    }
+    if (!ab) {
+      ab = ab_stage->build_alone(final);
+    }
+    add_run(result, *ab);
+    final = std::move(*ab);
   }
   result.packages = nlohmann::json::array();
   for (const auto& p : final.meta.packages) {

@@ -37,7 +37,7 @@ inspect(gfs::Handle& g)
 
 Built
 run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const LayerStore& layers,
-           const BuildOptions& options, const fs::path& scratch)
+           const BuildOptions& options, const fs::path& scratch, SharedLaunch* after)
 {
   const std::vector<std::unique_ptr<Stage>> stages = appliance_stages(recipe, plan);
   Built result;
@@ -78,6 +78,9 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
   }
   gfs::Handle g(handle_options(options, network));
   g.add_drive(working.string(), "qcow2");
+  if (after != nullptr) {
+    after->add_drives(g, working);
+  }
   say(options, "appliance: launching (" +
                  std::string(gfs::probe_acceleration().accel == gfs::Accel::kvm ? "kvm" : "software emulation") + ")");
   {
@@ -107,7 +110,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     {
       PhaseTimer timer(log_sink(options), "layer " + stage.name());
       g.umount_all();
-      if (last) {
+      if (last && after == nullptr) {
         g.shutdown();
       }
       layers.put_image(runner_of(options), working, stage.key());
@@ -119,6 +122,9 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     } else {
       result.meta = std::move(meta);
     }
+  }
+  if (after != nullptr) {
+    after->run(g, guest.root, result);
   }
   return result;
 }
