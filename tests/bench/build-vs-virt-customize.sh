@@ -8,7 +8,8 @@
 #     work in the same run (its figure beside the new one);
 #   - the same recipe with `layout: ab`: the A/B stage alone (slot A copied from the
 #     cached final layer inside the appliance, GRUB, the slot bundle), which
-#     virt-customize has no counterpart for.
+#     virt-customize has no counterpart for; and the A/B recipe cold, where the A/B stage
+#     shares the stages' launch (with OLD_BUILD_DIR, an older kiln's cold A/B build too).
 # Needs: a built kiln, libguestfs-tools (virt-customize), mmdebstrap (for the base).
 # Where qemu aborts under KVM, run it with LIBGUESTFS_BACKEND_SETTINGS=force_tcg: kiln's
 # probe finds that out by itself, virt-customize does not.
@@ -101,6 +102,19 @@ t=$(now)
 "$kiln" build "$work/prep-ab.yaml" -o "$work/out-ab" --cache "$work/kcache" >"$work/ab.log" 2>&1 || { cat "$work/ab.log" >&2; exit 1; }
 kiln_ab=$(elapsed "$t")
 
+# The A/B recipe cold, in a cache of its own: the stages and the A/B stage share one
+# launch (an older kiln launches again for the A/B stage and inspects the guest again).
+t=$(now)
+"$kiln" build -v "$work/prep-ab.yaml" -o "$work/out-ab-cold" --cache "$work/kcache-ab" >"$work/ab-cold.log" 2>&1 ||
+  { cat "$work/ab-cold.log" >&2; exit 1; }
+kiln_ab_cold=$(elapsed "$t")
+kiln_ab_cold_old=-
+if [ -n "$old_kiln" ]; then
+  t=$(now)
+  "$old_kiln" build "$work/prep-ab.yaml" -o "$work/out-ab-cold-old" --cache "$work/kcache-ab-old" >/dev/null 2>&1
+  kiln_ab_cold_old=$(elapsed "$t")
+fi
+
 cp --sparse=always "$base" "$work/vc.qcow2"
 cat >"$work/firstboot.sh" <<'SH'
 echo hello
@@ -122,12 +136,17 @@ printf '%-44s %8.1f\n' "kiln build, cold (2 stages, 1 launch)" "$kiln_cold" \
   "kiln build, one file of the last stage changed" "$kiln_last" \
   "virt-customize, the same steps" "$vc" \
   "kiln build, layout ab (the A/B stage alone)" "$kiln_ab" \
+  "kiln build, layout ab, cold (1 launch)" "$kiln_ab_cold" \
   "kiln build, raw+qcow2+vmdk+vhd from the cache" "$kiln_formats"
-[ -n "$old_kiln" ] && printf '%-44s %8.1f\n' "older kiln, the same four formats" "$kiln_formats_old"
+[ -n "$old_kiln" ] && printf '%-44s %8.1f\n' "older kiln, the same four formats" "$kiln_formats_old" \
+  "older kiln, layout ab, cold" "$kiln_ab_cold_old"
 echo "where the cold build's time went (kiln build -v):"
 grep -o 'time: .*' "$work/cold.log" | sed 's/^/  /'
+echo "where the cold A/B build's time went (kiln build -v):"
+grep -o 'time: .*' "$work/ab-cold.log" | sed 's/^/  /'
 printf 'ratio kiln cold / virt-customize: %.2f\n' "$(echo "$kiln_cold / $vc" | bc -l)"
 printf 'ratio kiln last-stage rebuild / virt-customize: %.2f\n' "$(echo "$kiln_last / $vc" | bc -l)"
 printf 'ratio kiln cold + A/B stage / virt-customize: %.2f\n' "$(echo "($kiln_cold + $kiln_ab) / $vc" | bc -l)"
-[ -n "$old_kiln" ] && printf 'ratio four formats new / old: %.2f\n' "$(echo "$kiln_formats / $kiln_formats_old" | bc -l)"
+[ -n "$old_kiln" ] && printf 'ratio four formats new / old: %.2f\n' "$(echo "$kiln_formats / $kiln_formats_old" | bc -l)" &&
+  printf 'ratio cold A/B build new / old: %.2f\n' "$(echo "$kiln_ab_cold / $kiln_ab_cold_old" | bc -l)"
 true

@@ -223,14 +223,21 @@ TEST_F(Build, EveryStepEveryFormatAndTheCache)
   EXPECT_EQ(crypto::sha256_file(out / "fixture.raw"),
             m.files[0].name == "fixture.raw" ? m.files[0].sha256 : crypto::sha256_file(out / "fixture.raw"));
 
-  // One file of the last stage changed: one launch, the first stage reused.
+  // One file of the last stage changed: one launch, the first stage reused, and the guest
+  // mounted by the first stage's record instead of inspected again (-v names the phase).
   write_recipe(dir.path(), "v2\n");
-  r = kiln_build(dir.path(), {"--format", "qcow2"});
+  r = kiln_build(dir.path(), {"--format", "qcow2", "-v"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json changed = json::parse(r.out);
   EXPECT_EQ(changed["launches"], 1);
   EXPECT_EQ(changed["reused"], json({"prep"}));
   EXPECT_EQ(changed["built"], json({"last", "finalize"}));
+  EXPECT_NE(r.err.find("time: mount "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("time: inspect "), std::string::npos) << r.err;
+  auto prep_stage = std::find_if(m.stages.begin(), m.stages.end(), [](const auto& s) { return s.name == "prep"; });
+  ASSERT_NE(prep_stage, m.stages.end());
+  json prep = json::parse(test::read_text(k_cache / "layers" / (prep_stage->key + ".json")));
+  EXPECT_EQ(prep["guest"]["mounts"]["/"], prep["guest"]["root"]) << prep;
   // --no-cache: see UrlBasePackagesUnitsAndSelinuxFallback (a base that costs no
   // bootstrap and a finalize that relabels nothing, so it runs in a fraction of the time).
 }

@@ -165,7 +165,7 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
     ASSERT_EQ(roots.size(), variants.size() + 1);
     std::sort(roots.begin(), roots.end()); // /dev/sda1, /dev/sdb1, ... in drive order
     auto check = [&](size_t i, const std::string& role) {
-      verify::GuestfsView view(g, roots[i], "deb", roots[i]);
+      verify::GuestfsView view(g, g.inspect_mountpoints(roots[i]), "deb", roots[i]);
       return dcos::run_checks(view, {dcos::parse_role(role).value(), std::string("2.2.1")});
     };
     g.mount(roots[0], "/");

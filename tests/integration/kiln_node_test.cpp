@@ -205,6 +205,8 @@ TEST_F(kiln_node, reimage_from_a_file_writes_the_inactive_slot_and_arms_it)
   EXPECT_EQ(j["next_boot"]["slot"], "B");
   EXPECT_GT(j["zeroed_bytes"].get<std::uint64_t>(), 0u); // slot B held random bytes
   EXPECT_EQ(j["write_mode"], "straight"); // another image than the slot held: not read first
+  // The read-back bypasses the page cache where the disk file's file system allows it.
+  EXPECT_EQ(j["read_back"], test::o_direct_allowed(m_dir.path()) ? "direct" : "uncached");
   EXPECT_EQ(j["skipped_bytes"], 0u);
   EXPECT_EQ(a_hash(), a_before);
   // The slot holds exactly the image (mapped ranges and zeroed gaps alike).

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <cstdlib>
 #include <sstream>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace kiln::test {
@@ -212,6 +213,20 @@ HttpServer::count(const std::string& path) const
     n += r["path"] == path ? 1 : 0;
   }
   return n;
+}
+
+bool
+o_direct_allowed(const fs::path& dir)
+{
+  fs::path probe = dir / ".o_direct.probe";
+  write_text(probe, "x");
+  int fd = ::open(probe.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  bool ok = fd >= 0;
+  if (ok) {
+    ::close(fd);
+  }
+  fs::remove(probe);
+  return ok;
 }
 
 } // namespace kiln::test

@@ -117,4 +117,7 @@ refusal_of(Fn&& fn)
 fs::path source_dir();
 fs::path support_dir();
 
+// Whether the file system of `dir` opens files O_DIRECT (the kernel's answer).
+bool o_direct_allowed(const fs::path& dir);
+
 } // namespace kiln::test

@@ -270,7 +270,11 @@ public:
     return size;
   }
   void sync() override { ++syncs; }
-  void drop_cache() override { ++drops; }
+  bool begin_read_back() override
+  {
+    ++drops;
+    return false;
+  }
   std::string data;
   mutable std::atomic<int> reads = 0; // the read-back reads ranges side by side
   int syncs = 0;

@@ -18,7 +18,7 @@ namespace {
 struct DcosStage : ::testing::Test {
   test::ScratchDir dir;
   test::FakeEditor g;
-  steps::GuestInfo info{"/dev/sda1", "centos", "rpm", "yum", 7};
+  steps::GuestInfo info{"/dev/sda1", "centos", "rpm", "yum", 7, {{"/", "/dev/sda1"}}};
   steps::StepContext ctx{g, info, false, {}};
   recipe::Recipe recipe;
 

@@ -23,7 +23,7 @@ const recipe::Location k_at{"/r/recipe.yaml", 7, 9};
 // A small Debian-like or EL-like guest: users, groups, unit files.
 struct Guest : ::testing::Test {
   FakeEditor g;
-  GuestInfo info{"/dev/sda1", "debian", "deb", "apt", 12};
+  GuestInfo info{"/dev/sda1", "debian", "deb", "apt", 12, {{"/", "/dev/sda1"}}};
   std::vector<std::string> logged;
   StepContext ctx{g, info, false, [this](const std::string& l) { logged.push_back(l); }};
 
@@ -229,7 +229,7 @@ TEST_F(Guest, RunStepFailureNamesTheCommandStatusAndTheLastLines)
 
 TEST_F(Guest, PackagesOfflineOnAnRpmGuestUseOnlyLocalRepositoriesAndStagedFiles)
 {
-  info = {"/dev/sda1", "centos", "rpm", "yum", 7};
+  info = {"/dev/sda1", "centos", "rpm", "yum", 7, {{"/", "/dev/sda1"}}};
   test::ScratchDir dir;
   test::write_text(dir / "kiln-loose-2.1-1.noarch.rpm", "rpm bytes");
   recipe::PackagesStep p;

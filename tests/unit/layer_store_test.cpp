@@ -21,7 +21,7 @@ ab_layer()
   m.key = std::string(64, 'c');
   m.name = "ab";
   m.recipe = "node";
-  m.guest = GuestFacts{"centos", "rpm", "yum", 7};
+  m.guest = GuestFacts{"/dev/sda1", "centos", "rpm", "yum", 7, {{"/", "/dev/sda1"}, {"/boot", "/dev/sda2"}}};
   m.packages = {{"docker-ce", "3:19.03.15-3.el7", "x86_64"}, {"ipset", "7.1-1.el7", "x86_64"}};
   m.kernel = KernelFiles{"3.10.0-1160.el7.x86_64", "/c/layers/k.kernel", "/c/layers/k.initramfs"};
   m.dcos_verify = nlohmann::json::array({{{"name", "docker"}, {"pass", true}}});
@@ -52,6 +52,8 @@ TEST(LayerStore, MetadataRoundTripsThroughItsJsonForm)
   EXPECT_EQ(back.ab->layout.at("kiln-b").start, (2ull << 30) + (1 << 20));
   EXPECT_EQ(back.packages.at(0).version, "3:19.03.15-3.el7");
   EXPECT_EQ(back.kernel->initramfs, "/c/layers/k.initramfs");
+  EXPECT_EQ(back.guest->root, "/dev/sda1");
+  EXPECT_EQ(back.guest->mounts.at("/boot"), "/dev/sda2");
   EXPECT_NE(std::string(test::error_of([&] { back.ab->layout.at("kiln-c"); }).what()).find("no partition kiln-c"),
             std::string::npos);
 
@@ -63,6 +65,17 @@ TEST(LayerStore, MetadataRoundTripsThroughItsJsonForm)
   nlohmann::json j = to_json(base);
   EXPECT_EQ(j, nlohmann::json({{"key", "b"}, {"name", "base"}, {"source", "debian.tar"}}));
   EXPECT_FALSE(layer_meta_from_json(j, "test").guest);
+
+  // A layer of an older kiln has the facts but not the mounts: read without them, so the
+  // stage on top of it inspects the guest.
+  nlohmann::json old = to_json(m);
+  old["guest"].erase("root");
+  old["guest"].erase("mounts");
+  LayerMeta older = layer_meta_from_json(old, "test");
+  ASSERT_TRUE(older.guest);
+  EXPECT_EQ(older.guest->distro, "centos");
+  EXPECT_TRUE(older.guest->root.empty());
+  EXPECT_TRUE(older.guest->mounts.empty());
 }
 
 TEST(LayerStore, ALayerCountsOnlyWithItsMetadataAndADamagedOneIsNamed)

@@ -78,12 +78,14 @@ TEST(NodeReportJson, Reimage)
     "digest": ")" + std::string(64, 'c') +
                            R"(", "key_id": null, "tries": 3,
     "image_size": 1000, "mapped_bytes": 600, "written_bytes": 400, "skipped_bytes": 200, "zeroed_bytes": 24,
-    "write_mode": "resume", "resumes": 1, "next_boot": {"slot": "B", "reason": "trial", "tries_after": "2"}})"))
+    "write_mode": "resume", "read_back": "uncached", "resumes": 1, "next_boot": {"slot": "B", "reason": "trial", "tries_after": "2"}})"))
     << j.dump(2);
   r.key_id = "0123456789abcdef";
   EXPECT_EQ(json(r)["key_id"], "0123456789abcdef");
   r.write.mode = node::WriteMode::compare;
   EXPECT_EQ(json(r)["write_mode"], "compare");
+  r.write.direct_read_back = true;
+  EXPECT_EQ(json(r)["read_back"], "direct");
 }
 
 TEST(NodeReportJson, RollbackWarnsOnlyWhenForced)
@@ -109,14 +111,14 @@ TEST(NodeReportJson, InstallWithAndWithoutGrowth)
   r.identity.partitions = {{"kiln-a", "ga"}, {"kiln-b", "gb"}};
   r.digest = "d";
   r.key_id = "k";
-  r.write = {10, 8, 6, 2, 0};
+  r.write = {10, 8, 6, 2, 0, node::WriteMode::straight, true};
   json j = r;
   EXPECT_EQ(j, json::parse(R"({
     "disk": "/dev/vda", "name": "node", "data_partition": {"changed": false},
     "identity": {"disk_guid": "g", "partitions": {"kiln-a": "ga", "kiln-b": "gb"}},
     "digest": "d", "key_id": "k",
     "image_size": 10, "mapped_bytes": 8, "written_bytes": 6, "skipped_bytes": 2, "zeroed_bytes": 0,
-    "write_mode": "straight"})"))
+    "write_mode": "straight", "read_back": "direct"})"))
     << j.dump(2);
   r.data_partition = node::PartitionGrowth{true, 5, 100, 200, 51200, 300};
   EXPECT_EQ(json(r)["data_partition"],

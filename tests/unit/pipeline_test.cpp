@@ -143,7 +143,8 @@ TEST(PipelineStages, TheEngineRunsTheRecipesStagesDcosAndFinalizeByTheirPlanKeys
 steps::GuestInfo
 guest(const std::string& format)
 {
-  return {"/dev/sda1", format == "rpm" ? "centos" : "debian", format, format == "rpm" ? "yum" : "apt", 7};
+  return {"/dev/sda1",         format == "rpm" ? "centos" : "debian", format, format == "rpm" ? "yum" : "apt", 7,
+          {{"/", "/dev/sda1"}}};
 }
 
 TEST(PipelineFinalize, TheInventoryReadsThePackageDatabaseSortedByName)

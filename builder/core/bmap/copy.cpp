@@ -125,7 +125,7 @@ verify_mapped(const Bmap& bmap, BlockSink& sink)
 std::optional<std::string>
 read_back(const Bmap& bmap, BlockSink& sink)
 {
-  sink.drop_cache();
+  sink.begin_read_back();
   // Hashing is the cost: the ranges are read and hashed on every processor, the longest
   // first so that no long one is left for last.
   std::vector<const Range*> order;
@@ -142,7 +142,7 @@ read_back(const Bmap& bmap, BlockSink& sink)
       return;
     }
     const Range& range = *order[i];
-    std::vector<char> buffer(k_chunk);
+    util::AlignedBuffer buffer(k_chunk); // O_DIRECT reads need aligned memory
     std::uint64_t offset = bmap.offset_of(range);
     std::uint64_t left = bmap.length_of(range);
     crypto::Sha256 hash;

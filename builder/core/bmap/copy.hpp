@@ -26,9 +26,11 @@ public:
   // Makes [offset, offset+size) read as zeros; returns the bytes it zeroed.
   virtual std::uint64_t ensure_zero(std::uint64_t offset, std::uint64_t size) = 0;
   virtual void sync() = 0;
-  // Hints: start reading a range now; drop cached pages before a read-back.
+  // A hint: start reading a range now.
   virtual void prefetch(std::uint64_t /*offset*/, std::uint64_t /*size*/) {}
-  virtual void drop_cache() {}
+  // Before a read-back (after sync): from now on reads come from the device, not the
+  // page cache. Returns whether they bypass it (O_DIRECT) rather than find it emptied.
+  virtual bool begin_read_back() { return false; }
 };
 
 // Called with the mapped bytes done so far and bmap.mapped_bytes().
@@ -65,6 +67,7 @@ struct WriteStats {
   std::uint64_t written = 0; // bytes written
   std::uint64_t skipped = 0; // bytes already equal (compare) or already written (resume_from)
   std::uint64_t zeroed = 0; // bytes of gaps made zero
+  bool direct_read_back = false; // the read-back bypassed the page cache (O_DIRECT)
 };
 
 // Streams the mapped ranges from `next` to the same offsets of `sink`. `next` runs on a

@@ -61,7 +61,8 @@ next_boot_report(const slots::BootEnv& env)
 WriteReport
 write_report(const bmap::Bmap& map, const bmap::WriteStats& stats, WriteMode mode)
 {
-  return WriteReport{map.image_size, map.mapped_bytes(), stats.written, stats.skipped, stats.zeroed, mode};
+  return WriteReport{map.image_size, map.mapped_bytes(),    stats.written, stats.skipped, stats.zeroed,
+                     mode,           stats.direct_read_back};
 }
 
 grubenv::Env
@@ -145,6 +146,7 @@ write_and_verify(bundle::VerifiedSource& source, PartitionIo& io, const Progress
       stats.skipped = map.mapped_bytes();
       stats.zeroed = bmap::zero_unmapped(map, io);
       io.sync();
+      stats.direct_read_back = io.reads_directly();
       return stats;
     }
   }
@@ -166,6 +168,7 @@ write_and_verify(bundle::VerifiedSource& source, PartitionIo& io, const Progress
     }
     throw;
   }
+  stats.direct_read_back = io.reads_directly();
   return stats;
 }
 

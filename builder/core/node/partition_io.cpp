@@ -5,6 +5,7 @@
 #include "core/util/fs.hpp"
 
 #include <cerrno>
+#include <cstdint>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -36,6 +37,7 @@ PartitionIo::PartitionIo(const slots::Gpt& gpt, const slots::Partition& part, bo
   fs::path node = partition_node(gpt.disk, part.number);
   if (!node.empty()) {
     m_name = node.string();
+    m_path = node;
     // O_EXCL on a block device: the kernel refuses it while the partition is mounted.
     int fd = ::open(node.c_str(), flags | (writable ? O_EXCL : 0));
     if (fd < 0) {
@@ -48,6 +50,7 @@ PartitionIo::PartitionIo(const slots::Gpt& gpt, const slots::Partition& part, bo
     m_block = true;
   } else {
     m_name = gpt.disk.string() + " (" + part.label + ")";
+    m_path = gpt.disk;
     m_fd = util::open_file(gpt.disk, flags);
     m_base = part.offset;
     struct stat st {};
@@ -71,7 +74,24 @@ void
 PartitionIo::pread_exact(char* buffer, std::size_t size, std::uint64_t offset) const
 {
   check(offset, size);
-  std::size_t got = util::pread_full(m_fd.get(), buffer, size, m_base + offset, m_name);
+  std::size_t got = 0;
+  const std::uint64_t at = m_base + offset;
+  const std::size_t align = util::AlignedBuffer::k_alignment;
+  if (m_direct && reinterpret_cast<std::uintptr_t>(buffer) % align == 0 && at % align == 0 && size % align == 0) {
+    ssize_t n = -1;
+    do {
+      n = ::pread(m_direct.get(), buffer, size, static_cast<off_t>(at));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EINVAL) {
+      throw Error(m_name, "read failed at byte " + std::to_string(offset) + ": " + errno_text(errno));
+    }
+    // EINVAL (an alignment the device refuses) or a short read (the end of an image
+    // file): the rest the ordinary way.
+    got = n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  if (got < size) {
+    got += util::pread_full(m_fd.get(), buffer + got, size - got, at + got, m_name);
+  }
   // A disk image file may be shorter than its partition table says (sparse tail).
   std::fill(buffer + got, buffer + size, '\0');
 }
@@ -163,10 +183,19 @@ PartitionIo::prefetch(std::uint64_t offset, std::uint64_t size)
   ::posix_fadvise(m_fd.get(), static_cast<off_t>(m_base + offset), static_cast<off_t>(size), POSIX_FADV_WILLNEED);
 }
 
-void
-PartitionIo::drop_cache()
+bool
+PartitionIo::begin_read_back()
 {
   ::posix_fadvise(m_fd.get(), static_cast<off_t>(m_base), static_cast<off_t>(m_size), POSIX_FADV_DONTNEED);
+  if (!m_direct) {
+    // Refused (EINVAL) by file systems without O_DIRECT (tmpfs before Linux 6.6): the
+    // dropped pages are then what keeps the read-back honest.
+    int fd = ::open(m_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (fd >= 0) {
+      m_direct = util::Fd(fd);
+    }
+  }
+  return static_cast<bool>(m_direct);
 }
 
 } // namespace kiln::node

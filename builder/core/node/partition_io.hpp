@@ -38,14 +38,20 @@ public:
   void sync() override;
   // Asks the kernel to start reading [offset, offset+size) now (read-ahead).
   void prefetch(std::uint64_t offset, std::uint64_t size) override;
-  // Drops cached pages so a read-back comes from the device, not the page cache.
-  void drop_cache() override;
+  // From now on reads come from the device: through a second descriptor opened O_DIRECT
+  // where the file system or device allows it (aligned reads; the rest, e.g. a sparse
+  // image's short tail, are read the ordinary way), and with the cached pages dropped in
+  // any case. Returns whether O_DIRECT is in use.
+  bool begin_read_back() override;
+  bool reads_directly() const noexcept { return static_cast<bool>(m_direct); }
 
 private:
   void check(std::uint64_t offset, std::uint64_t size) const;
   std::uint64_t write_zeros_where_needed(std::uint64_t offset, std::uint64_t size);
 
   util::Fd m_fd;
+  util::Fd m_direct; // O_DIRECT, read-only: opened by begin_read_back()
+  fs::path m_path; // what m_fd opened (the partition's node or the disk)
   std::string m_name;
   std::uint64_t m_base = 0;
   std::uint64_t m_size = 0;

@@ -65,6 +65,7 @@ struct WriteReport {
   std::uint64_t skipped_bytes = 0; // already equal
   std::uint64_t zeroed_bytes = 0; // gaps made zero
   WriteMode mode = WriteMode::straight;
+  bool direct_read_back = false; // the read-back bypassed the page cache (O_DIRECT)
 };
 
 struct ReimageReport {

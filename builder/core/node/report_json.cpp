@@ -26,6 +26,9 @@ add_write(json& j, const WriteReport& w)
   j["written_bytes"] = w.written_bytes;
   j["skipped_bytes"] = w.skipped_bytes;
   j["write_mode"] = write_mode_name(w.mode);
+  // How the read-back reached the device: "direct" (O_DIRECT) or "uncached" (its cached
+  // pages dropped first, where O_DIRECT is refused).
+  j["read_back"] = w.direct_read_back ? "direct" : "uncached";
   j["zeroed_bytes"] = w.zeroed_bytes;
 }
 

@@ -52,6 +52,21 @@ Fd::close(const std::string& subject)
   }
 }
 
+AlignedBuffer::AlignedBuffer(std::size_t size) : m_size(size)
+{
+  void* p = nullptr;
+  if (::posix_memalign(&p, k_alignment, size == 0 ? k_alignment : size) != 0) {
+    throw std::bad_alloc();
+  }
+  m_data.reset(static_cast<char*>(p));
+}
+
+void
+AlignedBuffer::Free::operator()(char* p) const noexcept
+{
+  std::free(p);
+}
+
 Fd
 open_file(const fs::path& path, int flags, unsigned mode)
 {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <functional>
 #include <optional>
 #include <string>
@@ -34,6 +35,23 @@ public:
 
 private:
   int m_fd = -1;
+};
+
+// Memory aligned for O_DIRECT I/O: 4096 bytes, which every device's logical block size
+// divides. Move-only; throws std::bad_alloc.
+class AlignedBuffer {
+public:
+  static constexpr std::size_t k_alignment = 4096;
+  explicit AlignedBuffer(std::size_t size);
+  char* data() noexcept { return m_data.get(); }
+  std::size_t size() const noexcept { return m_size; }
+
+private:
+  struct Free {
+    void operator()(char* p) const noexcept;
+  };
+  std::unique_ptr<char, Free> m_data;
+  std::size_t m_size;
 };
 
 // Opens `path` with open(2) flags; throws Error(path, strerror) on failure.

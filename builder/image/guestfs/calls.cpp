@@ -96,7 +96,12 @@ Handle::inspect_get_major_version(const std::string& root)
 void
 Handle::mount_os(const std::string& root, bool readonly, const std::string& prefix)
 {
-  std::map<std::string, std::string> points = inspect_mountpoints(root);
+  mount_points(inspect_mountpoints(root), readonly, prefix);
+}
+
+void
+Handle::mount_points(const std::map<std::string, std::string>& points, bool readonly, const std::string& prefix)
+{
   std::vector<std::pair<std::string, std::string>> order(points.begin(), points.end());
   std::stable_sort(order.begin(), order.end(),
                    [](const auto& a, const auto& b) { return a.first.size() < b.first.size(); });

@@ -81,6 +81,9 @@ public:
   int inspect_get_major_version(const std::string& root);
   // Mounts every filesystem of `root` at its mountpoint under `prefix` (shortest first).
   void mount_os(const std::string& root, bool readonly = false, const std::string& prefix = "");
+  // The same for mount points known beforehand (mountpoint -> device), without inspection.
+  void mount_points(const std::map<std::string, std::string>& points, bool readonly = false,
+                    const std::string& prefix = "");
 
   // Devices and filesystems.
   std::vector<std::string> list_devices();

@@ -1,5 +1,6 @@
 #include "image/pipeline/ab_layout.hpp"
 #include "image/pipeline/phase_timer.hpp"
+#include "image/pipeline/guest.hpp"
 
 #include "core/bundle/bundle.hpp"
 #include "core/bundle/sign.hpp"
@@ -186,13 +187,9 @@ AbStage::build_alone(const Built& finalized)
   say(m_options, "appliance: launching for the A/B disk");
   g.launch();
   m_laps.lap("ab launch");
-  std::vector<std::string> roots = g.inspect_os();
-  if (roots.size() != 1) {
-    throw Error("layout ab", roots.empty() ? "no operating system in the finalized image"
-                                           : "more than one operating system in the finalized image");
-  }
+  steps::GuestInfo guest = known_or_inspected(g, finalized.meta.guest, "layout ab: the finalized image");
   m_laps.lap("ab inspect");
-  run(g, roots.front(), finalized);
+  run(g, guest, finalized);
   m_result->launches = 1;
   return take().value();
 }
@@ -205,10 +202,10 @@ AbStage::take()
   return r;
 }
 
-// Appliance: the finalized guest (drive 0, `root`) copied into slot A of the new disk
+// Appliance: the finalized guest (drive 0) copied into slot A of the new disk
 // (drive 1), slot A completed, GRUB installed; host: the bundle and the layer.
 void
-AbStage::run(gfs::Handle& g, const std::string& root, const Built& finalized)
+AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finalized)
 {
   const recipe::Recipe& recipe = m_recipe;
   const recipe::AbLayout& ab = recipe.ab;
@@ -227,7 +224,7 @@ AbStage::run(gfs::Handle& g, const std::string& root, const Built& finalized)
     throw Error("layout ab", "no partition " + std::string(name));
   };
 
-  g.mount_os(root, true);
+  g.mount_points(guest.mounts, true);
   ab::GrubTools grub = ab::find_grub(editor);
   ab::Kernel kernel = ab::find_kernel(editor);
   std::string old_fstab = g.exists("/etc/fstab") ? g.read_file("/etc/fstab") : "";
@@ -239,7 +236,7 @@ AbStage::run(gfs::Handle& g, const std::string& root, const Built& finalized)
   g.umount_all();
   g.mount(dev(slots::k_part_a), "/");
   g.mkdir_p(k_source_mount);
-  g.mount_os(root, true, k_source_mount);
+  g.mount_points(guest.mounts, true, k_source_mount);
   g.cp_a(k_source_mount + "/.", "/");
   g.umount_all();
   g.mount(dev(slots::k_part_a), "/");

@@ -67,7 +67,7 @@ public:
   std::optional<Built> take();
 
   void add_drives(gfs::Handle& g, const std::filesystem::path& source_layer) override;
-  void run(gfs::Handle& g, const std::string& root, const Built& finalized) override;
+  void run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finalized) override;
 
 private:
   const recipe::Recipe& m_recipe;

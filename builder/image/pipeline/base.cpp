@@ -1,4 +1,5 @@
 #include "image/pipeline/base.hpp"
+#include "image/pipeline/guest.hpp"
 
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
@@ -18,8 +19,9 @@ namespace {
 const char* const k_compatible_ext4 = "^metadata_csum,^metadata_csum_seed,^orphan_file,^64bit";
 
 // Makes the base disk from a root filesystem tar: one partition, ext4 with features
-// an EL7 kernel mounts, labelled "root", and an fstab that mounts it by label.
-void
+// an EL7 kernel mounts, labelled "root", and an fstab that mounts it by label. Returns what
+// inspection finds in it (one file system: quick), for the base layer's record.
+GuestFacts
 disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, const BuildOptions& options)
 {
   util::AtomicFile file(out);
@@ -40,8 +42,10 @@ disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, cons
   g.tar_in(tar.string(), "/");
   g.write("/etc/fstab", "LABEL=root / ext4 defaults 0 1\n");
   g.umount_all();
+  GuestFacts facts = inspect_guest(g, "base " + tar.filename().string());
   g.shutdown();
   file.commit();
+  return facts;
 }
 
 } // namespace
@@ -105,29 +109,30 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
     fetch_options.progress = progress_sink(options);
     say(options, "base: " + base.urls.front());
     fetch::FetchResult fetched = cache.fetch(fetch_options);
-    return {fetched.path, base.format};
+    return {fetched.path, base.format, 0, std::nullopt};
   }
   if (base.kind == recipe::BaseImage::Kind::path && base.format != "tar") {
     // A copy in the cache: layers must never be backed by a file someone may change.
-    return {cache.insert_file(base.path, plan.inputs.front().sha256), base.format};
+    return {cache.insert_file(base.path, plan.inputs.front().sha256), base.format, 0, std::nullopt};
   }
   fs::path disk = layers.image(plan.base_key);
   // Builds of different recipes on one base run side by side: one makes the base disk.
   util::FileLock base_lock(cache.area("locks") / (plan.base_key.substr(0, 16) + ".base.lock"));
   if (layers.has(plan.base_key)) {
     say(options, "base: cached");
-    return {disk, "qcow2"};
+    return {disk, "qcow2", 0, layers.read(plan.base_key).guest};
   }
   fs::path tar = base.kind == recipe::BaseImage::Kind::path ? fs::path(base.path)
                                                             : bootstrap_tar(base, plan.base_key, cache, options);
   std::uint64_t size = recipe.size != 0 ? recipe.size : (4ull << 30);
-  disk_from_tar(tar, disk, size, options);
+  GuestFacts facts = disk_from_tar(tar, disk, size, options);
   LayerMeta meta;
   meta.key = plan.base_key;
   meta.name = "base";
   meta.source = tar.filename().string();
+  meta.guest = facts;
   layers.write(meta);
-  return {disk, "qcow2", 1};
+  return {disk, "qcow2", 1, std::move(facts)};
 }
 
 } // namespace kiln::build

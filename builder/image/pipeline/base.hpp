@@ -23,6 +23,7 @@ struct BaseLayer {
   std::filesystem::path image;
   std::string format = "qcow2";
   int launches = 0; // appliance launches it took (a disk made from a tar: one)
+  std::optional<GuestFacts> guest; // known for a disk kiln made (inspected at once), else unset
 };
 
 BaseLayer resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache,

@@ -145,7 +145,7 @@ run(steps::StepContext& ctx, const recipe::Recipe& recipe, const fs::path& scrat
 json
 verify(gfs::Handle& g, const steps::GuestInfo& guest, const recipe::Recipe& recipe, const BuildOptions& options)
 {
-  verify::GuestfsView view(g, guest.root, guest.package_format, recipe.name);
+  verify::GuestfsView view(g, guest.mounts, guest.package_format, recipe.name);
   std::vector<dcos::CheckResult> results = dcos::run_checks(view, {recipe.dcos->role, recipe.dcos->version});
   std::string failed;
   for (const auto& r : results) {

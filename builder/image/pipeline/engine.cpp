@@ -7,33 +7,13 @@
 #include "image/guestfs/guestfs.hpp"
 #include "image/guestfs/guestfs_editor.hpp"
 #include "image/pipeline/base.hpp"
+#include "image/pipeline/guest.hpp"
 #include "image/pipeline/phase_timer.hpp"
 #include "image/pipeline/stage.hpp"
 
 namespace kiln::build {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-steps::GuestInfo
-inspect(gfs::Handle& g)
-{
-  std::vector<std::string> roots = g.inspect_os();
-  if (roots.size() != 1) {
-    throw Error("image", roots.empty() ? "no operating system found in the base image"
-                                       : "more than one operating system in the base image");
-  }
-  steps::GuestInfo info;
-  info.root = roots.front();
-  info.distro = g.inspect_get_distro(info.root);
-  info.package_format = g.inspect_get_package_format(info.root);
-  info.package_manager = g.inspect_get_package_management(info.root);
-  info.major_version = g.inspect_get_major_version(info.root);
-  return info;
-}
-
-} // namespace
 
 Built
 run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache& cache, const LayerStore& layers,
@@ -66,7 +46,8 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     PhaseTimer timer(log_sink(options), "base");
     parent = resolve_base(recipe, plan, cache, layers, options);
   } else {
-    parent = BaseLayer{layers.image(stages[first - 1]->key()), "qcow2", 0};
+    const std::string& key = stages[first - 1]->key();
+    parent = BaseLayer{layers.image(key), "qcow2", 0, layers.read(key).guest};
   }
   result.launches += parent.launches;
   fs::path working = scratch / "working.qcow2";
@@ -90,9 +71,9 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
   ++result.launches;
   steps::GuestInfo guest;
   {
-    PhaseTimer timer(log_sink(options), "inspect");
-    guest = inspect(g);
-    g.mount_os(guest.root);
+    PhaseTimer timer(log_sink(options), parent.guest ? "mount" : "inspect");
+    guest = known_or_inspected(g, parent.guest, "image");
+    g.mount_points(guest.mounts);
   }
   gfs::GuestfsEditor editor(g);
   steps::StepContext ctx{editor, guest, network, notice_sink(options)};
@@ -104,7 +85,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     meta.key = stage.key();
     meta.name = stage.name();
     meta.recipe = recipe.name;
-    meta.guest = GuestFacts{guest.distro, guest.package_format, guest.package_manager, guest.major_version};
+    meta.guest = guest;
     util::check_interrupted();
     const bool last = i + 1 == stages.size();
     {
@@ -118,13 +99,13 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     layers.write(meta);
     result.built.push_back(stage.name());
     if (!last) {
-      g.mount_os(guest.root);
+      g.mount_points(guest.mounts);
     } else {
       result.meta = std::move(meta);
     }
   }
   if (after != nullptr) {
-    after->run(g, guest.root, result);
+    after->run(g, guest, result);
   }
   return result;
 }

@@ -30,8 +30,8 @@ class SharedLaunch {
 public:
   virtual ~SharedLaunch() = default;
   virtual void add_drives(gfs::Handle& g, const std::filesystem::path& working) = 0;
-  // `root`: the finalized guest's root device, as inspected (drive 0).
-  virtual void run(gfs::Handle& g, const std::string& root, const Built& finalized) = 0;
+  // `guest`: the finalized guest (drive 0) as inspected or recorded.
+  virtual void run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finalized) = 0;
 };
 
 // Returns the finalize layer and its record, with the launches made and the stages run

@@ -83,7 +83,7 @@ FinalizeStage::run(StageRun& run) const
   }
   if (recipe.trim) {
     PhaseTimer timer(log_sink(options), "trim");
-    for (const auto& [mountpoint, device] : run.g.inspect_mountpoints(run.ctx.guest.root)) {
+    for (const auto& [mountpoint, device] : run.ctx.guest.mounts) {
       run.g.trim(mountpoint);
     }
   }

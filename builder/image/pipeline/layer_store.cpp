@@ -23,6 +23,10 @@ to_json(const LayerMeta& meta)
                   {"package_format", meta.guest->package_format},
                   {"package_manager", meta.guest->package_manager},
                   {"major_version", meta.guest->major_version}};
+    if (!meta.guest->root.empty()) {
+      j["guest"]["root"] = meta.guest->root;
+      j["guest"]["mounts"] = meta.guest->mounts;
+    }
   }
   if (meta.name == "finalize" || meta.name == "ab" || !meta.packages.empty()) {
     json packages = json::array();
@@ -72,8 +76,15 @@ layer_meta_from_json(const json& j, const std::string& subject)
     m.source = j.value("source", "");
     if (j.contains("guest")) {
       const json& g = j.at("guest");
-      m.guest = GuestFacts{g.at("distro").get<std::string>(), g.at("package_format").get<std::string>(),
-                           g.at("package_manager").get<std::string>(), g.at("major_version").get<int>()};
+      GuestFacts facts;
+      facts.distro = g.at("distro").get<std::string>();
+      facts.package_format = g.at("package_format").get<std::string>();
+      facts.package_manager = g.at("package_manager").get<std::string>();
+      facts.major_version = g.at("major_version").get<int>();
+      // Layers of older kilns have neither: a stage on top of them inspects the guest.
+      facts.root = g.value("root", "");
+      facts.mounts = g.value("mounts", std::map<std::string, std::string>{});
+      m.guest = std::move(facts);
     }
     for (const auto& p : j.value("packages", json::array())) {
       m.packages.push_back(

@@ -8,6 +8,7 @@
 #include "core/manifest/manifest.hpp"
 #include "core/util/runner.hpp"
 #include "image/ab/disk_layout.hpp"
+#include "image/steps/context.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -19,13 +20,9 @@
 
 namespace kiln::build {
 
-// What inspection found in the guest (steps::GuestInfo without the device name).
-struct GuestFacts {
-  std::string distro; // centos, debian, ...
-  std::string package_format; // rpm | deb
-  std::string package_manager; // yum | dnf | apt
-  int major_version = 0;
-};
+// What inspection found in the guest, kept with every layer: a stage built on top of it
+// mounts the guest by these facts instead of inspecting it again.
+using GuestFacts = steps::GuestInfo;
 
 // The newest kernel and its initramfs, copied out of the guest beside the layer (pxe).
 struct KernelFiles {

@@ -4,6 +4,7 @@
 #include "image/edit/editor.hpp"
 
 #include <functional>
+#include <map>
 #include <string>
 
 namespace kiln::steps {
@@ -15,6 +16,8 @@ struct GuestInfo {
   std::string package_format; // rpm | deb
   std::string package_manager; // yum | dnf | apt
   int major_version = 0;
+  // mountpoint -> device, as inspection found them (its order of mounting: shortest first).
+  std::map<std::string, std::string> mounts;
 };
 
 struct StepContext {

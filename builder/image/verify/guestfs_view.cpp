@@ -10,8 +10,9 @@
 
 namespace kiln::verify {
 
-GuestfsView::GuestfsView(gfs::Handle& g, std::string root, std::string package_format, std::string name)
-  : m_g(g), m_root(std::move(root)), m_package_format(std::move(package_format)), m_name(std::move(name))
+GuestfsView::GuestfsView(gfs::Handle& g, std::map<std::string, std::string> mounts, std::string package_format,
+                         std::string name)
+  : m_g(g), m_mounts(std::move(mounts)), m_package_format(std::move(package_format)), m_name(std::move(name))
 {}
 
 bool
@@ -103,7 +104,7 @@ GuestfsView::package_version(const std::string& name)
 std::optional<dcos::Filesystem>
 GuestfsView::filesystem_of(const std::string& path)
 {
-  std::map<std::string, std::string> mounts = m_g.inspect_mountpoints(m_root);
+  const std::map<std::string, std::string>& mounts = m_mounts;
   std::vector<std::string> points;
   for (const auto& [mp, dev] : mounts) {
     points.push_back(mp);
@@ -164,8 +165,9 @@ verify_image(const std::filesystem::path& image, const ImageVerifyOptions& optio
   }
   // Read-write on the read-only drive: the queries' temporary files land in the
   // throwaway overlay, never in the image.
-  g.mount_os(roots.front());
-  GuestfsView view(g, roots.front(), g.inspect_get_package_format(roots.front()), image.filename().string());
+  std::map<std::string, std::string> mounts = g.inspect_mountpoints(roots.front());
+  g.mount_points(mounts);
+  GuestfsView view(g, mounts, g.inspect_get_package_format(roots.front()), image.filename().string());
   std::vector<dcos::CheckResult> results = dcos::run_checks(view, options.checks);
   g.umount_all();
   g.shutdown();

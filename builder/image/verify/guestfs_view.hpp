@@ -18,8 +18,9 @@ namespace kiln::verify {
 
 class GuestfsView : public dcos::FsView {
 public:
-  // `g` is launched with the guest's file systems mounted under / (inspection root `root`).
-  GuestfsView(gfs::Handle& g, std::string root, std::string package_format, std::string name);
+  // `g` is launched with the guest's file systems mounted under / as `mounts` says
+  // (mountpoint -> device).
+  GuestfsView(gfs::Handle& g, std::map<std::string, std::string> mounts, std::string package_format, std::string name);
   bool exists(const std::string& path) override;
   bool is_file(const std::string& path) override;
   bool is_dir(const std::string& path) override;
@@ -33,7 +34,7 @@ public:
 
 private:
   gfs::Handle& m_g;
-  std::string m_root;
+  std::map<std::string, std::string> m_mounts;
   std::string m_package_format;
   std::string m_name;
   std::optional<std::map<std::string, std::string>> m_packages;
