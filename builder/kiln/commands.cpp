@@ -13,7 +13,7 @@ namespace {
 
 // The command table: each entry adds its subcommands (cmd_*.cpp), in the order help lists them.
 using AddCommands = void (*)(CLI::App& app, int& status);
-constexpr AddCommands k_commands[] = {add_plan_command,  add_build_command, add_verify_command,
+constexpr AddCommands k_commands[] = {add_plan_command,  add_build_command, add_verify_command, add_diff_command,
                                       add_fetch_command, add_cache_command, add_trust_commands};
 
 } // namespace

@@ -26,5 +26,6 @@ void add_cache_command(CLI::App& app, int& status);
 void add_trust_commands(CLI::App& app, int& status);
 void add_build_command(CLI::App& app, int& status);
 void add_verify_command(CLI::App& app, int& status);
+void add_diff_command(CLI::App& app, int& status);
 
 } // namespace kiln::cmd

@@ -314,6 +314,21 @@ Handle::tar_in(const std::string& local_tar, const std::string& dir)
 }
 
 void
+Handle::tar_out(const std::string& dir, const std::string& local_tar)
+{
+  Impl& im = impl();
+  struct guestfs_tar_out_opts_argv optargs {};
+  optargs.bitmask = GUESTFS_TAR_OUT_OPTS_NUMERICOWNER_BITMASK | GUESTFS_TAR_OUT_OPTS_XATTRS_BITMASK |
+                    GUESTFS_TAR_OUT_OPTS_SELINUX_BITMASK | GUESTFS_TAR_OUT_OPTS_ACLS_BITMASK;
+  optargs.numericowner = 1;
+  optargs.xattrs = 1;
+  optargs.selinux = 1;
+  optargs.acls = 1;
+  im.check(guestfs_tar_out_opts_argv(im.g.get(), dir.c_str(), local_tar.c_str(), &optargs), "tar_out",
+           dir + " -> " + local_tar);
+}
+
+void
 Handle::cp_a(const std::string& src, const std::string& dest)
 {
   Impl& im = impl();

@@ -111,6 +111,8 @@ public:
   void download(const std::string& remote, const std::string& local);
   // Unpacks an uncompressed tar file into `dir`, keeping xattrs, SELinux labels and ACLs.
   void tar_in(const std::string& local_tar, const std::string& dir);
+  // The tree beneath `dir` into a local tar: numeric owners, xattrs, SELinux labels, ACLs.
+  void tar_out(const std::string& dir, const std::string& local_tar);
   // `cp -a src dest` inside the appliance: ownership, modes, times, hard links, sparse files
   // and every xattr (the appliance runs without SELinux, so security.selinux is copied as a
   // plain xattr, and /etc/xattr.conf skips none kiln needs).
