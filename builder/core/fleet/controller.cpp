@@ -140,10 +140,11 @@ Controller::run_node(const Node& node, RunState& state)
       step(node, *next, ns);
     } catch (const Error& e) {
       std::lock_guard<std::mutex> hold(m_lock);
-      ns.error = to_string(*next) + ": " + (e.subject() == node.host ? e.reason() : std::string(e.what()));
+      const std::string why = e.subject() == node.host ? e.reason() : std::string(e.what());
+      ns.error = to_string(*next) + ": " + why;
       state.nodes[node.host] = ns;
       save(state);
-      emit({Event::Kind::failed, node.host, to_string(*next), e.what()});
+      emit({Event::Kind::failed, node.host, to_string(*next), why});
       throw Error(node.host, ns.error, e.exit_code());
     }
     std::lock_guard<std::mutex> hold(m_lock);
