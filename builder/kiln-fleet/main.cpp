@@ -116,16 +116,8 @@ main(int argc, char** argv)
       sub->add_flag("--force-wipe-masters", a.force_wipe_masters,
                     "Allow wiping masters: deletes each one's ZooKeeper and replicated-log state (one at a time)");
     }
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-      std::cout << app.help();
-      return 0;
-    } catch (const CLI::CallForVersion&) {
-      std::cout << "kiln-fleet " KILN_VERSION "\n";
-      return 0;
-    } catch (const CLI::ParseError& e) {
-      throw kiln::UsageError("arguments", e.what());
+    if (auto answered = kiln::cli::parse_command_line(app, argc, argv, "kiln-fleet " KILN_VERSION)) {
+      return *answered;
     }
     if (plan->parsed()) {
       return plan_command(a);

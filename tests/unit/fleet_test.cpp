@@ -411,7 +411,13 @@ public:
 
 class NoMasters : public MasterProbe {
 public:
-  MasterHealth probe(const Node&) override { return {true, {}}; }
+  std::map<std::string, std::string> problems; // host -> what is wrong with it
+  std::vector<std::string> asked;
+  MasterHealth probe(const Node& m) override
+  {
+    asked.push_back(m.host);
+    return {m.host == "m1", problems[m.host]};
+  }
 };
 
 class RecordedEvents : public Events {
@@ -562,6 +568,27 @@ TEST_F(FleetController, ResumedAtEveryPhaseBoundary)
     m_master = FakeMaster();
     m_nodes.nodes.clear();
   }
+}
+
+TEST_F(FleetController, MastersOneAtATimeOnlyWhileTheOthersAreHealthy)
+{
+  Cluster c = load_text(m_dir, "master: {url: http://127.0.0.1:1/api/v1}\n"
+                               "transport: {command: fake, reboot_command: reboot, boot_id_command: bootid}\n"
+                               "action: {reimage: http://r/v2.kbundle}\n"
+                               "limits: {poll: 1s, deadlines: {master: 10s, boot: 20s}}\nnodes:\n"
+                               "  - {host: m1, address: 10.0.1.1, role: master}\n"
+                               "  - {host: m2, address: 10.0.1.2, role: master}\n"
+                               "  - {host: m3, address: 10.0.1.3, role: master}\n");
+  m_probe.problems["m3"] = "m3: registrar/log/recovered is not 1";
+  EXPECT_EQ(run(c), "m1: cleared: the other masters not healthy within 10s: m3: registrar/log/recovered is not 1");
+  EXPECT_EQ(m_nodes.nodes["m1"].writes, 0);
+  m_probe.problems.clear();
+  ASSERT_EQ(run(c), "");
+  for (const char* m : {"m1", "m2", "m3"}) {
+    EXPECT_EQ(m_nodes.nodes[m].writes, 1) << m;
+    EXPECT_EQ(m_nodes.nodes[m].booted, "B") << m;
+  }
+  EXPECT_TRUE(m_master.calls.empty()); // no maintenance for masters
 }
 
 } // namespace
