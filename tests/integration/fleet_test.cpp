@@ -17,6 +17,7 @@ using nlohmann::json;
 
 struct Options {
   int agents = 5;
+  int masters = 0;
   unsigned at_once = 2;
   std::string action = "reimage"; // or "wipe"
   std::vector<std::string> master_args; // mesos_master.py's
@@ -44,9 +45,10 @@ protected:
     json agents = json::array();
     json nodes = json::object();
     std::vector<std::string> addresses;
-    for (int i = 1; i <= o.agents; ++i) {
-      const std::string host = "agent" + std::to_string(i);
-      const std::string address = "127.0.0." + std::to_string(10 + i);
+    for (int i = 1; i <= o.agents + o.masters; ++i) {
+      const bool master = i > o.agents;
+      const std::string host = master ? "m" + std::to_string(i - o.agents) : "agent" + std::to_string(i);
+      const std::string address = "127.0.0." + std::to_string((master ? 20 - o.agents : 10) + i);
       fs::path nd = d / "nodes" / host;
       fs::create_directories(nd);
       node::make_ab_disk(
@@ -59,17 +61,22 @@ protected:
         write_text(nd / "root" / f, "x");
       }
       const std::string id = "S" + std::to_string(i);
-      write_text(nd / "root/var/lib/mesos/slave/meta/slaves/latest", id + "\n");
-      agents.push_back({{"id", id}, {"hostname", host}});
-      nodes[address] = {{"dir", nd.string()}, {"host", host}};
+      if (!master) {
+        write_text(nd / "root/var/lib/mesos/slave/meta/slaves/latest", id + "\n");
+        agents.push_back({{"id", id}, {"hostname", host}});
+      }
+      nodes[address] = {{"dir", nd.string()}, {"host", host}, {"role", master ? "master" : "agent"}};
       addresses.push_back(address);
       m_hosts.push_back({host, address});
     }
     write_text(d / "token", "secret-token\n");
     m_master = std::make_unique<FakeMesosMaster>(d / "master", agents, "secret-token", o.master_args);
     m_sshd = std::make_unique<Sshd>(d / "ssh", addresses);
-    json config = {
-      {"nodes", nodes}, {"kiln_node", KILN_NODE_TEST_BIN}, {"trust", m_trust.string()}, {"master", m_master->url()}};
+    json config = {{"nodes", nodes},
+                   {"kiln_node", KILN_NODE_TEST_BIN},
+                   {"trust", m_trust.string()},
+                   {"master", m_master->url()},
+                   {"log", (d / "all-commands.log").string()}};
     write_text(d / "nodes.json", config.dump(2));
     const std::string script =
       "python3 " + (support_dir() / "fleet_node.py").string() + " " + (d / "nodes.json").string();
@@ -93,7 +100,8 @@ protected:
             "\n  drain_grace: 1s\n  poll: 100ms\n  deadlines: {drain: " + o.drain_deadline +
             ", command: 60s, boot: " + o.boot_deadline + ", rejoin: 5s}\nnodes:\n";
     for (const auto& [host, address] : m_hosts) {
-      yaml += "  - {host: " + host + ", address: " + address + ", role: agent}\n";
+      yaml +=
+        "  - {host: " + host + ", address: " + address + ", role: " + (host[0] == 'm' ? "master" : "agent") + "}\n";
     }
     m_cluster = d / "cluster.yaml";
     write_text(m_cluster, yaml);
@@ -106,7 +114,11 @@ protected:
     util::RunOptions o;
     o.env = env;
     o.timeout = std::chrono::seconds(300);
-    return util::run(argv, o);
+    util::RunResult r = util::run(argv, o);
+    // Kept with the test's scratch directory when it fails.
+    write_text(m_dir.path() / ("kiln-fleet-" + std::to_string(++m_runs) + ".log"),
+               "$ kiln-fleet " + args.front() + "\n" + r.out + r.err + "exit " + std::to_string(r.exit_code) + "\n");
+    return r;
   }
 
   fs::path node_dir(const std::string& host) const { return m_dir.path() / "nodes" / host; }
@@ -146,6 +158,7 @@ protected:
   }
 
   ScratchDir m_dir;
+  int m_runs = 0;
   Options m_options;
   fs::path m_trust, m_cluster;
   std::string m_bundle_url;
@@ -264,6 +277,43 @@ TEST_F(FleetRun, AgentThatNeverDrainsFailsAtTheDeadline)
   EXPECT_TRUE(m_master->state()["down"].empty());
 }
 
+// Ctrl-C while an agent drains: kiln-fleet ends at once (exit 130), the state file says
+// where the node is, and `run` again goes on from there without draining it twice.
+TEST_F(FleetRun, InterruptedWhileDrainingEndsPromptlyAndResumes)
+{
+  Options o;
+  o.agents = 1;
+  o.at_once = 1;
+  o.drain_deadline = "60s";
+  o.master_args = {"--drain-seconds", "4"};
+  start(o);
+  util::RunOptions ro;
+  ro.capture_stderr = false;
+  util::Child child({KILN_FLEET_TEST_BIN, "run", m_cluster.string()}, ro);
+  for (;;) {
+    auto line = child.read_line();
+    ASSERT_TRUE(line.has_value()) << "kiln-fleet ended before draining";
+    if (line->find("agent1: draining:") != std::string::npos) {
+      break;
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  child.kill(SIGINT);
+  EXPECT_EQ(child.wait(), 130);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  util::RunResult status = fleet({"--json", "status", m_cluster.string()});
+  json n = json::parse(status.out)["nodes"][0];
+  EXPECT_EQ(n["phase"], "draining");
+  EXPECT_NE(n.value("error", "").find("interrupted"), std::string::npos) << n.dump();
+  util::RunResult r = fleet({"run", m_cluster.string()});
+  ASSERT_TRUE(r.ok()) << r.out << r.err;
+  int drains = 0;
+  for (const auto& e : m_master->log()) {
+    drains += e.value("call", "") == "DRAIN_AGENT" ? 1 : 0;
+  }
+  EXPECT_EQ(drains, 1);
+}
+
 // Killed (SIGKILL) right after each phase was saved, then run again: every node done, each
 // reimaged once, every maintenance call made once per node.
 TEST_F(FleetRun, InterruptedAtEveryPhaseBoundaryResumes)
@@ -295,6 +345,64 @@ TEST_F(FleetRun, InterruptedAtEveryPhaseBoundaryResumes)
   EXPECT_TRUE(st["agents"][0]["active"].get<bool>());
   EXPECT_TRUE(st["windows"].empty());
   EXPECT_EQ(read_text(node_dir("agent1") / "booted").substr(0, 1), "B");
+}
+
+// Three masters, one at a time: each only while the other two are healthy (their log
+// recovered, ZooKeeper answering ruok with imok on a real socket), then healthy again.
+TEST_F(FleetRun, MastersOneAtATimeWhileTheOthersAreHealthy)
+{
+  Options o;
+  o.agents = 0;
+  o.masters = 3;
+  o.master_args = {"--leader", "m2"};
+  start(o);
+  // Point the master checks at the fake (one process stands in for the three).
+  std::string yaml = read_text(m_cluster);
+  const std::string health = "  metrics_url: \"" + m_master->url() +
+                             "/metrics/snapshot?master={host}\"\n"
+                             "  zookeeper: \"127.0.0.1:" +
+                             std::to_string(m_master->zookeeper_port()) + "\"\n";
+  yaml.insert(yaml.find("transport:"), health);
+  write_text(m_cluster, yaml);
+  util::RunResult r = fleet({"run", m_cluster.string()});
+  ASSERT_TRUE(r.ok()) << r.out << r.err;
+  // In order, and never two at once: each master's reboot before the next one's reimage.
+  std::vector<std::string> order;
+  for (const auto& line : lines(read_text(m_dir.path() / "all-commands.log"))) {
+    if (line.find(" reimage ") != std::string::npos || line.ends_with(" reboot")) {
+      order.push_back(line.substr(0, line.find(' ')) + (line.ends_with(" reboot") ? " reboot" : " reimage"));
+    }
+  }
+  EXPECT_EQ(
+    order, (std::vector<std::string>{"m1 reimage", "m1 reboot", "m2 reimage", "m2 reboot", "m3 reimage", "m3 reboot"}));
+  for (const char* m : {"m1", "m2", "m3"}) {
+    EXPECT_EQ(read_text(node_dir(m) / "booted").substr(0, 1), "B") << m;
+  }
+  EXPECT_TRUE(m_master->log().empty()); // no maintenance calls for masters
+}
+
+// Exhibitor says one master's ZooKeeper is not serving: no master may go.
+TEST_F(FleetRun, NoMasterGoesWhileExhibitorSaysAnotherIsNotServing)
+{
+  Options o;
+  o.agents = 0;
+  o.masters = 3;
+  o.master_args = {"--leader", "m1", "--zk-host", "m1", "--zk-host", "m2", "--zk-host", "m3", "--zk-unhealthy", "m3"};
+  start(o);
+  std::string yaml = read_text(m_cluster);
+  const std::string health = "  metrics_url: \"" + m_master->url() +
+                             "/metrics/snapshot?master={host}\"\n"
+                             "  exhibitor_url: \"" +
+                             m_master->url() + "/exhibitor/v1/cluster/status\"\n";
+  yaml.insert(yaml.find("transport:"), health);
+  yaml.insert(yaml.find("  drain_grace"), "  deadlines: {master: 1s}\n");
+  yaml.erase(yaml.find("  deadlines: {drain"), yaml.find("nodes:") - yaml.find("  deadlines: {drain"));
+  write_text(m_cluster, yaml);
+  util::RunResult r = fleet({"run", m_cluster.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(r.err, "kiln-fleet: error: m1: cleared: the other masters not healthy within 1s: m3: "
+                   "Exhibitor: ZooKeeper m3 is not serving\n");
+  EXPECT_EQ(count("m1", "reimage"), 0);
 }
 
 TEST(FleetPlan, MastersThatWouldLoseQuorumAreRefused)

@@ -10,7 +10,7 @@ dialled: every node has an address of its own on 127.0.0.0/8). Each node is a di
              anything else: it never does (the slot stays on trial)
   root/      the node's file system: DC/OS state, the agent's id in
              var/lib/mesos/slave/meta/slaves/latest
-  commands.log   every command run here, one per line
+  commands.log   every command run here, one per line (and all nodes' in CONFIG's "log")
 
 fleet_node.py CONFIG kiln-node ARGS...   the real kiln-node on this node's disk
                                          (--disk, --booted; --trust for a reimage,
@@ -56,8 +56,9 @@ def main():
     ip = os.environ.get("SSH_CONNECTION", "").split()[2]
     node = cfg["nodes"][ip]
     d = node["dir"]
-    with open(os.path.join(d, "commands.log"), "a") as f:
-        f.write(" ".join([command] + args) + "\n")
+    for log, prefix in ((os.path.join(d, "commands.log"), ""), (cfg["log"], node["host"] + " ")):
+        with open(log, "a") as f:
+            f.write(prefix + " ".join([command] + args) + "\n")
     booted = read(os.path.join(d, "booted"), "A")
     kiln_node = [cfg["kiln_node"], "--disk", os.path.join(d, "disk.img"), "--booted", booted]
     if command == "kiln-node":
@@ -71,7 +72,8 @@ def main():
         print(read(os.path.join(d, "bootid")))
         return 0
     if command == "reboot":
-        post(cfg["master"] + "/fake/reboot", {"hostname": node["host"]})
+        if node["role"] != "master":
+            post(cfg["master"] + "/fake/reboot", {"hostname": node["host"]})
         status = json.loads(subprocess.run(kiln_node + ["--json", "status"], check=True,
                                            capture_output=True, text=True).stdout)
         slot = status["next_boot"]["slot"]
@@ -80,6 +82,8 @@ def main():
         if read(os.path.join(d, "health")) == "good":
             subprocess.run([cfg["kiln_node"], "--disk", os.path.join(d, "disk.img"), "--booted", slot, "mark-good"],
                            check=True, capture_output=True)
+        if node["role"] == "master":
+            return 0
         id_file = os.path.join(d, "root/var/lib/mesos/slave/meta/slaves/latest")
         agent_id = read(id_file)
         if not agent_id:

@@ -24,9 +24,12 @@ runs into:
         retried (as an agent does) until its machine is not DOWN; a gone id is refused
         forever; the id a host held before, if different and not gone, stays listed
     GET /fake/state                             everything, for the test's checks
-  A master's health for kiln-fleet's master checks:
-    GET /metrics/snapshot        master/elected 1, registrar/log/recovered 1
-  ZooKeeper on --zk: "ruok" -> "imok"; Exhibitor: GET /exhibitor/v1/cluster/status.
+  Each master's health for kiln-fleet's master checks (one process stands in for all):
+    GET /metrics/snapshot?master=HOST   master/elected (1 for --leader), registrar/log/
+                                        recovered (0 for a --not-recovered master)
+    GET /exhibitor/v1/cluster/status    the --zk-host servers, serving (code 3) unless
+                                        --zk-unhealthy
+  ZooKeeper on the ZK port: "ruok" -> "imok".
 
 Every call is appended to --log (JSON lines). Prints "PORT <http> ZK <zk>" when ready.
 """
@@ -240,11 +243,17 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if self.path == "/fake/state":
                 return self.answer(200, master.state())
-            if self.path.split("?")[0] == "/metrics/snapshot":
-                return self.answer(200, {"master/elected": 1.0, "registrar/log/recovered": 1.0})
-            if self.path == "/exhibitor/v1/cluster/status":
-                return self.answer(200, [{"code": 3, "description": "serving", "hostname": "127.0.0.1",
-                                          "isLeader": True}])
+            path, _, query = self.path.partition("?")
+            who = query.partition("master=")[2].split("&")[0]
+            if path == "/metrics/snapshot":
+                # ?master=HOST: that master's own snapshot (one process stands in for all).
+                return self.answer(200, {"master/elected": 1.0 if who == self.server.leader else 0.0,
+                                         "registrar/log/recovered": 0.0 if who in self.server.not_recovered else 1.0})
+            if path == "/exhibitor/v1/cluster/status":
+                return self.answer(200, [{"code": 1 if h in self.server.unhealthy else 3,
+                                          "description": "not serving" if h in self.server.unhealthy else "serving",
+                                          "hostname": h, "isLeader": h == self.server.leader}
+                                         for h in self.server.zk_hosts])
         self.answer(404, "not found")
 
     def do_POST(self):
@@ -296,6 +305,10 @@ def main():
     p.add_argument("--token", default="")
     p.add_argument("--drain-seconds", type=float, default=0.2)
     p.add_argument("--never-drain", action="append", default=[])
+    p.add_argument("--leader", default="", help="the master whose snapshot says master/elected 1")
+    p.add_argument("--zk-host", action="append", default=[], help="a ZooKeeper server Exhibitor lists")
+    p.add_argument("--zk-unhealthy", action="append", default=[], help="a ZooKeeper Exhibitor says is not serving")
+    p.add_argument("--not-recovered", action="append", default=[], help="a master whose log is not recovered")
     a = p.parse_args()
     with open(a.agents) as f:
         agents = json.load(f)
@@ -303,6 +316,10 @@ def main():
     server.daemon_threads = True
     server.master = Master(agents, a.drain_seconds, a.never_drain, a.log)
     server.token = a.token
+    server.leader = a.leader
+    server.zk_hosts = a.zk_host
+    server.unhealthy = set(a.zk_unhealthy)
+    server.not_recovered = set(a.not_recovered)
     zk = socket.socket()
     zk.bind(("127.0.0.1", 0))
     zk.listen(16)

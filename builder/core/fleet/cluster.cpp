@@ -152,6 +152,9 @@ read_master(const Value& v, Cluster& c, Diagnostics& diags)
   if (auto s = read_command(r, "zookeeper")) {
     c.zookeeper = *s;
   }
+  if (auto s = read_command(r, "exhibitor_url")) {
+    c.exhibitor_url = *s;
+  }
   r.finish();
 }
 

@@ -57,6 +57,9 @@ struct Cluster {
   // Each master's own health, {address} and {host} expanded per master.
   std::string metrics_url = "http://{address}:5050/metrics/snapshot";
   std::string zookeeper = "{address}:2181";
+  // When set, ZooKeeper's health is Exhibitor's cluster status instead of `ruok`: the
+  // master's server (by address or host) listed as serving (code 3).
+  std::string exhibitor_url;
   // The transport: a command line the remote command is appended to, as one argument.
   std::string transport = "ssh -o BatchMode=yes root@{address}";
   std::string node_command = "kiln-node"; // on the node

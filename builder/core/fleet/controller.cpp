@@ -135,8 +135,8 @@ Controller::run_node(const Node& node, RunState& state)
         throw Stopped{};
       }
     }
-    util::check_interrupted();
     try {
+      util::check_interrupted();
       step(node, *next, ns);
     } catch (const Error& e) {
       std::lock_guard<std::mutex> hold(m_lock);

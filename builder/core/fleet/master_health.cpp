@@ -12,6 +12,45 @@ namespace {
 
 constexpr std::chrono::milliseconds k_deadline{5000};
 
+// GET `url` (a bounded answer); Error for no answer or a status other than 200.
+std::string
+get(const std::string& url, const Cluster& cluster)
+{
+  bundle::HttpCall c;
+  c.url = url;
+  c.ca_file = cluster.ca_file.string();
+  c.timeout = k_deadline;
+  c.user_agent = "kiln-fleet/" KILN_VERSION;
+  bundle::HttpAnswer a = bundle::http_call(c);
+  if (a.status != 200) {
+    throw Error(url, "HTTP " + std::to_string(a.status));
+  }
+  return a.body;
+}
+
+// Empty when Exhibitor's cluster status lists `master` as serving.
+std::string
+exhibitor_problem(const Cluster& cluster, const Node& master)
+{
+  const std::string url = expand(cluster.exhibitor_url, master);
+  try {
+    auto servers = nlohmann::json::parse(get(url, cluster));
+    for (const auto& s : servers) {
+      const std::string host = s.value("hostname", "");
+      if (host == master.host || host == master.address) {
+        return s.value("code", 0) == 3
+                 ? std::string()
+                 : "Exhibitor: ZooKeeper " + host + " is " + s.value("description", "not serving");
+      }
+    }
+    return "Exhibitor " + url + " does not list " + master.host;
+  } catch (const Error& e) {
+    return std::string("Exhibitor: ") + e.what();
+  } catch (const nlohmann::json::exception&) {
+    return "Exhibitor " + url + ": not a cluster status";
+  }
+}
+
 double
 metric(const nlohmann::json& snapshot, const std::string& name)
 {
@@ -26,27 +65,22 @@ NetworkMasterProbe::probe(const Node& master)
   MasterHealth h;
   const std::string url = expand(m_cluster.metrics_url, master);
   try {
-    bundle::HttpCall c;
-    c.url = url;
-    c.ca_file = m_cluster.ca_file.string();
-    c.timeout = k_deadline;
-    c.user_agent = "kiln-fleet/" KILN_VERSION;
-    bundle::HttpAnswer a = bundle::http_call(c);
-    if (a.status != 200) {
-      h.problem = master.host + ": " + url + " answered HTTP " + std::to_string(a.status);
-      return h;
-    }
-    auto snapshot = nlohmann::json::parse(a.body);
+    auto snapshot = nlohmann::json::parse(get(url, m_cluster));
     h.elected = metric(snapshot, "master/elected") == 1.0;
     if (metric(snapshot, "registrar/log/recovered") != 1.0) {
       h.problem = master.host + ": registrar/log/recovered is not 1";
       return h;
     }
   } catch (const Error& e) {
-    h.problem = master.host + ": " + e.reason();
+    h.problem = master.host + ": " + e.what();
     return h;
   } catch (const nlohmann::json::exception&) {
     h.problem = master.host + ": " + url + " is not a metrics snapshot";
+    return h;
+  }
+  if (!m_cluster.exhibitor_url.empty()) {
+    std::string problem = exhibitor_problem(m_cluster, master);
+    h.problem = problem.empty() ? "" : master.host + ": " + problem;
     return h;
   }
   const std::string zk = expand(m_cluster.zookeeper, master);
