@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <unistd.h>
 
 namespace {
 
@@ -83,7 +84,11 @@ run_command(const Args& a)
   CommandTransport transport(c.transport);
   NetworkMasterProbe probe(c);
   SystemClock clock;
-  fleet::cli::LineEvents events(std::cout, a.json);
+  // A terminal sees each node of the batch on a line of its own, redrawn; CI and --json a
+  // line per phase.
+  fleet::cli::LineEvents lines(std::cout, a.json);
+  fleet::cli::TerminalEvents terminal(std::cout);
+  Events& events = !a.json && util::is_smart_terminal(STDOUT_FILENO) ? static_cast<Events&>(terminal) : lines;
   ControlOptions options;
 #ifdef KILN_FLEET_TEST_HOOKS
   read_test_hooks(options);

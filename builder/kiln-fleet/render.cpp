@@ -5,6 +5,8 @@
 #include <chrono>
 #include <ctime>
 #include <iomanip>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 namespace kiln::fleet::cli {
 
@@ -21,7 +23,65 @@ clock_time()
   return buffer;
 }
 
+// The terminal's width (80 when unknown), so no redrawn line wraps.
+std::size_t
+width()
+{
+  winsize w{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 10) {
+    return w.ws_col;
+  }
+  return 80;
+}
+
 } // namespace
+
+void
+TerminalEvents::redraw()
+{
+  if (m_drawn > 0) {
+    m_out << "\x1b[" << m_drawn << "A";
+  }
+  const std::size_t cols = width() - 1;
+  for (const auto& [host, line] : m_rows) {
+    std::string text = "  " + host + ": " + line;
+    if (text.size() > cols) {
+      text = text.substr(0, cols - 3) + "...";
+    }
+    m_out << "\r\x1b[2K" << text << "\n";
+  }
+  m_drawn = m_rows.size();
+  m_out << std::flush;
+}
+
+void
+TerminalEvents::emit(const Event& e)
+{
+  std::lock_guard<std::mutex> hold(m_lock);
+  switch (e.kind) {
+    case Event::Kind::batch:
+      m_rows.clear();
+      m_drawn = 0;
+      for (const auto& h : e.hosts) {
+        m_rows.emplace_back(h, "waiting");
+      }
+      m_out << clock_time() << " " << e.message << "\n";
+      redraw();
+      return;
+    case Event::Kind::phase:
+    case Event::Kind::failed:
+      for (auto& [host, line] : m_rows) {
+        if (host == e.host) {
+          line = (e.kind == Event::Kind::failed ? "FAILED at " + e.phase + ": " : clock_time() + " " + e.phase + ": ") +
+                 e.message;
+        }
+      }
+      redraw();
+      return;
+    default:
+      m_out << clock_time() << " " << e.message << std::endl;
+  }
+}
 
 void
 LineEvents::emit(const Event& e)

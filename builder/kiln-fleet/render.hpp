@@ -8,6 +8,8 @@
 
 #include <mutex>
 #include <ostream>
+#include <utility>
+#include <vector>
 
 namespace kiln::fleet::cli {
 
@@ -20,6 +22,22 @@ private:
   std::ostream& m_out;
   bool m_json;
   std::mutex m_lock;
+};
+
+// On a terminal: the current batch as one line per node, redrawn in place as its phases
+// pass; batch headers, failures and the end as lines that stay.
+class TerminalEvents : public Events {
+public:
+  explicit TerminalEvents(std::ostream& out) : m_out(out) {}
+  void emit(const Event& event) override;
+
+private:
+  void redraw();
+
+  std::ostream& m_out;
+  std::mutex m_lock;
+  std::vector<std::pair<std::string, std::string>> m_rows; // host, its line
+  std::size_t m_drawn = 0;
 };
 
 void render_status(std::ostream& out, const Cluster& cluster, const RunState& state, bool json);

@@ -87,8 +87,15 @@ Controller::run(const Plan& plan, RunState& state)
     }
     {
       std::lock_guard<std::mutex> hold(m_lock);
-      emit({Event::Kind::batch, "", "",
-            "batch " + std::to_string(i + 1) + " of " + std::to_string(plan.batches.size()) + ": " + names});
+      Event e{Event::Kind::batch,
+              "",
+              "",
+              "batch " + std::to_string(i + 1) + " of " + std::to_string(plan.batches.size()) + ": " + names,
+              {}};
+      for (const auto& n : batch.nodes) {
+        e.hosts.push_back(n.host);
+      }
+      emit(e);
     }
     std::string failure_host, failure;
     util::parallel_for(batch.nodes.size(), batch.nodes.size(), [&](std::size_t k) {
@@ -113,7 +120,7 @@ Controller::run(const Plan& plan, RunState& state)
     }
   }
   std::lock_guard<std::mutex> hold(m_lock);
-  emit({Event::Kind::finished, "", "", state.action + ": every node done"});
+  emit({Event::Kind::finished, "", "", state.action + ": every node done", {}});
 }
 
 void
@@ -144,7 +151,7 @@ Controller::run_node(const Node& node, RunState& state)
       ns.error = to_string(*next) + ": " + why;
       state.nodes[node.host] = ns;
       save(state);
-      emit({Event::Kind::failed, node.host, to_string(*next), why});
+      emit({Event::Kind::failed, node.host, to_string(*next), why, {}});
       throw Error(node.host, ns.error, e.exit_code());
     }
     std::lock_guard<std::mutex> hold(m_lock);
@@ -152,7 +159,7 @@ Controller::run_node(const Node& node, RunState& state)
     ns.error.clear();
     state.nodes[node.host] = ns;
     save(state);
-    emit({Event::Kind::phase, node.host, to_string(*next), describe_step(*next, node, m_cluster)});
+    emit({Event::Kind::phase, node.host, to_string(*next), describe_step(*next, node, m_cluster), {}});
     if (m_options.stop_after && *m_options.stop_after == *next && m_options.stop) {
       m_options.stop();
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace kiln::fleet {
 
@@ -12,6 +13,7 @@ struct Event {
   std::string host; // empty for batch and finished
   std::string phase; // the phase reached (phase), or the one being worked on (failed)
   std::string message;
+  std::vector<std::string> hosts; // batch: its nodes
 };
 
 // "batch", "phase", "note", "failed", "finished"
