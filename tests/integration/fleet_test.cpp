@@ -252,6 +252,11 @@ TEST_F(FleetRun, NodeFailingHealthStopsTheRunThere)
     << r.err;
   EXPECT_EQ(count("agent1", "reimage"), 1);
   EXPECT_TRUE(commands("agent3").empty()); // untouched
+  // agent2 booted its new slot on trial, GRUB's count down by one, never confirmed.
+  json s2 = node_status("agent2");
+  EXPECT_EQ(s2["booted"], "B");
+  EXPECT_EQ(s2["slots"]["B"]["state"], "trial");
+  EXPECT_EQ(s2["slots"]["B"]["tries"], std::to_string(slots::k_default_tries - 1));
   json st = m_master->state();
   EXPECT_EQ(st["down"], json::array({"agent2"})); // left as it is
   util::RunResult status = fleet({"--json", "status", m_cluster.string()});

@@ -17,7 +17,8 @@ fleet_node.py CONFIG kiln-node ARGS...   the real kiln-node on this node's disk
                                          --root for a wipe)
 fleet_node.py CONFIG bootid              the boot id
 fleet_node.py CONFIG reboot              a reboot: GRUB's choice from the grubenv (kiln-node's
-        own prediction of kiln's grub.cfg), then the booted system: the mark-good service,
+        own prediction of kiln's grub.cfg) and, for a trial slot, its tries decremented and
+        saved into the grubenv as the script does; then the booted system: the mark-good service,
         and the Mesos agent, which re-registers with its recorded id, or with a new one when
         the wipe removed it (the fake master holds a registration while the machine is DOWN)
 """
@@ -42,6 +43,36 @@ def write(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text + "\n")
     os.replace(path + ".tmp", path)
+
+
+def grub_save_env(disk, assignments):
+    """What GRUB's save_env does at boot: kiln's grub.cfg saves a trial slot's decremented
+    tries into the grubenv on kiln-boot. Done here on the disk image file: kiln-boot's
+    bytes out, the block edited with grub-editenv, written back with debugfs, and back in."""
+    table = json.loads(subprocess.run(["sfdisk", "--json", disk], check=True, capture_output=True,
+                                      text=True).stdout)["partitiontable"]
+    part = next(p for p in table["partitions"] if p.get("name") == "kiln-boot")
+    offset, size = part["start"] * table["sectorsize"], part["size"] * table["sectorsize"]
+    work = disk + ".grub"
+    os.makedirs(work, exist_ok=True)
+    fs_image, env = os.path.join(work, "boot.fs"), os.path.join(work, "grubenv")
+    with open(disk, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    with open(fs_image, "wb") as f:
+        f.write(data)
+    if os.path.exists(env):
+        os.remove(env)
+    subprocess.run(["debugfs", "-R", "dump /grub/grubenv " + env, fs_image], check=True, capture_output=True)
+    subprocess.run(["grub-editenv", env, "set"] + ["%s=%s" % kv for kv in assignments.items()], check=True)
+    subprocess.run(["debugfs", "-w", "-R", "rm /grub/grubenv", fs_image], check=True, capture_output=True)
+    subprocess.run(["debugfs", "-w", "-R", "write %s /grub/grubenv" % env, fs_image], check=True,
+                   capture_output=True)
+    with open(fs_image, "rb") as f:
+        data = f.read()
+    with open(disk, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
 
 
 def post(url, body):
@@ -76,7 +107,10 @@ def main():
             post(cfg["master"] + "/fake/reboot", {"hostname": node["host"]})
         status = json.loads(subprocess.run(kiln_node + ["--json", "status"], check=True,
                                            capture_output=True, text=True).stdout)
-        slot = status["next_boot"]["slot"]
+        nb = status["next_boot"]
+        slot = nb["slot"]
+        if nb["reason"] == "trial":
+            grub_save_env(os.path.join(d, "disk.img"), {"kiln_%s_tries" % slot: nb["tries_after"]})
         write(os.path.join(d, "booted"), slot)
         write(os.path.join(d, "bootid"), str(uuid.uuid4()))
         if read(os.path.join(d, "health")) == "good":
