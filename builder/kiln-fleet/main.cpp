@@ -82,7 +82,7 @@ run_command(const Args& a)
   save_state(c.state_file, state);
   HttpMesosApi api(c);
   CommandTransport transport(c.transport);
-  NetworkMasterProbe probe(c);
+  NetworkMasterProbe probe(c, read_token(c));
   SystemClock clock;
   // A terminal sees each node of the batch on a line of its own, redrawn; CI and --json a
   // line per phase.

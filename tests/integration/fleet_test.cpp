@@ -309,7 +309,7 @@ TEST_F(FleetRun, InterruptedWhileDrainingEndsPromptlyAndResumes)
   util::RunResult status = fleet({"--json", "status", m_cluster.string()});
   json n = json::parse(status.out)["nodes"][0];
   EXPECT_EQ(n["phase"], "draining");
-  EXPECT_NE(n.value("error", "").find("interrupted"), std::string::npos) << n.dump();
+  EXPECT_NE(n.value("error", "").find("stopped by a signal"), std::string::npos) << n.dump();
   util::RunResult r = fleet({"run", m_cluster.string()});
   ASSERT_TRUE(r.ok()) << r.out << r.err;
   int drains = 0;

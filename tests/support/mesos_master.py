@@ -244,6 +244,9 @@ class Handler(BaseHTTPRequestHandler):
             if self.path == "/fake/state":
                 return self.answer(200, master.state())
             path, _, query = self.path.partition("?")
+            if path in ("/metrics/snapshot", "/exhibitor/v1/cluster/status") and self.server.token and \
+                    self.headers.get("Authorization") != "token=" + self.server.token:
+                return self.answer(401, "Unauthorized")  # a strict cluster guards them too
             who = query.partition("master=")[2].split("&")[0]
             if path == "/metrics/snapshot":
                 # ?master=HOST: that master's own snapshot (one process stands in for all).

@@ -1,6 +1,7 @@
 #include "core/fleet/master_health.hpp"
 
 #include "core/bundle/http_call.hpp"
+#include "core/fleet/mesos_http.hpp"
 #include "core/util/error.hpp"
 #include "core/util/four_letter.hpp"
 
@@ -14,10 +15,11 @@ constexpr std::chrono::milliseconds k_deadline{5000};
 
 // GET `url` (a bounded answer); Error for no answer or a status other than 200.
 std::string
-get(const std::string& url, const Cluster& cluster)
+get(const std::string& url, const Cluster& cluster, const std::string& token)
 {
   bundle::HttpCall c;
   c.url = url;
+  c.headers = auth_headers(token);
   c.ca_file = cluster.ca_file.string();
   c.timeout = k_deadline;
   c.user_agent = "kiln-fleet/" KILN_VERSION;
@@ -30,11 +32,11 @@ get(const std::string& url, const Cluster& cluster)
 
 // Empty when Exhibitor's cluster status lists `master` as serving.
 std::string
-exhibitor_problem(const Cluster& cluster, const Node& master)
+exhibitor_problem(const Cluster& cluster, const Node& master, const std::string& token)
 {
   const std::string url = expand(cluster.exhibitor_url, master);
   try {
-    auto servers = nlohmann::json::parse(get(url, cluster));
+    auto servers = nlohmann::json::parse(get(url, cluster, token));
     for (const auto& s : servers) {
       const std::string host = s.value("hostname", "");
       if (host == master.host || host == master.address) {
@@ -65,7 +67,7 @@ NetworkMasterProbe::probe(const Node& master)
   MasterHealth h;
   const std::string url = expand(m_cluster.metrics_url, master);
   try {
-    auto snapshot = nlohmann::json::parse(get(url, m_cluster));
+    auto snapshot = nlohmann::json::parse(get(url, m_cluster, m_token));
     h.elected = metric(snapshot, "master/elected") == 1.0;
     if (metric(snapshot, "registrar/log/recovered") != 1.0) {
       h.problem = master.host + ": registrar/log/recovered is not 1";
@@ -79,7 +81,7 @@ NetworkMasterProbe::probe(const Node& master)
     return h;
   }
   if (!m_cluster.exhibitor_url.empty()) {
-    std::string problem = exhibitor_problem(m_cluster, master);
+    std::string problem = exhibitor_problem(m_cluster, master, m_token);
     h.problem = problem.empty() ? "" : master.host + ": " + problem;
     return h;
   }

@@ -24,11 +24,13 @@ public:
 
 class NetworkMasterProbe : public MasterProbe {
 public:
-  explicit NetworkMasterProbe(const Cluster& cluster) : m_cluster(cluster) {}
+  // `token`: sent with every request (strict clusters guard the metrics too).
+  NetworkMasterProbe(const Cluster& cluster, std::string token) : m_cluster(cluster), m_token(std::move(token)) {}
   MasterHealth probe(const Node& master) override;
 
 private:
   const Cluster& m_cluster;
+  std::string m_token;
 };
 
 // Empty when every master of `masters` but `except` is healthy and one of all of them

@@ -22,19 +22,35 @@ trimmed(std::string s)
 
 } // namespace
 
-HttpMesosApi::HttpMesosApi(const Cluster& cluster) : m_url(cluster.api_url), m_ca_file(cluster.ca_file.string())
+std::string
+read_token(const Cluster& cluster)
 {
-  if (!cluster.token_file.empty()) {
-    auto token = util::read_file_within(cluster.token_file, k_token_limit);
-    if (!token) {
-      throw Error(cluster.token_file.string(), "larger than " + std::to_string(k_token_limit) + " bytes: not a token");
-    }
-    m_token = trimmed(*token);
-    if (m_token.empty() || m_token.find_first_of("\r\n") != std::string::npos) {
-      throw Error(cluster.token_file.string(), "not one line holding a token");
-    }
+  if (cluster.token_file.empty()) {
+    return {};
   }
+  auto token = util::read_file_within(cluster.token_file, k_token_limit);
+  if (!token) {
+    throw Error(cluster.token_file.string(), "larger than " + std::to_string(k_token_limit) + " bytes: not a token");
+  }
+  std::string t = trimmed(*token);
+  if (t.empty() || t.find_first_of("\r\n") != std::string::npos) {
+    throw Error(cluster.token_file.string(), "not one line holding a token");
+  }
+  return t;
 }
+
+std::vector<std::string>
+auth_headers(const std::string& token)
+{
+  if (token.empty()) {
+    return {};
+  }
+  return {"Authorization: token=" + token};
+}
+
+HttpMesosApi::HttpMesosApi(const Cluster& cluster)
+  : m_url(cluster.api_url), m_ca_file(cluster.ca_file.string()), m_token(read_token(cluster))
+{}
 
 nlohmann::json
 HttpMesosApi::call(const nlohmann::json& request)
@@ -44,10 +60,8 @@ HttpMesosApi::call(const nlohmann::json& request)
   c.url = m_url;
   c.method = "POST";
   c.body = request.dump();
-  c.headers = {"Content-Type: application/json", "Accept: application/json"};
-  if (!m_token.empty()) {
-    c.headers.push_back("Authorization: token=" + m_token);
-  }
+  c.headers = auth_headers(m_token);
+  c.headers.insert(c.headers.end(), {"Content-Type: application/json", "Accept: application/json"});
   c.ca_file = m_ca_file;
   c.user_agent = "kiln-fleet/" KILN_VERSION;
   c.timeout = std::chrono::seconds(30);
@@ -56,7 +70,7 @@ HttpMesosApi::call(const nlohmann::json& request)
   try {
     answer = bundle::http_call(c);
   } catch (const Error& e) {
-    throw Error(subject, e.reason());
+    throw Error(subject, e.reason(), e.exit_code()); // an interruption keeps its exit status
   }
   if (answer.status != 200 && answer.status != 202) {
     std::string text = answer.body.substr(0, 200);

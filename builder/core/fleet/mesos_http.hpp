@@ -5,7 +5,17 @@
 #include "core/fleet/cluster.hpp"
 #include "core/fleet/mesos_api.hpp"
 
+#include <string>
+#include <vector>
+
 namespace kiln::fleet {
+
+// The cluster's token file, read and checked (bounded, one line); "" when none is set.
+std::string read_token(const Cluster& cluster);
+
+// The headers every request to the cluster carries: "Authorization: token=..." when a
+// token is set.
+std::vector<std::string> auth_headers(const std::string& token);
 
 class HttpMesosApi : public MesosApi {
 public:
