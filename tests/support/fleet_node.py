@@ -19,8 +19,9 @@ fleet_node.py CONFIG bootid              the boot id
 fleet_node.py CONFIG reboot              a reboot: GRUB's choice from the grubenv (kiln-node's
         own prediction of kiln's grub.cfg) and, for a trial slot, its tries decremented and
         saved into the grubenv as the script does; then the booted system: the mark-good service,
-        and the Mesos agent, which re-registers with its recorded id, or with a new one when
-        the wipe removed it (the fake master holds a registration while the machine is DOWN)
+        and the Mesos agent, which registers with its recorded id, or with a new one when the
+        wipe removed it or its master shut it down (the fake master holds a registration while
+        the machine is DOWN)
 """
 import json
 import os
@@ -78,7 +79,8 @@ def grub_save_env(disk, assignments):
 def post(url, body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
-        r.read()
+        data = r.read()
+    return json.loads(data) if data else {}
 
 
 def main():
@@ -103,8 +105,9 @@ def main():
         print(read(os.path.join(d, "bootid")))
         return 0
     if command == "reboot":
+        shut_down = False
         if node["role"] != "master":
-            post(cfg["master"] + "/fake/reboot", {"hostname": node["host"]})
+            shut_down = post(cfg["master"] + "/fake/reboot", {"hostname": node["host"]}).get("shut_down", False)
         status = json.loads(subprocess.run(kiln_node + ["--json", "status"], check=True,
                                            capture_output=True, text=True).stdout)
         nb = status["next_boot"]
@@ -119,6 +122,8 @@ def main():
         if node["role"] == "master":
             return 0
         id_file = os.path.join(d, "root/var/lib/mesos/slave/meta/slaves/latest")
+        if shut_down and os.path.exists(id_file):
+            os.remove(id_file)  # an agent its master shut down forgets its id
         agent_id = read(id_file)
         if not agent_id:
             agent_id = "S-" + uuid.uuid4().hex[:12]

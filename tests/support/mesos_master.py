@@ -12,17 +12,18 @@ runs into:
                                  out, is refused (400), as the master refuses them
     GET_MAINTENANCE_STATUS       draining_machines and down_machines
     START_MAINTENANCE            only machines in the schedule; they go DOWN: their
-                                 agents are removed from offers (inactive)
+                                 agents are told to shut down and removed
     STOP_MAINTENANCE             only DOWN machines; they leave the schedule
     DRAIN_AGENT                  DRAINING, then DRAINED after --drain-seconds (a host in
                                  --never-drain stays DRAINING); deactivated
     REACTIVATE_AGENT             only a deactivated agent
-    MARK_AGENT_GONE              removes the agent; its id can never register again
+    MARK_AGENT_GONE              removes the agent (shut down); its id can never register again
   Agents register as a node's boot makes them (the test's reboot script posts):
-    POST /fake/reboot {"hostname"}              the agent disconnects (active false)
+    POST /fake/reboot {"hostname"}              the agent disconnects (active false); the
+        answer {"shut_down": true} when its master shut it down meanwhile (it forgets its id)
     POST /fake/boot {"hostname", "agent_id"}    the agent (re-)registers with this id,
-        retried (as an agent does) until its machine is not DOWN; a gone id is refused
-        forever; the id a host held before, if different and not gone, stays listed
+        retried (as an agent does) until its machine is not DOWN; a gone or removed id is
+        refused forever
     GET /fake/state                             everything, for the test's checks
   Each master's health for kiln-fleet's master checks (one process stands in for all):
     GET /metrics/snapshot?master=HOST   master/elected (1 for --leader), registrar/log/
@@ -52,6 +53,8 @@ class Master:
         self.windows = []
         self.down = set()  # hostnames
         self.gone = set()  # agent ids
+        self.removed = set()  # agent ids the master removed (DOWN, gone): refused if they return
+        self.shutdown_hosts = set()  # hosts whose agent was told to shut down
         self.pending = []  # [hostname, agent_id]
         self.refused = []  # [hostname, agent_id, why]
         self.drain_seconds = drain_seconds
@@ -60,6 +63,14 @@ class Master:
         self.calls = []
 
     # -- helpers --
+    def shut_down(self, agent_id, why):
+        """The master removes the agent and sends it a ShutdownMessage: an agent shut down
+        by its master forgets its id (meta/slaves/latest), so it comes back as a new one."""
+        a = self.agents.pop(agent_id)
+        self.removed.add(agent_id)
+        self.shutdown_hosts.add(a["hostname"])
+        self.record({"event": "removed", "agent_id": agent_id, "hostname": a["hostname"], "why": why})
+
     def record(self, entry):
         self.calls.append(entry)
         with open(self.log, "a") as f:
@@ -75,8 +86,8 @@ class Master:
                 a["drain"] = "DRAINED"
         still = []
         for host, agent_id in self.pending:
-            if agent_id in self.gone:
-                self.refused.append([host, agent_id, "gone"])
+            if agent_id in self.gone or agent_id in self.removed:
+                self.refused.append([host, agent_id, "gone" if agent_id in self.gone else "removed"])
                 continue
             if host in self.down:
                 still.append([host, agent_id])  # refused while DOWN; the agent retries
@@ -156,9 +167,9 @@ class Master:
                 return 400, "Machine '%s' is not in DRAINING mode" % h
         for h in hosts:
             self.down.add(h)
-            for a in self.agents.values():
-                if a["hostname"] == h:
-                    a["active"] = False
+            # The machine's agents are told to shut down and removed (their tasks LOST).
+            for agent_id in [i for i, a in self.agents.items() if a["hostname"] == h]:
+                self.shut_down(agent_id, "Operator initiated 'Machine DOWN'")
         return 200, None
 
     def do_STOP_MAINTENANCE(self, req):
@@ -207,8 +218,8 @@ class Master:
             return 200, None
         if agent_id not in self.agents:
             return 404, "Agent %s not found" % agent_id
-        del self.agents[agent_id]
         self.gone.add(agent_id)
+        self.shut_down(agent_id, "Agent marked gone")
         return 200, None
 
     def state(self):
@@ -271,7 +282,9 @@ class Handler(BaseHTTPRequestHandler):
                     if a["hostname"] == req["hostname"]:
                         a["active"] = False
                 master.record({"event": "rebooted", "hostname": req["hostname"]})
-                return self.answer(200, None)
+                shut = req["hostname"] in master.shutdown_hosts
+                master.shutdown_hosts.discard(req["hostname"])
+                return self.answer(200, {"shut_down": shut})
             if self.path == "/fake/boot":
                 master.pending.append([req["hostname"], req["agent_id"]])
                 master.settle()

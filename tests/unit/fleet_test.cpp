@@ -217,6 +217,10 @@ public:
   std::set<std::string> down, gone;
   std::vector<std::pair<std::string, bool>> pending; // host, new id
   bool drains = true; // DRAINING becomes DRAINED at the next GET_AGENTS
+  // Mesos removes a DOWN machine's agents and tells them to shut down (they forget their id);
+  // false: an agent that keeps its id (and stays deactivated by its drain).
+  bool removes_on_down = true;
+  std::set<std::string> shut_down; // hosts whose agent its master shut down
   std::vector<std::string> calls;
   int next_id = 100;
   std::size_t max_down = 0;
@@ -269,7 +273,13 @@ public:
           for (auto& a : agents) {
             if (a.host == h) {
               a.active = false;
+              if (removes_on_down) {
+                shut_down.insert(h);
+              }
             }
+          }
+          if (removes_on_down) {
+            std::erase_if(agents, [&](const A& a) { return a.host == h; });
           }
         } else {
           if (!down.contains(h)) {
@@ -305,6 +315,11 @@ public:
     if (type == "MARK_AGENT_GONE") {
       const std::string id = r.at("mark_agent_gone").at("agent_id").at("value");
       gone.insert(id);
+      for (const auto& a : agents) {
+        if (a.id == id) {
+          shut_down.insert(a.host);
+        }
+      }
       std::erase_if(agents, [&](const A& a) { return a.id == id; });
       return nullptr;
     }
@@ -316,6 +331,7 @@ public:
   // The node rebooted: its agent disconnects and registers again once its machine is up.
   void rebooted(const std::string& host, bool new_id)
   {
+    new_id = new_id || shut_down.erase(host) > 0;
     for (auto& a : agents) {
       if (a.host == host) {
         a.active = false;
@@ -483,16 +499,36 @@ TEST_F(FleetController, RollingReimageOfFiveTwoAtATime)
     EXPECT_EQ(m_nodes.nodes[h].booted, "B") << h;
     EXPECT_EQ(m_nodes.nodes[h].writes, 1) << h;
   }
+  // Machine DOWN removed each agent; each registered again with a new id once up.
+  std::set<std::string> hosts;
   for (const auto& a : m_master.agents) {
-    EXPECT_TRUE(a.active && !a.deactivated) << a.id; // same ids, reactivated
+    EXPECT_TRUE(a.active && !a.deactivated) << a.id;
+    EXPECT_TRUE(a.id.starts_with("S1")) << a.id; // S100..: new ids
+    hosts.insert(a.host);
   }
-  EXPECT_EQ(m_master.agents.size(), 5u);
+  EXPECT_EQ(hosts.size(), 5u);
   EXPECT_TRUE(m_master.windows.empty());
   EXPECT_TRUE(m_master.down.empty());
   auto state = load_state(c.state_file);
   for (const auto& [host, n] : state->nodes) {
     EXPECT_EQ(n.phase, Phase::done) << host;
   }
+}
+
+// A master that leaves a DOWN machine's agent registered: the agent keeps its id and comes
+// back deactivated by its drain, so the run reactivates it.
+TEST_F(FleetController, ReimagedAgentThatKeptItsIdIsReactivated)
+{
+  Cluster c = make("{reimage: http://r/v2.kbundle}", 2, 2);
+  m_master.removes_on_down = false;
+  ASSERT_EQ(run(c), "");
+  ASSERT_EQ(m_master.agents.size(), 2u);
+  for (const auto& a : m_master.agents) {
+    EXPECT_TRUE(a.active && !a.deactivated) << a.id;
+  }
+  EXPECT_EQ(std::count(m_master.calls.begin(), m_master.calls.end(), "REACTIVATE_AGENT"), 2);
+  auto state = load_state(c.state_file);
+  EXPECT_EQ(state->nodes["agent1"].new_agent_id, "S1");
 }
 
 TEST_F(FleetController, WipeRejoinsWithNewIdsOldOnesGone)

@@ -409,30 +409,37 @@ Controller::machine_up(const Node& node)
 void
 Controller::wait_rejoined(const Node& node, NodeState& ns)
 {
+  // Mesos removes the agents of a machine that goes DOWN and tells them to shut down; an
+  // agent shut down by its master forgets its id, so it registers with a new one once the
+  // machine is up. A reimage therefore takes the old id when the agent kept it (reactivated:
+  // a drained agent stays deactivated), else a new one; a wipe always wants a new one.
   const bool wipe = m_cluster.action.kind == Action::Kind::wipe;
-  wait_for(wipe ? "no new agent on " + node.host : "agent " + ns.agent_id + " not active again",
-           m_cluster.limits.deadlines.rejoin, [&]() -> std::string {
+  wait_for((wipe ? "no new agent on " : "no agent active again on ") + node.host, m_cluster.limits.deadlines.rejoin,
+           [&]() -> std::string {
+             std::optional<Agent> old, fresh;
              for (const auto& a : get_agents(m_serial)) {
                if (a.hostname != node.host) {
                  continue;
                }
-               if (wipe && a.id == ns.agent_id) {
-                 continue; // the old one, gone
+               if (a.id == ns.agent_id) {
+                 old = a;
+               } else if (!fresh || a.active) {
+                 fresh = a;
                }
-               if (!wipe && a.id != ns.agent_id) {
-                 return "a different agent id " + a.id + " registered";
-               }
-               if (a.deactivated) {
-                 reactivate_agent(m_serial, a.id); // a drained agent stays deactivated until reactivated
-                 return "reactivated";
-               }
-               if (!a.active) {
-                 return "registered, not active";
-               }
-               ns.new_agent_id = a.id;
-               return {};
              }
-             return "not registered";
+             const std::optional<Agent>& a = wipe || !old ? fresh : old;
+             if (!a) {
+               return "not registered";
+             }
+             if (a->deactivated) {
+               reactivate_agent(m_serial, a->id);
+               return "reactivated";
+             }
+             if (!a->active) {
+               return "registered, not active";
+             }
+             ns.new_agent_id = a->id;
+             return {};
            });
 }
 

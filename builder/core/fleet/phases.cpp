@@ -55,8 +55,10 @@ phases_for(const Node& node, Action::Kind action)
   using P = Phase;
   static const std::vector<Phase> reimage{P::pending,   P::scheduled, P::draining, P::drained,  P::down, P::written,
                                           P::rebooting, P::back,      P::up,       P::rejoined, P::done};
-  static const std::vector<Phase> wipe{P::pending,   P::scheduled, P::draining, P::drained, P::down,     P::written,
-                                       P::rebooting, P::back,      P::gone,     P::up,      P::rejoined, P::done};
+  // A wipe retires the old agent id for good once it is drained (DC/OS's decommission: a
+  // gone id can never register again), before the machine goes down.
+  static const std::vector<Phase> wipe{P::pending, P::scheduled, P::draining, P::drained, P::gone,     P::down,
+                                       P::written, P::rebooting, P::back,     P::up,      P::rejoined, P::done};
   static const std::vector<Phase> master{P::pending, P::cleared,  P::written, P::rebooting,
                                          P::back,    P::rejoined, P::done};
   if (node.is_master()) {
@@ -112,8 +114,10 @@ describe_step(Phase phase, const Node& node, const Cluster& c)
       if (node.is_master()) {
         return "wait until this master is healthy again (" + show(d.master) + ")";
       }
-      return std::string(wipe ? "wait for a new agent id on " + node.host : "wait for the agent to re-register") +
-             ", reactivated if drained, active in GET_AGENTS (" + show(d.rejoin) + ")";
+      return std::string(wipe ? "wait for a new agent id on the host"
+                              : "wait for the agent to register again (the old id if it kept it, reactivated; "
+                                "else the new one)") +
+             ", active in GET_AGENTS (" + show(d.rejoin) + ")";
     case Phase::done:
       return "done";
   }

@@ -5,7 +5,7 @@
 // boundary, or inside a step, resumes correctly.
 //
 //   agent, reimage: pending scheduled draining drained down written rebooting back up rejoined done
-//   agent, wipe:    pending scheduled draining drained down written rebooting back gone up rejoined done
+//   agent, wipe:    pending scheduled draining drained gone down written rebooting back up rejoined done
 //   master:         pending cleared written rebooting back rejoined done
 #pragma once
 
@@ -23,14 +23,14 @@ enum class Phase {
   cleared, // master: every other master healthy, so this one may go
   draining, // DRAIN_AGENT accepted
   drained, // GET_AGENTS: drain_info.state DRAINED
-  down, // START_MAINTENANCE: the machine is DOWN, its agent cannot register
+  down, // START_MAINTENANCE: the machine is DOWN; Mesos removed its agent and refuses it until up
   written, // kiln-node reimage URL / wipe --dcos succeeded on the node; its boot id recorded
   rebooting, // the reboot command was sent
   back, // a new boot id, and kiln-node status: the expected slot booted and good
-  gone, // wipe: the old agent id marked gone (MARK_AGENT_GONE)
+  gone, // wipe: the drained agent's id marked gone (MARK_AGENT_GONE): retired for good
   up, // STOP_MAINTENANCE: the machine is up, its window gone
-  rejoined, // the agent active in GET_AGENTS (same id after a reimage, a new id after a wipe);
-  // master: healthy again
+  rejoined, // the agent active in GET_AGENTS (a new id after a wipe; after a reimage the old
+  // id if the agent kept it, else the new one it registered with); master: healthy again
   done,
 };
 
