@@ -85,16 +85,8 @@ main(int argc, char** argv)
       runners.emplace_back(sub, command.add(*sub));
     }
 
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-      std::cout << app.help();
-      return 0;
-    } catch (const CLI::CallForVersion&) {
-      std::cout << version_line() << "\n";
-      return 0;
-    } catch (const CLI::ParseError& e) {
-      throw kiln::UsageError("arguments", e.what());
+    if (auto answered = kiln::cli::parse_command_line(app, argc, argv, version_line())) {
+      return *answered;
     }
 
     cli::Context context(globals);

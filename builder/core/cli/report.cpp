@@ -35,6 +35,26 @@ run_guarded(const std::string& prog, const std::function<int()>& body)
   }
 }
 
+std::optional<int>
+parse_command_line(CLI::App& app, int argc, char** argv, const std::string& version_line)
+{
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << version_line << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError("arguments", e.what());
+  }
+  return std::nullopt;
+}
+
 void
 warn(const std::string& prog, const std::string& message)
 {
