@@ -190,6 +190,13 @@ Handle::umount_all()
   im.check(guestfs_umount_all(im.g.get()), "umount_all");
 }
 
+void
+Handle::blockdev_flushbufs(const std::string& device)
+{
+  Impl& im = impl();
+  im.check(guestfs_blockdev_flushbufs(im.g.get(), device.c_str()), "blockdev_flushbufs", device);
+}
+
 std::string
 Handle::vfs_type(const std::string& device)
 {

@@ -95,6 +95,9 @@ public:
   void mount_ro(const std::string& device, const std::string& mountpoint);
   void umount_all();
   std::string vfs_type(const std::string& device);
+  // Drops the appliance kernel's buffers of a device, so that it reads again what the host
+  // wrote into the drive's file since (blockdev --flushbufs).
+  void blockdev_flushbufs(const std::string& device);
   std::string vfs_uuid(const std::string& device);
   std::map<std::string, std::string> tune2fs_l(const std::string& device);
 

@@ -164,15 +164,18 @@ AbStage::add_drives(gfs::Handle& g, const fs::path& source_layer)
                                        {slots::k_part_a, ab.root_fs, "kiln-root"},
                                        {slots::k_part_data, ab.data_fs, std::string(slots::k_label_data)}};
   m_fs_uuids = json::object();
+  m_fs_files.clear();
   for (const auto& f : filesystems) {
     const ab::Part& p = m_layout.at(f.part);
     std::string uuid = ab::derived_guid(m_key, "fs:" + std::string(f.part));
     fs::path file = m_scratch / ("ab-" + std::string(f.part) + ".img");
     ab::make_fs(runner, f.type, file, p.size, f.label, uuid);
-    ab::copy_sparse(file, m_disk, p.start);
-    fs::remove(file);
+    m_fs_files.push_back({std::string(f.part), f.type, file});
     m_fs_uuids[std::string(f.part)] = uuid;
   }
+  // The file systems go into the disk only in run(): until then its partitions are empty,
+  // so the launch's inspection of the guest skips them instead of mounting each one
+  // (several seconds apiece under TCG).
   g.add_drive(m_disk.string(), "raw");
   m_laps.lap("ab host disk");
 }
@@ -223,6 +226,20 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
     }
     throw Error("layout ab", "no partition " + std::string(name));
   };
+  // The host's file systems into the running appliance's disk file, the appliance's
+  // buffers of those partitions dropped, and each one checked from inside.
+  for (const auto& f : m_fs_files) {
+    ab::copy_sparse(f.file, m_disk, l.at(f.part).start);
+    fs::remove(f.file);
+  }
+  for (const auto& f : m_fs_files) {
+    g.blockdev_flushbufs(dev(f.part));
+    const std::string seen = g.vfs_type(dev(f.part));
+    if (seen != f.type) {
+      throw Error("layout ab", "partition " + f.part + " reads as '" + seen + "' in the appliance, not the " + f.type +
+                                 " the host wrote into it");
+    }
+  }
 
   g.mount_points(guest.mounts, true);
   ab::GrubTools grub = ab::find_grub(editor);

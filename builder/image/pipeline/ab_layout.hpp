@@ -80,6 +80,12 @@ private:
   ab::Layout m_layout;
   std::filesystem::path m_disk;
   nlohmann::json m_fs_uuids;
+  struct FsFile {
+    std::string part;
+    std::string type;
+    std::filesystem::path file;
+  };
+  std::vector<FsFile> m_fs_files; // made by add_drives, copied into the disk by run()
   std::optional<Built> m_result;
 };
 
