@@ -15,7 +15,9 @@ runs into:
                                  agents are told to shut down and removed
     STOP_MAINTENANCE             only DOWN machines; they leave the schedule
     DRAIN_AGENT                  DRAINING, then DRAINED after --drain-seconds (a host in
-                                 --never-drain stays DRAINING); deactivated
+                                 --never-drain stays DRAINING); deactivated; its
+                                 max_grace_period must be {"seconds", "nanos"} (a
+                                 google.protobuf.Duration), else 400
     REACTIVATE_AGENT             only a deactivated agent
     MARK_AGENT_GONE              removes the agent (shut down); its id can never register again
   Agents register as a node's boot makes them (the test's reboot script posts):
@@ -43,6 +45,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
+
+
+def duration_ok(d):
+    """A google.protobuf.Duration in Mesos's JSON: exactly seconds and nanos, integers."""
+    return isinstance(d, dict) and set(d) == {"seconds", "nanos"} and \
+        all(isinstance(d[k], int) and not isinstance(d[k], bool) for k in d) and 0 <= d["nanos"] < 10**9
 
 
 class Master:
@@ -190,11 +198,13 @@ class Master:
 
     def do_DRAIN_AGENT(self, req):
         agent_id = self.agent_of(req, "drain_agent")
-        grace = req.get("drain_agent", {}).get("max_grace_period", {}).get("nanoseconds")
+        grace = req.get("drain_agent", {}).get("max_grace_period")
         if agent_id not in self.agents:
             return 400, "Unknown agent %s" % agent_id
-        if grace is not None and not isinstance(grace, int):
-            return 400, "max_grace_period.nanoseconds must be an integer"
+        if grace is not None and not duration_ok(grace):
+            # The real master's JSON-to-protobuf knows a google.protobuf.Duration only as
+            # {"seconds", "nanos"}: anything else is a malformed call here.
+            return 400, "Failed to convert JSON into Call protobuf: max_grace_period %s" % json.dumps(grace)
         a = self.agents[agent_id]
         a["drain"] = "DRAINING"
         a["deactivated"] = True

@@ -298,7 +298,8 @@ public:
           a.drain = "DRAINING";
           a.deactivated = true;
           EXPECT_FALSE(r.at("drain_agent").at("mark_gone").get<bool>());
-          EXPECT_TRUE(r.at("drain_agent").at("max_grace_period").at("nanoseconds").is_number());
+          // A google.protobuf.Duration: seconds and nanos (drain_grace 5m by default), nothing else.
+          EXPECT_EQ(r.at("drain_agent").at("max_grace_period"), json({{"seconds", 300}, {"nanos", 0}}));
         }
       }
       return nullptr;
