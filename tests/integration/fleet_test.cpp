@@ -359,6 +359,52 @@ TEST_F(FleetRun, InterruptedAtEveryPhaseBoundaryResumes)
   EXPECT_EQ(read_text(node_dir("agent1") / "booted").substr(0, 1), "B");
 }
 
+// The cluster file names a master that is not the leader: it answers every call 307
+// Temporary Redirect, and kiln-fleet follows it (the same POST, body and token) to the
+// leader. A master that only ever redirects ends the run with one line after 3 hops.
+TEST_F(FleetRun, NonLeadingMasterRedirectsToTheLeader)
+{
+  Options o;
+  o.agents = 1;
+  o.at_once = 1;
+  start(o);
+  const fs::path d = m_dir.path();
+  const std::string leader = m_master->url() + "/api/v1";
+  FakeMesosMaster loop(d / "loop", json::array(), "secret-token", {"--redirect-to", "/api/v1"});
+  std::string yaml = read_text(m_cluster);
+  write_text(m_cluster, std::string(yaml).replace(yaml.find(leader), leader.size(), loop.url() + "/api/v1"));
+  util::RunResult r = fleet({"run", m_cluster.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(lines(r.err).size(), 1u) << r.err;
+  EXPECT_NE(r.err.find("still redirected (HTTP 307) after 3 hops, last to " + loop.url() + "/api/v1"),
+            std::string::npos)
+    << r.err;
+  EXPECT_EQ(loop.log().size(), 4u); // the call and 3 hops
+  EXPECT_TRUE(m_master->log().empty());
+
+  // Scheme-relative, as a Mesos master writes it: //HOST:PORT/api/v1.
+  const std::string scheme_relative = leader.substr(leader.find("//"));
+  FakeMesosMaster standby(d / "standby", json::array(), "secret-token", {"--redirect-to", scheme_relative});
+  write_text(m_cluster, std::string(yaml).replace(yaml.find(leader), leader.size(), standby.url() + "/api/v1"));
+  r = fleet({"run", m_cluster.string()});
+  ASSERT_TRUE(r.ok()) << r.out << r.err;
+  EXPECT_EQ(read_text(node_dir("agent1") / "booted").substr(0, 1), "B");
+  std::map<std::string, int> redirected, answered;
+  for (const auto& e : standby.log()) {
+    EXPECT_EQ(e.value("to", ""), scheme_relative);
+    ++redirected[e.value("type", "")];
+  }
+  for (const auto& e : m_master->log()) {
+    ++answered[e.value("call", "")];
+  }
+  // Every call reached the leader through the standby, with its token and body.
+  EXPECT_EQ(redirected["DRAIN_AGENT"], 1);
+  EXPECT_EQ(answered["DRAIN_AGENT"], 1);
+  EXPECT_EQ(redirected["START_MAINTENANCE"], 1);
+  EXPECT_EQ(answered["STOP_MAINTENANCE"], 1);
+  EXPECT_TRUE(m_master->state()["agents"][0]["active"].get<bool>());
+}
+
 // Three masters, one at a time: each only while the other two are healthy (their log
 // recovered, ZooKeeper answering ruok with imok on a real socket), then healthy again.
 TEST_F(FleetRun, MastersOneAtATimeWhileTheOthersAreHealthy)

@@ -33,6 +33,8 @@ runs into:
     GET /exhibitor/v1/cluster/status    the --zk-host servers, serving (code 3) unless
                                         --zk-unhealthy
   ZooKeeper on the ZK port: "ruok" -> "imok".
+  --redirect-to LOCATION: a master that is not the leader: every /api/v1 call is answered
+  307 Temporary Redirect with that Location (logged as a "redirected" event).
 
 Every call is appended to --log (JSON lines). Prints "PORT <http> ZK <zk>" when ready.
 """
@@ -251,9 +253,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ValueError("body too large")
         return json.loads(self.rfile.read(n) or b"{}")
 
-    def answer(self, code, body):
+    def answer(self, code, body, location=None):
         data = b"" if body is None else (json.dumps(body) if not isinstance(body, str) else body).encode()
         self.send_response(code)
+        if location is not None:
+            self.send_header("Location", location)
         self.send_header("Content-Type", "application/json" if not isinstance(body, str) else "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -301,6 +305,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, None)
             if self.path not in ("/api/v1", "/mesos/api/v1"):
                 return self.answer(404, "not found")
+            if self.server.redirect_to:
+                # Not the leader: every call goes to the leader, as the real master sends it.
+                master.record({"event": "redirected", "type": req.get("type"), "to": self.server.redirect_to})
+                return self.answer(307, None, location=self.server.redirect_to)
             if self.headers.get("Content-Type") != "application/json":
                 return self.answer(415, "Expecting 'Content-Type' of application/json")
             if "application/json" not in self.headers.get("Accept", ""):
@@ -335,6 +343,8 @@ def main():
     p.add_argument("--zk-host", action="append", default=[], help="a ZooKeeper server Exhibitor lists")
     p.add_argument("--zk-unhealthy", action="append", default=[], help="a ZooKeeper Exhibitor says is not serving")
     p.add_argument("--not-recovered", action="append", default=[], help="a master whose log is not recovered")
+    p.add_argument("--redirect-to", default="", help="not the leader: every /api/v1 call answers 307 with this "
+                   "Location (e.g. //127.0.0.1:PORT/api/v1)")
     a = p.parse_args()
     with open(a.agents) as f:
         agents = json.load(f)
@@ -346,6 +356,7 @@ def main():
     server.zk_hosts = a.zk_host
     server.unhealthy = set(a.zk_unhealthy)
     server.not_recovered = set(a.not_recovered)
+    server.redirect_to = a.redirect_to
     zk = socket.socket()
     zk.bind(("127.0.0.1", 0))
     zk.listen(16)
