@@ -34,7 +34,8 @@ struct Args {
 
 #ifdef KILN_FLEET_TEST_HOOKS
 // KILN_FLEET_STOP_AFTER=PHASE: die by SIGKILL once the state file holds a node at PHASE,
-// as a crash or a lost machine would (the resume tests).
+// as a crash or a lost machine would (the resume tests); =reboot-sent: once the reboot
+// command ran, before `rebooting` is saved.
 void
 read_test_hooks(ControlOptions& options)
 {
@@ -42,11 +43,15 @@ read_test_hooks(ControlOptions& options)
   if (phase == nullptr || *phase == '\0') {
     return;
   }
+  options.stop = [] { ::raise(SIGKILL); };
+  if (std::string(phase) == "reboot-sent") {
+    options.stop_after_reboot_sent = true;
+    return;
+  }
   options.stop_after = parse_phase(phase);
   if (!options.stop_after) {
     throw UsageError("KILN_FLEET_STOP_AFTER", std::string("unknown phase '") + phase + "'");
   }
-  options.stop = [] { ::raise(SIGKILL); };
 }
 #endif
 

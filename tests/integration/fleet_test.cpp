@@ -359,6 +359,28 @@ TEST_F(FleetRun, InterruptedAtEveryPhaseBoundaryResumes)
   EXPECT_EQ(read_text(node_dir("agent1") / "booted").substr(0, 1), "B");
 }
 
+// Killed (SIGKILL) after the reboot command ran but before `rebooting` was saved: the
+// resumed run finds the node's boot id changed since `written` and does not reboot it again
+// (a second boot would take another of GRUB's tries of the slot on trial).
+TEST_F(FleetRun, KilledAfterTheRebootWasSentRebootsOnce)
+{
+  Options o;
+  o.agents = 1;
+  o.at_once = 1;
+  start(o);
+  util::RunResult r = fleet({"run", m_cluster.string()}, {{"KILN_FLEET_STOP_AFTER", "reboot-sent"}});
+  EXPECT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
+  util::RunResult status = fleet({"--json", "status", m_cluster.string()});
+  EXPECT_EQ(json::parse(status.out)["nodes"][0]["phase"], "written");
+  EXPECT_EQ(count("agent1", "reboot"), 1);
+  r = fleet({"run", m_cluster.string()});
+  ASSERT_TRUE(r.ok()) << r.out << r.err;
+  EXPECT_EQ(count("agent1", "reboot"), 1); // booted exactly once
+  json s = node_status("agent1");
+  EXPECT_EQ(s["booted"], "B");
+  EXPECT_EQ(s["slots"]["B"]["state"], "good");
+}
+
 // The cluster file names a master that is not the leader: it answers every call 307
 // Temporary Redirect, and kiln-fleet follows it (the same POST, body and token) to the
 // leader. A master that only ever redirects ends the run with one line after 3 hops.

@@ -381,6 +381,7 @@ public:
   std::map<std::string, N> nodes;
   bool wipe = false;
   int in_flight = 0, max_in_flight = 0;
+  std::function<void(const std::string& host)> on_write; // called as a node is written
   std::mutex lock;
   explicit FakeNodes(FakeMaster& m) : master(m) {}
 
@@ -396,6 +397,9 @@ public:
       r.out = json({{"booted", n.booted}, {"slots", slots}}).dump();
     } else if (command.find("'reimage'") != std::string::npos) {
       ++n.writes;
+      if (on_write) {
+        on_write(node.host);
+      }
       n.next = n.booted == "A" ? "B" : "A";
       max_in_flight = std::max(max_in_flight, ++in_flight);
     } else if (command.find("'wipe'") != std::string::npos) {
@@ -607,15 +611,21 @@ TEST_F(FleetController, ResumedAtEveryPhaseBoundary)
   }
 }
 
+Cluster
+three_masters(const ScratchDir& dir)
+{
+  return load_text(dir, "master: {url: http://127.0.0.1:1/api/v1}\n"
+                        "transport: {command: fake, reboot_command: reboot, boot_id_command: bootid}\n"
+                        "action: {reimage: http://r/v2.kbundle}\n"
+                        "limits: {poll: 1s, deadlines: {master: 10s, boot: 20s}}\nnodes:\n"
+                        "  - {host: m1, address: 10.0.1.1, role: master}\n"
+                        "  - {host: m2, address: 10.0.1.2, role: master}\n"
+                        "  - {host: m3, address: 10.0.1.3, role: master}\n");
+}
+
 TEST_F(FleetController, MastersOneAtATimeOnlyWhileTheOthersAreHealthy)
 {
-  Cluster c = load_text(m_dir, "master: {url: http://127.0.0.1:1/api/v1}\n"
-                               "transport: {command: fake, reboot_command: reboot, boot_id_command: bootid}\n"
-                               "action: {reimage: http://r/v2.kbundle}\n"
-                               "limits: {poll: 1s, deadlines: {master: 10s, boot: 20s}}\nnodes:\n"
-                               "  - {host: m1, address: 10.0.1.1, role: master}\n"
-                               "  - {host: m2, address: 10.0.1.2, role: master}\n"
-                               "  - {host: m3, address: 10.0.1.3, role: master}\n");
+  Cluster c = three_masters(m_dir);
   m_probe.problems["m3"] = "m3: registrar/log/recovered is not 1";
   EXPECT_EQ(run(c), "m1: cleared: the other masters not healthy within 10s: m3: registrar/log/recovered is not 1");
   EXPECT_EQ(m_nodes.nodes["m1"].writes, 0);
@@ -626,6 +636,56 @@ TEST_F(FleetController, MastersOneAtATimeOnlyWhileTheOthersAreHealthy)
     EXPECT_EQ(m_nodes.nodes[m].booted, "B") << m;
   }
   EXPECT_TRUE(m_master.calls.empty()); // no maintenance for masters
+}
+
+// Another master falls ill while this one is written: it is not rebooted; the run resumed
+// from `written` checks again, and reboots it once the others are healthy.
+TEST_F(FleetController, MasterRebootsOnlyWhileTheOthersAreHealthyStill)
+{
+  Cluster c = three_masters(m_dir);
+  m_nodes.on_write = [&](const std::string& host) {
+    if (host == "m1") {
+      m_probe.problems["m3"] = "m3: registrar/log/recovered is not 1";
+    }
+  };
+  EXPECT_EQ(run(c), "m1: rebooting: the other masters not healthy within 10s: m3: registrar/log/recovered is not 1");
+  EXPECT_EQ(m_nodes.nodes["m1"].writes, 1);
+  EXPECT_EQ(m_nodes.nodes["m1"].boot, 1); // not rebooted
+  EXPECT_EQ(load_state(c.state_file)->nodes["m1"].phase, Phase::written);
+  m_nodes.on_write = nullptr;
+  EXPECT_EQ(run(c), "m1: rebooting: the other masters not healthy within 10s: m3: registrar/log/recovered is not 1");
+  EXPECT_EQ(m_nodes.nodes["m1"].boot, 1); // resumed: checked again
+  m_probe.problems.clear();
+  ASSERT_EQ(run(c), "");
+  for (const char* m : {"m1", "m2", "m3"}) {
+    EXPECT_EQ(m_nodes.nodes[m].writes, 1) << m;
+    EXPECT_EQ(m_nodes.nodes[m].boot, 2) << m; // rebooted once
+  }
+}
+
+// Killed after the reboot command ran but before `rebooting` was saved: the resumed run
+// sees the boot id changed since `written` and does not reboot again.
+TEST_F(FleetController, RebootSentButNotSavedIsNotRepeated)
+{
+  for (bool masters : {false, true}) {
+    Cluster c = masters ? three_masters(m_dir) : make("{reimage: http://r/v2.kbundle}", 2, 1);
+    struct Killed {};
+    ControlOptions o;
+    o.stop_after_reboot_sent = true;
+    o.stop = [] { throw Killed{}; };
+    EXPECT_THROW(run(c, o), Killed);
+    const std::string first = c.nodes[0].host;
+    EXPECT_EQ(load_state(c.state_file)->nodes[first].phase, Phase::written);
+    EXPECT_EQ(m_nodes.nodes[first].boot, 2);
+    ASSERT_EQ(run(c), "");
+    for (const auto& n : c.nodes) {
+      EXPECT_EQ(m_nodes.nodes[n.host].boot, 2) << n.host; // rebooted exactly once
+      EXPECT_EQ(load_state(c.state_file)->nodes[n.host].phase, Phase::done) << n.host;
+    }
+    fs::remove(c.state_file);
+    m_master = FakeMaster();
+    m_nodes.nodes.clear();
+  }
 }
 
 } // namespace
