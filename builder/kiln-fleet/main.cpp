@@ -81,8 +81,11 @@ run_command(const Args& a)
 {
   Cluster c = load_cluster(a.cluster);
   Plan plan = make_plan(c, {a.force_wipe_masters});
-  // One run per state file at a time.
-  util::FileLock lock(c.state_file.string() + ".lock");
+  // One run per state file at a time: a second one is refused at once, never waits.
+  auto lock = util::FileLock::try_acquire(c.state_file.string() + ".lock");
+  if (!lock) {
+    throw Error(c.state_file.string(), "another kiln-fleet run holds it");
+  }
   RunState state = start_state(c, load_state(c.state_file));
   save_state(c.state_file, state);
   HttpMesosApi api(c);

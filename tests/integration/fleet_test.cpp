@@ -121,6 +121,31 @@ protected:
     return r;
   }
 
+  // One agent, one at a time, whose drain takes `seconds` (a deadline of 60s).
+  static Options one_agent_draining_for(const std::string& seconds)
+  {
+    Options o;
+    o.agents = 1;
+    o.at_once = 1;
+    o.drain_deadline = "60s";
+    o.master_args = {"--drain-seconds", seconds};
+    return o;
+  }
+  // `kiln-fleet run` started and read until agent1 drains; nullptr when it ended first.
+  std::unique_ptr<util::Child> run_until_draining()
+  {
+    util::RunOptions ro;
+    ro.capture_stderr = false;
+    auto child =
+      std::make_unique<util::Child>(std::vector<std::string>{KILN_FLEET_TEST_BIN, "run", m_cluster.string()}, ro);
+    while (auto line = child->read_line()) {
+      if (line->find("agent1: draining:") != std::string::npos) {
+        return child;
+      }
+    }
+    return nullptr;
+  }
+
   fs::path node_dir(const std::string& host) const { return m_dir.path() / "nodes" / host; }
   std::vector<std::string> commands(const std::string& host) const
   {
@@ -293,25 +318,12 @@ TEST_F(FleetRun, AgentThatNeverDrainsFailsAtTheDeadline)
 // where the node is, and `run` again goes on from there without draining it twice.
 TEST_F(FleetRun, InterruptedWhileDrainingEndsPromptlyAndResumes)
 {
-  Options o;
-  o.agents = 1;
-  o.at_once = 1;
-  o.drain_deadline = "60s";
-  o.master_args = {"--drain-seconds", "4"};
-  start(o);
-  util::RunOptions ro;
-  ro.capture_stderr = false;
-  util::Child child({KILN_FLEET_TEST_BIN, "run", m_cluster.string()}, ro);
-  for (;;) {
-    auto line = child.read_line();
-    ASSERT_TRUE(line.has_value()) << "kiln-fleet ended before draining";
-    if (line->find("agent1: draining:") != std::string::npos) {
-      break;
-    }
-  }
+  start(one_agent_draining_for("4"));
+  auto child = run_until_draining();
+  ASSERT_TRUE(child) << "kiln-fleet ended before draining";
   const auto t0 = std::chrono::steady_clock::now();
-  child.kill(SIGINT);
-  EXPECT_EQ(child.wait(), 130);
+  child->kill(SIGINT);
+  EXPECT_EQ(child->wait(), 130);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
   util::RunResult status = fleet({"--json", "status", m_cluster.string()});
   json n = json::parse(status.out)["nodes"][0];
@@ -379,6 +391,22 @@ TEST_F(FleetRun, KilledAfterTheRebootWasSentRebootsOnce)
   json s = node_status("agent1");
   EXPECT_EQ(s["booted"], "B");
   EXPECT_EQ(s["slots"]["B"]["state"], "good");
+}
+
+// A second run of the same cluster file while one runs is refused at once, with one line.
+TEST_F(FleetRun, SecondRunOfTheSameFileIsRefused)
+{
+  start(one_agent_draining_for("30"));
+  auto first = run_until_draining();
+  ASSERT_TRUE(first) << "kiln-fleet ended before draining";
+  const auto t0 = std::chrono::steady_clock::now();
+  util::RunResult second = fleet({"run", m_cluster.string()});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(second.exit_code, 1);
+  const std::string state = (m_dir.path() / "cluster.state.json").string();
+  EXPECT_EQ(second.err, "kiln-fleet: error: " + state + ": another kiln-fleet run holds it\n");
+  first->kill(SIGINT);
+  EXPECT_EQ(first->wait(), 130);
 }
 
 // The cluster file names a master that is not the leader: it answers every call 307
