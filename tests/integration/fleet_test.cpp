@@ -216,8 +216,7 @@ TEST_F(FleetRun, RollingReimageOfFiveAgentsTwoAtATime)
   EXPECT_TRUE(st["refused"].empty()) << st.dump();
   EXPECT_TRUE(st["windows"].empty()) << st.dump();
   EXPECT_TRUE(st["down"].empty());
-  EXPECT_LE(most_down(), 2);
-  EXPECT_GE(most_down(), 1);
+  EXPECT_EQ(most_down(), 2); // two machines DOWN together at some point, never three
   for (const auto& [host, address] : m_hosts) {
     EXPECT_EQ(read_text(node_dir(host) / "booted").substr(0, 1), "B") << host;
     json s = node_status(host);
