@@ -167,6 +167,15 @@ protected:
     EXPECT_TRUE(r.ok()) << r.err;
     return r.ok() ? json::parse(r.out) : json::object();
   }
+  // The master's log entries whose `key` is `value`.
+  int logged(const std::string& key, const std::string& value) const
+  {
+    int n = 0;
+    for (const auto& e : m_master->log()) {
+      n += e.value(key, "") == value ? 1 : 0;
+    }
+    return n;
+  }
   // The most machines DOWN at once, from the master's log.
   int most_down() const
   {
@@ -330,11 +339,7 @@ TEST_F(FleetRun, InterruptedWhileDrainingEndsPromptlyAndResumes)
   EXPECT_NE(n.value("error", "").find("stopped by a signal"), std::string::npos) << n.dump();
   util::RunResult r = fleet({"run", m_cluster.string()});
   ASSERT_TRUE(r.ok()) << r.out << r.err;
-  int drains = 0;
-  for (const auto& e : m_master->log()) {
-    drains += e.value("call", "") == "DRAIN_AGENT" ? 1 : 0;
-  }
-  EXPECT_EQ(drains, 1);
+  EXPECT_EQ(logged("call", "DRAIN_AGENT"), 1);
 }
 
 // Killed (SIGKILL) right after each phase was saved, then run again: every node done, each
@@ -406,6 +411,22 @@ TEST_F(FleetRun, SecondRunOfTheSameFileIsRefused)
   EXPECT_EQ(second.err, "kiln-fleet: error: " + state + ": another kiln-fleet run holds it\n");
   first->kill(SIGINT);
   EXPECT_EQ(first->wait(), 130);
+}
+
+// The master answers 503 (failing over) while the run waits for the drain and the rejoin:
+// kiln-fleet polls again and finishes.
+TEST_F(FleetRun, MasterFailingOverWhileWaitingIsWaitedFor)
+{
+  Options o;
+  o.agents = 1;
+  o.at_once = 1;
+  // GET_AGENTS 1: schedule's, 2: drain's, 3: drained's first poll, 5: rejoined's first.
+  o.master_args = {"--fail-call", "GET_AGENTS:3", "--fail-call", "GET_AGENTS:5"};
+  start(o);
+  util::RunResult r = fleet({"run", m_cluster.string()});
+  ASSERT_TRUE(r.ok()) << r.out << r.err;
+  EXPECT_EQ(logged("event", "unavailable"), 2);
+  EXPECT_EQ(read_text(node_dir("agent1") / "booted").substr(0, 1), "B");
 }
 
 // The cluster file names a master that is not the leader: it answers every call 307

@@ -33,6 +33,8 @@ runs into:
     GET /exhibitor/v1/cluster/status    the --zk-host servers, serving (code 3) unless
                                         --zk-unhealthy
   ZooKeeper on the ZK port: "ruok" -> "imok".
+  --fail-call TYPE:N: the Nth call of TYPE answers 503 (logged as "unavailable"), as a
+  master failing over does.
   --redirect-to LOCATION: a master that is not the leader: every /api/v1 call is answered
   307 Temporary Redirect with that Location (logged as a "redirected" event).
 
@@ -71,6 +73,8 @@ class Master:
         self.never_drain = set(never_drain)
         self.log = log
         self.calls = []
+        self.counts = {}  # type -> calls so far
+        self.fail_calls = set()  # "TYPE:N": the Nth call of TYPE answers 503
 
     # -- helpers --
     def shut_down(self, agent_id, why):
@@ -121,6 +125,10 @@ class Master:
     # -- the calls; each returns (status, body or None) --
     def call(self, req):
         kind = req.get("type")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if "%s:%d" % (kind, self.counts[kind]) in self.fail_calls:
+            self.record({"event": "unavailable", "type": kind})
+            return 503, "Service Unavailable: no leading master"
         self.settle()
         self.record({"call": kind, "request": req})
         handler = getattr(self, "do_" + str(kind), None)
@@ -343,6 +351,8 @@ def main():
     p.add_argument("--zk-host", action="append", default=[], help="a ZooKeeper server Exhibitor lists")
     p.add_argument("--zk-unhealthy", action="append", default=[], help="a ZooKeeper Exhibitor says is not serving")
     p.add_argument("--not-recovered", action="append", default=[], help="a master whose log is not recovered")
+    p.add_argument("--fail-call", action="append", default=[], help="TYPE:N: the Nth TYPE call answers 503 (a "
+                   "master failing over)")
     p.add_argument("--redirect-to", default="", help="not the leader: every /api/v1 call answers 307 with this "
                    "Location (e.g. //127.0.0.1:PORT/api/v1)")
     a = p.parse_args()
@@ -351,6 +361,7 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.master = Master(agents, a.drain_seconds, a.never_drain, a.log)
+    server.master.fail_calls = set(a.fail_call)
     server.token = a.token
     server.leader = a.leader
     server.zk_hosts = a.zk_host

@@ -223,6 +223,7 @@ public:
   bool removes_on_down = true;
   std::set<std::string> shut_down; // hosts whose agent its master shut down
   std::vector<std::string> calls;
+  std::set<int> unavailable; // these GET_AGENTS calls (1, 2, ...) fail: HTTP 503
   int next_id = 100;
   std::size_t max_down = 0;
 
@@ -231,6 +232,9 @@ public:
     const std::string type = r.at("type");
     calls.push_back(type);
     settle();
+    if (type == "GET_AGENTS" && unavailable.contains(static_cast<int>(std::count(calls.begin(), calls.end(), type)))) {
+      throw MasterUnavailable("Mesos GET_AGENTS", "HTTP 503: no leading master");
+    }
     if (type == "GET_AGENTS") {
       json list = json::array();
       for (auto& a : agents) {
@@ -580,6 +584,23 @@ TEST_F(FleetController, HealthFailureStopsTheRunAtThatNode)
   EXPECT_EQ(state->nodes["agent3"].phase, Phase::pending); // no next batch
   EXPECT_EQ(state->nodes["agent4"].phase, Phase::pending);
   EXPECT_EQ(m_nodes.nodes["agent3"].writes, 0);
+}
+
+// A master failing over (HTTP 503) while the run waits for a drain and a rejoin: not yet,
+// polled again; the run goes on. Outside a wait it stops the run.
+TEST_F(FleetController, MasterUnavailableWhileWaitingIsNotYet)
+{
+  Cluster c = make("{reimage: http://r/v2.kbundle}", 1, 1);
+  // 1: schedule's, 2: drain's, 3: the first of drained's wait, 5: the first of rejoined's
+  m_master.unavailable = {3, 5};
+  ASSERT_EQ(run(c), "");
+  EXPECT_EQ(load_state(c.state_file)->nodes["agent1"].phase, Phase::done);
+  fs::remove(c.state_file);
+  m_master = FakeMaster();
+  m_nodes.nodes.clear();
+  c = make("{reimage: http://r/v2.kbundle}", 1, 1);
+  m_master.unavailable = {1};
+  EXPECT_EQ(run(c), "agent1: scheduled: Mesos GET_AGENTS: HTTP 503: no leading master");
 }
 
 TEST_F(FleetController, AgentThatNeverDrainsFailsAtTheDeadline)

@@ -498,7 +498,12 @@ Controller::wait_for(const std::string& what, Millis deadline, const std::functi
 {
   const Millis end = m_seams.clock.now() + deadline;
   for (;;) {
-    std::string missing = check();
+    std::string missing;
+    try {
+      missing = check();
+    } catch (const MasterUnavailable& e) {
+      missing = e.what(); // a master failing over: not yet
+    }
     if (missing.empty()) {
       return;
     }

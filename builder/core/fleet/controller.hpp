@@ -68,7 +68,7 @@ private:
   void wait_master(const Node& node);
 
   // Polls `check` (empty: done; else what is missing) every limits.poll until `deadline`;
-  // then Error(what + ": " + last answer).
+  // then Error(what + ": " + last answer). A MasterUnavailable from `check` is "not yet".
   void wait_for(const std::string& what, Millis deadline, const std::function<std::string()>& check);
   // kiln-node's `--json status` on the node (Error when it does not answer).
   nlohmann::json node_status(const Node& node);

@@ -28,7 +28,10 @@ one_call(const std::string& subject, const bundle::HttpCall& c)
   try {
     return bundle::http_call(c);
   } catch (const Error& e) {
-    throw Error(subject, e.reason(), e.exit_code()); // an interruption keeps its exit status
+    if (e.exit_code() != k_exit_failure) {
+      throw Error(subject, e.reason(), e.exit_code()); // an interruption keeps its exit status
+    }
+    throw MasterUnavailable(subject, e.reason());
   }
 }
 
@@ -107,7 +110,11 @@ HttpMesosApi::call(const nlohmann::json& request)
         ch = ' ';
       }
     }
-    throw Error(subject, "HTTP " + std::to_string(answer.status) + (text.empty() ? "" : ": " + trimmed(text)));
+    const std::string reason = "HTTP " + std::to_string(answer.status) + (text.empty() ? "" : ": " + trimmed(text));
+    if (answer.status >= 500) {
+      throw MasterUnavailable(subject, reason);
+    }
+    throw Error(subject, reason);
   }
   if (answer.body.empty()) {
     return nullptr;
