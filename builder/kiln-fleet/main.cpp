@@ -34,7 +34,8 @@ struct Args {
 
 #ifdef KILN_FLEET_TEST_HOOKS
 // KILN_FLEET_STOP_AFTER=PHASE: die by SIGKILL once the state file holds a node at PHASE,
-// as a crash or a lost machine would (the resume tests).
+// as a crash or a lost machine would (the resume tests); =reboot-sent: once the reboot
+// command ran, before `rebooting` is saved.
 void
 read_test_hooks(ControlOptions& options)
 {
@@ -42,11 +43,15 @@ read_test_hooks(ControlOptions& options)
   if (phase == nullptr || *phase == '\0') {
     return;
   }
+  options.stop = [] { ::raise(SIGKILL); };
+  if (std::string(phase) == "reboot-sent") {
+    options.stop_after_reboot_sent = true;
+    return;
+  }
   options.stop_after = parse_phase(phase);
   if (!options.stop_after) {
     throw UsageError("KILN_FLEET_STOP_AFTER", std::string("unknown phase '") + phase + "'");
   }
-  options.stop = [] { ::raise(SIGKILL); };
 }
 #endif
 
@@ -76,8 +81,11 @@ run_command(const Args& a)
 {
   Cluster c = load_cluster(a.cluster);
   Plan plan = make_plan(c, {a.force_wipe_masters});
-  // One run per state file at a time.
-  util::FileLock lock(c.state_file.string() + ".lock");
+  // One run per state file at a time: a second one is refused at once, never waits.
+  auto lock = util::FileLock::try_acquire(c.state_file.string() + ".lock");
+  if (!lock) {
+    throw Error(c.state_file.string(), "another kiln-fleet run holds it");
+  }
   RunState state = start_state(c, load_state(c.state_file));
   save_state(c.state_file, state);
   HttpMesosApi api(c);

@@ -15,7 +15,9 @@ runs into:
                                  agents are told to shut down and removed
     STOP_MAINTENANCE             only DOWN machines; they leave the schedule
     DRAIN_AGENT                  DRAINING, then DRAINED after --drain-seconds (a host in
-                                 --never-drain stays DRAINING); deactivated
+                                 --never-drain stays DRAINING); deactivated; its
+                                 max_grace_period must be {"seconds", "nanos"} (a
+                                 google.protobuf.Duration), else 400
     REACTIVATE_AGENT             only a deactivated agent
     MARK_AGENT_GONE              removes the agent (shut down); its id can never register again
   Agents register as a node's boot makes them (the test's reboot script posts):
@@ -31,6 +33,10 @@ runs into:
     GET /exhibitor/v1/cluster/status    the --zk-host servers, serving (code 3) unless
                                         --zk-unhealthy
   ZooKeeper on the ZK port: "ruok" -> "imok".
+  --fail-call TYPE:N: the Nth call of TYPE answers 503 (logged as "unavailable"), as a
+  master failing over does.
+  --redirect-to LOCATION: a master that is not the leader: every /api/v1 call is answered
+  307 Temporary Redirect with that Location (logged as a "redirected" event).
 
 Every call is appended to --log (JSON lines). Prints "PORT <http> ZK <zk>" when ready.
 """
@@ -43,6 +49,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
+
+
+def duration_ok(d):
+    """A google.protobuf.Duration in Mesos's JSON: exactly seconds and nanos, integers."""
+    return isinstance(d, dict) and set(d) == {"seconds", "nanos"} and \
+        all(isinstance(d[k], int) and not isinstance(d[k], bool) for k in d) and 0 <= d["nanos"] < 10**9
 
 
 class Master:
@@ -61,6 +73,8 @@ class Master:
         self.never_drain = set(never_drain)
         self.log = log
         self.calls = []
+        self.counts = {}  # type -> calls so far
+        self.fail_calls = set()  # "TYPE:N": the Nth call of TYPE answers 503
 
     # -- helpers --
     def shut_down(self, agent_id, why):
@@ -111,6 +125,10 @@ class Master:
     # -- the calls; each returns (status, body or None) --
     def call(self, req):
         kind = req.get("type")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if "%s:%d" % (kind, self.counts[kind]) in self.fail_calls:
+            self.record({"event": "unavailable", "type": kind})
+            return 503, "Service Unavailable: no leading master"
         self.settle()
         self.record({"call": kind, "request": req})
         handler = getattr(self, "do_" + str(kind), None)
@@ -190,11 +208,13 @@ class Master:
 
     def do_DRAIN_AGENT(self, req):
         agent_id = self.agent_of(req, "drain_agent")
-        grace = req.get("drain_agent", {}).get("max_grace_period", {}).get("nanoseconds")
+        grace = req.get("drain_agent", {}).get("max_grace_period")
         if agent_id not in self.agents:
             return 400, "Unknown agent %s" % agent_id
-        if grace is not None and not isinstance(grace, int):
-            return 400, "max_grace_period.nanoseconds must be an integer"
+        if grace is not None and not duration_ok(grace):
+            # The real master's JSON-to-protobuf knows a google.protobuf.Duration only as
+            # {"seconds", "nanos"}: anything else is a malformed call here.
+            return 400, "Failed to convert JSON into Call protobuf: max_grace_period %s" % json.dumps(grace)
         a = self.agents[agent_id]
         a["drain"] = "DRAINING"
         a["deactivated"] = True
@@ -241,9 +261,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ValueError("body too large")
         return json.loads(self.rfile.read(n) or b"{}")
 
-    def answer(self, code, body):
+    def answer(self, code, body, location=None):
         data = b"" if body is None else (json.dumps(body) if not isinstance(body, str) else body).encode()
         self.send_response(code)
+        if location is not None:
+            self.send_header("Location", location)
         self.send_header("Content-Type", "application/json" if not isinstance(body, str) else "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -291,6 +313,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, None)
             if self.path not in ("/api/v1", "/mesos/api/v1"):
                 return self.answer(404, "not found")
+            if self.server.redirect_to:
+                # Not the leader: every call goes to the leader, as the real master sends it.
+                master.record({"event": "redirected", "type": req.get("type"), "to": self.server.redirect_to})
+                return self.answer(307, None, location=self.server.redirect_to)
             if self.headers.get("Content-Type") != "application/json":
                 return self.answer(415, "Expecting 'Content-Type' of application/json")
             if "application/json" not in self.headers.get("Accept", ""):
@@ -325,17 +351,23 @@ def main():
     p.add_argument("--zk-host", action="append", default=[], help="a ZooKeeper server Exhibitor lists")
     p.add_argument("--zk-unhealthy", action="append", default=[], help="a ZooKeeper Exhibitor says is not serving")
     p.add_argument("--not-recovered", action="append", default=[], help="a master whose log is not recovered")
+    p.add_argument("--fail-call", action="append", default=[], help="TYPE:N: the Nth TYPE call answers 503 (a "
+                   "master failing over)")
+    p.add_argument("--redirect-to", default="", help="not the leader: every /api/v1 call answers 307 with this "
+                   "Location (e.g. //127.0.0.1:PORT/api/v1)")
     a = p.parse_args()
     with open(a.agents) as f:
         agents = json.load(f)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.master = Master(agents, a.drain_seconds, a.never_drain, a.log)
+    server.master.fail_calls = set(a.fail_call)
     server.token = a.token
     server.leader = a.leader
     server.zk_hosts = a.zk_host
     server.unhealthy = set(a.zk_unhealthy)
     server.not_recovered = set(a.not_recovered)
+    server.redirect_to = a.redirect_to
     zk = socket.socket()
     zk.bind(("127.0.0.1", 0))
     zk.listen(16)

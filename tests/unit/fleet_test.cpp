@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <set>
 
 namespace kiln::fleet {
@@ -222,6 +223,7 @@ public:
   bool removes_on_down = true;
   std::set<std::string> shut_down; // hosts whose agent its master shut down
   std::vector<std::string> calls;
+  std::set<int> unavailable; // these GET_AGENTS calls (1, 2, ...) fail: HTTP 503
   int next_id = 100;
   std::size_t max_down = 0;
 
@@ -230,6 +232,9 @@ public:
     const std::string type = r.at("type");
     calls.push_back(type);
     settle();
+    if (type == "GET_AGENTS" && unavailable.contains(static_cast<int>(std::count(calls.begin(), calls.end(), type)))) {
+      throw MasterUnavailable("Mesos GET_AGENTS", "HTTP 503: no leading master");
+    }
     if (type == "GET_AGENTS") {
       json list = json::array();
       for (auto& a : agents) {
@@ -298,7 +303,8 @@ public:
           a.drain = "DRAINING";
           a.deactivated = true;
           EXPECT_FALSE(r.at("drain_agent").at("mark_gone").get<bool>());
-          EXPECT_TRUE(r.at("drain_agent").at("max_grace_period").at("nanoseconds").is_number());
+          // A google.protobuf.Duration: seconds and nanos (drain_grace 5m by default), nothing else.
+          EXPECT_EQ(r.at("drain_agent").at("max_grace_period"), json({{"seconds", 300}, {"nanos", 0}}));
         }
       }
       return nullptr;
@@ -380,12 +386,17 @@ public:
   std::map<std::string, N> nodes;
   bool wipe = false;
   int in_flight = 0, max_in_flight = 0;
+  // The first `rendezvous` writes wait (5s at most, real time) until that many nodes are
+  // written and not yet rebooted: a controller that writes them together passes at once.
+  int rendezvous = 0;
+  std::function<void(const std::string& host)> on_write; // called as a node is written
   std::mutex lock;
+  std::condition_variable written;
   explicit FakeNodes(FakeMaster& m) : master(m) {}
 
   util::RunResult run(const Node& node, const std::string& command, Millis) override
   {
-    std::lock_guard<std::mutex> hold(lock);
+    std::unique_lock<std::mutex> hold(lock);
     N& n = nodes[node.host];
     util::RunResult r;
     r.exit_code = 0;
@@ -395,8 +406,12 @@ public:
       r.out = json({{"booted", n.booted}, {"slots", slots}}).dump();
     } else if (command.find("'reimage'") != std::string::npos) {
       ++n.writes;
+      if (on_write) {
+        on_write(node.host);
+      }
       n.next = n.booted == "A" ? "B" : "A";
       max_in_flight = std::max(max_in_flight, ++in_flight);
+      meet(hold);
     } else if (command.find("'wipe'") != std::string::npos) {
       ++n.writes;
       n.next = n.booted;
@@ -414,6 +429,15 @@ public:
       r.exit_code = 127;
     }
     return r;
+  }
+  void meet(std::unique_lock<std::mutex>& hold)
+  {
+    if (rendezvous <= 0) {
+      return;
+    }
+    --rendezvous;
+    written.notify_all();
+    written.wait_for(hold, std::chrono::seconds(5), [&] { return rendezvous == 0; });
   }
 };
 
@@ -486,9 +510,10 @@ protected:
 TEST_F(FleetController, RollingReimageOfFiveTwoAtATime)
 {
   Cluster c = make("{reimage: http://r/v2.kbundle}", 5, 2);
+  m_nodes.rendezvous = 2; // the first batch's two writes meet: a serial run would keep one
   ASSERT_EQ(run(c), "");
-  EXPECT_LE(m_nodes.max_in_flight, 2);
-  EXPECT_LE(m_master.max_down, 2u);
+  EXPECT_EQ(m_nodes.max_in_flight, 2); // the limit, reached and never passed
+  EXPECT_EQ(m_master.max_down, 2u);
   int batches = 0;
   for (const auto& e : m_events.all) {
     batches += e.kind == Event::Kind::batch ? 1 : 0;
@@ -561,6 +586,23 @@ TEST_F(FleetController, HealthFailureStopsTheRunAtThatNode)
   EXPECT_EQ(m_nodes.nodes["agent3"].writes, 0);
 }
 
+// A master failing over (HTTP 503) while the run waits for a drain and a rejoin: not yet,
+// polled again; the run goes on. Outside a wait it stops the run.
+TEST_F(FleetController, MasterUnavailableWhileWaitingIsNotYet)
+{
+  Cluster c = make("{reimage: http://r/v2.kbundle}", 1, 1);
+  // 1: schedule's, 2: drain's, 3: the first of drained's wait, 5: the first of rejoined's
+  m_master.unavailable = {3, 5};
+  ASSERT_EQ(run(c), "");
+  EXPECT_EQ(load_state(c.state_file)->nodes["agent1"].phase, Phase::done);
+  fs::remove(c.state_file);
+  m_master = FakeMaster();
+  m_nodes.nodes.clear();
+  c = make("{reimage: http://r/v2.kbundle}", 1, 1);
+  m_master.unavailable = {1};
+  EXPECT_EQ(run(c), "agent1: scheduled: Mesos GET_AGENTS: HTTP 503: no leading master");
+}
+
 TEST_F(FleetController, AgentThatNeverDrainsFailsAtTheDeadline)
 {
   Cluster c = make("{reimage: http://r/v2.kbundle}", 2, 1);
@@ -606,15 +648,21 @@ TEST_F(FleetController, ResumedAtEveryPhaseBoundary)
   }
 }
 
+Cluster
+three_masters(const ScratchDir& dir)
+{
+  return load_text(dir, "master: {url: http://127.0.0.1:1/api/v1}\n"
+                        "transport: {command: fake, reboot_command: reboot, boot_id_command: bootid}\n"
+                        "action: {reimage: http://r/v2.kbundle}\n"
+                        "limits: {poll: 1s, deadlines: {master: 10s, boot: 20s}}\nnodes:\n"
+                        "  - {host: m1, address: 10.0.1.1, role: master}\n"
+                        "  - {host: m2, address: 10.0.1.2, role: master}\n"
+                        "  - {host: m3, address: 10.0.1.3, role: master}\n");
+}
+
 TEST_F(FleetController, MastersOneAtATimeOnlyWhileTheOthersAreHealthy)
 {
-  Cluster c = load_text(m_dir, "master: {url: http://127.0.0.1:1/api/v1}\n"
-                               "transport: {command: fake, reboot_command: reboot, boot_id_command: bootid}\n"
-                               "action: {reimage: http://r/v2.kbundle}\n"
-                               "limits: {poll: 1s, deadlines: {master: 10s, boot: 20s}}\nnodes:\n"
-                               "  - {host: m1, address: 10.0.1.1, role: master}\n"
-                               "  - {host: m2, address: 10.0.1.2, role: master}\n"
-                               "  - {host: m3, address: 10.0.1.3, role: master}\n");
+  Cluster c = three_masters(m_dir);
   m_probe.problems["m3"] = "m3: registrar/log/recovered is not 1";
   EXPECT_EQ(run(c), "m1: cleared: the other masters not healthy within 10s: m3: registrar/log/recovered is not 1");
   EXPECT_EQ(m_nodes.nodes["m1"].writes, 0);
@@ -625,6 +673,56 @@ TEST_F(FleetController, MastersOneAtATimeOnlyWhileTheOthersAreHealthy)
     EXPECT_EQ(m_nodes.nodes[m].booted, "B") << m;
   }
   EXPECT_TRUE(m_master.calls.empty()); // no maintenance for masters
+}
+
+// Another master falls ill while this one is written: it is not rebooted; the run resumed
+// from `written` checks again, and reboots it once the others are healthy.
+TEST_F(FleetController, MasterRebootsOnlyWhileTheOthersAreHealthyStill)
+{
+  Cluster c = three_masters(m_dir);
+  m_nodes.on_write = [&](const std::string& host) {
+    if (host == "m1") {
+      m_probe.problems["m3"] = "m3: registrar/log/recovered is not 1";
+    }
+  };
+  EXPECT_EQ(run(c), "m1: rebooting: the other masters not healthy within 10s: m3: registrar/log/recovered is not 1");
+  EXPECT_EQ(m_nodes.nodes["m1"].writes, 1);
+  EXPECT_EQ(m_nodes.nodes["m1"].boot, 1); // not rebooted
+  EXPECT_EQ(load_state(c.state_file)->nodes["m1"].phase, Phase::written);
+  m_nodes.on_write = nullptr;
+  EXPECT_EQ(run(c), "m1: rebooting: the other masters not healthy within 10s: m3: registrar/log/recovered is not 1");
+  EXPECT_EQ(m_nodes.nodes["m1"].boot, 1); // resumed: checked again
+  m_probe.problems.clear();
+  ASSERT_EQ(run(c), "");
+  for (const char* m : {"m1", "m2", "m3"}) {
+    EXPECT_EQ(m_nodes.nodes[m].writes, 1) << m;
+    EXPECT_EQ(m_nodes.nodes[m].boot, 2) << m; // rebooted once
+  }
+}
+
+// Killed after the reboot command ran but before `rebooting` was saved: the resumed run
+// sees the boot id changed since `written` and does not reboot again.
+TEST_F(FleetController, RebootSentButNotSavedIsNotRepeated)
+{
+  for (bool masters : {false, true}) {
+    Cluster c = masters ? three_masters(m_dir) : make("{reimage: http://r/v2.kbundle}", 2, 1);
+    struct Killed {};
+    ControlOptions o;
+    o.stop_after_reboot_sent = true;
+    o.stop = [] { throw Killed{}; };
+    EXPECT_THROW(run(c, o), Killed);
+    const std::string first = c.nodes[0].host;
+    EXPECT_EQ(load_state(c.state_file)->nodes[first].phase, Phase::written);
+    EXPECT_EQ(m_nodes.nodes[first].boot, 2);
+    ASSERT_EQ(run(c), "");
+    for (const auto& n : c.nodes) {
+      EXPECT_EQ(m_nodes.nodes[n.host].boot, 2) << n.host; // rebooted exactly once
+      EXPECT_EQ(load_state(c.state_file)->nodes[n.host].phase, Phase::done) << n.host;
+    }
+    fs::remove(c.state_file);
+    m_master = FakeMaster();
+    m_nodes.nodes.clear();
+  }
 }
 
 } // namespace

@@ -97,6 +97,10 @@ http_call(const HttpCall& call)
   }
   HttpAnswer answer;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &answer.status);
+  char* location = nullptr;
+  if (curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location != nullptr) {
+    answer.redirect_url = location;
+  }
   answer.body = std::move(body.text);
   return answer;
 }

@@ -27,6 +27,9 @@ struct HttpCall {
 struct HttpAnswer {
   long status = 0;
   std::string body;
+  // A 3xx answer's Location, resolved against the call's URL (a relative or scheme-relative
+  // one made whole); never followed here: "" when there is none.
+  std::string redirect_url;
 };
 
 // Performs `call`. Throws Error(url, ...) when there is no answer in time, the answer is

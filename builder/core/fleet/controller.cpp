@@ -186,7 +186,7 @@ Controller::step(const Node& node, Phase into, NodeState& ns)
     case Phase::written:
       return write(node, ns);
     case Phase::rebooting:
-      return reboot(node);
+      return reboot(node, ns);
     case Phase::back:
       return wait_back(node, ns);
     case Phase::gone:
@@ -255,8 +255,40 @@ Controller::write(const Node& node, NodeState& ns)
   ns.boot_id = boot_id(node);
 }
 
+std::string
+Controller::answering_boot_id(const Node& node)
+{
+  std::string id;
+  wait_for("not answering", m_cluster.limits.deadlines.boot, [&]() -> std::string {
+    try {
+      id = boot_id(node);
+    } catch (const Error& e) {
+      return e.reason();
+    }
+    return {};
+  });
+  return id;
+}
+
 void
-Controller::reboot(const Node& node)
+Controller::reboot(const Node& node, const NodeState& ns)
+{
+  // A run that ended after sending the reboot but before saving `rebooting` must not
+  // reboot again (each boot of a slot on trial takes one of GRUB's tries).
+  if (!ns.boot_id.empty() && answering_boot_id(node) != ns.boot_id) {
+    return;
+  }
+  if (node.is_master()) {
+    wait_others(node); // checked again now: writing the node may have taken long
+  }
+  send_reboot(node);
+  if (m_options.stop_after_reboot_sent && m_options.stop) {
+    m_options.stop();
+  }
+}
+
+void
+Controller::send_reboot(const Node& node)
 {
   util::RunResult r = m_seams.transport.run(node, m_cluster.reboot_command, std::chrono::minutes(2));
   // 255: ssh lost the connection as the node went down, which a reboot may do.
@@ -466,7 +498,12 @@ Controller::wait_for(const std::string& what, Millis deadline, const std::functi
 {
   const Millis end = m_seams.clock.now() + deadline;
   for (;;) {
-    std::string missing = check();
+    std::string missing;
+    try {
+      missing = check();
+    } catch (const MasterUnavailable& e) {
+      missing = e.what(); // a master failing over: not yet
+    }
     if (missing.empty()) {
       return;
     }

@@ -31,6 +31,9 @@ struct ControlOptions {
   // Test hook (kiln-fleet-test's KILN_FLEET_STOP_AFTER=PHASE): called once the state file
   // holds a node at this phase; the test build kills the process there.
   std::optional<Phase> stop_after;
+  // Test hook (KILN_FLEET_STOP_AFTER=reboot-sent): stop() once the reboot command ran,
+  // before `rebooting` is saved.
+  bool stop_after_reboot_sent = false;
   std::function<void()> stop;
 };
 
@@ -53,7 +56,10 @@ private:
   void wait_drained(const Node& node, NodeState& ns);
   void machine_down(const Node& node);
   void write(const Node& node, NodeState& ns);
-  void reboot(const Node& node);
+  // Unless the node booted since `written` (its boot id changed): a master only while the
+  // other masters are healthy, then the reboot command.
+  void reboot(const Node& node, const NodeState& ns);
+  void send_reboot(const Node& node);
   void wait_back(const Node& node, NodeState& ns);
   void mark_gone(const Node& node, NodeState& ns);
   void machine_up(const Node& node);
@@ -62,11 +68,13 @@ private:
   void wait_master(const Node& node);
 
   // Polls `check` (empty: done; else what is missing) every limits.poll until `deadline`;
-  // then Error(what + ": " + last answer).
+  // then Error(what + ": " + last answer). A MasterUnavailable from `check` is "not yet".
   void wait_for(const std::string& what, Millis deadline, const std::function<std::string()>& check);
   // kiln-node's `--json status` on the node (Error when it does not answer).
   nlohmann::json node_status(const Node& node);
   std::string boot_id(const Node& node);
+  // The boot id, waited for until the node answers (deadlines.boot).
+  std::string answering_boot_id(const Node& node);
   std::optional<Agent> agent_on(const std::string& host);
   std::vector<Node> masters() const;
   void emit(Event e);

@@ -30,6 +30,15 @@ same_machine(const json& id, const MachineId& m)
   return id.is_object() && id.value("hostname", "") == m.hostname && id.value("ip", "") == m.ip;
 }
 
+// A google.protobuf.Duration as Mesos's JSON-to-protobuf reads it: the proto's own field
+// names, seconds and nanos (an unknown key such as "nanoseconds" would be ignored: 0).
+json
+duration_json(std::int64_t ns)
+{
+  constexpr std::int64_t k_per_second = 1'000'000'000;
+  return {{"seconds", ns / k_per_second}, {"nanos", ns % k_per_second}};
+}
+
 } // namespace
 
 std::vector<Agent>
@@ -149,11 +158,10 @@ stop_maintenance(MesosApi& api, const MachineId& machine)
 void
 drain_agent(MesosApi& api, const std::string& agent_id, std::int64_t max_grace_ns)
 {
-  api.call({{"type", "DRAIN_AGENT"},
-            {"drain_agent",
-             {{"agent_id", {{"value", agent_id}}},
-              {"max_grace_period", {{"nanoseconds", max_grace_ns}}},
-              {"mark_gone", false}}}});
+  api.call(
+    {{"type", "DRAIN_AGENT"},
+     {"drain_agent",
+      {{"agent_id", {{"value", agent_id}}}, {"max_grace_period", duration_json(max_grace_ns)}, {"mark_gone", false}}}});
 }
 
 void

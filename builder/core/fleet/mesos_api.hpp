@@ -4,6 +4,8 @@
 // shaped as Mesos's protobufs (mesos/v1/master/master.proto, maintenance.proto) define it.
 #pragma once
 
+#include "core/util/error.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -18,6 +20,13 @@ public:
   // POSTs `request` ({"type": "...", ...}); returns the response body's JSON (null for an
   // empty 200/202 body). Throws Error("Mesos TYPE", reason) for anything else.
   virtual nlohmann::json call(const nlohmann::json& request) = 0;
+};
+
+// The master did not answer (no connection, a timeout) or answered HTTP 5xx: a failover may
+// be under way, so a wait takes it as "not yet" until its deadline.
+class MasterUnavailable : public Error {
+public:
+  using Error::Error;
 };
 
 struct MachineId {

@@ -20,6 +20,42 @@ trimmed(std::string s)
   return s;
 }
 
+constexpr int k_redirect_limit = 3;
+
+bundle::HttpAnswer
+one_call(const std::string& subject, const bundle::HttpCall& c)
+{
+  try {
+    return bundle::http_call(c);
+  } catch (const Error& e) {
+    if (e.exit_code() != k_exit_failure) {
+      throw Error(subject, e.reason(), e.exit_code()); // an interruption keeps its exit status
+    }
+    throw MasterUnavailable(subject, e.reason());
+  }
+}
+
+// `c`, following a master that is not the leader to the one it names (307 Temporary
+// Redirect: the same POST, body and headers to the Location) at most k_redirect_limit times.
+bundle::HttpAnswer
+led_call(const std::string& subject, bundle::HttpCall c)
+{
+  for (int hops = 0;; ++hops) {
+    bundle::HttpAnswer answer = one_call(subject, c);
+    if (answer.status != 307) {
+      return answer;
+    }
+    if (answer.redirect_url.empty()) {
+      throw Error(subject, "HTTP 307 from " + c.url + " names no leader (no Location)");
+    }
+    if (hops == k_redirect_limit) {
+      throw Error(subject, "still redirected (HTTP 307) after " + std::to_string(k_redirect_limit) + " hops, last to " +
+                             answer.redirect_url + ": no leading master answers");
+    }
+    c.url = answer.redirect_url;
+  }
+}
+
 } // namespace
 
 std::string
@@ -66,12 +102,7 @@ HttpMesosApi::call(const nlohmann::json& request)
   c.user_agent = "kiln-fleet/" KILN_VERSION;
   c.timeout = std::chrono::seconds(30);
   c.limit = k_answer_limit;
-  bundle::HttpAnswer answer;
-  try {
-    answer = bundle::http_call(c);
-  } catch (const Error& e) {
-    throw Error(subject, e.reason(), e.exit_code()); // an interruption keeps its exit status
-  }
+  bundle::HttpAnswer answer = led_call(subject, c);
   if (answer.status != 200 && answer.status != 202) {
     std::string text = answer.body.substr(0, 200);
     for (char& ch : text) {
@@ -79,7 +110,11 @@ HttpMesosApi::call(const nlohmann::json& request)
         ch = ' ';
       }
     }
-    throw Error(subject, "HTTP " + std::to_string(answer.status) + (text.empty() ? "" : ": " + trimmed(text)));
+    const std::string reason = "HTTP " + std::to_string(answer.status) + (text.empty() ? "" : ": " + trimmed(text));
+    if (answer.status >= 500) {
+      throw MasterUnavailable(subject, reason);
+    }
+    throw Error(subject, reason);
   }
   if (answer.body.empty()) {
     return nullptr;

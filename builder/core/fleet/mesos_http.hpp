@@ -1,5 +1,6 @@
 // The real MesosApi: POST /api/v1 with JSON, the operator's token, the cluster's CA file,
-// a deadline and a bound on every answer.
+// a deadline and a bound on every answer. A master that is not the leader answers 307
+// Temporary Redirect to the leader: the call is sent there again (at most 3 hops).
 #pragma once
 
 #include "core/fleet/cluster.hpp"

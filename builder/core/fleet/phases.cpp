@@ -102,6 +102,9 @@ describe_step(Phase phase, const Node& node, const Cluster& c)
       return wipe ? c.node_command + " wipe --dcos (" + show(d.command) + ")"
                   : c.node_command + " reimage " + c.action.bundle_url + " (" + show(d.command) + ")";
     case Phase::rebooting:
+      if (node.is_master()) {
+        return "wait until every other master is healthy again (" + show(d.master) + "), then " + c.reboot_command;
+      }
       return c.reboot_command;
     case Phase::back:
       return std::string("wait for a new boot and ") + (wipe ? "the same slot" : "the other slot") +

@@ -20,12 +20,14 @@ namespace kiln::fleet {
 enum class Phase {
   pending, // nothing done yet
   scheduled, // the machine is in a maintenance window (UPDATE_MAINTENANCE_SCHEDULE); agent id known
-  cleared, // master: every other master healthy, so this one may go
+  cleared, // master: every other master healthy, so this one may be written (checked again
+  // before the reboot)
   draining, // DRAIN_AGENT accepted
   drained, // GET_AGENTS: drain_info.state DRAINED
   down, // START_MAINTENANCE: the machine is DOWN; Mesos removed its agent and refuses it until up
   written, // kiln-node reimage URL / wipe --dcos succeeded on the node; its boot id recorded
-  rebooting, // the reboot command was sent
+  rebooting, // the reboot command was sent (master: right after every other master was
+  // found healthy again); skipped when the boot id already differs from written's
   back, // a new boot id, and kiln-node status: the expected slot booted and good
   gone, // wipe: the drained agent's id marked gone (MARK_AGENT_GONE): retired for good
   up, // STOP_MAINTENANCE: the machine is up, its window gone
