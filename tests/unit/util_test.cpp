@@ -160,6 +160,18 @@ TEST(Process, CapturesOutputAndStatus)
   EXPECT_EQ(r.tail(), "err");
 }
 
+TEST(Process, OutputPastItsBoundIsReadAndDropped)
+{
+  util::RunOptions options;
+  options.max_output = 1000;
+  // 64 MiB on stdout and on stderr: the child runs to its end (nothing blocks it) and
+  // a thousand bytes of each are kept.
+  auto r = util::run({"sh", "-c", "head -c 67108864 /dev/zero; head -c 67108864 /dev/zero >&2; exit 4"}, options);
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.out, std::string(1000, '\0'));
+  EXPECT_EQ(r.err.size(), 1000u);
+}
+
 TEST(Process, MissingProgramIsAnError)
 {
   EXPECT_THROW(util::run({"kiln-no-such-program"}), Error);

@@ -24,6 +24,7 @@ CommandTransport::run(const Node& node, const std::string& command, Millis timeo
   util::RunOptions o;
   o.timeout = std::chrono::duration_cast<std::chrono::seconds>(timeout + std::chrono::milliseconds(999));
   o.stdin_data = "";
+  o.max_output = k_max_node_output;
   return util::run(transport_argv(m_pattern, node, command), o);
 }
 

@@ -24,6 +24,10 @@ public:
 // The argv the template gives for `node` and `command`.
 std::vector<std::string> transport_argv(const std::string& pattern, const Node& node, const std::string& command);
 
+// What is kept of a node command's stdout and of its stderr (kiln-node's --json answers
+// are a few KiB): a node that writes without end cannot fill the controller's memory.
+inline constexpr std::size_t k_max_node_output = 4 << 20;
+
 class CommandTransport : public Transport {
 public:
   explicit CommandTransport(std::string pattern) : m_pattern(std::move(pattern)) {}

@@ -295,7 +295,10 @@ run(const std::vector<std::string>& argv, const RunOptions& options)
         char buf[65536];
         ssize_t r = ::read(pipe->fd[0], buf, sizeof(buf));
         if (r > 0) {
-          sink->append(buf, static_cast<size_t>(r));
+          const std::size_t room = options.max_output == 0
+                                     ? static_cast<size_t>(r)
+                                     : options.max_output - std::min(options.max_output, sink->size());
+          sink->append(buf, std::min(room, static_cast<size_t>(r)));
         } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
           ::close(pipe->take(0));
         }

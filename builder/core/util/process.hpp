@@ -17,6 +17,9 @@ struct RunOptions {
   std::string cwd;
   bool capture_stdout = true; // else inherited
   bool capture_stderr = true;
+  // Bytes of each captured stream kept (0: all); the rest is read and dropped, so a child
+  // that writes without end cannot fill the memory (output of another machine's commands).
+  std::size_t max_output = 0;
   // Every wait has a deadline: past it the child is stopped (SIGTERM, then SIGKILL after
   // `kill_grace`) and run() throws Error("ARGV0", "did not finish within N s").
   std::chrono::seconds timeout{3600};
