@@ -235,7 +235,8 @@ TEST_F(FleetRun, RollingReimageOfFiveAgentsTwoAtATime)
   }
   util::RunResult status = fleet({"--json", "status", m_cluster.string()});
   ASSERT_TRUE(status.ok()) << status.err;
-  for (const auto& n : json::parse(status.out)["nodes"]) {
+  const json nodes = json::parse(status.out)["nodes"]; // a named copy: the parsed temporary dies here
+  for (const auto& n : nodes) {
     EXPECT_EQ(n["phase"], "done") << n.dump();
   }
   // A second run finds everything done and touches nothing.
