@@ -96,6 +96,7 @@ do_build(const BuildArgs& args)
   options.formats = formats;
   options.no_cache = args.no_cache;
   options.network = args.network;
+  options.source_date_epoch = build::parse_source_date_epoch(std::getenv("SOURCE_DATE_EPOCH"));
   if (!args.sign.empty()) {
     options.sign_key = args.sign;
   }

@@ -46,7 +46,7 @@ protected:
 
   test::ScratchDir m_dir;
   std::vector<std::string> m_names = {"demo.qcow2", "demo.raw", "demo.raw.bmap", "demo.manifest.json"};
-  std::string m_key = build::outputs_key(base(std::string(64, 'c')), {"qcow2", "raw"}, false, "");
+  std::string m_key = build::outputs_key(base(std::string(64, 'c')), {"qcow2", "raw"}, false, "", std::nullopt);
 };
 
 TEST_F(outputs_stamp, untouched_outputs_are_up_to_date)
@@ -112,16 +112,17 @@ TEST_F(outputs_stamp, a_stamp_naming_a_path_outside_the_directory_is_stale)
 TEST(outputs_key, follows_the_final_layer_the_formats_compression_and_the_signing_key)
 {
   const std::string final_key(64, 'c');
-  const std::string k = build::outputs_key(base(final_key), {"qcow2", "raw"}, false, "");
-  EXPECT_EQ(build::outputs_key(base(final_key), {"qcow2", "raw"}, false, ""), k);
-  EXPECT_NE(build::outputs_key(base(std::string(64, 'd')), {"qcow2", "raw"}, false, ""), k);
-  EXPECT_NE(build::outputs_key(base(final_key), {"qcow2"}, false, ""), k);
-  EXPECT_NE(build::outputs_key(base(final_key), {"raw", "qcow2"}, false, ""), k);
-  EXPECT_NE(build::outputs_key(base(final_key), {"qcow2", "raw"}, true, ""), k);
-  EXPECT_NE(build::outputs_key(base(final_key), {"qcow2", "raw"}, false, std::string(64, 'e')), k);
+  const std::string k = build::outputs_key(base(final_key), {"qcow2", "raw"}, false, "", std::nullopt);
+  EXPECT_EQ(build::outputs_key(base(final_key), {"qcow2", "raw"}, false, "", std::nullopt), k);
+  EXPECT_NE(build::outputs_key(base(std::string(64, 'd')), {"qcow2", "raw"}, false, "", std::nullopt), k);
+  EXPECT_NE(build::outputs_key(base(final_key), {"qcow2"}, false, "", std::nullopt), k);
+  EXPECT_NE(build::outputs_key(base(final_key), {"raw", "qcow2"}, false, "", std::nullopt), k);
+  EXPECT_NE(build::outputs_key(base(final_key), {"qcow2", "raw"}, true, "", std::nullopt), k);
+  EXPECT_NE(build::outputs_key(base(final_key), {"qcow2", "raw"}, false, std::string(64, 'e'), std::nullopt), k);
+  EXPECT_NE(build::outputs_key(base(final_key), {"qcow2", "raw"}, false, "", 1700000000), k);
   manifest::Manifest packages = base(final_key);
   packages.packages.push_back({"systemd", "252", "amd64"});
-  EXPECT_NE(build::outputs_key(packages, {"qcow2", "raw"}, false, ""), k);
+  EXPECT_NE(build::outputs_key(packages, {"qcow2", "raw"}, false, "", std::nullopt), k);
 }
 
 } // namespace

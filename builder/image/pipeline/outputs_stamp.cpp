@@ -21,10 +21,15 @@ constexpr int k_stamp_version = 1;
 
 std::string
 outputs_key(const manifest::Manifest& base, const std::vector<std::string>& formats, bool compress,
-            const std::string& signing_key_digest)
+            const std::string& signing_key_digest, std::optional<std::int64_t> epoch)
 {
-  json j = {{"stamp", k_stamp_version}, {"manifest", manifest::to_json(base)}, {"formats", formats},
-            {"compress", compress},     {"signing_key", signing_key_digest},   {"kiln", KILN_VERSION}};
+  json j = {{"stamp", k_stamp_version},
+            {"manifest", manifest::to_json(base)},
+            {"formats", formats},
+            {"compress", compress},
+            {"signing_key", signing_key_digest},
+            {"source_date_epoch", epoch ? json(*epoch) : json(nullptr)},
+            {"kiln", KILN_VERSION}};
   return crypto::sha256_hex(manifest::canonical_text(j));
 }
 

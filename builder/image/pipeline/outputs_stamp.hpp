@@ -35,9 +35,9 @@ struct OutputsStamp {
 
 // Everything that decides the outputs' bytes: the manifest's recipe part (which holds
 // every stage key, so the final layer's), the formats in order, compression, the
-// signing key's digest (empty: unsigned) and kiln's version.
+// signing key's digest (empty: unsigned), SOURCE_DATE_EPOCH and kiln's version.
 std::string outputs_key(const manifest::Manifest& base, const std::vector<std::string>& formats, bool compress,
-                        const std::string& signing_key_digest);
+                        const std::string& signing_key_digest, std::optional<std::int64_t> epoch);
 
 fs::path stamp_path(const fs::path& dir, const std::string& stem);
 

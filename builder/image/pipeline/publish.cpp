@@ -8,6 +8,7 @@
 #include "core/util/parallel.hpp"
 #include "core/util/runner.hpp"
 #include "image/formats/outputs.hpp"
+#include "image/formats/stable_ids.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/pipeline/ab_layout.hpp"
 #include "image/pipeline/outputs_stamp.hpp"
@@ -60,7 +61,8 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
     format_names.push_back(recipe::format_name(format));
   }
   const std::string stamp_key =
-    outputs_key(m, format_names, recipe.outputs.compress, key ? crypto::sha256_file(*key) : std::string());
+    outputs_key(m, format_names, recipe.outputs.compress, key ? crypto::sha256_file(*key) : std::string(),
+                options.source_date_epoch);
   if (!options.no_cache) {
     std::optional<OutputsStamp> stamp = read_stamp(options.output_dir, stem);
     if (stamp && up_to_date(*stamp, options.output_dir, stamp_key)) {
@@ -107,6 +109,10 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
       PhaseTimer timer(log_sink(side_by_side), "output " + name);
       files =
         formats::write_format(runner_of(options), formats[i], source, stem, staging.path(), recipe.outputs.compress);
+      // The ids and times a container writer stamps, from the final layer's key instead.
+      for (const auto& w : files) {
+        formats::pin_output(staging.path() / w.name, w.format, final.meta.key, options.source_date_epoch);
+      }
     } else {
       PhaseTimer timer(log_sink(side_by_side), "slot bundle");
       files = write_ab_bundle(*final.meta.ab, final.layer, stem, staging.path(), key);

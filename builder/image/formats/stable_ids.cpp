@@ -1,0 +1,190 @@
+#include "image/formats/stable_ids.hpp"
+
+#include "core/crypto/sha256.hpp"
+#include "core/util/error.hpp"
+#include "core/util/fs.hpp"
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace kiln::formats {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t k_sector = 512;
+// A descriptor larger than this is no qemu-written one (qemu writes 20 sectors at most).
+constexpr std::uint64_t k_max_descriptor_sectors = 2048;
+// Seconds from 1970-01-01 to 2000-01-01, the VHD epoch.
+constexpr std::int64_t k_vhd_epoch = 946684800;
+
+std::uint64_t
+le64(const unsigned char* p)
+{
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) {
+    v = (v << 8) | p[i];
+  }
+  return v;
+}
+
+std::uint32_t
+be32(const unsigned char* p)
+{
+  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | p[3];
+}
+
+void
+put_be32(unsigned char* p, std::uint32_t v)
+{
+  p[0] = static_cast<unsigned char>(v >> 24);
+  p[1] = static_cast<unsigned char>(v >> 16);
+  p[2] = static_cast<unsigned char>(v >> 8);
+  p[3] = static_cast<unsigned char>(v);
+}
+
+// sha256 of a purpose and the identity, as bytes.
+std::array<unsigned char, 32>
+derive(const std::string& purpose, const std::string& identity)
+{
+  std::string hex = crypto::sha256_hex("kiln " + purpose + "\n" + identity);
+  std::array<unsigned char, 32> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<unsigned char>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+util::Fd
+open_rw(const fs::path& path)
+{
+  util::Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) {
+    throw Error(path.string(), "cannot open: " + errno_text(errno));
+  }
+  return fd;
+}
+
+template <std::size_t N>
+void
+read_exact(int fd, std::array<unsigned char, N>& buffer, std::uint64_t offset, const fs::path& path)
+{
+  if (util::pread_full(fd, reinterpret_cast<char*>(buffer.data()), N, offset, path.string()) != N) {
+    throw Error(path.string(), "too short for its format");
+  }
+}
+
+// The VHD footer checksum: the one's complement of the sum of its bytes, the checksum
+// field (bytes 64-67) counted as zero.
+std::uint32_t
+vhd_checksum(const std::array<unsigned char, k_sector>& footer)
+{
+  std::uint32_t sum = 0;
+  for (std::size_t i = 0; i < footer.size(); ++i) {
+    if (i < 64 || i >= 68) {
+      sum += footer[i];
+    }
+  }
+  return ~sum;
+}
+
+} // namespace
+
+std::string
+vmdk_cid(const std::string& identity)
+{
+  std::array<unsigned char, 32> d = derive("vmdk cid", identity);
+  std::uint32_t cid = be32(d.data());
+  if (cid >= 0xfffffffeu) {
+    cid = 0x7fffffffu;
+  }
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", cid);
+  return text;
+}
+
+void
+pin_vmdk(const fs::path& path, const std::string& identity)
+{
+  util::Fd fd = open_rw(path);
+  std::array<unsigned char, k_sector> header{};
+  read_exact(fd.get(), header, 0, path);
+  if (std::memcmp(header.data(), "KDMV", 4) != 0) {
+    throw Error(path.string(), "not a VMDK (no KDMV header)");
+  }
+  // Sparse extent header: magic 4, version 4, flags 4, capacity 8, grain size 8, then
+  // the descriptor's offset and size, both in sectors.
+  const std::uint64_t offset = le64(header.data() + 28);
+  const std::uint64_t sectors = le64(header.data() + 36);
+  if (offset == 0 || sectors == 0 || sectors > k_max_descriptor_sectors) {
+    throw Error(path.string(), "VMDK without an embedded descriptor of a sane size");
+  }
+  std::string text(sectors * k_sector, '\0');
+  if (util::pread_full(fd.get(), text.data(), text.size(), offset * k_sector, path.string()) != text.size()) {
+    throw Error(path.string(), "VMDK descriptor cut short");
+  }
+  const std::string key = "\nCID=";
+  std::size_t at = text.find(key);
+  if (at == std::string::npos || text.find(key, at + 1) != std::string::npos) {
+    throw Error(path.string(), "VMDK descriptor without exactly one CID line");
+  }
+  at += key.size();
+  if (at + 9 > text.size() || text[at + 8] != '\n' ||
+      text.substr(at, 8).find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    throw Error(path.string(), "VMDK descriptor's CID is not 8 hex digits");
+  }
+  const std::string cid = vmdk_cid(identity);
+  util::pwrite_full(fd.get(), cid.data(), cid.size(), offset * k_sector + at, path.string());
+  fd.close(path.string());
+}
+
+void
+pin_vhd(const fs::path& path, const std::string& identity, std::optional<std::int64_t> epoch)
+{
+  util::Fd fd = open_rw(path);
+  off_t end = ::lseek(fd.get(), 0, SEEK_END);
+  if (end < static_cast<off_t>(k_sector)) {
+    throw Error(path.string(), "too short for a VHD");
+  }
+  const std::uint64_t tail = static_cast<std::uint64_t>(end) - k_sector;
+  std::array<unsigned char, k_sector> footer{};
+  read_exact(fd.get(), footer, tail, path);
+  if (std::memcmp(footer.data(), "conectix", 8) != 0 || be32(footer.data() + 64) != vhd_checksum(footer)) {
+    throw Error(path.string(), "no valid VHD footer at its end");
+  }
+  const std::int64_t stamp = epoch ? std::max<std::int64_t>(*epoch - k_vhd_epoch, 0) : 0;
+  if (stamp > 0xffffffffll) {
+    throw Error(path.string(), "SOURCE_DATE_EPOCH " + std::to_string(*epoch) + " is past what a VHD time stamp holds");
+  }
+  put_be32(footer.data() + 24, static_cast<std::uint32_t>(stamp));
+  std::array<unsigned char, 32> id = derive("vhd unique id", identity);
+  id[6] = static_cast<unsigned char>((id[6] & 0x0f) | 0x50); // an RFC 4122 name-based id
+  id[8] = static_cast<unsigned char>((id[8] & 0x3f) | 0x80);
+  std::memcpy(footer.data() + 68, id.data(), 16);
+  put_be32(footer.data() + 64, vhd_checksum(footer));
+  util::pwrite_full(fd.get(), reinterpret_cast<const char*>(footer.data()), footer.size(), tail, path.string());
+  // A dynamic or differencing VHD (disk type 3 or 4) repeats the footer at offset 0; a
+  // fixed one (2) has the disk's first sector there.
+  const std::uint32_t type = be32(footer.data() + 60);
+  if (type == 3 || type == 4) {
+    util::pwrite_full(fd.get(), reinterpret_cast<const char*>(footer.data()), footer.size(), 0, path.string());
+  }
+  fd.close(path.string());
+}
+
+void
+pin_output(const fs::path& file, const std::string& format, const std::string& identity,
+           std::optional<std::int64_t> epoch)
+{
+  if (format == "vmdk") {
+    pin_vmdk(file, identity);
+  } else if (format == "vhd") {
+    pin_vhd(file, identity, epoch);
+  }
+}
+
+} // namespace kiln::formats

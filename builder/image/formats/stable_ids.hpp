@@ -1,0 +1,35 @@
+// The fields qemu-img stamps into a container from the clock or a random source, set
+// from the build's identity instead, so that the same final layer always gives the same
+// bytes (README, "Reproducible builds"):
+//   vmdk  the descriptor's content id (CID=, random in qemu 7.2's block/vmdk.c);
+//   vhd   the footer's time stamp (time(NULL)), unique id (random) and, from those, its
+//         checksum (block/vpc.c). A fixed VHD has its footer only at the end; a dynamic
+//         one also at offset 0: both copies are set.
+// qcow2 and raw need nothing: qemu-img writes them from the content alone.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace kiln::formats {
+
+// The CID for `identity` (8 hex digits, never ffffffff or fffffffe, which VMware reads
+// as "no parent" and "invalid").
+std::string vmdk_cid(const std::string& identity);
+
+// Rewrites the CID= line of a VMDK's embedded descriptor. Throws Error(path, ...) when
+// the file is no VMDK with an embedded descriptor holding one CID of 8 hex digits.
+void pin_vmdk(const std::filesystem::path& path, const std::string& identity);
+
+// Sets the footer's time stamp (`epoch`, seconds since 1970; none: the VHD epoch
+// 2000-01-01), its unique id (from `identity`) and its checksum. Throws Error(path, ...)
+// when the file has no valid VHD footer.
+void pin_vhd(const std::filesystem::path& path, const std::string& identity, std::optional<std::int64_t> epoch);
+
+// Pins `file` by its format ("vmdk", "vhd"; every other format: nothing to do).
+void pin_output(const std::filesystem::path& file, const std::string& format, const std::string& identity,
+                std::optional<std::int64_t> epoch);
+
+} // namespace kiln::formats
