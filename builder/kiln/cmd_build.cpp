@@ -3,6 +3,7 @@
 #include "core/recipe/loader.hpp"
 #include "core/recipe/plan.hpp"
 #include "core/util/error.hpp"
+#include "core/util/source_date_epoch.hpp"
 #include "core/util/term.hpp"
 #include "image/pipeline/builder.hpp"
 #include "image/guestfs/accel_probe.hpp"
@@ -85,6 +86,7 @@ do_build(const BuildArgs& args)
   crypto::CachedDigests digests(cache_root / "digests" / "files.json");
   recipe::PlanOptions plan_options;
   plan_options.digests = &digests;
+  plan_options.source_date_epoch = util::source_date_epoch_from_environment();
   recipe::Plan plan = recipe::make_plan(r, plan_options);
   fetch::Cache cache(cache_root);
   digests.save();
@@ -96,7 +98,7 @@ do_build(const BuildArgs& args)
   options.formats = formats;
   options.no_cache = args.no_cache;
   options.network = args.network;
-  options.source_date_epoch = build::parse_source_date_epoch(std::getenv("SOURCE_DATE_EPOCH"));
+  options.source_date_epoch = plan_options.source_date_epoch;
   if (!args.sign.empty()) {
     options.sign_key = args.sign;
   }

@@ -5,6 +5,7 @@
 #include "core/recipe/loader.hpp"
 #include "core/recipe/plan.hpp"
 #include "core/util/error.hpp"
+#include "core/util/source_date_epoch.hpp"
 #include "core/util/term.hpp"
 
 #include <CLI/CLI.hpp>
@@ -51,7 +52,9 @@ int
 do_plan(const PlanArgs& args)
 {
   recipe::Recipe r = recipe::load_recipe(args.recipe, recipe_load_options(args.set, args.allow_unpinned));
-  recipe::Plan plan = recipe::make_plan(r);
+  recipe::PlanOptions plan_options;
+  plan_options.source_date_epoch = util::source_date_epoch_from_environment();
+  recipe::Plan plan = recipe::make_plan(r, plan_options);
   if (args.json) {
     std::cout << recipe::plan_json(r, plan).dump(2) << "\n";
     return 0;

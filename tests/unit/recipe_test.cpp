@@ -419,6 +419,22 @@ TEST_F(PlanKeys, StableAndChainedThroughParents)
   EXPECT_NE(k3[2], k1[2]);
 }
 
+TEST_F(PlanKeys, SourceDateEpochIsPartOfEveryKeyWhenSet)
+{
+  write("a", "x");
+  auto unset = keys();
+  auto with = [&](std::int64_t epoch) {
+    PlanOptions options;
+    options.source_date_epoch = epoch;
+    return make_plan(load_recipe(dir / "r.yaml"), options);
+  };
+  Plan p1 = with(1700000000);
+  EXPECT_NE(p1.base_key, unset[0]); // a bootstrapped base follows it, and so every stage
+  EXPECT_NE(p1.stages.back().key, unset.back());
+  EXPECT_EQ(with(1700000000).base_key, p1.base_key);
+  EXPECT_NE(with(1700000001).base_key, p1.base_key);
+}
+
 TEST_F(PlanKeys, FormattingAndLocationDoNotMatter)
 {
   write("a", "x");

@@ -8,7 +8,7 @@
 #include "core/util/runner.hpp"
 #include "image/formats/qemu_img.hpp"
 #include "image/formats/stable_ids.hpp"
-#include "image/pipeline/options.hpp"
+#include "core/util/source_date_epoch.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -163,12 +163,12 @@ TEST_F(stable_ids, other_formats_are_left_alone_and_foreign_files_refused)
 
 TEST(source_date_epoch, whole_seconds_or_a_clear_error)
 {
-  EXPECT_EQ(build::parse_source_date_epoch(nullptr), std::nullopt);
-  EXPECT_EQ(build::parse_source_date_epoch("0"), 0);
-  EXPECT_EQ(build::parse_source_date_epoch("1700000000"), 1700000000);
-  EXPECT_EQ(build::parse_source_date_epoch("253402300799"), 253402300799);
+  EXPECT_EQ(util::parse_source_date_epoch(nullptr), std::nullopt);
+  EXPECT_EQ(util::parse_source_date_epoch("0"), 0);
+  EXPECT_EQ(util::parse_source_date_epoch("1700000000"), 1700000000);
+  EXPECT_EQ(util::parse_source_date_epoch("253402300799"), 253402300799);
   for (const char* bad : {"", "-1", "1.5", "17e8", " 1", "253402300800", "99999999999999999999", "now"}) {
-    Error e = test::error_of([&] { build::parse_source_date_epoch(bad); });
+    Error e = test::error_of([&] { util::parse_source_date_epoch(bad); });
     EXPECT_EQ(e.subject(), "SOURCE_DATE_EPOCH") << bad;
     EXPECT_NE(e.reason().find("whole number of seconds"), std::string::npos) << bad;
   }

@@ -247,6 +247,9 @@ make_plan(const Recipe& recipe, const PlanOptions& options)
   }
   plan.inputs.push_back(base);
   json base_key_src = {{"base", base_def}, {"size", recipe.size}};
+  if (options.source_date_epoch) {
+    base_key_src["source_date_epoch"] = *options.source_date_epoch; // unset: the keys of earlier kilns
+  }
   plan.base_key = crypto::sha256_hex(base_key_src.dump());
 
   std::string parent = plan.base_key;

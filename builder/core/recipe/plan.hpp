@@ -61,6 +61,9 @@ struct PlanOptions {
   // How local input files are hashed (a base image by path, files and packages steps
   // read); null: crypto::direct_digests(). kiln build passes the cache's CachedDigests.
   crypto::FileDigests* digests = nullptr;
+  // SOURCE_DATE_EPOCH (util/source_date_epoch.hpp): part of the base key when set, as
+  // it decides a bootstrapped base's bytes (mmdebstrap honours it).
+  std::optional<std::int64_t> source_date_epoch;
 };
 
 // The key of a planned stage: sha256 of the parent key, its definition and its inputs' digests.

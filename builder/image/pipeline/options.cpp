@@ -1,7 +1,5 @@
 #include "image/pipeline/options.hpp"
 
-#include "core/util/error.hpp"
-
 namespace kiln::build {
 
 BuildEvents&
@@ -91,27 +89,6 @@ handle_options(const BuildOptions& options, bool network)
   h.notice = notice_sink(options);
   h.progress = progress_sink(options);
   return h;
-}
-
-std::optional<std::int64_t>
-parse_source_date_epoch(const char* text)
-{
-  if (text == nullptr) {
-    return std::nullopt;
-  }
-  constexpr std::int64_t k_last = 253402300799; // 9999-12-31T23:59:59Z
-  const std::string value(text);
-  std::int64_t seconds = 0;
-  bool ok = !value.empty() && value.size() <= 12;
-  for (char c : value) {
-    ok = ok && c >= '0' && c <= '9';
-    seconds = ok ? seconds * 10 + (c - '0') : 0;
-  }
-  if (!ok || seconds > k_last) {
-    throw Error("SOURCE_DATE_EPOCH", "not a whole number of seconds since 1970 up to " + std::to_string(k_last) +
-                                       ": \"" + value.substr(0, 40) + "\"");
-  }
-  return seconds;
 }
 
 } // namespace kiln::build

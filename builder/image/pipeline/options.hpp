@@ -76,11 +76,6 @@ struct BuildOptions {
   std::optional<std::int64_t> source_date_epoch;
 };
 
-// SOURCE_DATE_EPOCH's value (`text`, null when the variable is unset): a whole number of
-// seconds since 1970, at most 253402300799 (9999-12-31). Throws
-// Error("SOURCE_DATE_EPOCH", ...) for anything else, an empty value included.
-std::optional<std::int64_t> parse_source_date_epoch(const char* text);
-
 // The runner external programs go through (util::system_runner() when unset).
 util::Runner& runner_of(const BuildOptions& options);
 
