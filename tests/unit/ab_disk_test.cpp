@@ -181,18 +181,5 @@ TEST(AbHostFs, CopySparseCopiesDataAtTheOffsetAndKeepsHoles)
   EXPECT_LT(static_cast<std::uint64_t>(st.st_blocks) * 512, 2 * k_mib); // the holes stayed holes
 }
 
-TEST(AbHostFs, ExtractPartitionReadsTheRangeThroughQemuImg)
-{
-  test::FakeRunner runner;
-  ab::extract_partition(runner, "/tmp/disk.raw", "raw", 5 * k_mib, 768 * k_mib, "/tmp/a.raw");
-  ASSERT_EQ(runner.calls.size(), 1u);
-  const auto& argv = runner.calls[0].argv;
-  EXPECT_EQ(argv.front(), "qemu-img");
-  EXPECT_TRUE(contains(argv, "-U")); // the appliance still holds the disk open
-  EXPECT_TRUE(contains(argv, "driver=raw,offset=" + std::to_string(5 * k_mib) + ",size=" + std::to_string(768 * k_mib) +
-                               ",file.driver=file,file.filename=/tmp/disk.raw"));
-  EXPECT_EQ(argv.back(), "/tmp/a.raw");
-}
-
 } // namespace
 } // namespace kiln

@@ -159,6 +159,24 @@ TEST(qemu_img, overlays_name_their_backing_file_by_its_absolute_path)
             "working layer: qemu-img create failed: qemu-img: /scratch/working.qcow2: Could not open backing file");
 }
 
+TEST(qemu_img, spans_are_raw_windows_over_the_disk_in_its_format)
+{
+  test::FakeRunner runner;
+  formats::read_span(runner, "slot", {"/tmp/disk.raw", "raw", 5 * k_mib, 768 * k_mib}, "/tmp/a.raw");
+  formats::write_span(runner, "root", "/tmp/new.raw", {"/l/final.qcow2", "qcow2", k_mib, 3 * k_mib});
+  ASSERT_EQ(runner.calls.size(), 2u);
+  const std::string raw_window = "driver=raw,offset=" + std::to_string(5 * k_mib) + ",size=" +
+                                 std::to_string(768 * k_mib) + ",file.driver=file,file.filename=/tmp/disk.raw";
+  // -U: an appliance may still hold the disk open.
+  EXPECT_EQ(runner.calls[0].argv,
+            (Argv{"qemu-img", "convert", "-q", "-U", "-O", "raw", "--image-opts", raw_window, "/tmp/a.raw"}));
+  const std::string qcow2_window = "driver=raw,offset=" + std::to_string(k_mib) + ",size=" + std::to_string(3 * k_mib) +
+                                   ",file.driver=qcow2,file.file.filename=/l/final.qcow2";
+  // -n: the disk exists; only the window is written.
+  EXPECT_EQ(runner.calls[1].argv, (Argv{"qemu-img", "convert", "-q", "-n", "-f", "raw", "/tmp/new.raw",
+                                        "--target-image-opts", qcow2_window}));
+}
+
 TEST(qemu_img, info_gives_the_format_and_virtual_size_and_refuses_what_it_cannot_read)
 {
   test::FakeRunner runner;

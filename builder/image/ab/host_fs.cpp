@@ -122,16 +122,4 @@ partition(util::Runner& runner, const fs::path& disk, const Layout& layout)
   run_tool(runner, "partition table", {"sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk.string()}, o);
 }
 
-void
-extract_partition(util::Runner& runner, const fs::path& disk, const std::string& format, std::uint64_t offset,
-                  std::uint64_t size, const fs::path& out)
-{
-  std::string file = format == "raw" ? ",file.driver=file,file.filename=" + fs::absolute(disk).string()
-                                     : ",file.driver=" + format + ",file.file.filename=" + fs::absolute(disk).string();
-  std::string spec = "driver=raw,offset=" + std::to_string(offset) + ",size=" + std::to_string(size) + file;
-  // -U: the appliance still has the raw disk open (slot A is unmounted and flushed).
-  run_tool(runner, "extract slot",
-           {"qemu-img", "convert", "-q", "-U", "-O", "raw", "--image-opts", spec, out.string()});
-}
-
 } // namespace kiln::ab

@@ -36,8 +36,4 @@ void make_fs(util::Runner& runner, const std::string& type, const std::filesyste
 // Writes the table onto `disk` (a file: no re-read, no kernel notification).
 void partition(util::Runner& runner, const std::filesystem::path& disk, const Layout& layout);
 
-// The byte range of a partition of `disk` (qemu-img format `format`) as a sparse raw file.
-void extract_partition(util::Runner& runner, const std::filesystem::path& disk, const std::string& format,
-                       std::uint64_t offset, std::uint64_t size, const std::filesystem::path& out);
-
 } // namespace kiln::ab

@@ -37,6 +37,33 @@ create_overlay(util::Runner& runner, const std::string& subject, const fs::path&
   qemu_img(runner, subject, args);
 }
 
+namespace {
+
+// qemu's --image-opts for the span: a raw window over the disk file in its format.
+std::string
+span_options(const DiskSpan& span)
+{
+  const std::string file = fs::absolute(span.disk).string();
+  std::string spec = "driver=raw,offset=" + std::to_string(span.offset) + ",size=" + std::to_string(span.size);
+  return spec + (span.format == "raw" ? ",file.driver=file,file.filename=" + file
+                                      : ",file.driver=" + span.format + ",file.file.filename=" + file);
+}
+
+} // namespace
+
+void
+read_span(util::Runner& runner, const std::string& subject, const DiskSpan& span, const fs::path& out)
+{
+  qemu_img(runner, subject, {"convert", "-q", "-U", "-O", "raw", "--image-opts", span_options(span), out.string()});
+}
+
+void
+write_span(util::Runner& runner, const std::string& subject, const fs::path& raw, const DiskSpan& span)
+{
+  qemu_img(runner, subject,
+           {"convert", "-q", "-n", "-f", "raw", raw.string(), "--target-image-opts", span_options(span)});
+}
+
 ImageInfo
 image_info(util::Runner& runner, const fs::path& image)
 {

@@ -25,6 +25,25 @@ void create_qcow2(util::Runner& runner, const std::string& subject, const std::f
 void create_overlay(util::Runner& runner, const std::string& subject, const std::filesystem::path& backing,
                     const std::string& backing_format, const std::filesystem::path& path, std::uint64_t size = 0);
 
+// A byte range of a disk image (a partition): `size` bytes at `offset` of `disk`, a file
+// in qemu's `format` (raw, qcow2, ...).
+struct DiskSpan {
+  std::filesystem::path disk;
+  std::string format;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+};
+
+// The span's bytes as a new sparse raw file `out`. -U: an appliance may still have the
+// disk open (its file systems unmounted and flushed).
+void read_span(util::Runner& runner, const std::string& subject, const DiskSpan& span,
+               const std::filesystem::path& out);
+
+// `raw` (exactly span.size bytes) written over the span; its holes become zeros
+// (qcow2: zero clusters). Nothing may have the disk open.
+void write_span(util::Runner& runner, const std::string& subject, const std::filesystem::path& raw,
+                const DiskSpan& span);
+
 struct ImageInfo {
   std::string format; // qcow2, raw, vmdk, vpc, ...
   std::uint64_t virtual_size = 0;

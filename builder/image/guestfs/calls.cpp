@@ -218,6 +218,49 @@ Handle::tune2fs_l(const std::string& device)
   return im.take_map(guestfs_tune2fs_l(im.g.get(), device.c_str()), "tune2fs_l", device);
 }
 
+std::optional<Handle::PartitionSpan>
+Handle::partition_span(const std::string& device)
+{
+  std::vector<std::string> parts = list_partitions();
+  if (std::find(parts.begin(), parts.end(), device) == parts.end()) {
+    return std::nullopt;
+  }
+  Impl& im = impl();
+  const int number = guestfs_part_to_partnum(im.g.get(), device.c_str());
+  im.check(number, "part_to_partnum", device);
+  const std::string disk = im.take_string(guestfs_part_to_dev(im.g.get(), device.c_str()), "part_to_dev", device);
+  std::vector<std::string> disks = list_devices();
+  auto at = std::find(disks.begin(), disks.end(), disk);
+  if (at == disks.end()) {
+    throw Error(subject_of("part_to_dev", device), "its disk " + disk + " is not among the drives");
+  }
+  struct guestfs_partition_list* list = guestfs_part_list(im.g.get(), disk.c_str());
+  im.check(list == nullptr ? -1 : 0, "part_list", disk);
+  std::unique_ptr<struct guestfs_partition_list, decltype(&guestfs_free_partition_list)> owner(
+    list, &guestfs_free_partition_list);
+  for (std::uint32_t i = 0; i < list->len; ++i) {
+    if (list->val[i].part_num == number) {
+      return PartitionSpan{static_cast<std::size_t>(at - disks.begin()),
+                           static_cast<std::uint64_t>(list->val[i].part_start),
+                           static_cast<std::uint64_t>(list->val[i].part_size)};
+    }
+  }
+  throw Error(subject_of("part_list", disk), "no partition " + std::to_string(number));
+}
+
+void
+Handle::pwrite_device(const std::string& device, const std::string& content, std::uint64_t offset)
+{
+  Impl& im = impl();
+  const int n = guestfs_pwrite_device(im.g.get(), device.c_str(), content.data(), content.size(),
+                                      static_cast<std::int64_t>(offset));
+  im.check(n, "pwrite_device", device);
+  if (static_cast<std::size_t>(n) != content.size()) {
+    throw Error(subject_of("pwrite_device", device), "wrote " + std::to_string(n) + " of " +
+                                                       std::to_string(content.size()) + " bytes");
+  }
+}
+
 // --- files ---------------------------------------------------------------------------------
 
 bool

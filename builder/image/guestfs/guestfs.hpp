@@ -100,6 +100,17 @@ public:
   void blockdev_flushbufs(const std::string& device);
   std::string vfs_uuid(const std::string& device);
   std::map<std::string, std::string> tune2fs_l(const std::string& device);
+  // Where a partition lies: its disk's index among the drives (0: the first added), its
+  // byte offset and size. nullopt when `device` is no partition (a whole disk, an LVM
+  // volume).
+  struct PartitionSpan {
+    std::size_t drive = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t size = 0;
+  };
+  std::optional<PartitionSpan> partition_span(const std::string& device);
+  // Writes `content` (at most 2 MiB: one call) at `offset` of `device`.
+  void pwrite_device(const std::string& device, const std::string& content, std::uint64_t offset);
 
   // Files (paths inside the mounted guest).
   bool exists(const std::string& path);

@@ -309,7 +309,7 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
   const fs::path bundle_file = m_layers.file(m_key, ".kbundle");
   fs::path rootfs = m_scratch / "ab-rootfs.raw";
   const ab::Part& a = l.at(slots::k_part_a);
-  ab::extract_partition(runner, m_disk, "raw", a.start, a.size, rootfs);
+  formats::read_span(runner, "layout ab: extract slot", {m_disk, "raw", a.start, a.size}, rootfs);
   // The bundle's manifest is the outputs' without their files and SBOM (publish.hpp).
   manifest::Manifest base = manifest_base(recipe, m_plan, finalized.meta.packages, recipe.outputs.name);
   base.sbom = nullptr;
