@@ -211,6 +211,9 @@ rich_tree()
   data.gid = 1001;
   data.xattrs = {{"user.x", k_user_x}, {"trusted.t", "trusted value"}};
   t.push_back(data);
+  TarMember blob = file("./etc/blob", "xattrs past the inode's room: one block of their own\n");
+  blob.xattrs = {{"user.blob", std::string(900, 'b')}, {"security.selinux", k_selinux}};
+  t.push_back(blob);
   t.push_back(directory("./tmp/", 01777));
   t.push_back(directory("./lost+found/", 0700));
   t.push_back(directory("./usr/share/"));
@@ -504,6 +507,9 @@ TEST(Ext4Image, ReadsBackXattrsExactly)
   EXPECT_EQ(xattr(dir, img, "/usr/bin/su", "security.capability"), k_capability);
   EXPECT_EQ(xattr(dir, img, "/home/user/data", "user.x"), k_user_x);
   EXPECT_EQ(xattr(dir, img, "/home/user/data", "trusted.t"), "trusted value");
+  EXPECT_EQ(xattr(dir, img, "/etc/blob", "user.blob"), std::string(900, 'b'));
+  EXPECT_EQ(xattr(dir, img, "/etc/blob", "security.selinux"), k_selinux);
+  EXPECT_EQ(debugfs(img, "stat /etc/blob").find("File ACL: 0\n"), std::string::npos); // an xattr block
   std::string list = debugfs(img, "ea_list /home/user/data");
   EXPECT_NE(list.find("user.x (11)"), std::string::npos) << list;
   EXPECT_NE(list.find("trusted.t (13)"), std::string::npos) << list;
@@ -628,6 +634,32 @@ TEST(Ext4Image, LargeDirectoryReadsBackComplete)
   EXPECT_EQ(debugfs(made.image, "cat /many/entry-with-a-longer-name-2990"), "many/entry-with-a-longer-name-2990");
   util::RunResult r = util::run({test::require_program("e2fsck", "e2fsprogs"), "-fn", made.image.string()});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+// Other geometries and the full 1.47.0 feature set (metadata_csum, 64bit, orphan_file).
+TEST(Ext4Image, OtherGeometriesAndFeaturesAreFsckClean)
+{
+  test::ScratchDir dir;
+  Ext4Params small = params();
+  small.block_size = 1024;
+  small.inode_size = 128; // no room for crtime or nanoseconds
+  Ext4Params csum = params();
+  csum.features = "metadata_csum,64bit";
+  csum.inodes = 2048;
+  for (const Ext4Params& p : {small, csum}) {
+    std::string name = std::to_string(p.block_size) + "-" + std::to_string(p.inode_size);
+    Made made = make(dir, rich_tree(), p, name);
+    util::RunResult r = util::run({test::require_program("e2fsck", "e2fsprogs"), "-fn", made.image.string()});
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.out << r.err;
+    EXPECT_EQ(debugfs(made.image, "cat /etc/hosts"), "127.0.0.1 localhost\n") << name;
+    EXPECT_EQ(xattr(dir, made.image, "/etc/blob", "user.blob"), std::string(900, 'b')) << name;
+    EXPECT_NE(debugfs(made.image, "stat /etc/fresh").find("mtime: " + hex_time(k_epoch).substr(0, 10)),
+              std::string::npos)
+      << name;
+  }
+  std::string stats = debugfs(dir / "4096-256.ext4", "stats");
+  EXPECT_NE(stats.find("metadata_csum"), std::string::npos);
+  EXPECT_NE(stats.find("Inode count:              2048"), std::string::npos) << stats;
 }
 
 TEST(Ext4Image, LimitsAreEnforced)
