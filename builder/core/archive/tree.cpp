@@ -1,11 +1,12 @@
 #include "core/archive/tree.hpp"
 
 #include "core/archive/error.hpp"
-#include "core/archive/handles.hpp"
+#include "core/archive/tar_entries.hpp"
 #include "core/crypto/sha256.hpp"
 #include "core/util/error.hpp"
-#include "core/util/term.hpp"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <cstdio>
 #include <vector>
 
@@ -73,24 +74,9 @@ beneath(const std::string& path, const std::string& dir)
 Tree
 read_tree(const std::filesystem::path& tar, const std::string& subject, const TreeLimits& limits)
 {
-  ReadHandle a(archive_read_new());
-  archive_read_support_format_tar(a.get());
-  archive_read_support_format_gnutar(a.get());
-  if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 20) != ARCHIVE_OK) {
-    throw Error(subject, error_message(a.get(), "cannot open the tree's tar"));
-  }
   Tree tree;
   std::vector<char> buffer(1 << 20);
-  struct archive_entry* e = nullptr;
-  for (;;) {
-    util::check_interrupted();
-    int r = archive_read_next_header(a.get(), &e);
-    if (r == ARCHIVE_EOF) {
-      break;
-    }
-    if (r < ARCHIVE_WARN) {
-      throw Error(subject, error_message(a.get(), "damaged tar"));
-    }
+  for_each_tar_entry(tar, subject, false, [&](struct archive* a, struct archive_entry* e) {
     const char* name = archive_entry_pathname(e);
     if (name == nullptr || std::string_view(name).size() > limits.max_path) {
       throw Error(subject, "an entry without a name or with one longer than " + std::to_string(limits.max_path));
@@ -119,9 +105,9 @@ read_tree(const std::filesystem::path& tar, const std::string& subject, const Tr
     if (t.type == 'f') {
       crypto::Sha256 hash;
       for (;;) {
-        la_ssize_t n = archive_read_data(a.get(), buffer.data(), buffer.size());
+        la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
         if (n < 0) {
-          throw Error(subject, error_message(a.get(), "cannot read " + std::string(name)));
+          throw Error(subject, error_message(a, "cannot read " + std::string(name)));
         }
         if (n == 0) {
           break;
@@ -132,7 +118,7 @@ read_tree(const std::filesystem::path& tar, const std::string& subject, const Tr
       t.sha256 = hash.hex_digest();
     }
     tree[absolute(name)] = std::move(t);
-  }
+  });
   return tree;
 }
 

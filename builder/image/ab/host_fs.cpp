@@ -2,6 +2,7 @@
 
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
+#include "image/fsimage/ext4_image.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -19,7 +20,7 @@ constexpr std::uint64_t k_mib = 1ull << 20;
 // Features CentOS 7 (kernel 3.10, xfsprogs 4.5, e2fsprogs 1.42.9, GRUB 2.02) handles.
 constexpr const char* k_xfs_meta = "crc=1,finobt=0,reflink=0,rmapbt=0,bigtime=0,inobtcount=0";
 constexpr const char* k_xfs_inode = "sparse=0,nrext64=0";
-constexpr const char* k_ext4_features = "^metadata_csum,^metadata_csum_seed,^orphan_file,^64bit";
+constexpr const char* k_ext4_features = fsimage::k_centos7_ext4_features;
 
 } // namespace
 
