@@ -8,6 +8,7 @@
 #include "core/dcos/checks.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/verify/guestfs_view.hpp"
+#include "support/ab_fixture.hpp"
 #include "support/dcos_fixture.hpp"
 #include "support/test_support.hpp"
 
@@ -41,23 +42,6 @@ make_docker_deb(const fs::path& dir)
   return deb;
 }
 
-// The A/B fixture's `base:` block and `size:` line, verbatim: the base key is made of
-// both (recipe/plan.cpp), so the base disk the fixture.ab_image test makes in the shared
-// test cache is this test's base too, and nothing is bootstrapped twice.
-std::string
-ab_fixture_base_and_size()
-{
-  std::string text = test::read_text(fs::path(KILN_SOURCE_DIR) / "tests/boot/fixture/ab-fixture.yaml");
-  const std::size_t from = text.find("\nbase:\n");
-  const std::size_t size = text.find("\nsize:", from == std::string::npos ? 0 : from);
-  const std::size_t to = size == std::string::npos ? size : text.find('\n', size + 1);
-  if (from == std::string::npos || to == std::string::npos) {
-    ADD_FAILURE() << "ab-fixture.yaml has no base: block followed by size:";
-    return {};
-  }
-  return text.substr(from + 1, to - from);
-}
-
 void
 write_fixture_recipe(const fs::path& dir)
 {
@@ -65,7 +49,7 @@ write_fixture_recipe(const fs::path& dir)
   make_docker_deb(dir);
   test::write_text(
     dir / "recipe.yaml",
-    "name: dcos-fixture\n" + ab_fixture_base_and_size() +
+    "name: dcos-fixture\n" + test::ab_fixture_base_and_size() +
       "stages:\n"
       "  - name: host\n"
       "    steps:\n"

@@ -6,6 +6,7 @@
 #include "core/manifest/manifest.hpp"
 #include "core/slots/abi.hpp"
 #include "core/slots/gpt.hpp"
+#include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/process.hpp"
 #include "image/guestfs/accel_probe.hpp"
@@ -133,6 +134,19 @@ ab_fixture()
 {
   static const AbFixture f = build_fixture();
   return f;
+}
+
+std::string
+ab_fixture_base_and_size()
+{
+  std::string text = read_text(std::filesystem::path(KILN_SOURCE_DIR) / "tests/boot/fixture/ab-fixture.yaml");
+  const std::size_t from = text.find("\nbase:\n");
+  const std::size_t size = text.find("\nsize:", from == std::string::npos ? 0 : from);
+  const std::size_t to = size == std::string::npos ? size : text.find('\n', size + 1);
+  if (from == std::string::npos || to == std::string::npos) {
+    throw Error("ab-fixture.yaml", "no base: block followed by size:");
+  }
+  return text.substr(from + 1, to - from);
 }
 
 } // namespace kiln::test

@@ -27,6 +27,11 @@ struct AbFixture {
 // Builds (or finds) the fixture; computed once per process.
 const AbFixture& ab_fixture();
 
+// The fixture recipe's `base:` block and `size:` line, verbatim: the base key is made of
+// both (recipe/plan.cpp), so a recipe that starts with them has the fixture's base disk
+// (and its bootstrap tar) in the shared test cache, and nothing is bootstrapped twice.
+std::string ab_fixture_base_and_size();
+
 // The cache the fixture's layers live in (KILN_TEST_CACHE): a variant of the recipe built
 // with the same sets in this cache reuses its stages.
 std::filesystem::path ab_fixture_cache();

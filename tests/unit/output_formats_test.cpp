@@ -165,8 +165,9 @@ TEST(qemu_img, spans_are_raw_windows_over_the_disk_in_its_format)
   formats::read_span(runner, "slot", {"/tmp/disk.raw", "raw", 5 * k_mib, 768 * k_mib}, "/tmp/a.raw");
   formats::write_span(runner, "root", "/tmp/new.raw", {"/l/final.qcow2", "qcow2", k_mib, 3 * k_mib});
   ASSERT_EQ(runner.calls.size(), 2u);
-  const std::string raw_window = "driver=raw,offset=" + std::to_string(5 * k_mib) + ",size=" +
-                                 std::to_string(768 * k_mib) + ",file.driver=file,file.filename=/tmp/disk.raw";
+  const std::string raw_window = "driver=raw,offset=" + std::to_string(5 * k_mib) +
+                                 ",size=" + std::to_string(768 * k_mib) +
+                                 ",file.driver=file,file.filename=/tmp/disk.raw";
   // -U: an appliance may still hold the disk open.
   EXPECT_EQ(runner.calls[0].argv,
             (Argv{"qemu-img", "convert", "-q", "-U", "-O", "raw", "--image-opts", raw_window, "/tmp/a.raw"}));

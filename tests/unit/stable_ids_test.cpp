@@ -81,8 +81,9 @@ TEST_F(stable_ids, vmdk_conversions_differ_in_their_cid_until_pinned)
   fs::path b_same = m_dir / "same" / "a.vmdk";
   fs::create_directories(b_same.parent_path());
   fs::remove(b);
-  formats::qemu_img(util::system_runner(), "test",
-                    {"convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", m_raw.string(), b_same.string()});
+  formats::qemu_img(
+    util::system_runner(), "test",
+    {"convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", m_raw.string(), b_same.string()});
   ASSERT_FALSE(differing(a, b_same).empty()) << "qemu-img no longer randomises the CID: this test needs a new reason";
 
   formats::pin_vmdk(a, "final-key-1");

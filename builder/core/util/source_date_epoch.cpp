@@ -21,8 +21,8 @@ parse_source_date_epoch(const char* text)
     seconds = ok ? seconds * 10 + (c - '0') : 0;
   }
   if (!ok || seconds > k_last_source_date_epoch) {
-    throw Error("SOURCE_DATE_EPOCH", "not a whole number of seconds since 1970 up to " + std::to_string(k_last_source_date_epoch) +
-                                       ": \"" + value.substr(0, 40) + "\"");
+    throw Error("SOURCE_DATE_EPOCH", "not a whole number of seconds since 1970 up to " +
+                                       std::to_string(k_last_source_date_epoch) + ": \"" + value.substr(0, 40) + "\"");
   }
   return seconds;
 }

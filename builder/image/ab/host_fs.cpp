@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 
 namespace kiln::ab {
@@ -79,6 +80,24 @@ copy_sparse(const fs::path& from, const fs::path& to, std::uint64_t offset)
     pos = hole;
   }
   out.close(to.string());
+}
+
+void
+replace_range(const fs::path& from, const fs::path& to, std::uint64_t offset, std::uint64_t size)
+{
+  {
+    util::Fd out(::open(to.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!out) {
+      throw Error(to.string(), "cannot open: " + errno_text(errno));
+    }
+    if (::fallocate(out.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(size)) != 0) {
+      throw Error(to.string(), "cannot clear " + std::to_string(size) + " bytes at " + std::to_string(offset) + ": " +
+                                 errno_text(errno));
+    }
+    out.close(to.string());
+  }
+  copy_sparse(from, to, offset);
 }
 
 std::vector<std::string>

@@ -24,6 +24,13 @@ void make_sparse_file(const std::filesystem::path& path, std::uint64_t size);
 // Copies the allocated ranges of `from` into `to` at `offset` (holes stay holes).
 void copy_sparse(const std::filesystem::path& from, const std::filesystem::path& to, std::uint64_t offset);
 
+// `from` written over the `size` bytes at `offset` of the raw file `to`: the range is
+// first made a hole (so whatever `from` leaves unwritten reads as zeros), then `from`'s
+// data copied in. Plain writes: a running appliance may have `to` open (it then drops
+// its buffers of the range).
+void replace_range(const std::filesystem::path& from, const std::filesystem::path& to, std::uint64_t offset,
+                   std::uint64_t size);
+
 // The mkfs command for one file system ("xfs", "ext4" or "vfat") of `size` bytes in
 // `file`, labelled, with `uuid` (vfat: its first 8 hex digits as the volume id).
 std::vector<std::string> mkfs_argv(const std::string& type, const std::filesystem::path& file, std::uint64_t size,

@@ -47,18 +47,6 @@ put_be32(unsigned char* p, std::uint32_t v)
   p[3] = static_cast<unsigned char>(v);
 }
 
-// sha256 of a purpose and the identity, as bytes.
-std::array<unsigned char, 32>
-derive(const std::string& purpose, const std::string& identity)
-{
-  std::string hex = crypto::sha256_hex("kiln " + purpose + "\n" + identity);
-  std::array<unsigned char, 32> out{};
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<unsigned char>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
-  }
-  return out;
-}
-
 util::Fd
 open_rw(const fs::path& path)
 {
@@ -94,10 +82,32 @@ vhd_checksum(const std::array<unsigned char, k_sector>& footer)
 
 } // namespace
 
+std::array<unsigned char, 32>
+stable_bytes(const std::string& purpose, const std::string& identity)
+{
+  std::string hex = crypto::sha256_hex("kiln " + purpose + "\n" + identity);
+  std::array<unsigned char, 32> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<unsigned char>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+std::array<unsigned char, 16>
+stable_uuid(const std::string& purpose, const std::string& identity)
+{
+  std::array<unsigned char, 32> d = stable_bytes(purpose, identity);
+  std::array<unsigned char, 16> id{};
+  std::copy(d.begin(), d.begin() + 16, id.begin());
+  id[6] = static_cast<unsigned char>((id[6] & 0x0f) | 0x50);
+  id[8] = static_cast<unsigned char>((id[8] & 0x3f) | 0x80);
+  return id;
+}
+
 std::string
 vmdk_cid(const std::string& identity)
 {
-  std::array<unsigned char, 32> d = derive("vmdk cid", identity);
+  std::array<unsigned char, 32> d = stable_bytes("vmdk cid", identity);
   std::uint32_t cid = be32(d.data());
   if (cid >= 0xfffffffeu) {
     cid = 0x7fffffffu;
@@ -161,9 +171,7 @@ pin_vhd(const fs::path& path, const std::string& identity, std::optional<std::in
     throw Error(path.string(), "SOURCE_DATE_EPOCH " + std::to_string(*epoch) + " is past what a VHD time stamp holds");
   }
   put_be32(footer.data() + 24, static_cast<std::uint32_t>(stamp));
-  std::array<unsigned char, 32> id = derive("vhd unique id", identity);
-  id[6] = static_cast<unsigned char>((id[6] & 0x0f) | 0x50); // an RFC 4122 name-based id
-  id[8] = static_cast<unsigned char>((id[8] & 0x3f) | 0x80);
+  std::array<unsigned char, 16> id = stable_uuid("vhd unique id", identity);
   std::memcpy(footer.data() + 68, id.data(), 16);
   put_be32(footer.data() + 64, vhd_checksum(footer));
   util::pwrite_full(fd.get(), reinterpret_cast<const char*>(footer.data()), footer.size(), tail, path.string());

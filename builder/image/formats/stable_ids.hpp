@@ -8,12 +8,20 @@
 // qcow2 and raw need nothing: qemu-img writes them from the content alone.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 
 namespace kiln::formats {
+
+// Bytes derived from an identity (a stage key, a file system UUID) for one purpose: the
+// sha256 of both. Everything kiln would otherwise draw at random comes from here.
+std::array<unsigned char, 32> stable_bytes(const std::string& purpose, const std::string& identity);
+
+// An RFC 4122 name-based (version 5 layout) UUID from stable_bytes.
+std::array<unsigned char, 16> stable_uuid(const std::string& purpose, const std::string& identity);
 
 // The CID for `identity` (8 hex digits, never ffffffff or fffffffe, which VMware reads
 // as "no parent" and "invalid").

@@ -21,15 +21,6 @@ namespace {
 
 constexpr std::size_t k_chunk = 1 << 20;
 
-std::string
-uuid_text(const unsigned char* u)
-{
-  char text[37];
-  std::snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-  return text;
-}
-
 FilsysHandle
 open_read_only(const fs::path& image)
 {
@@ -54,8 +45,7 @@ public:
   TreeWriter(ext2_filsys fs, const fs::path& image, struct archive* out, const fs::path& tar,
              const TreeReadLimits& limits)
     : m_fs(fs), m_image(image), m_out(out), m_tar(tar), m_limits(limits)
-  {
-  }
+  {}
 
   void visit(ext2_ino_t ino, const std::string& path, unsigned depth)
   {
@@ -63,8 +53,8 @@ public:
       throw Error(m_image.string(), "deeper than " + std::to_string(m_limits.max_depth) + " directories at " + path);
     }
     if (path.size() > m_limits.max_path) {
-      throw Error(m_image.string(), "a path longer than " + std::to_string(m_limits.max_path) + " bytes: " +
-                                      path.substr(0, 80) + "...");
+      throw Error(m_image.string(),
+                  "a path longer than " + std::to_string(m_limits.max_path) + " bytes: " + path.substr(0, 80) + "...");
     }
     if (++m_report.entries > m_limits.max_entries) {
       throw Error(m_image.string(), "more than " + std::to_string(m_limits.max_entries) + " entries");
@@ -271,6 +261,15 @@ private:
 };
 
 } // namespace
+
+std::string
+uuid_text(const unsigned char* u)
+{
+  char text[37];
+  std::snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  return text;
+}
 
 Ext4Geometry
 read_ext4_geometry(const fs::path& image)

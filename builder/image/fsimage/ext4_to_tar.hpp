@@ -18,6 +18,9 @@
 
 namespace kiln::fsimage {
 
+// 16 bytes as a UUID's text (8-4-4-4-12 lower-case hex digits).
+std::string uuid_text(const unsigned char* bytes);
+
 // What the re-made file system keeps of the one it replaces.
 struct Ext4Geometry {
   std::string uuid; // 8-4-4-4-12 hex digits

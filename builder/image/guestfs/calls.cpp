@@ -211,6 +211,13 @@ Handle::vfs_uuid(const std::string& device)
   return im.take_string(guestfs_vfs_uuid(im.g.get(), device.c_str()), "vfs_uuid", device);
 }
 
+void
+Handle::set_uuid(const std::string& device, const std::string& uuid)
+{
+  Impl& im = impl();
+  im.check(guestfs_set_uuid(im.g.get(), device.c_str(), uuid.c_str()), "set_uuid", device);
+}
+
 std::map<std::string, std::string>
 Handle::tune2fs_l(const std::string& device)
 {
@@ -256,8 +263,8 @@ Handle::pwrite_device(const std::string& device, const std::string& content, std
                                       static_cast<std::int64_t>(offset));
   im.check(n, "pwrite_device", device);
   if (static_cast<std::size_t>(n) != content.size()) {
-    throw Error(subject_of("pwrite_device", device), "wrote " + std::to_string(n) + " of " +
-                                                       std::to_string(content.size()) + " bytes");
+    throw Error(subject_of("pwrite_device", device),
+                "wrote " + std::to_string(n) + " of " + std::to_string(content.size()) + " bytes");
   }
 }
 

@@ -99,6 +99,7 @@ public:
   // wrote into the drive's file since (blockdev --flushbufs).
   void blockdev_flushbufs(const std::string& device);
   std::string vfs_uuid(const std::string& device);
+  void set_uuid(const std::string& device, const std::string& uuid); // the file system's
   std::map<std::string, std::string> tune2fs_l(const std::string& device);
   // Where a partition lies: its disk's index among the drives (0: the first added), its
   // byte offset and size. nullopt when `device` is no partition (a whole disk, an LVM

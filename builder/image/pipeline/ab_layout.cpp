@@ -1,5 +1,6 @@
 #include "image/pipeline/ab_layout.hpp"
 #include "image/pipeline/phase_timer.hpp"
+#include "image/pipeline/repack.hpp"
 #include "image/pipeline/guest.hpp"
 
 #include "core/bundle/bundle.hpp"
@@ -216,6 +217,7 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
   util::Runner& runner = runner_of(options);
   const ab::Layout& l = m_layout;
   m_laps = Laps(log_sink(options));
+  m_epoch = file_system_epoch(options.source_date_epoch); // one time for every file system
   gfs::GuestfsEditor editor(g);
   const std::string target = g.list_devices().at(1);
   auto dev = [&](std::string_view name) {
@@ -304,6 +306,30 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
 
   m_laps.lap("ab GRUB and trim");
 
+  // File systems re-made from their trees (repack.hpp): slot A before its bundle is
+  // taken, by the host into the running appliance's raw disk (unmounted, flushed), whose
+  // buffers of it are then dropped; /boot and kiln-data once the appliance is gone.
+  auto repack = [&](const std::vector<std::string_view>& parts) {
+    std::vector<RepackTarget> targets;
+    for (std::string_view part : parts) {
+      const ab::Part& p = l.at(part);
+      const std::string type = part == slots::k_part_a      ? ab.root_fs
+                               : part == slots::k_part_data ? ab.data_fs
+                                                            : std::string("ext4");
+      targets.push_back({dev(part), std::string(part), type, gfs::Handle::PartitionSpan{0, p.start, p.size}});
+    }
+    RepackResult r = repack_file_systems(runner, m_disk, "raw", targets, m_epoch, m_scratch);
+    for (const auto& f : r.remade) {
+      say(options, "  file systems: " + f + " re-made from its tree");
+    }
+    for (const auto& f : r.kept) {
+      notice_sink(options)("layout ab: file systems: " + f + " kept as the appliance wrote it (not reproducible)");
+    }
+  };
+  repack({slots::k_part_a});
+  g.blockdev_flushbufs(dev(slots::k_part_a));
+  m_laps.lap("ab repack slot A");
+
   // Host: slot A is complete (unmounted, flushed): its bundle, cached beside the layer.
   say(options, "  bundle: slot A root file system");
   const fs::path bundle_file = m_layers.file(m_key, ".kbundle");
@@ -323,6 +349,7 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
   g.write(std::string(slots::k_grubenv_path), grubenv::serialize(env));
   g.umount_all();
   g.shutdown();
+  repack({slots::k_part_boot, slots::k_part_data});
 
   // The disk becomes the stage's layer (qcow2, standalone).
   const fs::path layer = m_layers.image(m_key);

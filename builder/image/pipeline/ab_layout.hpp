@@ -75,6 +75,7 @@ private:
   const LayerStore& m_layers;
   const BuildOptions& m_options;
   std::filesystem::path m_scratch;
+  std::int64_t m_epoch = 0; // the re-made file systems' times (run())
   std::string m_key;
   Laps m_laps;
   ab::Layout m_layout;

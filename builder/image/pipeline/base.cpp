@@ -5,6 +5,8 @@
 #include "core/util/fs.hpp"
 #include "core/util/term.hpp"
 #include "image/formats/qemu_img.hpp"
+#include "image/formats/stable_ids.hpp"
+#include "image/fsimage/ext4_to_tar.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "image/pipeline/phase_timer.hpp"
 
@@ -22,7 +24,8 @@ const char* const k_compatible_ext4 = "^metadata_csum,^metadata_csum_seed,^orpha
 // an EL7 kernel mounts, labelled "root", and an fstab that mounts it by label. Returns what
 // inspection finds in it (one file system: quick), for the base layer's record.
 GuestFacts
-disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, const BuildOptions& options)
+disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, const std::string& key,
+              const BuildOptions& options)
 {
   util::AtomicFile file(out);
   formats::create_qcow2(runner_of(options), "base", file.temp_path(), size);
@@ -33,11 +36,16 @@ disk_from_tar(const fs::path& tar, const fs::path& out, std::uint64_t size, cons
   g.launch();
   std::string device = g.list_devices().at(0);
   g.part_disk(device, "mbr");
+  // parted gives the table a random disk signature (MBR bytes 440-443), and mkfs the file
+  // system a random UUID: both from the key instead.
+  const std::array<unsigned char, 32> signature = formats::stable_bytes("mbr disk signature", key);
+  g.pwrite_device(device, std::string(signature.begin(), signature.begin() + 4), 440);
   std::string part = g.list_partitions().at(0);
   gfs::MkfsOptions mkfs;
   mkfs.label = "root";
   mkfs.features = k_compatible_ext4;
   g.mkfs("ext4", part, mkfs);
+  g.set_uuid(part, fsimage::uuid_text(formats::stable_uuid("base root file system", key).data()));
   g.mount(part, "/");
   g.tar_in(tar.string(), "/");
   g.write("/etc/fstab", "LABEL=root / ext4 defaults 0 1\n");
@@ -125,7 +133,7 @@ resolve_base(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cach
   fs::path tar = base.kind == recipe::BaseImage::Kind::path ? fs::path(base.path)
                                                             : bootstrap_tar(base, plan.base_key, cache, options);
   std::uint64_t size = recipe.size != 0 ? recipe.size : (4ull << 30);
-  GuestFacts facts = disk_from_tar(tar, disk, size, options);
+  GuestFacts facts = disk_from_tar(tar, disk, size, plan.base_key, options);
   LayerMeta meta;
   meta.key = plan.base_key;
   meta.name = "base";

@@ -9,6 +9,7 @@
 #include "image/pipeline/base.hpp"
 #include "image/pipeline/guest.hpp"
 #include "image/pipeline/phase_timer.hpp"
+#include "image/pipeline/repack.hpp"
 #include "image/pipeline/stage.hpp"
 
 namespace kiln::build {
@@ -88,6 +89,10 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     meta.guest = guest;
     util::check_interrupted();
     const bool last = i + 1 == stages.size();
+    // The last layer's file systems re-made from their trees (repack.hpp): found while
+    // mounted, re-made in the stored layer, which no appliance opens, before its record
+    // makes it a cached layer.
+    std::vector<RepackTarget> targets = last ? repack_targets(g, guest) : std::vector<RepackTarget>{};
     {
       PhaseTimer timer(log_sink(options), "layer " + stage.name());
       g.umount_all();
@@ -95,6 +100,17 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
         g.shutdown();
       }
       layers.put_image(runner_of(options), working, stage.key());
+    }
+    if (last) {
+      PhaseTimer timer(log_sink(options), "repack");
+      RepackResult r = repack_file_systems(runner_of(options), layers.image(stage.key()), "qcow2", targets,
+                                           file_system_epoch(options.source_date_epoch), scratch);
+      for (const auto& fs : r.remade) {
+        say(options, "file systems: " + fs + " re-made from its tree");
+      }
+      for (const auto& fs : r.kept) {
+        notice_sink(options)("file systems: " + fs + " kept as the appliance wrote it (not reproducible)");
+      }
     }
     layers.write(meta);
     result.built.push_back(stage.name());

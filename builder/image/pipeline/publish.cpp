@@ -60,9 +60,8 @@ publish(const recipe::Recipe& recipe, const recipe::Plan& plan, const Built& fin
   for (const auto& format : formats) {
     format_names.push_back(recipe::format_name(format));
   }
-  const std::string stamp_key =
-    outputs_key(m, format_names, recipe.outputs.compress, key ? crypto::sha256_file(*key) : std::string(),
-                options.source_date_epoch);
+  const std::string stamp_key = outputs_key(m, format_names, recipe.outputs.compress,
+                                            key ? crypto::sha256_file(*key) : std::string(), options.source_date_epoch);
   if (!options.no_cache) {
     std::optional<OutputsStamp> stamp = read_stamp(options.output_dir, stem);
     if (stamp && up_to_date(*stamp, options.output_dir, stamp_key)) {
