@@ -98,6 +98,33 @@ TEST_F(stable_ids, vmdk_conversions_differ_in_their_cid_until_pinned)
   EXPECT_LE(at.size(), 8u); // the CID's hex digits and nothing else
 }
 
+// qemu prints the CID unpadded: one with a leading zero has 7 digits, and the pinned
+// line is longer than the one it replaces.
+TEST_F(stable_ids, a_short_cid_is_replaced_in_the_descriptors_padding)
+{
+  fs::path a = convert("a.vmdk", "vmdk", "subformat=streamOptimized");
+  std::string bytes = test::read_text(a);
+  const std::size_t at = bytes.find("\nCID=");
+  ASSERT_NE(at, std::string::npos);
+  const std::size_t end = bytes.find('\n', at + 1);
+  // The descriptor's text moves up by what the CID lost; its zero padding grows by as much.
+  const std::string old_line = bytes.substr(at, end - at);
+  const std::string new_line = "\nCID=1234567";
+  const std::size_t text_end = bytes.find('\0', end);
+  ASSERT_NE(text_end, std::string::npos);
+  const std::string shorter = bytes.substr(0, at) + new_line + bytes.substr(end, text_end - end) +
+                              std::string(old_line.size() - new_line.size(), '\0') + bytes.substr(text_end);
+  ASSERT_EQ(shorter.size(), bytes.size());
+  test::write_text(a, shorter);
+  ASSERT_TRUE(same_disk(a, "vmdk"));
+
+  formats::pin_vmdk(a, "final-key-1");
+  const std::string pinned = test::read_text(a);
+  EXPECT_NE(pinned.find("\nCID=" + formats::vmdk_cid("final-key-1") + "\nparentCID="), std::string::npos);
+  EXPECT_EQ(pinned.size(), bytes.size());
+  EXPECT_TRUE(same_disk(a, "vmdk"));
+}
+
 TEST_F(stable_ids, vhd_conversions_differ_in_time_and_id_until_pinned)
 {
   fs::path a = convert("a.vhd", "vpc", "subformat=fixed,force_size=on");

@@ -137,18 +137,26 @@ pin_vmdk(const fs::path& path, const std::string& identity)
   if (util::pread_full(fd.get(), text.data(), text.size(), offset * k_sector, path.string()) != text.size()) {
     throw Error(path.string(), "VMDK descriptor cut short");
   }
+  // qemu prints the CID unpadded ("CID=%x"): the line may grow by up to 7 bytes, taken
+  // from the zero padding that fills the descriptor's sectors.
   const std::string key = "\nCID=";
   std::size_t at = text.find(key);
   if (at == std::string::npos || text.find(key, at + 1) != std::string::npos) {
     throw Error(path.string(), "VMDK descriptor without exactly one CID line");
   }
   at += key.size();
-  if (at + 9 > text.size() || text[at + 8] != '\n' ||
-      text.substr(at, 8).find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-    throw Error(path.string(), "VMDK descriptor's CID is not 8 hex digits");
+  const std::size_t end = text.find('\n', at);
+  if (end == std::string::npos || end == at || end - at > 8 ||
+      text.substr(at, end - at).find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    throw Error(path.string(), "VMDK descriptor's CID is not 1 to 8 hex digits");
   }
-  const std::string cid = vmdk_cid(identity);
-  util::pwrite_full(fd.get(), cid.data(), cid.size(), offset * k_sector + at, path.string());
+  const std::size_t used = text.find('\0');
+  text.replace(at, end - at, vmdk_cid(identity));
+  if ((used == std::string::npos ? text.size() : used + 8 - (end - at)) > sectors * k_sector) {
+    throw Error(path.string(), "VMDK descriptor has no room for an 8-digit CID");
+  }
+  text.resize(sectors * k_sector, '\0');
+  util::pwrite_full(fd.get(), text.data(), text.size(), offset * k_sector, path.string());
   fd.close(path.string());
 }
 
