@@ -168,7 +168,7 @@ private:
     }
   }
 
-  std::string symlink_target(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path) const
+  std::string symlink_target(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path)
   {
     const std::uint64_t size = EXT2_I_SIZE(&inode);
     if (size >= EXT2_MIN_BLOCK_SIZE * 4) {
@@ -177,29 +177,14 @@ private:
     if (ext2fs_is_fast_symlink(reinterpret_cast<ext2_inode*>(&inode))) {
       return std::string(reinterpret_cast<const char*>(inode.i_block), size);
     }
-    std::string target(size, '\0');
-    read_all(ino, target.data(), size, path);
+    std::string target;
+    read_content(ino, size, path, [&](const char* data, std::size_t n) { target.append(data, n); });
     return target;
   }
 
-  void read_all(ext2_ino_t ino, char* buffer, std::uint64_t size, const std::string& path) const
-  {
-    ext2_file_t raw = nullptr;
-    check(ext2fs_file_open(m_fs, ino, 0, &raw), path, "cannot open");
-    FileHandle file(raw);
-    std::uint64_t done = 0;
-    while (done < size) {
-      unsigned int got = 0;
-      const unsigned int want = static_cast<unsigned int>(std::min<std::uint64_t>(size - done, k_chunk));
-      check(ext2fs_file_read(file.get(), buffer + done, want, &got), path, "cannot read");
-      if (got == 0) {
-        throw Error(m_image.string(), path + ": shorter than its size");
-      }
-      done += got;
-    }
-  }
-
-  void copy_content(ext2_ino_t ino, std::uint64_t size, const std::string& path)
+  // The `size` bytes of inode `ino`'s content, handed to `sink` a chunk at a time.
+  template <typename Sink>
+  void read_content(ext2_ino_t ino, std::uint64_t size, const std::string& path, Sink&& sink)
   {
     ext2_file_t raw = nullptr;
     check(ext2fs_file_open(m_fs, ino, 0, &raw), path, "cannot open");
@@ -213,11 +198,18 @@ private:
       if (got == 0) {
         throw Error(m_image.string(), path + ": shorter than its size");
       }
-      if (archive_write_data(m_out, m_buffer.data(), got) != static_cast<la_ssize_t>(got)) {
-        throw Error(m_tar.string(), archive::error_message(m_out, "cannot write"));
-      }
+      sink(m_buffer.data(), got);
       done += got;
     }
+  }
+
+  void copy_content(ext2_ino_t ino, std::uint64_t size, const std::string& path)
+  {
+    read_content(ino, size, path, [&](const char* data, std::size_t n) {
+      if (archive_write_data(m_out, data, n) != static_cast<la_ssize_t>(n)) {
+        throw Error(m_tar.string(), archive::error_message(m_out, "cannot write"));
+      }
+    });
     m_report.bytes += size;
   }
 
