@@ -6,6 +6,7 @@
 #include "image/guestfs/guestfs.hpp"
 #include "image/guestfs/guestfs_editor.hpp"
 #include "image/steps/steps.hpp"
+#include "support/rpm_repo.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -17,34 +18,14 @@ namespace fs = std::filesystem;
 
 const fs::path k_cache = KILN_TEST_CACHE;
 
-fs::path
-build_rpm(const fs::path& top, const std::string& name, const std::string& version)
-{
-  test::write_text(top / "SPECS" / (name + ".spec"), "Name: " + name + "\nVersion: " + version +
-                                                       "\nRelease: 1\nSummary: kiln test package\n"
-                                                       "License: MIT\nBuildArch: noarch\nAutoReqProv: no\n"
-                                                       "%description\nkiln test package\n"
-                                                       "%install\nmkdir -p %{buildroot}/usr/share/" +
-                                                       name +
-                                                       "\n"
-                                                       "echo " +
-                                                       name + "-" + version + " > %{buildroot}/usr/share/" + name +
-                                                       "/version\n"
-                                                       "%files\n/usr/share/" +
-                                                       name + "/version\n");
-  util::run_checked({test::require_program("rpmbuild", "rpm"), "--define", "_topdir " + top.string(), "-bb",
-                     (top / "SPECS" / (name + ".spec")).string()});
-  return top / "RPMS/noarch" / (name + "-" + version + "-1.noarch.rpm");
-}
-
 TEST(RpmPath, PackagesStepInstallsFromALocalRepoAndFilesWithDnf)
 {
   test::ScratchDir dir;
   fs::path repo = dir / "repo";
   fs::create_directories(repo);
-  fs::copy_file(build_rpm(dir / "rpmbuild", "kiln-hello", "1.0"), repo / "kiln-hello-1.0-1.noarch.rpm");
-  fs::path loose = build_rpm(dir / "rpmbuild", "kiln-loose", "2.1");
-  util::run_checked({test::require_program("createrepo_c", "createrepo-c"), "--quiet", repo.string()});
+  fs::copy_file(test::build_rpm(dir / "rpmbuild", "kiln-hello", "1.0"), repo / "kiln-hello-1.0-1.noarch.rpm");
+  fs::path loose = test::build_rpm(dir / "rpmbuild", "kiln-loose", "2.1");
+  test::publish_rpm_repo(repo);
   ASSERT_TRUE(fs::exists(repo / "repodata/repomd.xml"));
 
   // The fixture image: Debian with dnf, built by kiln (its base is cached in KILN_TEST_CACHE).

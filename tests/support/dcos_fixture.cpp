@@ -17,7 +17,10 @@ make_tar_xz(const fs::path& out, const std::string& member, const std::string& c
   fs::path src = out.parent_path() / (".src-" + out.filename().string());
   write_text(src / member, content);
   fs::create_directories(out.parent_path());
-  util::run_checked({"tar", "-C", src.string(), "-cJf", out.string(), "."});
+  // Members sorted, owned 0:0, one time: the same bytes in every run (README, "Reproducible
+  // builds": the test fixtures are inputs like any other).
+  util::run_checked({"tar", "-C", src.string(), "--sort=name", "--mtime=@1700000000", "--owner=0", "--group=0",
+                     "--numeric-owner", "--format=gnu", "-cJf", out.string(), "."});
   fs::remove_all(src);
 }
 

@@ -4,7 +4,9 @@
 #include "support/dcos_fixture.hpp"
 #include "support/test_support.hpp"
 
+#include <chrono>
 #include <gtest/gtest.h>
+#include <thread>
 
 namespace kiln {
 namespace {
@@ -36,6 +38,17 @@ TEST(DcosBundle, GoodTreeValidates)
   // The digest changes with any staged file.
   test::write_text(t.dir / "dcos_install.sh", test::read_text(t.dir / "dcos_install.sh") + "# changed\n");
   EXPECT_NE(dcos::validate_bundle(t.dir, "serve").digest, b.digest);
+}
+
+// The synthetic tree is a test fixture: made twice, in two places at two moments, it has
+// the same bytes (the same bundle digest over every staged file).
+TEST(DcosBundle, SyntheticTreeIsTheSameBytesEveryTime)
+{
+  test::ScratchDir dir;
+  test::ServeTree one = test::make_serve_tree(dir / "one");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // another second for tar's clock
+  test::ServeTree two = test::make_serve_tree(dir / "two");
+  EXPECT_EQ(dcos::validate_bundle(one.dir, "one").digest, dcos::validate_bundle(two.dir, "two").digest);
 }
 
 TEST(DcosBundle, PackagePaths)

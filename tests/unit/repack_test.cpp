@@ -1,7 +1,9 @@
 // Reproducible file systems (repack.hpp): two disks whose ext4 partitions hold the same
-// tree, written in different orders (so with other inode numbers and block places),
-// become byte-identical once re-made, as raw files and as qcow2; what is not ext4 or not
-// a partition of the disk is kept and reported. Real mke2fs, debugfs and qemu-img.
+// tree, written in different orders (so with other inode numbers and block places), and
+// whose FAT partitions were written at other moments, become byte-identical once re-made
+// and pinned, as raw files and as qcow2; what is neither ext4 nor vfat, or not a
+// partition of the disk, is kept and reported. Real mke2fs, debugfs, mkfs.vfat, mtools
+// and qemu-img.
 #include "core/crypto/sha256.hpp"
 #include "core/util/runner.hpp"
 #include "image/ab/host_fs.hpp"
@@ -20,6 +22,8 @@ namespace fs = std::filesystem;
 constexpr std::uint64_t k_mib = 1ull << 20;
 constexpr std::uint64_t k_offset = k_mib;
 constexpr std::uint64_t k_size = 48 * k_mib;
+constexpr std::uint64_t k_fat_offset = k_offset + k_size;
+constexpr std::uint64_t k_fat_size = 8 * k_mib;
 
 class repack : public ::testing::Test {
 protected:
@@ -31,8 +35,9 @@ protected:
     ASSERT_TRUE(r.ok()) << argv.front() << ": " << r.tail(3);
   }
 
-  // A raw disk with one partition holding an ext4 filled by debugfs `requests`.
-  fs::path disk(const std::string& name, const std::string& requests)
+  // A raw disk with two partitions: an ext4 filled by debugfs `requests`, and a FAT
+  // volume holding one file whose modification time is `stamp`, written now.
+  fs::path disk(const std::string& name, const std::string& requests, const std::string& stamp)
   {
     fs::path fsimg = m_dir / (name + ".fs");
     fs::path raw = m_dir / (name + ".raw");
@@ -41,17 +46,27 @@ protected:
          "5a5a5a5a-0000-4000-8000-000000000001", fsimg.string()});
     test::write_text(m_dir / "requests", requests);
     run({test::require_program("debugfs", "e2fsprogs"), "-w", "-f", (m_dir / "requests").string(), fsimg.string()});
-    run({"truncate", "-s", std::to_string(k_offset + k_size + k_mib), raw.string()});
+    fs::path fat = m_dir / (name + ".fat");
+    run({"truncate", "-s", std::to_string(k_fat_size), fat.string()});
+    run({test::require_program("mkfs.vfat", "dosfstools"), "-n", "ESP", "-i", "0badcafe", fat.string()});
+    test::write_text(m_dir / "BOOTX64.EFI", "loader\n");
+    run({"touch", "-d", stamp, (m_dir / "BOOTX64.EFI").string()});
+    run({test::require_program("mmd", "mtools"), "-i", fat.string(), "::EFI"});
+    run({"mcopy", "-m", "-i", fat.string(), (m_dir / "BOOTX64.EFI").string(), "::EFI/BOOTX64.EFI"});
+    run({"truncate", "-s", std::to_string(k_fat_offset + k_fat_size + k_mib), raw.string()});
     run({test::require_program("sfdisk", "fdisk"), "--quiet", raw.string()},
-        "label: dos\nlabel-id: 0x12345678\nstart=2048, size=" + std::to_string(k_size / 512) + ", type=83\n");
+        "label: dos\nlabel-id: 0x12345678\nstart=2048, size=" + std::to_string(k_size / 512) + ", type=83\nstart=" +
+          std::to_string(k_fat_offset / 512) + ", size=" + std::to_string(k_fat_size / 512) + ", type=ef\n");
     ab::copy_sparse(fsimg, raw, k_offset);
+    ab::copy_sparse(fat, raw, k_fat_offset);
     return raw;
   }
 
   std::vector<build::RepackTarget> targets()
   {
     return {{"/dev/sda1", "/", "ext4", gfs::Handle::PartitionSpan{0, k_offset, k_size}},
-            {"/dev/sda2", "/boot/efi", "vfat", gfs::Handle::PartitionSpan{0, 0, 0}},
+            {"/dev/sda2", "/boot/efi", "vfat", gfs::Handle::PartitionSpan{0, k_fat_offset, k_fat_size}},
+            {"/dev/sda3", "/data", "xfs", gfs::Handle::PartitionSpan{0, 0, 0}},
             {"/dev/sdb1", "/srv", "ext4", gfs::Handle::PartitionSpan{1, 0, 0}},
             {"/dev/mapper/vg-lv", "/var", "ext4", std::nullopt}};
   }
@@ -69,8 +84,8 @@ TEST_F(repack, disks_with_the_same_tree_become_identical_raw_and_qcow2)
   const std::string meta = "sif etc/a mtime 20231114221320\nsif usr/b mtime 20231114221320\n"
                            "sif etc mtime 20231114221320\nsif usr mtime 20231114221320\n"
                            "sif / mtime 20231114221320\nea_set etc/a user.k v\n";
-  fs::path one = disk("one", "mkdir etc\nmkdir usr\n" + a + b + meta);
-  fs::path two = disk("two", "mkdir usr\n" + b + "mkdir tmp\nrmdir tmp\nmkdir etc\n" + a + meta);
+  fs::path one = disk("one", "mkdir etc\nmkdir usr\n" + a + b + meta, "2021-03-04 05:06:07");
+  fs::path two = disk("two", "mkdir usr\n" + b + "mkdir tmp\nrmdir tmp\nmkdir etc\n" + a + meta, "2024-08-09 10:11:12");
   ASSERT_NE(crypto::sha256_file(one), crypto::sha256_file(two));
 
   // qcow2 copies, re-made through qemu-img's window.
@@ -84,10 +99,12 @@ TEST_F(repack, disks_with_the_same_tree_become_identical_raw_and_qcow2)
     build::RepackResult r =
       build::repack_file_systems(util::system_runner(), raw, "raw", targets(), 1700000000, m_dir.path());
     EXPECT_EQ(r.remade, std::vector<std::string>{"/ (/dev/sda1, ext4)"});
-    EXPECT_EQ(r.kept,
-              (std::vector<std::string>{"/boot/efi (/dev/sda2, vfat): not ext4",
-                                        "/srv (/dev/sdb1, ext4): not a partition of the image's disk",
-                                        "/var (/dev/mapper/vg-lv, ext4): not a partition of the image's disk"}));
+    EXPECT_EQ(r.pinned, std::vector<std::string>{"/boot/efi (/dev/sda2, vfat)"});
+    const std::string kept = " kept as the appliance wrote it, not reproducible: ";
+    EXPECT_EQ(r.kept, (std::vector<std::string>{"/data (/dev/sda3, xfs)" + kept + "neither ext4 nor vfat",
+                                                "/srv (/dev/sdb1, ext4)" + kept + "not a partition of the image's disk",
+                                                "/var (/dev/mapper/vg-lv, ext4)" + kept +
+                                                  "not a partition of the image's disk"}));
   }
   EXPECT_EQ(crypto::sha256_file(one), crypto::sha256_file(two));
   for (const fs::path& q : qcow2) {
@@ -108,6 +125,13 @@ TEST_F(repack, disks_with_the_same_tree_become_identical_raw_and_qcow2)
   util::RunResult list = util::system_runner().run({"tar", "-tvf", (m_dir / "tree.tar").string()});
   EXPECT_NE(list.out.find("./usr/b"), std::string::npos);
   EXPECT_NE(list.out.find("300000"), std::string::npos);
+
+  // The FAT partition holds its file, with the epoch's time.
+  fs::path esp = m_dir / "esp.raw";
+  formats::read_span(util::system_runner(), "test", {one, "raw", k_fat_offset, k_fat_size}, esp);
+  util::RunResult dir = util::system_runner().run({"mdir", "-i", esp.string(), "::EFI"});
+  EXPECT_NE(dir.out.find("BOOTX64"), std::string::npos) << dir.out;
+  EXPECT_NE(dir.out.find("2023-11-14"), std::string::npos) << dir.out;
 }
 
 TEST_F(repack, a_hole_in_the_new_file_system_reads_as_zeros_where_the_old_one_had_data)

@@ -308,13 +308,15 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
 
   // File systems re-made from their trees (repack.hpp): slot A before its bundle is
   // taken, by the host into the running appliance's raw disk (unmounted, flushed), whose
-  // buffers of it are then dropped; /boot and kiln-data once the appliance is gone.
+  // buffers of it are then dropped; /boot and kiln-data once the appliance is gone, when
+  // the ESP's times are set to the epoch too.
   auto repack = [&](const std::vector<std::string_view>& parts) {
     std::vector<RepackTarget> targets;
     for (std::string_view part : parts) {
       const ab::Part& p = l.at(part);
       const std::string type = part == slots::k_part_a      ? ab.root_fs
                                : part == slots::k_part_data ? ab.data_fs
+                               : part == slots::k_part_esp  ? std::string("vfat")
                                                             : std::string("ext4");
       targets.push_back({dev(part), std::string(part), type, gfs::Handle::PartitionSpan{0, p.start, p.size}});
     }
@@ -322,8 +324,11 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
     for (const auto& f : r.remade) {
       say(options, "  file systems: " + f + " re-made from its tree");
     }
+    for (const auto& f : r.pinned) {
+      say(options, "  file systems: " + f + " times set to the epoch");
+    }
     for (const auto& f : r.kept) {
-      notice_sink(options)("layout ab: file systems: " + f + " kept as the appliance wrote it (not reproducible)");
+      notice_sink(options)("layout ab: file systems: " + f);
     }
   };
   repack({slots::k_part_a});
@@ -349,7 +354,7 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
   g.write(std::string(slots::k_grubenv_path), grubenv::serialize(env));
   g.umount_all();
   g.shutdown();
-  repack({slots::k_part_boot, slots::k_part_data});
+  repack({slots::k_part_esp, slots::k_part_boot, slots::k_part_data});
 
   // The disk becomes the stage's layer (qcow2, standalone).
   const fs::path layer = m_layers.image(m_key);

@@ -108,8 +108,11 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
       for (const auto& fs : r.remade) {
         say(options, "file systems: " + fs + " re-made from its tree");
       }
+      for (const auto& fs : r.pinned) {
+        say(options, "file systems: " + fs + " times set to the epoch");
+      }
       for (const auto& fs : r.kept) {
-        notice_sink(options)("file systems: " + fs + " kept as the appliance wrote it (not reproducible)");
+        notice_sink(options)("file systems: " + fs);
       }
     }
     layers.write(meta);

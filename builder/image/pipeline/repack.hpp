@@ -8,8 +8,9 @@
 // (fsimage/ext4_image.hpp) with the same UUID, label and geometry, a hash seed derived
 // from the UUID and every time from the epoch (SOURCE_DATE_EPOCH; unset: the moment of
 // the build, so the bytes follow the clock), and written back over the partition.
-// Other file systems (XFS, vfat, LVM volumes) are kept as the appliance wrote them, and
-// reported.
+// A FAT file system (an ESP) keeps its bytes but for its times, which are set to the
+// epoch (fsimage/fat_times.hpp). Other file systems (XFS, LVM volumes) are kept as the
+// appliance wrote them, and reported: README, "Reproducible builds", says why XFS is.
 #pragma once
 
 #include "image/guestfs/guestfs.hpp"
@@ -39,7 +40,8 @@ std::vector<RepackTarget> repack_targets(gfs::Handle& g, const steps::GuestInfo&
 
 struct RepackResult {
   std::vector<std::string> remade; // "/ (/dev/sda1, ext4)"
-  std::vector<std::string> kept; // "/boot/efi (/dev/sda2, vfat): not ext4"
+  std::vector<std::string> pinned; // "/boot/efi (/dev/sda2, vfat)": its times set to the epoch
+  std::vector<std::string> kept; // "/ (/dev/sda1, xfs) kept as the appliance wrote it, not reproducible: why"
 };
 
 // The epoch the re-made file systems' times come from: SOURCE_DATE_EPOCH, else now.
@@ -49,8 +51,8 @@ std::int64_t file_system_epoch(const std::optional<std::int64_t>& source_date_ep
 std::string hash_seed_for(const std::string& uuid);
 
 // On the host: every ext4 target on drive 0 of `disk` (in qemu's `format`) re-made from
-// its tree with times from `epoch`, in `scratch`. A qcow2 disk must be open nowhere; a
-// raw one may be open in an appliance that has the targets unmounted and flushed (it
+// its tree with times from `epoch`, and every vfat one's times set to `epoch`, in
+// `scratch`. A qcow2 disk must be open nowhere; a raw one may be open in an appliance that has the targets unmounted and flushed (it
 // must drop its buffers of them afterwards). Throws Error(mountpoint, reason) when one
 // cannot be re-made.
 RepackResult repack_file_systems(util::Runner& runner, const std::filesystem::path& disk, const std::string& format,
