@@ -196,7 +196,7 @@ TEST_F(AbLayout, WithFinalizeCachedTheAbStageLaunchesAlone)
   for (const auto& s : fx.sets) {
     args.insert(args.end(), {"--set", s.rfind("kiln_tag=", 0) == 0 ? s + "-alone" : s});
   }
-  util::RunResult built = test::run_kiln(args);
+  util::RunResult built = test::run_kiln(args, test::ab_fixture_env());
   ASSERT_TRUE(built.ok()) << built.err << built.out;
   json r = json::parse(built.out);
   EXPECT_EQ(r["built"], json::array({"ab"})) << r;

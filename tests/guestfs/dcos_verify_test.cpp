@@ -77,7 +77,8 @@ TEST(DcosVerify, FixturePassesEveryRoleAndEachVariantFailsItsCheck)
   test::ScratchDir dir;
   write_fixture_recipe(dir.path());
   util::RunResult b = test::run_kiln(
-    {"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache", k_cache.string(), "--json"});
+    {"build", (dir / "recipe.yaml").string(), "-o", (dir / "out").string(), "--cache", k_cache.string(), "--json"},
+    test::ab_fixture_env());
   ASSERT_EQ(b.exit_code, 0) << b.err;
   json built = json::parse(b.out);
   EXPECT_NE(b.err.find("Checking docker version: PASS (19.03.15 >= 18.09.1)"), std::string::npos) << b.err;

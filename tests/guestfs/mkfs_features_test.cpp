@@ -11,6 +11,7 @@
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+#include <regex>
 
 #include <sstream>
 
@@ -120,13 +121,25 @@ TEST(MkfsFeatures, EveryFileSystemKilnMakesSuitsCentOS7)
   auto fat = util::run({test::require_program("fsck.fat", "dosfstools"), "-n", esp.string()});
   EXPECT_EQ(fat.exit_code, 0) << fat.out << fat.err;
   EXPECT_EQ(util::run({"fatlabel", esp.string()}).out, "KILN-ESP\n");
+  // Its times are the fixture's SOURCE_DATE_EPOCH (2023-11-14 22:13 UTC), in every
+  // directory: kiln set them after GRUB wrote the files (image/fsimage/fat_times.hpp).
+  auto listing = util::run({test::require_program("mdir", "mtools"), "-/", "-i", esp.string(), "::"});
+  EXPECT_EQ(listing.exit_code, 0) << listing.err;
+  std::size_t dated = 0;
+  const std::regex date(R"(\d{4}-\d\d-\d\d +\d?\d:\d\d)");
+  for (auto it = std::sregex_iterator(listing.out.begin(), listing.out.end(), date); it != std::sregex_iterator();
+       ++it) {
+    ++dated;
+    EXPECT_EQ(it->str(), "2023-11-14  22:13");
+  }
+  EXPECT_GE(dated, 3u) << listing.out; // EFI, EFI/BOOT, the loader at least
 
   // The plain layout's root: the base layer of the fixture's plan, in the fixture's cache.
   std::vector<std::string> plan_args{"plan", fx.recipe.string(), "--json"};
   for (const auto& set : fx.sets) {
     plan_args.insert(plan_args.end(), {"--set", set});
   }
-  auto plan = test::run_kiln(plan_args);
+  auto plan = test::run_kiln(plan_args, test::ab_fixture_env());
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
   const std::string base_key = json::parse(plan.out).at("base_key").get<std::string>();
   const fs::path layer = test::ab_fixture_cache() / "layers" / (base_key + ".qcow2");

@@ -80,7 +80,7 @@ build_fixture()
   for (const auto& s : fx.sets) {
     plan_args.insert(plan_args.end(), {"--set", s});
   }
-  util::RunResult plan = run_kiln(plan_args);
+  util::RunResult plan = run_kiln(plan_args, ab_fixture_env());
   if (!plan.ok()) {
     fx.error = "kiln plan of the A/B fixture failed: " + plan.err;
     return fx;
@@ -101,7 +101,7 @@ build_fixture()
   for (const auto& s : fx.sets) {
     build_args.insert(build_args.end(), {"--set", s});
   }
-  util::RunResult r = run_kiln(build_args);
+  util::RunResult r = run_kiln(build_args, ab_fixture_env());
   if (!r.ok()) {
     fx.error = "building the A/B fixture (ab-fixture.yaml) failed:\n" + r.err + r.out;
     return fx;
@@ -134,6 +134,12 @@ ab_fixture()
 {
   static const AbFixture f = build_fixture();
   return f;
+}
+
+std::map<std::string, std::string>
+ab_fixture_env()
+{
+  return {{"SOURCE_DATE_EPOCH", std::to_string(k_fixture_epoch)}};
 }
 
 std::string

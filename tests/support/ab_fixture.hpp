@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,14 @@ const AbFixture& ab_fixture();
 // both (recipe/plan.cpp), so a recipe that starts with them has the fixture's base disk
 // (and its bootstrap tar) in the shared test cache, and nothing is bootstrapped twice.
 std::string ab_fixture_base_and_size();
+
+// The environment of every kiln run on the fixture's recipe or its base: SOURCE_DATE_EPOCH
+// pinned to k_fixture_epoch, so the fixture is made from the same bytes every time (its
+// bootstrap tar, its ext4 and FAT file systems; not its XFS slots: README, "Reproducible
+// builds"). The epoch is part of a bootstrapped base's key: a run without it would
+// bootstrap another base.
+inline constexpr long k_fixture_epoch = 1700000000; // 2023-11-14 22:13:20 UTC
+std::map<std::string, std::string> ab_fixture_env();
 
 // The cache the fixture's layers live in (KILN_TEST_CACHE): a variant of the recipe built
 // with the same sets in this cache reuses its stages.

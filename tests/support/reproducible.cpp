@@ -16,7 +16,7 @@ ab_fixture_bootstrap_tar(const fs::path& scratch)
 {
   write_text(scratch / "probe.yaml", "name: probe\n" + ab_fixture_base_and_size() +
                                        "stages:\n  - name: none\n    steps: [{file: {path: /x, content: x}}]\n");
-  util::RunResult r = run_kiln({"plan", "--json", (scratch / "probe.yaml").string()});
+  util::RunResult r = run_kiln({"plan", "--json", (scratch / "probe.yaml").string()}, ab_fixture_env());
   EXPECT_TRUE(r.ok()) << r.err;
   return ab_fixture_cache() / "bootstrap" / (json::parse(r.out).at("base_key").get<std::string>() + ".tar");
 }
@@ -29,7 +29,7 @@ build_twice_and_compare(const fs::path& recipe, const fs::path& scratch, const s
   for (const std::string n : {"1", "2"}) {
     util::RunResult r = run_kiln({"build", "--json", recipe.string(), "--cache", (scratch / ("cache" + n)).string(),
                                   "-o", (scratch / ("out" + n)).string()},
-                                 {{"SOURCE_DATE_EPOCH", "1700000000"}});
+                                 ab_fixture_env());
     fs::remove_all(scratch / ("cache" + n)); // its layers: a few GiB no longer needed
     if (!r.ok()) {
       ADD_FAILURE() << "build " << n << " failed: " << r.err;

@@ -20,7 +20,7 @@ struct TwiceResult {
   std::size_t outputs = 0; // files each build wrote
 };
 
-// Builds `recipe` twice with SOURCE_DATE_EPOCH=1700000000, into scratch/cache1 and
+// Builds `recipe` twice with the fixture's SOURCE_DATE_EPOCH (ab_fixture_env), into scratch/cache1 and
 // scratch/cache2 (each removed once built: CI machines have little disk) and
 // scratch/out1, scratch/out2, and adds a test failure for every output whose digest
 // differs, for differing manifests (scratch/outN/NAME.manifest.json) and for a build that
