@@ -2,6 +2,7 @@
 // command line so that a disagreement is refused, --booted cannot contradict it without
 // --force, and a grubenv that is a symlink, a FIFO or of the wrong size is refused, as is
 // a block too small for the final environment, before any byte of the slot moves.
+#include "core/util/bytes.hpp"
 #include "integration/node_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -18,6 +19,9 @@ namespace {
 
 using nlohmann::json;
 using test::ScratchDir;
+using util::le64;
+using util::put32;
+using util::put64;
 namespace fs = std::filesystem;
 namespace fx = test::node;
 
@@ -199,23 +203,6 @@ patch_gpt(const fx::AbDisk& disk, std::string_view label, std::uint64_t first_lb
   util::Fd fd = util::open_file(disk.path, O_RDWR);
   const std::uint64_t sector = 512;
   const std::uint64_t lbas = fs::file_size(disk.path) / sector;
-  auto le64 = [](const unsigned char* p) {
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) {
-      v = v << 8 | p[i];
-    }
-    return v;
-  };
-  auto put32 = [](unsigned char* p, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) {
-      p[i] = static_cast<unsigned char>(v >> (8 * i));
-    }
-  };
-  auto put64 = [](unsigned char* p, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) {
-      p[i] = static_cast<unsigned char>(v >> (8 * i));
-    }
-  };
   unsigned number = disk.gpt.by_label(label).number;
   for (std::uint64_t header_lba : {std::uint64_t{1}, lbas - 1}) {
     std::vector<unsigned char> h(sector);

@@ -2,6 +2,7 @@
 
 #include "core/slots/abi.hpp"
 
+#include "core/util/bytes.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -16,6 +17,9 @@
 #include <unistd.h>
 
 namespace kiln::slots {
+
+using util::le32;
+using util::le64;
 
 namespace {
 
@@ -132,19 +136,6 @@ guid_text(const unsigned char* p)
     s += hex[b & 0xf];
   }
   return s;
-}
-
-std::uint32_t
-le32(const unsigned char* p)
-{
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-
-std::uint64_t
-le64(const unsigned char* p)
-{
-  return static_cast<std::uint64_t>(le32(p)) | static_cast<std::uint64_t>(le32(p + 4)) << 32;
 }
 
 bool

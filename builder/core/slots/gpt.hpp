@@ -46,11 +46,10 @@ struct Gpt {
 };
 
 // GPT's on-disk pieces, shared by the reader and gpt_grow: the header signature, the
-// entry count bound, little-endian fields, and a full pread (false on error or EOF).
+// entry count bound, and a full pread (false on error or EOF). Little-endian fields:
+// core/util/bytes.hpp.
 inline constexpr char k_gpt_signature[8] = {'E', 'F', 'I', ' ', 'P', 'A', 'R', 'T'};
 inline constexpr std::uint32_t k_gpt_max_entries = 1024;
-std::uint32_t le32(const unsigned char* p);
-std::uint64_t le64(const unsigned char* p);
 bool read_at(int fd, void* buffer, std::size_t size, std::uint64_t offset);
 
 // A GUID's 16 bytes as GPT stores them (mixed-endian: the first three fields little-

@@ -1,6 +1,7 @@
 #include "core/slots/gpt_grow.hpp"
 
 #include "core/slots/gpt.hpp"
+#include "core/util/bytes.hpp"
 #include "core/util/fs.hpp"
 #include "core/util/error.hpp"
 
@@ -11,22 +12,12 @@
 
 namespace kiln::slots {
 
+using util::le32;
+using util::le64;
+using util::put32;
+using util::put64;
+
 namespace {
-
-void
-put32(unsigned char* p, std::uint32_t v)
-{
-  for (int i = 0; i < 4; ++i) {
-    p[i] = static_cast<unsigned char>(v >> (8 * i));
-  }
-}
-
-void
-put64(unsigned char* p, std::uint64_t v)
-{
-  put32(p, static_cast<std::uint32_t>(v));
-  put32(p + 4, static_cast<std::uint32_t>(v >> 32));
-}
 
 void
 read_exact(int fd, unsigned char* out, std::size_t size, std::uint64_t offset, const std::string& subject)

@@ -1,6 +1,7 @@
 #include "image/formats/stable_ids.hpp"
 
 #include "core/crypto/sha256.hpp"
+#include "core/util/bytes.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -12,6 +13,8 @@
 
 namespace kiln::formats {
 
+using util::le64;
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -21,16 +24,6 @@ constexpr std::size_t k_sector = 512;
 constexpr std::uint64_t k_max_descriptor_sectors = 2048;
 // Seconds from 1970-01-01 to 2000-01-01, the VHD epoch.
 constexpr std::int64_t k_vhd_epoch = 946684800;
-
-std::uint64_t
-le64(const unsigned char* p)
-{
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) {
-    v = (v << 8) | p[i];
-  }
-  return v;
-}
 
 std::uint32_t
 be32(const unsigned char* p)

@@ -1,5 +1,6 @@
 #include "image/fsimage/fat_times.hpp"
 
+#include "core/util/bytes.hpp"
 #include "core/util/error.hpp"
 #include "core/util/fs.hpp"
 
@@ -12,31 +13,14 @@
 namespace kiln::fsimage {
 
 namespace fs = std::filesystem;
+using util::le16;
+using util::le32;
+using util::put16;
 
 namespace {
 
 constexpr std::size_t k_entry = 32;
 constexpr std::uint64_t k_max_fat_bytes = 64ull << 20; // FAT32 with 16 M clusters
-
-std::uint16_t
-le16(const unsigned char* p)
-{
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-
-std::uint32_t
-le32(const unsigned char* p)
-{
-  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
-         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
-}
-
-void
-put16(unsigned char* p, std::uint16_t v)
-{
-  p[0] = static_cast<unsigned char>(v & 0xff);
-  p[1] = static_cast<unsigned char>(v >> 8);
-}
 
 bool
 power_of_two(std::uint32_t v)
@@ -169,7 +153,7 @@ private:
     for (const Span& s : spans) {
       buffer.resize(s.size);
       util::pread_full(m_fd.get(), reinterpret_cast<char*>(buffer.data()), buffer.size(), s.offset, subject());
-      for (std::size_t at = 0; at + k_entry <= buffer.size() && !ended; at += k_entry) {
+      for (std::size_t at = 0; at + k_entry <= buffer.size(); at += k_entry) {
         unsigned char* e = buffer.data() + at;
         if (e[0] == 0x00) {
           ended = true; // no entry after this one is in use
