@@ -321,15 +321,7 @@ AbStage::run(gfs::Handle& g, const steps::GuestInfo& guest, const Built& finaliz
       targets.push_back({dev(part), std::string(part), type, gfs::Handle::PartitionSpan{0, p.start, p.size}});
     }
     RepackResult r = repack_file_systems(runner, m_disk, "raw", targets, m_epoch, m_scratch);
-    for (const auto& f : r.remade) {
-      say(options, "  file systems: " + f + " re-made from its tree");
-    }
-    for (const auto& f : r.pinned) {
-      say(options, "  file systems: " + f + " times set to the epoch");
-    }
-    for (const auto& f : r.kept) {
-      notice_sink(options)("layout ab: file systems: " + f);
-    }
+    say_repacked(options, r, "  ", "layout ab: ");
   };
   repack({slots::k_part_a});
   g.blockdev_flushbufs(dev(slots::k_part_a));

@@ -105,15 +105,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
       PhaseTimer timer(log_sink(options), "repack");
       RepackResult r = repack_file_systems(runner_of(options), layers.image(stage.key()), "qcow2", targets,
                                            file_system_epoch(options.source_date_epoch), scratch);
-      for (const auto& fs : r.remade) {
-        say(options, "file systems: " + fs + " re-made from its tree");
-      }
-      for (const auto& fs : r.pinned) {
-        say(options, "file systems: " + fs + " times set to the epoch");
-      }
-      for (const auto& fs : r.kept) {
-        notice_sink(options)("file systems: " + fs);
-      }
+      say_repacked(options, r, "", "");
     }
     layers.write(meta);
     result.built.push_back(stage.name());

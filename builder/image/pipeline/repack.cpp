@@ -111,4 +111,19 @@ repack_file_systems(util::Runner& runner, const fs::path& disk, const std::strin
   return result;
 }
 
+void
+say_repacked(const BuildOptions& options, const RepackResult& r, const std::string& indent,
+             const std::string& notice_prefix)
+{
+  for (const auto& f : r.remade) {
+    say(options, indent + "file systems: " + f + " re-made from its tree");
+  }
+  for (const auto& f : r.pinned) {
+    say(options, indent + "file systems: " + f + " times set to the epoch");
+  }
+  for (const auto& f : r.kept) {
+    notice_sink(options)(notice_prefix + "file systems: " + f);
+  }
+}
+
 } // namespace kiln::build

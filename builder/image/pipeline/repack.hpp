@@ -14,6 +14,7 @@
 #pragma once
 
 #include "image/guestfs/guestfs.hpp"
+#include "image/pipeline/options.hpp"
 #include "image/steps/context.hpp"
 
 #include <optional>
@@ -58,5 +59,10 @@ std::string hash_seed_for(const std::string& uuid);
 RepackResult repack_file_systems(util::Runner& runner, const std::filesystem::path& disk, const std::string& format,
                                  const std::vector<RepackTarget>& targets, std::int64_t epoch,
                                  const std::filesystem::path& scratch);
+
+// What `r` did, said as a build says it: re-made and pinned ones as progress lines
+// ("INDENTfile systems: ..."), kept ones as notices ("NOTICE_PREFIXfile systems: ...").
+void say_repacked(const BuildOptions& options, const RepackResult& r, const std::string& indent,
+                  const std::string& notice_prefix);
 
 } // namespace kiln::build
