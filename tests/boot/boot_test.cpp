@@ -17,6 +17,7 @@
 #include "core/util/fs.hpp"
 #include "image/guestfs/guestfs.hpp"
 #include "support/ab_fixture.hpp"
+#include "support/pace.hpp"
 #include "support/qemu_vm.hpp"
 #include "support/test_support.hpp"
 
@@ -32,10 +33,27 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// A whole boot of the fixture (GRUB, kernel, systemd, the agent) takes 30-60 s under
-// TCG on a busy 2-core machine; these limits only stop a hung guest.
-constexpr auto k_boot = 300s;
-constexpr auto k_reimage = 600s;
+// Every wait's deadline is what the step takes on the reference machine (idle, TCG, at
+// most), scaled by this machine's measured pace and a margin for load (support/pace.hpp).
+// One boot: firmware, GRUB, kernel, systemd, the agent's line (or, once up, one of its
+// steps).
+std::chrono::seconds
+k_boot()
+{
+  return test::deadline(60s);
+}
+// A reimage from inside the guest: a whole slot over HTTP, written and verified.
+std::chrono::seconds
+k_reimage()
+{
+  return test::deadline(150s);
+}
+// GRUB, from its banner to its "kiln: booting slot" line: a few seconds, no disk scan.
+std::chrono::seconds
+k_grub()
+{
+  return test::deadline(10s);
+}
 
 // The shared A/B fixture (tests/support/ab_fixture), built by the ctest fixture
 // fixture.ab_image before any boot test starts.
@@ -69,6 +87,7 @@ protected:
     fs::create_directories(www);
     http = std::make_unique<test::HttpServer>(www);
     started = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "%s\n", test::pace_line().c_str());
   }
 
   void TearDown() override
@@ -109,20 +128,26 @@ protected:
     o.dir = dir.path();
     o.disks = std::move(disks);
     o.forwards = {{"10.0.2.100", 80, http->port()}};
-    o.limit = 1500s;
+    o.limit = test::deadline(400s);
+    // Under UEFI, OVMF mirrors GRUB's console to the serial port: a GRUB that stops between
+    // its banner and its choice fails the wait at once, with the guest CPU's state.
+    o.stages = {{"GRUB", "Welcome to GRUB!", "kiln: booting slot", k_grub()}};
     return o;
   }
 
   // Waits for the agent's line "boot n=N slot=S ..." and returns the slot.
   std::string booted(test::QemuVm& vm, int n)
   {
-    auto m = vm.expect("KILN-AGENT boot n=" + std::to_string(n) + " slot=([AB]?) ", k_boot);
+    auto m = vm.expect("KILN-AGENT boot n=" + std::to_string(n) + " slot=([AB]?) ", k_boot());
     return m.at(1);
   }
 
-  json status(test::QemuVm& vm) { return status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot)); }
+  json status(test::QemuVm& vm) { return status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot())); }
 
-  void confirmed(test::QemuVm& vm, const std::string& slot) { vm.expect("KILN-AGENT confirmed slot=" + slot, k_boot); }
+  void confirmed(test::QemuVm& vm, const std::string& slot)
+  {
+    vm.expect("KILN-AGENT confirmed slot=" + slot, k_boot());
+  }
 
   test::ScratchDir dir;
   fs::path www;
@@ -150,27 +175,27 @@ void
 expect_first_boots(test::QemuVm& vm)
 {
   // Boot 1.
-  EXPECT_EQ(vm.expect("KILN-AGENT boot n=1 slot=([AB]?) ", k_boot).at(1), "A") << vm.tail();
+  EXPECT_EQ(vm.expect("KILN-AGENT boot n=1 slot=([AB]?) ", k_boot()).at(1), "A") << vm.tail();
   std::string boot1 = vm.console();
   // The recipe's default role is master; kiln.dcos_role=slave_public is on the command line.
   EXPECT_EQ(count(boot1, "KILN-TEST dcos_install.sh role=slave_public run=1"), 1) << vm.tail();
   EXPECT_EQ(count(boot1, "KILN-TEST dcos_install.sh"), 1) << vm.tail();
-  vm.expect("KILN-AGENT confirmed slot=A", k_boot);
-  json s = status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot));
+  vm.expect("KILN-AGENT confirmed slot=A", k_boot());
+  json s = status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot()));
   EXPECT_EQ(s["booted"], "A") << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
   EXPECT_EQ(s["dcos"]["failed"], false) << s.dump();
-  vm.expect("KILN-AGENT reboot", k_boot);
+  vm.expect("KILN-AGENT reboot", k_boot());
   size_t boot2_start = vm.cursor();
   // Boot 2: no second install.
-  auto boot2_line = vm.expect("KILN-AGENT boot n=2 slot=([AB]?) uptime=\\S+ dcos-runs=(\\d+)", k_boot);
+  auto boot2_line = vm.expect("KILN-AGENT boot n=2 slot=([AB]?) uptime=\\S+ dcos-runs=(\\d+)", k_boot());
   EXPECT_EQ(boot2_line.at(1), "A") << vm.tail();
   EXPECT_EQ(boot2_line.at(2), "1") << vm.tail(); // the stand-in installer ran once in all
-  vm.expect("KILN-AGENT confirmed slot=A", k_boot);
-  s = status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot));
-  vm.expect("KILN-AGENT poweroff", k_boot);
-  EXPECT_EQ(vm.wait_for_exit(k_boot), 0);
+  vm.expect("KILN-AGENT confirmed slot=A", k_boot());
+  s = status_json(vm, vm.expect("KILN-AGENT status (.*)\n", k_boot()));
+  vm.expect("KILN-AGENT poweroff", k_boot());
+  EXPECT_EQ(vm.wait_for_exit(k_boot()), 0);
   std::string boot2 = vm.console().substr(boot2_start);
   EXPECT_EQ(count(boot2, "KILN-TEST dcos_install.sh"), 0) << vm.tail();
   EXPECT_EQ(s["booted"], "A") << s.dump();
@@ -209,7 +234,7 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   // Boot 1: slot A (SeaBIOS, through GRUB's BIOS core.img and EL7's /grub2 prefix), the
   // first-boot install once, with the role from the kernel command line (the recipe's
   // default is master; kiln.dcos_role=slave_public wins).
-  auto boot1_line = vm.expect("KILN-AGENT boot n=1 slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot);
+  auto boot1_line = vm.expect("KILN-AGENT boot n=1 slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot());
   EXPECT_EQ(boot1_line.at(1), "A") << vm.tail();
   EXPECT_EQ(boot1_line.at(2), "bios") << vm.tail();
   confirmed(vm, "A");
@@ -221,16 +246,16 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
   EXPECT_EQ(s["dcos"]["failed"], false) << s.dump();
-  long data_mib = std::stol(vm.expect(k_data_size_line, k_boot).at(1));
+  long data_mib = std::stol(vm.expect(k_data_size_line, k_boot()).at(1));
   EXPECT_GT(data_mib, k_fixture_data_mib + 900) << "kiln-data did not grow into the larger disk\n" << vm.tail();
-  vm.expect("KILN-AGENT run sh -c [^\n]*kiln-test-identity rc=0", k_boot);
+  vm.expect("KILN-AGENT run sh -c [^\n]*kiln-test-identity rc=0", k_boot());
   // The reimage into B, from the guest, over HTTP.
-  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
+  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage());
   s = status(vm);
   EXPECT_EQ(s["booted"], "A") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["state"], "trial") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
-  vm.expect("KILN-AGENT reboot", k_boot);
+  vm.expect("KILN-AGENT reboot", k_boot());
 
   // Boot 2: B boots and is confirmed; then a rollback.
   EXPECT_EQ(booted(vm, 2), "B") << vm.tail();
@@ -245,17 +270,17 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   // seeded agent attributes).
   vm.expect("KILN-AGENT run cat /var/lib/dcos/kiln-test-identity /var/lib/dcos/mesos-slave-common rc=0 "
             "kiln-node-identity-1MESOS_ATTRIBUTES=kiln_fixture:true",
-            k_boot);
+            k_boot());
   EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
-  vm.expect("KILN-AGENT run kiln-node rollback [^\n]* rc=0 ", k_boot);
+  vm.expect("KILN-AGENT run kiln-node rollback [^\n]* rc=0 ", k_boot());
   s = status(vm);
   EXPECT_EQ(s["booted"], "B") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "A") << s.dump();
-  vm.expect("KILN-AGENT reboot", k_boot);
+  vm.expect("KILN-AGENT reboot", k_boot());
 
   // Boot 3: A again, and it does not install DC/OS a second time; then a wipe.
   size_t boot3_start = vm.cursor();
-  auto boot3 = vm.expect("KILN-AGENT boot n=3 slot=([AB]?) uptime=\\S+ dcos-runs=(\\d+)", k_boot);
+  auto boot3 = vm.expect("KILN-AGENT boot n=3 slot=([AB]?) uptime=\\S+ dcos-runs=(\\d+)", k_boot());
   EXPECT_EQ(boot3.at(1), "A") << vm.tail();
   EXPECT_EQ(boot3.at(2), "1") << vm.tail(); // the stand-in installer ran once on A in all
   confirmed(vm, "A");
@@ -265,22 +290,22 @@ TEST_F(Boot, NodeLifeFirstBootReimageRollbackAndWipe)
   EXPECT_EQ(s["slots"]["B"]["state"], "good") << s.dump();
   EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
   EXPECT_EQ(count(vm.console().substr(boot3_start), "KILN-TEST dcos_install.sh"), 0) << vm.tail();
-  vm.expect("KILN-AGENT run kiln-node wipe --dcos --json rc=0 ", k_boot);
+  vm.expect("KILN-AGENT run kiln-node wipe --dcos --json rc=0 ", k_boot());
   // wipe --dcos empties /var/lib/dcos (a mountpoint on kiln-data, kept).
-  vm.expect("KILN-AGENT run ls -A /var/lib/dcos rc=0 \r?\n", k_boot);
+  vm.expect("KILN-AGENT run ls -A /var/lib/dcos rc=0 \r?\n", k_boot());
   s = status(vm);
   EXPECT_EQ(s["dcos"]["installed"], false) << s.dump();
-  vm.expect("KILN-AGENT reboot", k_boot);
+  vm.expect("KILN-AGENT reboot", k_boot());
 
   // Boot 4: the first-boot install runs again (the installer's line comes before the
   // agent's boot line on the console).
   size_t boot4_start = vm.cursor();
-  vm.expect("KILN-TEST dcos_install.sh role=slave_public run=2", k_boot);
+  vm.expect("KILN-TEST dcos_install.sh role=slave_public run=2", k_boot());
   EXPECT_EQ(booted(vm, 4), "A");
   confirmed(vm, "A");
   s = status(vm);
-  vm.expect("KILN-AGENT poweroff", k_boot);
-  EXPECT_EQ(vm.wait_for_exit(k_boot), 0);
+  vm.expect("KILN-AGENT poweroff", k_boot());
+  EXPECT_EQ(vm.wait_for_exit(k_boot()), 0);
   EXPECT_EQ(count(vm.console().substr(boot4_start), "KILN-TEST dcos_install.sh"), 1) << vm.tail();
   EXPECT_EQ(s["dcos"]["installed"], true) << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
@@ -306,7 +331,7 @@ TEST_F(Boot, UefiBadSlotFallsBackToAThenAGoodReimageBootsB)
   o.uefi = true;
   test::QemuVm vm(o);
   auto firmware = [&](int n) {
-    auto m = vm.expect("KILN-AGENT boot n=" + std::to_string(n) + " slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot);
+    auto m = vm.expect("KILN-AGENT boot n=" + std::to_string(n) + " slot=([AB]?) [^\n]* firmware=(\\w+)", k_boot());
     EXPECT_EQ(m.at(2), "uefi") << vm.tail();
     return m.at(1);
   };
@@ -314,17 +339,17 @@ TEST_F(Boot, UefiBadSlotFallsBackToAThenAGoodReimageBootsB)
   // Boot 1: A under UEFI; a bad image into B.
   EXPECT_EQ(firmware(1), "A") << vm.tail();
   confirmed(vm, "A");
-  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
+  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage());
   json s = status(vm);
   EXPECT_EQ(s["slots"]["B"]["state"], "trial") << s.dump();
   const json& t = s["slots"]["B"]["tries"];
   unsigned tries = t.is_number() ? t.get<unsigned>() : static_cast<unsigned>(std::stoul(t.get<std::string>()));
   EXPECT_GE(tries, 2u) << "the fixture's slots get more than one try: " << s.dump();
-  vm.expect("KILN-AGENT reboot", k_boot);
+  vm.expect("KILN-AGENT reboot", k_boot());
   size_t reboot_at = vm.cursor();
   // B's kernel panics at every try (its init is /bin/false); panic=N reboots it.
   for (unsigned i = 0; i < tries; ++i) {
-    vm.expect("Kernel panic - not syncing", k_boot);
+    vm.expect("Kernel panic - not syncing", k_boot());
   }
 
   // Boot 2: back on A, B is bad; a good image into B.
@@ -335,18 +360,18 @@ TEST_F(Boot, UefiBadSlotFallsBackToAThenAGoodReimageBootsB)
   EXPECT_EQ(s["slots"]["B"]["state"], "bad") << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "A") << s.dump();
-  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage);
+  vm.expect("KILN-AGENT run kiln-node reimage [^\n]* rc=0 ", k_reimage());
   s = status(vm);
   EXPECT_EQ(s["slots"]["B"]["state"], "trial") << s.dump();
   EXPECT_EQ(s["next_boot"]["slot"], "B") << s.dump();
-  vm.expect("KILN-AGENT reboot", k_boot);
+  vm.expect("KILN-AGENT reboot", k_boot());
 
   // Boot 3: B under UEFI, confirmed.
   EXPECT_EQ(firmware(3), "B") << vm.tail();
   confirmed(vm, "B");
   s = status(vm);
-  vm.expect("KILN-AGENT poweroff", k_boot);
-  EXPECT_EQ(vm.wait_for_exit(k_boot), 0);
+  vm.expect("KILN-AGENT poweroff", k_boot());
+  EXPECT_EQ(vm.wait_for_exit(k_boot()), 0);
   EXPECT_EQ(s["booted"], "B") << s.dump();
   EXPECT_EQ(s["slots"]["B"]["state"], "good") << s.dump();
   EXPECT_EQ(s["slots"]["A"]["state"], "good") << s.dump();
@@ -381,8 +406,8 @@ TEST_F(Boot, PxeInstallerWritesABlankDiskThatThenBoots)
   o.bootfile = "boot.ipxe";
   o.boot_network_once = true;
   test::QemuVm vm(o);
-  vm.expect("kiln-installer: installing http://10.0.2.100/files/ab-fixture.raw on /dev/vda", k_boot);
-  vm.expect("kiln-installer: installed http://10.0.2.100/files/ab-fixture.raw on /dev/vda", k_reimage);
+  vm.expect("kiln-installer: installing http://10.0.2.100/files/ab-fixture.raw on /dev/vda", k_boot());
+  vm.expect("kiln-installer: installed http://10.0.2.100/files/ab-fixture.raw on /dev/vda", k_reimage());
   expect_first_boots(vm);
   std::smatch m;
   const std::string console = vm.console();

@@ -11,6 +11,10 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -91,6 +95,7 @@ vm_accelerator()
 
 QemuVm::QemuVm(VmOptions options) : m_options(std::move(options))
 {
+  m_open.assign(m_options.stages.size(), {std::string::npos, clock::now()});
   fs::create_directories(m_options.dir);
   m_serial = m_options.dir / (m_options.name + ".serial.log");
   m_qemu_log = m_options.dir / (m_options.name + ".qemu.log");
@@ -111,8 +116,19 @@ QemuVm::QemuVm(VmOptions options) : m_options(std::move(options))
                                 "file:" + m_serial.string(),
                                 "-monitor",
                                 "none"};
+  // A QMP socket, so that a failed wait can say where the guest's CPU was (monitor()).
+  m_qmp = m_options.dir / (m_options.name + ".qmp");
+  if (m_qmp.string().size() < sizeof(sockaddr_un{}.sun_path)) {
+    fs::remove(m_qmp);
+    argv.insert(argv.end(), {"-qmp", "unix:" + qemu_escape(m_qmp.string()) + ",server=on,wait=off"});
+  } else {
+    m_qmp.clear();
+  }
   if (m_options.no_reboot) {
     argv.push_back("-no-reboot");
+  }
+  if (m_options.bios) {
+    argv.insert(argv.end(), {"-bios", m_options.bios->string()});
   }
   if (m_options.uefi) {
     // OVMF's code read-only, its variable store a copy per guest (the firmware writes it).
@@ -256,11 +272,96 @@ QemuVm::tail(size_t lines) const
   return out;
 }
 
+std::string
+QemuVm::monitor(const std::string& command) const
+{
+  if (m_qmp.empty()) {
+    return "(no monitor socket)";
+  }
+  util::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", m_qmp.c_str());
+  if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return "(monitor: cannot connect: " + errno_text(errno) + ")";
+  }
+  // Every read has a deadline: a monitor that does not answer ends the attempt.
+  timeval limit{2, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  std::string buffer;
+  // Reads until a line holding `key`; returns that line.
+  auto read_reply = [&](const std::string& key) -> std::optional<std::string> {
+    for (int reads = 0; reads < 64; ++reads) {
+      size_t nl;
+      while ((nl = buffer.find('\n')) != std::string::npos) {
+        std::string line = buffer.substr(0, nl);
+        buffer.erase(0, nl + 1);
+        if (line.find(key) != std::string::npos) {
+          return line;
+        }
+      }
+      char chunk[4096];
+      ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+      if (n <= 0) {
+        return std::nullopt;
+      }
+      buffer.append(chunk, static_cast<size_t>(n));
+    }
+    return std::nullopt;
+  };
+  auto send = [&](const std::string& json) {
+    return ::write(fd.get(), json.data(), json.size()) == static_cast<ssize_t>(json.size());
+  };
+  nlohmann::json request = {{"execute", "human-monitor-command"}, {"arguments", {{"command-line", command}}}};
+  if (!read_reply("\"QMP\"") || !send("{\"execute\": \"qmp_capabilities\"}\n") || !read_reply("\"return\"") ||
+      !send(request.dump() + "\n")) {
+    return "(monitor: no answer)";
+  }
+  std::optional<std::string> reply = read_reply("\"return\"");
+  if (!reply) {
+    return "(monitor: no answer to " + command + ")";
+  }
+  try {
+    return nlohmann::json::parse(*reply).at("return").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return *reply;
+  }
+}
+
 void
 QemuVm::fail(const std::string& why) const
 {
+  std::string where;
+  if (!m_qmp.empty() && m_status < 0) {
+    // Where the guest's CPU is (GRUB, the firmware, the kernel): its registers and code.
+    where = "\n---- guest CPU (qemu monitor) ----\n" + monitor("info registers") + monitor("x/8i $pc") + "----";
+  }
   throw BootFailure(m_options.name + ": " + why + " (after " + std::to_string(static_cast<int>(elapsed())) + " s)\n" +
-                    tail());
+                    tail() + where);
+}
+
+void
+QemuVm::check_stages(const std::string& text)
+{
+  const auto now = clock::now();
+  for (size_t i = 0; i < m_options.stages.size(); ++i) {
+    const ConsoleStage& stage = m_options.stages[i];
+    auto& [offset, since] = m_open[i];
+    const size_t start = text.rfind(stage.start);
+    if (start == std::string::npos || text.find(stage.end, start + stage.start.size()) != std::string::npos) {
+      offset = std::string::npos;
+      continue;
+    }
+    if (offset != start) {
+      offset = start;
+      since = now;
+      continue;
+    }
+    if (now - since > stage.limit) {
+      fail(stage.name + " stopped making progress: \"" + stage.start + "\" (console byte " + std::to_string(start) +
+           ") and no \"" + stage.end + "\" after it within " + std::to_string(stage.limit.count()) + " s");
+    }
+  }
 }
 
 std::optional<std::vector<std::string>>
@@ -286,6 +387,7 @@ QemuVm::expect_or_exit(const std::string& regex, std::chrono::seconds timeout)
     if (exited) {
       return std::nullopt;
     }
+    check_stages(text);
     auto now = clock::now();
     if (now > limit) {
       fail("the run's time limit (" + std::to_string(m_options.limit.count()) + " s) passed while waiting for /" +
@@ -313,6 +415,7 @@ QemuVm::wait_for_exit(std::chrono::seconds timeout)
 {
   const auto until = std::min(clock::now() + timeout, m_start + m_options.limit);
   while (!reap()) {
+    check_stages(console());
     if (clock::now() > until) {
       fail("qemu still running after " + std::to_string(timeout.count()) + " s (waiting for the guest to stop)");
     }

@@ -35,6 +35,17 @@ struct GuestForward {
   int host_port = 0;
 };
 
+// A stretch of the boot that must end soon once it has begun: when the console shows
+// `start` and then, for longer than `limit`, no `end` after it, every wait fails at once
+// naming the stage (e.g. GRUB stopped between "Welcome to GRUB!" and its "kiln: booting
+// slot" line) instead of after the wait's whole timeout. Both are literal text.
+struct ConsoleStage {
+  std::string name;
+  std::string start;
+  std::string end;
+  std::chrono::seconds limit{60};
+};
+
 struct VmOptions {
   std::string name = "vm"; // names the log files in `dir`
   fs::path dir; // serial log and qemu log go here
@@ -48,7 +59,9 @@ struct VmOptions {
   std::string bootfile; // DHCP boot file name (with tftp_root)
   bool boot_network_once = false; // -boot once=n: PXE first, the disk on later boots
   bool uefi = false; // OVMF (Debian's ovmf) instead of SeaBIOS; the first disk boots
+  std::optional<fs::path> bios; // a firmware image of the test's own (-bios) instead
   std::chrono::seconds limit{900}; // every wait fails once the run is this old
+  std::vector<ConsoleStage> stages; // watched during every wait
 };
 
 // qemu-img create -f qcow2 -b BASE OVERLAY: a throwaway disk on top of a fixture image.
@@ -89,18 +102,27 @@ public:
   const fs::path& serial_log() const { return m_serial; }
   // Seconds since qemu started.
   double elapsed() const;
+  // An HMP command's answer through qemu's QMP socket ("info registers"), or a line saying
+  // why there is none. Every read has a deadline.
+  std::string monitor(const std::string& command) const;
 
 private:
   [[noreturn]] void fail(const std::string& why) const;
+  // Fails when a stage has been open (its start seen, its end not) for longer than its limit.
+  void check_stages(const std::string& text);
   bool reap(); // true once qemu has exited (status in m_status)
 
   VmOptions m_options;
   fs::path m_serial;
   fs::path m_qemu_log;
+  fs::path m_qmp; // qemu's QMP socket (empty: none)
   pid_t m_pid = -1;
   int m_status = -1;
   size_t m_cursor = 0;
   std::chrono::steady_clock::time_point m_start;
+  // Per stage: the console offset of the start that opened it (npos: closed) and when
+  // that start was first seen.
+  std::vector<std::pair<size_t, std::chrono::steady_clock::time_point>> m_open;
 };
 
 } // namespace kiln::test

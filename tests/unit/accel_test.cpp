@@ -95,7 +95,7 @@ TEST(accel, QemuThatExitsAtOnceIsAFailureWithItsLastLine)
 }
 
 // On a machine with /dev/kvm, a KVM that hangs a real kernel is refused, measured against
-// TCG; without /dev/kvm the decision is made without booting anything.
+// TCG; without /dev/kvm the decision needs no boot, but TCG's boot is still timed.
 TEST(accel, KvmThatHangsARealKernelIsRefused)
 {
   EnvVar accel("KILN_ACCEL", nullptr);
@@ -107,6 +107,9 @@ TEST(accel, KvmThatHangsARealKernelIsRefused)
   EXPECT_EQ(d.accel, Accel::tcg) << d.reason;
   if (::access("/dev/kvm", R_OK | W_OK) != 0) {
     EXPECT_EQ(d.reason.rfind("/dev/kvm: ", 0), 0u) << d.reason;
+    // No KVM to prove, but TCG's pace is measured all the same: deadlines derive from it.
+    EXPECT_GT(d.tcg_boot_seconds, 0.0) << d.reason;
+    EXPECT_EQ(d.kvm_boot_seconds, 0.0);
     return;
   }
   EXPECT_NE(d.reason.find("accel=kvm) did not boot the probe kernel within"), std::string::npos) << d.reason;
@@ -145,6 +148,16 @@ TEST(accel, LaunchDeadlineFollowsTheTcgBoot)
   AccelDecision slow{Accel::kvm, "", false, 20.0, 1.0};
   EXPECT_EQ(kvm_launch_deadline(fast).count(), 30);
   EXPECT_EQ(kvm_launch_deadline(slow).count(), 90);
+}
+
+TEST(accel, TcgLaunchDeadlineFollowsTheTcgBoot)
+{
+  AccelDecision fast{Accel::tcg, "", false, 2.0, 0};
+  AccelDecision slow{Accel::tcg, "", false, 20.0, 0};
+  AccelDecision unmeasured{Accel::tcg, "KILN_ACCEL=tcg", false, 0, 0};
+  EXPECT_EQ(tcg_launch_deadline(fast).count(), 180); // the floor
+  EXPECT_EQ(tcg_launch_deadline(slow).count(), 600); // 2.5 boots, 12 times over
+  EXPECT_EQ(tcg_launch_deadline(unmeasured).count(), 900);
 }
 
 } // namespace

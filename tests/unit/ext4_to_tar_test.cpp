@@ -13,11 +13,16 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <chrono>
+#include <thread>
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The moment every fixture file system here is made at (2023-11-14 22:13:20 UTC).
+constexpr long k_fixture_time = 1700000000;
 
 class ext4_to_tar : public ::testing::Test {
 protected:
@@ -29,12 +34,18 @@ protected:
     test::write_text(m_dir / "label", std::string("system_u:object_r:etc_t:s0") + '\0');
     run({"truncate", "-s", "64M", m_image.string()});
     run({test::require_program("mkfs.ext4", "e2fsprogs"), "-q", "-F", "-b", "4096", "-L", "kilnroot", "-U",
-         "0b1c2d3e-0000-4000-8000-00000000abcd", m_image.string()});
+         "0b1c2d3e-0000-4000-8000-00000000abcd", "-E", "hash_seed=6f2c1d3e-1111-4222-8333-444455556666",
+         m_image.string()});
   }
 
+  // Every e2fsprogs run here takes its clock from E2FSPROGS_FAKE_TIME (mke2fs and
+  // libext2fs 1.47.0 read it for every time they stamp), so a fixture's bytes do not depend
+  // on the second it was made in: two made a second apart are the same (a test checks).
   void run(const std::vector<std::string>& argv)
   {
-    util::RunResult r = util::system_runner().run(argv);
+    util::RunOptions options;
+    options.env["E2FSPROGS_FAKE_TIME"] = std::to_string(k_fixture_time);
+    util::RunResult r = util::system_runner().run(argv, options);
     ASSERT_TRUE(r.ok()) << argv.front() << ": " << r.tail(3);
   }
 
@@ -184,6 +195,21 @@ TEST_F(ext4_to_tar, a_remade_image_keeps_the_tree_and_depends_on_nothing_else)
     EXPECT_EQ(fsimage::read_ext4_geometry(remade).uuid, g.uuid);
   }
   EXPECT_EQ(digests[0], digests[1]);
+}
+
+// The fixtures above are the same bytes whenever they are made: two made across a second
+// boundary (the moment straddled once made a_remade_image_... compare two trees whose root
+// directories' mtimes differed by a second).
+TEST_F(ext4_to_tar, fixtures_do_not_depend_on_the_moment_they_are_made)
+{
+  const std::string requests = "mkdir etc\nwrite " + (m_dir / "passwd").string() + " etc/passwd\n";
+  debugfs(requests);
+  fs::path first = m_dir / "first.img";
+  fs::rename(m_image, first);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  SetUp();
+  debugfs(requests);
+  EXPECT_EQ(crypto::sha256_file(first), crypto::sha256_file(m_image));
 }
 
 TEST_F(ext4_to_tar, device_numbers_survive)

@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 namespace kiln {
 namespace {
@@ -132,6 +134,22 @@ TEST_F(PxeInstaller, ImageInitramfsThenKilnsArchive)
   EXPECT_NE(init.find("node() { /usr/bin/kiln-node \"$@\"; }"), std::string::npos);
   EXPECT_EQ(init.find("--library-path"), std::string::npos);
   EXPECT_EQ(init.find("/kiln/lib"), std::string::npos);
+}
+
+// The installer is the same bytes whenever it is written (gzip's header would carry the
+// moment of writing).
+TEST_F(PxeInstaller, WrittenTwiceASecondApartIsTheSameBytes)
+{
+  test::require_program("busybox", "busybox-static");
+  test::write_text(dir / "image.cpio", "");
+  formats::InstallerInputs in;
+  in.image_initramfs = dir / "image.cpio";
+  in.node_artifact = test::make_node_artifact(dir / "artifact");
+  in.busybox = formats::find_static_busybox();
+  formats::write_installer_initramfs(in, dir / "first.initrd");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  formats::write_installer_initramfs(in, dir / "second.initrd");
+  EXPECT_EQ(crypto::sha256_file(dir / "first.initrd"), crypto::sha256_file(dir / "second.initrd"));
 }
 
 TEST_F(PxeInstaller, ASingleExecutableArtifactBecomesUsrBinKilnNode)

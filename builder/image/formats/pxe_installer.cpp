@@ -194,6 +194,9 @@ public:
     check(archive_write_set_format_cpio_newc(m_a.get()));
     // gzip: every kernel kiln images boot (EL7's 3.10 too) unpacks it.
     check(archive_write_add_filter_gzip(m_a.get()));
+    // libarchive stamps the moment of writing into the gzip header unless told not to: the
+    // installer must be the same bytes in every build of the same inputs.
+    check(archive_write_set_filter_option(m_a.get(), "gzip", "timestamp", nullptr));
     check(archive_write_set_bytes_in_last_block(m_a.get(), 1));
     check(archive_write_open_fd(m_a.get(), fd));
   }

@@ -110,6 +110,51 @@ vmdk_cid(const std::string& identity)
   return text;
 }
 
+std::string
+canonical_vmdk_descriptor(const std::string& area, const std::string& identity)
+{
+  // The descriptor's text ends at its first NUL. qemu's vmdk_write_cid (block/vmdk.c,
+  // 7.2) re-prints the CID at the first write into a text read back whole and writes the
+  // whole area again: when the new CID ("%x") is shorter than the one vmdk_co_do_create
+  // drew, the bytes past the new NUL still hold the old text's tail. Only the text is
+  // kept; everything after it becomes zeros.
+  const std::size_t used = area.find('\0');
+  if (used == std::string::npos) {
+    throw Error("VMDK descriptor", "its text fills its sectors (no NUL after it)");
+  }
+  std::string text = area.substr(0, used);
+  if (text.rfind("# Disk DescriptorFile\n", 0) != 0) {
+    throw Error("VMDK descriptor", "does not start with '# Disk DescriptorFile'");
+  }
+  if (text.find("\nparentFileNameHint=") != std::string::npos) {
+    throw Error("VMDK descriptor", "names a parent image: a build's output has none");
+  }
+  // Replaces the value of the one line KEY=VALUE (VALUE 1 to 8 hex digits).
+  auto set_hex = [&](const std::string& key, const std::string& value) {
+    const std::string line = "\n" + key + "=";
+    std::size_t at = text.find(line);
+    if (at == std::string::npos || text.find(line, at + 1) != std::string::npos) {
+      throw Error("VMDK descriptor", "without exactly one " + key + " line");
+    }
+    at += line.size();
+    const std::size_t end = text.find('\n', at);
+    if (end == std::string::npos || end == at || end - at > 8 ||
+        text.substr(at, end - at).find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      throw Error("VMDK descriptor", key + " is not 1 to 8 hex digits");
+    }
+    text.replace(at, end - at, value);
+  };
+  set_hex("CID", vmdk_cid(identity));
+  // No parent: qemu writes 0xffffffff, VMware's "none". Set, so no draw of qemu's could
+  // ever show here either.
+  set_hex("parentCID", "ffffffff");
+  if (text.size() >= area.size()) {
+    throw Error("VMDK descriptor", "has no room for its pinned text");
+  }
+  text.resize(area.size(), '\0');
+  return text;
+}
+
 void
 pin_vmdk(const fs::path& path, const std::string& identity)
 {
@@ -126,30 +171,17 @@ pin_vmdk(const fs::path& path, const std::string& identity)
   if (offset == 0 || sectors == 0 || sectors > k_max_descriptor_sectors) {
     throw Error(path.string(), "VMDK without an embedded descriptor of a sane size");
   }
-  std::string text(sectors * k_sector, '\0');
-  if (util::pread_full(fd.get(), text.data(), text.size(), offset * k_sector, path.string()) != text.size()) {
+  std::string area(sectors * k_sector, '\0');
+  if (util::pread_full(fd.get(), area.data(), area.size(), offset * k_sector, path.string()) != area.size()) {
     throw Error(path.string(), "VMDK descriptor cut short");
   }
-  // qemu prints the CID unpadded ("CID=%x"): the line may grow by up to 7 bytes, taken
-  // from the zero padding that fills the descriptor's sectors.
-  const std::string key = "\nCID=";
-  std::size_t at = text.find(key);
-  if (at == std::string::npos || text.find(key, at + 1) != std::string::npos) {
-    throw Error(path.string(), "VMDK descriptor without exactly one CID line");
+  std::string pinned;
+  try {
+    pinned = canonical_vmdk_descriptor(area, identity);
+  } catch (const Error& e) {
+    throw Error(path.string(), e.reason());
   }
-  at += key.size();
-  const std::size_t end = text.find('\n', at);
-  if (end == std::string::npos || end == at || end - at > 8 ||
-      text.substr(at, end - at).find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-    throw Error(path.string(), "VMDK descriptor's CID is not 1 to 8 hex digits");
-  }
-  const std::size_t used = text.find('\0');
-  text.replace(at, end - at, vmdk_cid(identity));
-  if ((used == std::string::npos ? text.size() : used + 8 - (end - at)) > sectors * k_sector) {
-    throw Error(path.string(), "VMDK descriptor has no room for an 8-digit CID");
-  }
-  text.resize(sectors * k_sector, '\0');
-  util::pwrite_full(fd.get(), text.data(), text.size(), offset * k_sector, path.string());
+  util::pwrite_full(fd.get(), pinned.data(), pinned.size(), offset * k_sector, path.string());
   fd.close(path.string());
 }
 

@@ -438,10 +438,19 @@ probe_acceleration_uncached()
   if (auto forced = override_from_env()) {
     return *forced;
   }
-  // Cheap first: without a usable /dev/kvm qemu cannot use KVM at all.
+  // Cheap first: without a usable /dev/kvm qemu cannot use KVM at all. TCG's boot is still
+  // timed: it is the machine's measured pace, which deadlines derive from
+  // (tcg_launch_deadline, the tests' support/pace).
   int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
-    return {Accel::tcg, "/dev/kvm: " + errno_text(errno), false, 0, 0};
+    AccelDecision d{Accel::tcg, "/dev/kvm: " + errno_text(errno), false, 0, 0};
+    try {
+      KernelBoot tcg = boot_probe_kernel("tcg", std::chrono::duration_cast<std::chrono::milliseconds>(k_tcg_cap));
+      d.tcg_boot_seconds = tcg.panicked ? tcg.seconds : 0;
+    } catch (const std::exception&) {
+      // Unmeasured: the deadlines fall back to their fixed bounds.
+    }
+    return d;
   }
   ::close(fd);
   fs::path kernel = probe_kernel();
@@ -507,6 +516,20 @@ probe_acceleration()
     if (!util::interrupted()) {
       write_remembered(file, *d);
     }
+  } else if (d->tcg_boot_seconds <= 0) {
+    // Remembered without TCG's pace (by an older kiln, or when the probe could not time
+    // it): the decision stands, the pace that deadlines derive from is measured now.
+    try {
+      KernelBoot tcg = boot_probe_kernel("tcg", std::chrono::duration_cast<std::chrono::milliseconds>(k_tcg_cap));
+      if (tcg.panicked) {
+        d->tcg_boot_seconds = tcg.seconds;
+        if (!util::interrupted()) {
+          write_remembered(file, *d);
+        }
+      }
+    } catch (const std::exception&) {
+      // Unmeasured still: the deadlines keep their fixed bounds.
+    }
   }
   std::lock_guard lock(process_state().mutex);
   if (!process_state().decision) {
@@ -541,6 +564,16 @@ kvm_launch_deadline(const AccelDecision& decision)
   double tcg = decision.tcg_boot_seconds > 0 ? decision.tcg_boot_seconds : 12.0;
   auto s = static_cast<long>(tcg * 4.0 + 10.0);
   return std::chrono::seconds(std::max(30L, s));
+}
+
+std::chrono::seconds
+tcg_launch_deadline(const AccelDecision& decision)
+{
+  if (decision.tcg_boot_seconds <= 0) {
+    return std::chrono::seconds(900);
+  }
+  auto s = static_cast<long>(decision.tcg_boot_seconds * 2.5 * 12.0);
+  return std::chrono::seconds(std::max(180L, s));
 }
 
 } // namespace kiln::gfs

@@ -64,6 +64,12 @@ std::filesystem::path record_kvm_failure(const std::string& reason);
 // less than 30 s.
 std::chrono::seconds kvm_launch_deadline(const AccelDecision& decision);
 
+// How long a launch under TCG may take before it counts as hung: the probe's TCG boot
+// (an appliance launch is about 2.5 of them) times a margin for a loaded machine (12:
+// a CI runner shared with other builds), never less than 180 s; 900 s when TCG was not
+// measured (KILN_ACCEL chose without a probe).
+std::chrono::seconds tcg_launch_deadline(const AccelDecision& decision);
+
 // One boot of the probe kernel under `accel` ("kvm" or "tcg"), killed at `deadline`.
 struct KernelBoot {
   bool panicked = false; // the kernel ran up to its root-mount panic

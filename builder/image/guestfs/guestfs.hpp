@@ -23,9 +23,10 @@ struct HandleOptions {
   bool network = false; // appliance networking (off unless a recipe asks)
   int memsize_mb = 0; // 0: libguestfs default
   int smp = 0; // 0: libguestfs default
-  // Deadlines: a launch under TCG, and every other call (a guest command included). A KVM
-  // launch has its own, derived from the probe (kvm_launch_deadline).
-  std::chrono::seconds launch_timeout{900};
+  // Deadlines: a launch under TCG (0: derived from the probe's TCG boot, tcg_launch_
+  // deadline), and every other call (a guest command included). A KVM launch has its own,
+  // derived from the probe too (kvm_launch_deadline).
+  std::chrono::seconds launch_timeout{0};
   std::chrono::seconds call_timeout{3600};
   std::function<void(const std::string&)> log; // appliance/library messages, one line each
   // What the user must see even when the log is not shown: the library's warnings and the

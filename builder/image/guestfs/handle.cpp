@@ -67,7 +67,9 @@ Handle::launch()
                 "); using software emulation");
     }
   }
-  const std::chrono::seconds limit = kvm ? kvm_launch_deadline(decision) : im.options.launch_timeout;
+  const std::chrono::seconds tcg_limit =
+    im.options.launch_timeout.count() > 0 ? im.options.launch_timeout : tcg_launch_deadline(decision);
+  const std::chrono::seconds limit = kvm ? kvm_launch_deadline(decision) : tcg_limit;
   std::optional<std::string> error = im.try_launch(decision.accel, limit);
   if (!error) {
     im.accel = decision.accel;
@@ -93,7 +95,7 @@ Handle::launch()
     im.notice("kvm unusable (" + summary + "); using software emulation" +
               (remembered.empty() ? "" : "; remembered in " + remembered.string()));
   }
-  error = im.try_launch(Accel::tcg, im.options.launch_timeout);
+  error = im.try_launch(Accel::tcg, tcg_limit);
   if (error) {
     util::check_interrupted();
     throw Error(subject_of("launch", im.drives_subject()), *error + " (after kvm failed: " + summary + ")");
