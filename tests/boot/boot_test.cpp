@@ -368,6 +368,10 @@ TEST_F(Boot, UefiBadSlotFallsBackToAThenAGoodReimageBootsB)
 
   // Boot 3: B under UEFI, confirmed.
   EXPECT_EQ(firmware(3), "B") << vm.tail();
+  // GRUB printed through the firmware's console alone (which OVMF mirrors to the serial
+  // port), once per start: it never drove the UART itself beside the firmware.
+  EXPECT_EQ(count(vm.console(), "kiln: booting slot [AB]"), count(vm.console(), "Welcome to GRUB!")) << vm.tail();
+  EXPECT_EQ(count(vm.console(), "kiln: booting slot [AB]kiln: booting slot"), 0) << vm.tail();
   confirmed(vm, "B");
   s = status(vm);
   vm.expect("KILN-AGENT poweroff", k_boot());

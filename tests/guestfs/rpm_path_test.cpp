@@ -62,7 +62,7 @@ TEST(RpmPath, PackagesStepInstallsFromALocalRepoAndFilesWithDnf)
   // The guest as the CentOS recipes see theirs: an rpm system managed by dnf.
   steps::GuestInfo guest{roots.front(), "centos", "rpm", "dnf", 7, g.inspect_mountpoints(roots.front())};
   gfs::GuestfsEditor editor(g);
-  steps::StepContext ctx{editor, guest, false, {}};
+  steps::StepContext ctx{editor, guest, false, {}, {}};
   recipe::PackagesStep from_repo;
   from_repo.repos.push_back({"kiln-local", "file:///srv/kiln-repo", false, std::nullopt});
   from_repo.install = {"kiln-hello"};

@@ -334,7 +334,10 @@ QemuVm::fail(const std::string& why) const
   std::string where;
   if (!m_qmp.empty() && m_status < 0) {
     // Where the guest's CPU is (GRUB, the firmware, the kernel): its registers and code.
-    where = "\n---- guest CPU (qemu monitor) ----\n" + monitor("info registers") + monitor("x/8i $pc") + "----";
+    // "paused (io-error)" would say the host failed a write (a full disk) and qemu stopped
+    // the guest; "running" that the guest itself is stuck where its registers say.
+    where = "\n---- guest CPU (qemu monitor) ----\n" + monitor("info status") + monitor("info registers") +
+            monitor("x/8i $pc") + "----";
   }
   throw BootFailure(m_options.name + ": " + why + " (after " + std::to_string(static_cast<int>(elapsed())) + " s)\n" +
                     tail() + where);

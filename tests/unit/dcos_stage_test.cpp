@@ -19,7 +19,7 @@ struct DcosStage : ::testing::Test {
   test::ScratchDir dir;
   test::FakeEditor g;
   steps::GuestInfo info{"/dev/sda1", "centos", "rpm", "yum", 7, {{"/", "/dev/sda1"}}};
-  steps::StepContext ctx{g, info, false, {}};
+  steps::StepContext ctx{g, info, false, {}, {}};
   recipe::Recipe recipe;
 
   DcosStage()

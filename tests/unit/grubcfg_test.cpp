@@ -67,6 +67,30 @@ TEST(GrubCfg, FindsTheDiskAtRuntimeAndLoadsKilnBootsEnvExplicitly)
   EXPECT_EQ(cfg.find("(hd0"), std::string::npos);
 }
 
+// GRUB drives the serial port itself only under a BIOS. Under UEFI the firmware's console
+// is the serial console already, and a second driver of the same UART beside the
+// firmware's is no part of kiln's boot path.
+TEST(GrubCfg, OnlyABiosGrubDrivesTheSerialPortItself)
+{
+  std::string cfg = slots::make_grub_cfg(config());
+  std::string pc = between(cfg, "if [ \"$grub_platform\" = \"pc\" ]; then\n", "fi\n");
+  has(pc, "  serial --unit=0 --speed=115200\n");
+  has(pc, "  terminal_input console serial\n");
+  has(pc, "  terminal_output console serial\n");
+  // Nowhere else: outside that block no command mentions the serial terminal.
+  std::string outside;
+  std::string rest = cfg;
+  rest.erase(cfg.find(pc), pc.size());
+  for (const std::string& line : test::lines(rest)) {
+    if (line.rfind("#", 0) != 0) {
+      outside += line + "\n";
+    }
+  }
+  EXPECT_EQ(outside.find("serial"), std::string::npos) << outside;
+  EXPECT_EQ(outside.find("terminal_"), std::string::npos) << outside;
+  script_check(cfg);
+}
+
 TEST(GrubCfg, EverySlotHasEveryBranchAndTheTriesTable)
 {
   std::string cfg = slots::make_grub_cfg(config());

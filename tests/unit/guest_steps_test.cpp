@@ -25,7 +25,7 @@ struct Guest : ::testing::Test {
   FakeEditor g;
   GuestInfo info{"/dev/sda1", "debian", "deb", "apt", 12, {{"/", "/dev/sda1"}}};
   std::vector<std::string> logged;
-  StepContext ctx{g, info, false, [this](const std::string& l) { logged.push_back(l); }};
+  StepContext ctx{g, info, false, [this](const std::string& l) { logged.push_back(l); }, {}};
 
   Guest()
   {
@@ -215,6 +215,16 @@ TEST_F(Guest, GroupAndUserStepsRunQuotedCommandsAndCheckTheGid)
   run(user, "user");
   EXPECT_EQ(g.scripts.back(), "getent passwd 'o'\\''brien' >/dev/null || useradd -m -s '/bin/bash' -u 1600 "
                               "-G 'dcos,wheel' -d '/home/ob' 'o'\\''brien'");
+
+  // With SOURCE_DATE_EPOCH the new user's last password change is the build's day, not the
+  // guest clock's (two builds either side of midnight would differ in /etc/shadow); a user
+  // that exists already is left alone.
+  ctx.source_date_epoch = 1700000000; // day 19675
+  recipe::UserStep core;
+  core.name = "core";
+  run(core, "user");
+  EXPECT_EQ(g.scripts.back(), "getent passwd 'core' >/dev/null || "
+                              "{ useradd -m -s '/bin/bash' 'core' && chage -d 19675 'core'; }");
 }
 
 TEST_F(Guest, RunStepFailureNamesTheCommandStatusAndTheLastLines)

@@ -292,7 +292,7 @@ TEST(PipelineStages, ARecipeStageRunsItsStepsOnTheEditorAndSaysSo)
   g.add_file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
   g.add_file("/etc/group", "root:x:0:\n");
   steps::GuestInfo info = guest("deb");
-  steps::StepContext ctx{g, info, false, {}};
+  steps::StepContext ctx{g, info, false, {}, {}};
   gfs::Handle handle; // created, never launched: a recipe stage works through the editor alone
   RecordingEvents events;
   build::BuildOptions options;

@@ -77,7 +77,7 @@ run_stages(const recipe::Recipe& recipe, const recipe::Plan& plan, fetch::Cache&
     g.mount_points(guest.mounts);
   }
   gfs::GuestfsEditor editor(g);
-  steps::StepContext ctx{editor, guest, network, notice_sink(options)};
+  steps::StepContext ctx{editor, guest, network, notice_sink(options), options.source_date_epoch};
   StageRun run{g, ctx, recipe, layers, options, scratch};
 
   for (size_t i = first; i < stages.size(); ++i) {

@@ -3,7 +3,9 @@
 
 #include "image/edit/editor.hpp"
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <map>
 #include <string>
 
@@ -26,6 +28,9 @@ struct StepContext {
   bool network = false; // the appliance has a network (recipe or --network)
   // What the user must see (one line each): an offline relabel that failed or fell back.
   std::function<void(const std::string&)> notice;
+  // SOURCE_DATE_EPOCH of the build: the clock for what steps write into files' contents
+  // (a new user's last password change in /etc/shadow). Unset: the guest's clock.
+  std::optional<std::int64_t> source_date_epoch;
 };
 
 } // namespace kiln::steps

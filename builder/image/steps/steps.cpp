@@ -11,6 +11,8 @@
 #include "image/steps/text_edit.hpp"
 #include "image/steps/units.hpp"
 
+#include <algorithm>
+
 namespace kiln::steps {
 
 using util::shell_quote;
@@ -128,7 +130,7 @@ run_group(StepContext& ctx, const recipe::GroupStep& s)
 void
 run_user(StepContext& ctx, const recipe::UserStep& s)
 {
-  std::string cmd = "getent passwd " + shell_quote(s.name) + " >/dev/null || useradd -m -s " + shell_quote(s.shell);
+  std::string cmd = "useradd -m -s " + shell_quote(s.shell);
   if (s.uid) {
     cmd += " -u " + std::to_string(*s.uid);
   }
@@ -148,7 +150,15 @@ run_user(StepContext& ctx, const recipe::UserStep& s)
   if (s.system) {
     cmd += " -r";
   }
-  edit::checked_sh(ctx.g, cmd + " " + shell_quote(s.name), "useradd " + s.name);
+  cmd += " " + shell_quote(s.name);
+  if (ctx.source_date_epoch) {
+    // useradd stamps the day of the guest's clock into /etc/shadow (last password change):
+    // the build's day instead, so two builds a day apart are the same bytes. chage, not
+    // useradd's own SOURCE_DATE_EPOCH support, which EL7's shadow-utils lacks.
+    cmd = "{ " + cmd + " && chage -d " + std::to_string(std::max<std::int64_t>(*ctx.source_date_epoch, 0) / 86400) +
+          " " + shell_quote(s.name) + "; }";
+  }
+  edit::checked_sh(ctx.g, "getent passwd " + shell_quote(s.name) + " >/dev/null || " + cmd, "useradd " + s.name);
 }
 
 void
