@@ -432,6 +432,23 @@ boot_probe_kernel(const std::string& accel, std::chrono::milliseconds deadline)
   return run.result();
 }
 
+namespace {
+
+// One probe boot under TCG: its seconds, or 0 when it could not be timed (then the
+// deadlines derived from the pace keep their fixed bounds).
+double
+timed_tcg_boot()
+{
+  try {
+    KernelBoot tcg = boot_probe_kernel("tcg", std::chrono::duration_cast<std::chrono::milliseconds>(k_tcg_cap));
+    return tcg.panicked ? tcg.seconds : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+} // namespace
+
 AccelDecision
 probe_acceleration_uncached()
 {
@@ -444,12 +461,7 @@ probe_acceleration_uncached()
   int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     AccelDecision d{Accel::tcg, "/dev/kvm: " + errno_text(errno), false, 0, 0};
-    try {
-      KernelBoot tcg = boot_probe_kernel("tcg", std::chrono::duration_cast<std::chrono::milliseconds>(k_tcg_cap));
-      d.tcg_boot_seconds = tcg.panicked ? tcg.seconds : 0;
-    } catch (const std::exception&) {
-      // Unmeasured: the deadlines fall back to their fixed bounds.
-    }
+    d.tcg_boot_seconds = timed_tcg_boot();
     return d;
   }
   ::close(fd);
@@ -519,16 +531,9 @@ probe_acceleration()
   } else if (d->tcg_boot_seconds <= 0) {
     // Remembered without TCG's pace (by an older kiln, or when the probe could not time
     // it): the decision stands, the pace that deadlines derive from is measured now.
-    try {
-      KernelBoot tcg = boot_probe_kernel("tcg", std::chrono::duration_cast<std::chrono::milliseconds>(k_tcg_cap));
-      if (tcg.panicked) {
-        d->tcg_boot_seconds = tcg.seconds;
-        if (!util::interrupted()) {
-          write_remembered(file, *d);
-        }
-      }
-    } catch (const std::exception&) {
-      // Unmeasured still: the deadlines keep their fixed bounds.
+    d->tcg_boot_seconds = timed_tcg_boot();
+    if (d->tcg_boot_seconds > 0 && !util::interrupted()) {
+      write_remembered(file, *d);
     }
   }
   std::lock_guard lock(process_state().mutex);
